@@ -1,0 +1,91 @@
+//! Engine settings, with BITS's defaults where BITS has one.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use crate::transfer::CheckpointPolicy;
+pub use crate::transfer::HttpConfig;
+
+/// How an [`Engine`](crate::Engine) runs. Build with [`EngineConfig::new`] and the `with_*`
+/// methods.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EngineConfig {
+    /// Holds `ebb.db` (the queue) and `engine.lock`.
+    pub data_dir: PathBuf,
+    pub checkpoint: CheckpointPolicy,
+    pub http: HttpConfig,
+    /// Background jobs that may transfer at once (BITS: 1). Foreground jobs are not counted.
+    pub max_background_jobs: usize,
+    /// How long a background job runs before another job of its priority gets a turn.
+    pub time_slice: Duration,
+    /// Jobs untouched this long are cancelled (BITS's JobInactivityTimeout: 90 days).
+    pub job_inactivity_timeout: Duration,
+    /// How long Acknowledged and Cancelled jobs stay visible before they are purged.
+    pub final_job_retention: Duration,
+    /// Whether this engine moves bytes. An engine opened only to create or change jobs (a short
+    /// CLI call) sets this to false and leaves the transfers to the next engine that runs.
+    pub scheduling: bool,
+    /// How often live progress is published for other processes.
+    pub live_interval: Duration,
+}
+
+impl EngineConfig {
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            data_dir: data_dir.into(),
+            checkpoint: CheckpointPolicy::default(),
+            http: HttpConfig::default(),
+            max_background_jobs: 1,
+            time_slice: Duration::from_secs(60),
+            job_inactivity_timeout: Duration::from_secs(90 * 24 * 3600),
+            final_job_retention: Duration::from_secs(7 * 24 * 3600),
+            scheduling: true,
+            live_interval: Duration::from_millis(500),
+        }
+    }
+
+    #[must_use]
+    pub fn with_checkpoint(mut self, policy: CheckpointPolicy) -> Self {
+        self.checkpoint = policy;
+        self
+    }
+
+    #[must_use]
+    pub fn with_http(mut self, http: HttpConfig) -> Self {
+        self.http = http;
+        self
+    }
+
+    #[must_use]
+    pub fn with_max_background_jobs(mut self, n: usize) -> Self {
+        self.max_background_jobs = n.max(1);
+        self
+    }
+
+    #[must_use]
+    pub fn with_time_slice(mut self, slice: Duration) -> Self {
+        self.time_slice = slice;
+        self
+    }
+
+    #[must_use]
+    pub fn with_job_inactivity_timeout(mut self, timeout: Duration) -> Self {
+        self.job_inactivity_timeout = timeout;
+        self
+    }
+
+    #[must_use]
+    pub fn with_scheduling(mut self, on: bool) -> Self {
+        self.scheduling = on;
+        self
+    }
+
+    pub fn database_path(&self) -> PathBuf {
+        database_path(&self.data_dir)
+    }
+}
+
+/// Where the queue of a data directory lives.
+pub fn database_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("ebb.db")
+}

@@ -1,0 +1,524 @@
+//! The engine: the public handle on a data directory's queue.
+
+mod files;
+mod schedule;
+mod worker;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{Mutex, Notify, broadcast, mpsc};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::EngineConfig;
+use crate::error::{Error, ErrorCode, Result};
+use crate::events::Event;
+use crate::lock::DirLock;
+use crate::model::{
+    Job, JobId, JobInfo, JobState, JobType, NewFile, Owner, PropertyChange, ResumeOutcome, Timestamp,
+};
+use crate::store::Store;
+use crate::transfer::{HttpClients, Live};
+use worker::{WorkerExit, WorkerMsg};
+
+/// The result of `complete`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Completion {
+    /// `S_OK`, `BG_S_PARTIAL_COMPLETE` or `BG_S_UNABLE_TO_DELETE_FILES`, as BITS returns.
+    pub code: ErrorCode,
+    pub files_kept: usize,
+    pub files_dropped: usize,
+}
+
+/// A handle on the engine. Clones share one engine; it stops when [`Engine::shutdown`] is
+/// called or the last handle is dropped.
+#[derive(Clone, Debug)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    config: EngineConfig,
+    store: Store,
+    state: Mutex<State>,
+    events: broadcast::Sender<Event>,
+    wake: Arc<Notify>,
+    clients: Arc<HttpClients>,
+    worker_tx: mpsc::UnboundedSender<WorkerMsg>,
+    shutdown: CancellationToken,
+    loop_task: std::sync::Mutex<Option<JoinHandle<()>>>,
+    _lock: DirLock,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    jobs: HashMap<JobId, Job>,
+    running: HashMap<JobId, Running>,
+    next_seq: i64,
+    next_run: u64,
+}
+
+#[derive(Debug)]
+struct Running {
+    run: u64,
+    stop: CancellationToken,
+    handle: JoinHandle<WorkerExit>,
+    live: Arc<Live>,
+    started: Instant,
+    slice_start: Instant,
+}
+
+impl State {
+    fn get(&self, id: JobId) -> Result<&Job> {
+        self.jobs.get(&id).ok_or_else(|| Error::NotFound(id.to_string()))
+    }
+
+    fn get_mut(&mut self, id: JobId) -> Result<&mut Job> {
+        self.jobs
+            .get_mut(&id)
+            .ok_or_else(|| Error::NotFound(id.to_string()))
+    }
+
+    fn take_seq(&mut self) -> i64 {
+        self.next_seq += 1;
+        self.next_seq
+    }
+
+    /// A snapshot with this run's live progress laid over the durable figures.
+    fn info(&self, job: &Job) -> JobInfo {
+        match self.running.get(&job.id) {
+            Some(r) => {
+                let mut live = job.clone();
+                r.live.apply_to(&mut live.files);
+                live.info()
+            }
+            None => job.info(),
+        }
+    }
+}
+
+impl Engine {
+    /// Open the queue in `config.data_dir` (creating it), taking the directory's lock. Jobs a
+    /// crashed engine left Connecting or Transferring are queued again.
+    pub async fn open(config: EngineConfig) -> Result<Self> {
+        let lock = DirLock::acquire(&config.data_dir)?;
+        let (store, loaded) = Store::open(&config.database_path()).await?;
+        let now = Timestamp::now();
+        let mut state = State::default();
+        let mut purge = Vec::new();
+        let mut requeued = Vec::new();
+        for mut job in loaded {
+            state.next_seq = state.next_seq.max(job.schedule.queue_seq);
+            if job.state().is_final() && job.modified_at.plus(config.final_job_retention) <= now {
+                purge.push(job.id);
+                continue;
+            }
+            let seq = job.schedule.queue_seq;
+            if job.requeue(now, seq) {
+                requeued.push(job.clone());
+            }
+            state.jobs.insert(job.id, job);
+        }
+        for job in &requeued {
+            tracing::info!(job_id = %job.id, "job was interrupted; queued again");
+            store.update_job(job).await?;
+        }
+        if !purge.is_empty() {
+            store.delete_jobs(purge).await?;
+        }
+        let (worker_tx, worker_rx) = mpsc::unbounded_channel();
+        let (events, _) = broadcast::channel(4096);
+        let inner = Arc::new(Inner {
+            clients: Arc::new(HttpClients::new(config.http.clone())),
+            config,
+            store,
+            state: Mutex::new(state),
+            events,
+            wake: Arc::new(Notify::new()),
+            worker_tx,
+            shutdown: CancellationToken::new(),
+            loop_task: std::sync::Mutex::new(None),
+            _lock: lock,
+        });
+        if inner.config.scheduling {
+            let task = tokio::spawn(schedule::run_loop(
+                Arc::downgrade(&inner),
+                worker_rx,
+                inner.wake.clone(),
+                inner.shutdown.clone(),
+                inner.config.live_interval,
+            ));
+            if let Ok(mut slot) = inner.loop_task.lock() {
+                *slot = Some(task);
+            }
+        }
+        Ok(Self { inner })
+    }
+
+    pub fn config(&self) -> &EngineConfig {
+        &self.inner.config
+    }
+
+    /// Hear every job and file event from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.inner.events.subscribe()
+    }
+
+    /// `CreateJob`: a new Suspended job with BITS's default properties.
+    pub async fn create_job(&self, display_name: &str, job_type: JobType) -> Result<JobId> {
+        let job = Job::new(display_name, job_type, Owner::current(), Timestamp::now())?;
+        let id = job.id;
+        let mut st = self.inner.state.lock().await;
+        self.inner.store.insert_job(&job).await?;
+        tracing::info!(job_id = %id, name = display_name, %job_type, "job created");
+        st.jobs.insert(id, job);
+        drop(st);
+        self.inner.emit_modified(id, JobState::Suspended);
+        Ok(id)
+    }
+
+    /// `AddFile` / `AddFileSet` / `AddFileWithRanges`: all files or none.
+    pub async fn add_files(&self, id: JobId, new: Vec<NewFile>) -> Result<()> {
+        if new.is_empty() {
+            return Err(Error::InvalidArgument("no files to add".into()));
+        }
+        let mut st = self.inner.state.lock().await;
+        let job = st.get_mut(id)?;
+        job.check_modifiable("add files to")?;
+        if job.job_type != JobType::Download && job.files.len() + new.len() > 1 {
+            return Err(Error::TooManyFiles);
+        }
+        if job.job_type != JobType::Download && new.iter().any(|f| !f.ranges.is_empty()) {
+            return Err(Error::InvalidArgument("byte ranges are for download jobs only".into()));
+        }
+        let mut seen: Vec<&Path> = job.files.iter().map(|f| f.local_path.as_path()).collect();
+        for f in &new {
+            f.validate()?;
+            if seen.contains(&f.local_path.as_path()) {
+                return Err(Error::InvalidArgument(format!(
+                    "local path {} is already a file of this job",
+                    f.local_path.display()
+                )));
+            }
+            seen.push(&f.local_path);
+        }
+        let first = job.files.len();
+        let mut updated = job.clone();
+        for (i, f) in new.into_iter().enumerate() {
+            updated.files.push(crate::model::JobFile::new(id, first + i, f));
+        }
+        updated.modified_at = Timestamp::now();
+        let indices = (first..updated.files.len()).collect();
+        self.inner.store.update_job_and_files(&updated, indices).await?;
+        let state = updated.state();
+        *job = updated;
+        drop(st);
+        self.inner.emit_modified(id, state);
+        Ok(())
+    }
+
+    /// `Resume`: queue the job (a no-op if it is queued or running already).
+    pub async fn resume(&self, id: JobId) -> Result<ResumeOutcome> {
+        let mut st = self.inner.state.lock().await;
+        let seq = st.take_seq();
+        let job = st.get_mut(id)?;
+        if job.job_type != JobType::Download {
+            job.check_modifiable("resume")?;
+            return Err(Error::NotSupported("transferring upload and upload-reply jobs"));
+        }
+        let outcome = job.resume(Timestamp::now(), seq)?;
+        if outcome == ResumeOutcome::Queued {
+            self.inner.store.update_job(job).await?;
+            drop(st);
+            self.inner.emit_modified(id, JobState::Queued);
+            self.inner.wake.notify_one();
+        }
+        Ok(outcome)
+    }
+
+    /// `Suspend`: stop transferring; progress so far is kept.
+    pub async fn suspend(&self, id: JobId) -> Result<()> {
+        let mut st = self.inner.state.lock().await;
+        st.get(id)?.check_modifiable("suspend")?;
+        self.inner.stop_worker(&mut st, id).await;
+        let job = st.get_mut(id)?;
+        if job.suspend(Timestamp::now())? {
+            self.inner.store.update_job(job).await?;
+            drop(st);
+            self.inner.emit_modified(id, JobState::Suspended);
+        }
+        Ok(())
+    }
+
+    /// `Cancel`: stop, delete the temporary files (never a final name), and mark Cancelled.
+    pub async fn cancel(&self, id: JobId) -> Result<()> {
+        let mut st = self.inner.state.lock().await;
+        st.get(id)?.check_modifiable("cancel")?;
+        self.inner.stop_worker(&mut st, id).await;
+        let job = st.get_mut(id)?;
+        self.inner.cancel_job(job).await
+    }
+
+    /// `Complete`: rename transferred files into place, delete the rest, mark Acknowledged.
+    pub async fn complete(&self, id: JobId) -> Result<Completion> {
+        let mut st = self.inner.state.lock().await;
+        st.get(id)?.check_completable()?;
+        self.inner.stop_worker(&mut st, id).await;
+        let job = st.get_mut(id)?;
+        let tally = files::complete(&job.files)?;
+        job.acknowledge(Timestamp::now())?;
+        self.inner.store.update_job(job).await?;
+        drop(st);
+        self.inner.emit_modified(id, JobState::Acknowledged);
+        let code = if tally.dropped > 0 {
+            ErrorCode::BG_S_PARTIAL_COMPLETE
+        } else if tally.undeleted > 0 {
+            ErrorCode::BG_S_UNABLE_TO_DELETE_FILES
+        } else {
+            ErrorCode::S_OK
+        };
+        tracing::info!(job_id = %id, kept = tally.kept, dropped = tally.dropped, "job completed");
+        Ok(Completion {
+            code,
+            files_kept: tally.kept,
+            files_dropped: tally.dropped,
+        })
+    }
+
+    /// Any `Set*` call.
+    pub async fn set_property(&self, id: JobId, change: PropertyChange) -> Result<()> {
+        let reschedule = matches!(change, PropertyChange::Priority(_));
+        let mut st = self.inner.state.lock().await;
+        let job = st.get_mut(id)?;
+        let mut updated = job.clone();
+        updated.apply(change, Timestamp::now())?;
+        self.inner.store.update_job(&updated).await?;
+        let state = updated.state();
+        *job = updated;
+        drop(st);
+        self.inner.emit_modified(id, state);
+        if reschedule {
+            self.inner.wake.notify_one();
+        }
+        Ok(())
+    }
+
+    /// `ReplaceRemotePrefix`; returns how many files changed.
+    pub async fn replace_remote_prefix(&self, id: JobId, old: &str, new: &str) -> Result<usize> {
+        self.repair(id, |job, now| job.replace_remote_prefix(old, new, now)).await
+    }
+
+    /// `SetRemoteName` of one file.
+    pub async fn set_remote_name(&self, id: JobId, file_index: usize, url: &str) -> Result<()> {
+        self.repair(id, |job, now| job.set_remote_name(file_index, url, now))
+            .await
+    }
+
+    async fn repair<R>(&self, id: JobId, f: impl FnOnce(&mut Job, Timestamp) -> Result<R>) -> Result<R> {
+        let mut st = self.inner.state.lock().await;
+        let job = st.get_mut(id)?;
+        let mut updated = job.clone();
+        let result = f(&mut updated, Timestamp::now())?;
+        let all = (0..updated.files.len()).collect();
+        self.inner.store.update_job_and_files(&updated, all).await?;
+        let state = updated.state();
+        *job = updated;
+        drop(st);
+        self.inner.emit_modified(id, state);
+        Ok(result)
+    }
+
+    /// One job, with live progress.
+    pub async fn job(&self, id: JobId) -> Result<JobInfo> {
+        let st = self.inner.state.lock().await;
+        let job = st.get(id)?;
+        Ok(st.info(job))
+    }
+
+    /// Every job, oldest first, with live progress.
+    pub async fn jobs(&self) -> Vec<JobInfo> {
+        let st = self.inner.state.lock().await;
+        let mut all: Vec<JobInfo> = st.jobs.values().map(|j| st.info(j)).collect();
+        all.sort_by_key(|j| (j.created_at, j.id));
+        all
+    }
+
+    /// Find a job by id (`{GUID}` or bare) or by unique display name.
+    pub async fn find(&self, id_or_name: &str) -> Result<JobId> {
+        let st = self.inner.state.lock().await;
+        let infos: Vec<(JobId, String, JobState)> = st
+            .jobs
+            .values()
+            .map(|j| (j.id, j.display_name.clone(), j.state()))
+            .collect();
+        resolve(&infos, id_or_name)
+    }
+
+    /// Wait until the job leaves the active states (or `timeout` passes); returns its state.
+    pub async fn wait(&self, id: JobId, timeout: Option<Duration>) -> Result<JobState> {
+        let mut events = self.subscribe();
+        let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
+        loop {
+            let state = self.job(id).await?.state;
+            if !state.is_active() {
+                return Ok(state);
+            }
+            let until = deadline.unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
+            tokio::select! {
+                _ = events.recv() => {}
+                () = tokio::time::sleep_until(until) => {
+                    if deadline.is_some() {
+                        return Ok(state);
+                    }
+                }
+                () = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
+        }
+    }
+
+    /// Stop every transfer with a final checkpoint; running jobs are queued for the next start.
+    pub async fn shutdown(&self) {
+        self.inner.shutdown.cancel();
+        let task = self.inner.loop_task.lock().ok().and_then(|mut t| t.take());
+        if let Some(task) = task {
+            let _ = task.await;
+        }
+        let mut st = self.inner.state.lock().await;
+        let running: Vec<JobId> = st.running.keys().copied().collect();
+        for id in running {
+            self.inner.stop_worker(&mut st, id).await;
+            let seq = st.jobs.get(&id).map_or(0, |j| j.schedule.queue_seq);
+            if let Some(job) = st.jobs.get_mut(&id)
+                && job.requeue(Timestamp::now(), seq)
+                && let Err(e) = self.inner.store.update_job(job).await
+            {
+                tracing::warn!(job_id = %id, error = %e, "cannot record the job as queued");
+            }
+        }
+    }
+}
+
+/// Resolve a job reference against (id, name, state) triples: an id, else a unique display name
+/// (jobs in a final state count only if no live job has the name).
+pub fn resolve(jobs: &[(JobId, String, JobState)], id_or_name: &str) -> Result<JobId> {
+    if let Ok(id) = id_or_name.parse::<JobId>()
+        && jobs.iter().any(|(j, _, _)| *j == id)
+    {
+        return Ok(id);
+    }
+    let named: Vec<&(JobId, String, JobState)> = jobs.iter().filter(|(_, n, _)| n == id_or_name).collect();
+    let live: Vec<&(JobId, String, JobState)> =
+        named.iter().copied().filter(|(_, _, s)| !s.is_final()).collect();
+    match (live.as_slice(), named.as_slice()) {
+        ([one], _) | ([], [one]) => Ok(one.0),
+        ([], []) => Err(Error::NotFound(id_or_name.to_owned())),
+        _ => Err(Error::InvalidArgument(format!(
+            "{} jobs are named {id_or_name:?}: use the job id",
+            named.len()
+        ))),
+    }
+}
+
+/// Read every job of a data directory without opening an engine (works while another process
+/// runs one); live progress is included when an engine is running.
+pub fn read_jobs(data_dir: &Path) -> Result<Vec<JobInfo>> {
+    let running = crate::lock::engine_running(data_dir);
+    let mut jobs: Vec<JobInfo> = crate::store::read_jobs(&crate::config::database_path(data_dir), running)?
+        .iter()
+        .map(Job::info)
+        .collect();
+    jobs.sort_by_key(|j| (j.created_at, j.id));
+    Ok(jobs)
+}
+
+impl Inner {
+    fn emit(&self, event: Event) {
+        let _ = self.events.send(event);
+    }
+
+    fn emit_modified(&self, job_id: JobId, state: JobState) {
+        self.emit(Event::JobModified { job_id, state });
+    }
+
+    /// Stop a job's worker, wait for its final checkpoint, and take its files' state back.
+    async fn stop_worker(&self, st: &mut State, id: JobId) {
+        let Some(running) = st.running.remove(&id) else {
+            return;
+        };
+        running.stop.cancel();
+        let started = running.started;
+        let live = running.live.clone();
+        match running.handle.await {
+            Ok(exit) => {
+                if let Some(job) = st.jobs.get_mut(&id) {
+                    absorb(job, &exit, started, &live);
+                }
+                self.emit_files_done(id, &exit.durable_done);
+            }
+            Err(e) => tracing::error!(job_id = %id, error = %e, "worker ended abnormally"),
+        }
+    }
+
+    fn emit_files_done(&self, job_id: JobId, files: &[usize]) {
+        for &file_index in files {
+            self.emit(Event::FileTransferred { job_id, file_index });
+        }
+    }
+
+    async fn cancel_job(&self, job: &mut Job) -> Result<()> {
+        let undeleted = files::cancel(&job.files);
+        job.cancel(Timestamp::now())?;
+        self.store.update_job(job).await?;
+        tracing::info!(job_id = %job.id, undeleted, "job cancelled");
+        self.emit_modified(job.id, JobState::Cancelled);
+        Ok(())
+    }
+}
+
+/// Take a finished run's file state and time into the job.
+fn absorb(job: &mut Job, exit: &WorkerExit, started: Instant, live: &Live) {
+    for (slot, file) in job.files.iter_mut().zip(&exit.files) {
+        slot.clone_from(file);
+    }
+    let ran = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    job.schedule.active_ms = job.schedule.active_ms.saturating_add(ran);
+    if live.moved() > 0 {
+        job.schedule.no_progress_since = None;
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+        if let Ok(st) = self.state.try_lock() {
+            for r in st.running.values() {
+                r.stop.cancel();
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolve_prefers_ids_then_unique_live_names() {
+        let (a, b, c) = (JobId::new(), JobId::new(), JobId::new());
+        let jobs = vec![
+            (a, "nightly".to_owned(), JobState::Queued),
+            (b, "nightly".to_owned(), JobState::Acknowledged),
+            (c, "twice".to_owned(), JobState::Queued),
+            (JobId::new(), "twice".to_owned(), JobState::Suspended),
+        ];
+        assert_eq!(resolve(&jobs, &b.to_string()).unwrap(), b);
+        assert_eq!(resolve(&jobs, &b.braced_upper()).unwrap(), b);
+        assert_eq!(resolve(&jobs, "nightly").unwrap(), a);
+        assert!(matches!(resolve(&jobs, "twice"), Err(Error::InvalidArgument(_))));
+        assert!(matches!(resolve(&jobs, "none"), Err(Error::NotFound(_))));
+    }
+}

@@ -1,0 +1,127 @@
+//! A job's worker: fetches its files in order until done, stopped, or failed.
+
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::model::{Credentials, JobFile, JobId, JobProperties};
+use crate::store::Store;
+use crate::transfer::{self, CheckpointPolicy, Checkpointer, Failure, Fetched, FileCx, HttpClients, Live};
+
+/// Messages from workers to the engine's scheduler loop.
+#[derive(Debug)]
+pub(crate) enum WorkerMsg {
+    Connected { job: JobId, run: u64 },
+    FilesDurable { job: JobId, run: u64, files: Vec<usize> },
+    Exited { job: JobId, run: u64 },
+}
+
+/// How a run ended.
+#[derive(Debug)]
+pub(crate) enum Outcome {
+    /// Every file the worker was given is transferred and durable.
+    Transferred,
+    /// Stopped on request (suspend, preemption, cancel, shutdown); progress is checkpointed.
+    Stopped,
+    Failed(Failure),
+}
+
+/// What a finished worker hands back: its files' final state.
+#[derive(Debug)]
+pub(crate) struct WorkerExit {
+    pub files: Vec<JobFile>,
+    pub outcome: Outcome,
+    pub durable_done: Vec<usize>,
+}
+
+/// Everything a worker owns.
+#[derive(Debug)]
+pub(crate) struct Worker {
+    pub job_id: JobId,
+    pub run: u64,
+    pub files: Vec<JobFile>,
+    pub properties: JobProperties,
+    pub credentials: Credentials,
+    pub store: Store,
+    pub clients: Arc<HttpClients>,
+    pub checkpoint: CheckpointPolicy,
+    pub live: Arc<Live>,
+    pub stop: CancellationToken,
+    pub tx: mpsc::UnboundedSender<WorkerMsg>,
+}
+
+impl Worker {
+    pub(crate) async fn run(mut self) -> WorkerExit {
+        let span = tracing::info_span!("job", job_id = %self.job_id, run = self.run);
+        let exit = self.run_files().instrument(span).await;
+        let _ = self.tx.send(WorkerMsg::Exited {
+            job: self.job_id,
+            run: self.run,
+        });
+        exit
+    }
+
+    async fn run_files(&mut self) -> WorkerExit {
+        let mut ckpt = Checkpointer::new(self.store.clone(), self.job_id, self.checkpoint);
+        let (job, run, tx) = (self.job_id, self.run, self.tx.clone());
+        let connected = move || {
+            let _ = tx.send(WorkerMsg::Connected { job, run });
+        };
+        let mut outcome = Outcome::Transferred;
+        for index in 0..self.files.len() {
+            if self.files[index].completed {
+                continue;
+            }
+            let cx = FileCx {
+                index,
+                properties: &self.properties,
+                credentials: &self.credentials,
+                live: &self.live,
+                stop: &self.stop,
+                clients: &self.clients,
+                connected: &connected,
+            };
+            let span = tracing::info_span!("file", job_id = %self.job_id, file_index = index);
+            let result = transfer::fetch(&cx, &mut self.files[index], &mut ckpt)
+                .instrument(span)
+                .await;
+            self.report_durable(&mut ckpt);
+            match result {
+                Ok(Fetched::Completed) => {}
+                Ok(Fetched::Stopped) => {
+                    outcome = Outcome::Stopped;
+                    break;
+                }
+                Err(failure) => {
+                    tracing::info!(code = %failure.error.code, error = %failure.error.description, "file failed");
+                    outcome = Outcome::Failed(failure);
+                    break;
+                }
+            }
+        }
+        // Whatever finished must be durable before the job is reported Transferred.
+        if let Err(failure) = ckpt.flush(None).await {
+            if matches!(outcome, Outcome::Transferred) {
+                outcome = Outcome::Failed(failure);
+            }
+        }
+        WorkerExit {
+            files: std::mem::take(&mut self.files),
+            outcome,
+            durable_done: ckpt.take_durable_done(),
+        }
+    }
+
+    fn report_durable(&self, ckpt: &mut Checkpointer) {
+        let files = ckpt.take_durable_done();
+        if !files.is_empty() {
+            let _ = self.tx.send(WorkerMsg::FilesDurable {
+                job: self.job_id,
+                run: self.run,
+                files,
+            });
+        }
+    }
+}

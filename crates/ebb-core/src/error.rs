@@ -1,0 +1,325 @@
+//! Errors: BITS's numeric codes and contexts, the error recorded on a job, and the error type
+//! every public function of this crate returns.
+//!
+//! Policy (after rustic_core): one error type for the crate surface, carrying a BITS code and a
+//! *status* — transient (try again later, BITS's `TRANSIENT_ERROR`) or permanent (`ERROR`). Every
+//! I/O error names the path or URL it concerns.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::{JobId, JobState};
+
+/// A BITS result code (an `HRESULT`), e.g. `0x80190194` for HTTP 404.
+///
+/// Codes are BITS's numbers wherever BITS has one, so that scripts and the Windows backend agree.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ErrorCode(pub u32);
+
+impl ErrorCode {
+    pub const S_OK: Self = Self(0);
+    pub const BG_S_PARTIAL_COMPLETE: Self = Self(0x0020_0017);
+    pub const BG_S_UNABLE_TO_DELETE_FILES: Self = Self(0x0020_001A);
+    pub const BG_E_NOT_FOUND: Self = Self(0x8020_0001);
+    pub const BG_E_INVALID_STATE: Self = Self(0x8020_0002);
+    pub const BG_E_EMPTY: Self = Self(0x8020_0003);
+    pub const BG_E_DESTINATION_LOCKED: Self = Self(0x8020_000D);
+    pub const BG_E_NETWORK_DISCONNECTED: Self = Self(0x8020_0010);
+    pub const BG_E_MISSING_FILE_SIZE: Self = Self(0x8020_0011);
+    pub const BG_E_INSUFFICIENT_HTTP_SUPPORT: Self = Self(0x8020_0012);
+    pub const BG_E_INSUFFICIENT_RANGE_SUPPORT: Self = Self(0x8020_0013);
+    pub const BG_E_INVALID_SERVER_RESPONSE: Self = Self(0x8020_001B);
+    pub const BG_E_TOO_MANY_FILES: Self = Self(0x8020_001C);
+    pub const BG_E_STRING_TOO_LONG: Self = Self(0x8020_0021);
+    pub const BG_E_NO_PROGRESS: Self = Self(0x8020_0024);
+    pub const BG_E_USERNAME_TOO_LARGE: Self = Self(0x8020_0025);
+    pub const BG_E_PASSWORD_TOO_LARGE: Self = Self(0x8020_0026);
+    pub const BG_E_INVALID_RANGE: Self = Self(0x8020_002B);
+    pub const BG_E_OVERLAPPING_RANGES: Self = Self(0x8020_002C);
+    pub const BG_E_CONNECT_FAILURE: Self = Self(0x8020_002D);
+    pub const BG_E_CONNECTION_CLOSED: Self = Self(0x8020_002E);
+    pub const BG_E_BLOCKED_BY_POLICY: Self = Self(0x8020_003E);
+    pub const BG_E_INVALID_PROXY_INFO: Self = Self(0x8020_003F);
+    pub const BG_E_INVALID_CREDENTIALS: Self = Self(0x8020_0040);
+    pub const BG_E_MAXDOWNLOAD_TIMEOUT: Self = Self(0x8020_0054);
+    /// Not a BITS code: Win32 `ERROR_TIMEOUT` as an HRESULT, used for a stalled body.
+    pub const E_TIMEOUT: Self = Self(0x8007_05B4);
+    pub const E_INVALIDARG: Self = Self(0x8007_0057);
+    pub const E_NOTIMPL: Self = Self(0x8000_4001);
+    pub const E_ACCESSDENIED: Self = Self(0x8007_0005);
+    pub const E_FAIL: Self = Self(0x8000_4005);
+    /// Win32 `ERROR_DISK_FULL` as an HRESULT.
+    pub const E_DISK_FULL: Self = Self(0x8007_0070);
+    /// Win32 `ERROR_FILE_NOT_FOUND` as an HRESULT.
+    pub const E_FILE_NOT_FOUND: Self = Self(0x8007_0002);
+    /// Win32 `ERROR_TOO_MANY_REDIRECTS`-like: a redirect the job's policy forbids.
+    pub const E_REDIRECT_REFUSED: Self = Self(0x8019_012E);
+
+    /// The code for an HTTP status: `0x80190000 + status` (`BG_E_HTTP_ERROR_nnn`).
+    pub fn http(status: u16) -> Self {
+        Self(0x8019_0000 + u32::from(status))
+    }
+
+    /// The HTTP status if this is a `BG_E_HTTP_ERROR_nnn` code.
+    pub fn http_status(self) -> Option<u16> {
+        (self.0 & 0xFFFF_0000 == 0x8019_0000).then_some((self.0 & 0xFFFF) as u16)
+    }
+
+    /// A human description in the spirit of BITS's message table.
+    pub fn description(self) -> String {
+        if let Some(status) = self.http_status() {
+            return format!("HTTP status {status}: {}", http_reason(status));
+        }
+        let text = match self {
+            Self::S_OK => "The operation completed successfully.",
+            Self::BG_S_PARTIAL_COMPLETE => "Some of the job's files were not transferred.",
+            Self::BG_E_NOT_FOUND => "The requested job was not found.",
+            Self::BG_E_INVALID_STATE => "The requested action is not allowed in the current job state.",
+            Self::BG_E_EMPTY => "There are currently no files attached to this job.",
+            Self::BG_E_NETWORK_DISCONNECTED => "No network connection is active on this computer.",
+            Self::BG_E_INSUFFICIENT_RANGE_SUPPORT => {
+                "The server does not support the necessary HTTP protocol: it ignored the Range header."
+            }
+            Self::BG_E_INVALID_SERVER_RESPONSE => "The server's response was not valid.",
+            Self::BG_E_TOO_MANY_FILES => "Upload jobs can contain only one file.",
+            Self::BG_E_NO_PROGRESS => "The job made no progress within the no-progress timeout.",
+            Self::BG_E_INVALID_RANGE => "A requested range lies outside the remote file.",
+            Self::BG_E_OVERLAPPING_RANGES => "The requested ranges overlap.",
+            Self::BG_E_CONNECT_FAILURE => "The connection to the server could not be established.",
+            Self::BG_E_CONNECTION_CLOSED => "The connection was closed before the body was complete.",
+            Self::BG_E_INVALID_PROXY_INFO => "The proxy settings are not valid.",
+            Self::BG_E_MAXDOWNLOAD_TIMEOUT => {
+                "The job did not finish within its maximum download time."
+            }
+            Self::E_TIMEOUT => "The server stopped sending data (timed out).",
+            Self::E_INVALIDARG => "One or more arguments are not valid.",
+            Self::E_NOTIMPL => "Not implemented.",
+            Self::E_ACCESSDENIED => "Access is denied.",
+            Self::E_DISK_FULL => "There is not enough space on the disk.",
+            Self::E_FILE_NOT_FOUND => "The system cannot find the file specified.",
+            Self::E_REDIRECT_REFUSED => "The server redirected the request and the job's policy forbids it.",
+            _ => "Unspecified error.",
+        };
+        text.to_owned()
+    }
+}
+
+fn http_reason(status: u16) -> &'static str {
+    match status {
+        400 => "The request could not be processed by the server due to invalid syntax.",
+        401 => "The requested resource requires user authentication.",
+        403 => "The server understood the request, but is refusing to fulfill it.",
+        404 => "The requested URL does not exist on the server.",
+        407 => "Proxy authentication is required.",
+        408 => "The server timed out waiting for the request.",
+        416 => "The requested range is not satisfiable.",
+        429 => "Too many requests.",
+        500 => "An unexpected condition prevented the server from fulfilling the request.",
+        502 => "The server received an invalid response from an upstream server.",
+        503 => "The service is temporarily overloaded.",
+        504 => "The request was timed out waiting for a gateway.",
+        _ => "The server returned an error status.",
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "0x{:08x}", self.0)
+    }
+}
+
+impl fmt::Debug for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ErrorCode(0x{:08x})", self.0)
+    }
+}
+
+impl Serialize for ErrorCode {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for ErrorCode {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        let hex = text.trim_start_matches("0x").trim_start_matches("0X");
+        u32::from_str_radix(hex, 16)
+            .map(Self)
+            .map_err(|_| serde::de::Error::custom(format!("not an error code: {text}")))
+    }
+}
+
+/// Where an error happened (`BG_ERROR_CONTEXT`, with BITS's numbers).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorContext {
+    None = 0,
+    Unknown = 1,
+    GeneralQueueManager = 2,
+    QueueManagerNotification = 3,
+    LocalFile = 4,
+    RemoteFile = 5,
+    GeneralTransport = 6,
+    RemoteApplication = 7,
+}
+
+impl ErrorContext {
+    /// BITS's number for this context.
+    pub fn number(self) -> u32 {
+        self as u32
+    }
+
+    pub fn description(self) -> &'static str {
+        match self {
+            Self::None => "An error has not occurred.",
+            Self::Unknown => "The error context is unknown.",
+            Self::GeneralQueueManager => "The error occurred in the transfer queue manager.",
+            Self::QueueManagerNotification => {
+                "The error occurred while the notification callback was being called."
+            }
+            Self::LocalFile => "The error occurred while the local file was being processed.",
+            Self::RemoteFile => "The error occurred while the remote file was being processed.",
+            Self::GeneralTransport => "The error occurred in the transport layer.",
+            Self::RemoteApplication => "The error occurred while the server application was processing the request.",
+        }
+    }
+}
+
+/// Whether trying again later can help: BITS's `TRANSIENT_ERROR` versus `ERROR`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Transient,
+    Permanent,
+}
+
+/// The last error recorded on a job (what `GetError` returns in BITS).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobError {
+    pub context: ErrorContext,
+    pub code: ErrorCode,
+    pub description: String,
+    /// Index of the file the error concerns, if any.
+    pub file_index: Option<usize>,
+}
+
+/// The error type of every public operation of the engine.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("job {0} not found")]
+    NotFound(String),
+    #[error("job {job} is {state}: cannot {action}")]
+    InvalidState {
+        job: JobId,
+        state: JobState,
+        action: &'static str,
+    },
+    #[error("job {0} has no files: add a file before resuming")]
+    Empty(JobId),
+    #[error("upload jobs can contain only one file")]
+    TooManyFiles,
+    #[error("{0}")]
+    InvalidArgument(String),
+    #[error("{message} (0x{code:08x})", code = .code.0)]
+    InvalidRange { code: ErrorCode, message: String },
+    #[error("{0} is not supported yet")]
+    NotSupported(&'static str),
+    #[error("data directory {dir} is in use by another engine ({holder})")]
+    Locked { dir: PathBuf, holder: String },
+    #[error("database {path}: {source}")]
+    Store {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("database {path}: {message}")]
+    Corrupt { path: PathBuf, message: String },
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the engine has shut down")]
+    ShutDown,
+}
+
+impl Error {
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Self::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// The BITS code for this error.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Self::NotFound(_) => ErrorCode::BG_E_NOT_FOUND,
+            Self::InvalidState { .. } => ErrorCode::BG_E_INVALID_STATE,
+            Self::Empty(_) => ErrorCode::BG_E_EMPTY,
+            Self::TooManyFiles => ErrorCode::BG_E_TOO_MANY_FILES,
+            Self::InvalidArgument(_) => ErrorCode::E_INVALIDARG,
+            Self::InvalidRange { code, .. } => *code,
+            Self::NotSupported(_) => ErrorCode::E_NOTIMPL,
+            Self::Locked { .. } => ErrorCode::BG_E_DESTINATION_LOCKED,
+            Self::Io { source, .. } => io_code(source),
+            Self::Store { .. } | Self::Corrupt { .. } | Self::ShutDown => ErrorCode::E_FAIL,
+        }
+    }
+
+    /// Whether the same call may succeed later without any change by the caller.
+    pub fn status(&self) -> Status {
+        match self {
+            Self::Locked { .. } | Self::ShutDown => Status::Transient,
+            Self::Io { source, .. } if io_is_transient(source) => Status::Transient,
+            _ => Status::Permanent,
+        }
+    }
+}
+
+/// The BITS-style code for a local I/O error.
+pub(crate) fn io_code(e: &std::io::Error) -> ErrorCode {
+    use std::io::ErrorKind as K;
+    match e.kind() {
+        K::NotFound => ErrorCode::E_FILE_NOT_FOUND,
+        K::PermissionDenied | K::ReadOnlyFilesystem => ErrorCode::E_ACCESSDENIED,
+        K::StorageFull | K::QuotaExceeded => ErrorCode::E_DISK_FULL,
+        _ => ErrorCode::E_FAIL,
+    }
+}
+
+/// A full disk may drain; most other local errors need a person.
+pub(crate) fn io_is_transient(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded | std::io::ErrorKind::Interrupted
+    )
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn http_codes_follow_bits_numbering() {
+        assert_eq!(ErrorCode::http(404).0, 0x8019_0194);
+        assert_eq!(ErrorCode::http(503).to_string(), "0x801901f7");
+        assert_eq!(ErrorCode(0x8019_0194).http_status(), Some(404));
+        assert_eq!(ErrorCode::BG_E_EMPTY.http_status(), None);
+        assert!(ErrorCode::http(404).description().contains("404"));
+    }
+
+    #[test]
+    fn codes_round_trip_through_json() {
+        let json = serde_json::to_string(&ErrorCode::BG_E_INVALID_STATE).unwrap_or_default();
+        assert_eq!(json, "\"0x80200002\"");
+        let back: ErrorCode = serde_json::from_str(&json).unwrap_or(ErrorCode::S_OK);
+        assert_eq!(back, ErrorCode::BG_E_INVALID_STATE);
+    }
+}

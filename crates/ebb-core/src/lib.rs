@@ -1,0 +1,48 @@
+//! The ebb engine: Background Intelligent Transfer Service semantics on every platform.
+//!
+//! An app hands the engine *jobs* (download, upload, upload-reply) made of *files*. A job starts
+//! Suspended; `resume` queues it and the scheduler moves it through Connecting and Transferring
+//! to Transferred, by priority (Foreground, High, Normal, Low), resuming each file with HTTP range
+//! requests after any interruption. Nothing appears at a file's final name until the app calls
+//! `complete`. Every job and every byte of progress lives in SQLite, committed only after the
+//! bytes it counts are on disk, so a `kill -9` at any moment costs at most one checkpoint.
+//!
+//! ```no_run
+//! use ebb_core::{Engine, EngineConfig, JobType, NewFile};
+//!
+//! # async fn demo() -> ebb_core::Result<()> {
+//! let engine = Engine::open(EngineConfig::new("/tmp/ebb-data")).await?;
+//! let job = engine.create_job("nightly", JobType::Download).await?;
+//! engine
+//!     .add_files(job, vec![NewFile::new("http://127.0.0.1:8080/a.iso", "/tmp/a.iso")])
+//!     .await?;
+//! engine.resume(job).await?;
+//! let state = engine.wait(job, None).await?;
+//! println!("job is {state}");
+//! engine.complete(job).await?;
+//! engine.shutdown().await;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Modules, by the noun they hold: [`model`] (jobs, files, states, properties), `store` (the
+//! SQLite queue, one thread owns the connection), `transfer` (HTTP and `file:` downloads into
+//! hidden temporary files), `scheduler` (who runs now), `engine` (the public handle), and
+//! `events` (what subscribers hear).
+
+pub mod config;
+mod engine;
+pub mod error;
+pub mod events;
+mod lock;
+pub mod model;
+mod notify;
+mod scheduler;
+mod store;
+mod transfer;
+
+pub use config::{CheckpointPolicy, EngineConfig, HttpConfig};
+pub use engine::{Completion, Engine, read_jobs, resolve};
+pub use error::{Error, ErrorCode, ErrorContext, JobError, Result, Status};
+pub use events::Event;
+pub use model::*;

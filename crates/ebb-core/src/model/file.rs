@@ -1,0 +1,299 @@
+use std::path::{Component, Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+use super::JobId;
+use crate::error::{Error, ErrorCode, Result};
+
+/// One byte range of a remote file (`BG_FILE_RANGE`); `length: None` reads to the end of the file
+/// (`BG_LENGTH_TO_EOF`). The local file holds the ranges' bytes one after another, in the order
+/// given.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ByteRange {
+    pub offset: u64,
+    pub length: Option<u64>,
+}
+
+impl ByteRange {
+    /// BITS's limit on ranges per file (`MaxRangesPerFile`).
+    pub const MAX_PER_FILE: usize = 500;
+
+    /// Parse `OFFSET:LENGTH[,OFFSET:LENGTH...]`, where LENGTH may be `eof`.
+    pub fn parse_list(text: &str) -> Result<Vec<Self>> {
+        text.split(',')
+            .map(|item| {
+                let item = item.trim();
+                let bad = || Error::InvalidArgument(format!("range {item:?} is not OFFSET:LENGTH"));
+                let (off, len) = item.split_once(':').ok_or_else(bad)?;
+                let offset = off.trim().parse().map_err(|_| bad())?;
+                let length = if len.trim().eq_ignore_ascii_case("eof") {
+                    None
+                } else {
+                    Some(len.trim().parse().map_err(|_| bad())?)
+                };
+                Ok(Self { offset, length })
+            })
+            .collect()
+    }
+
+    /// The exclusive end, if the length is known.
+    pub fn end(self) -> Option<u64> {
+        self.length.map(|l| self.offset.saturating_add(l))
+    }
+
+    /// Check a file's ranges as `AddFileWithRanges` does.
+    pub fn validate_list(ranges: &[Self]) -> Result<()> {
+        if ranges.len() > Self::MAX_PER_FILE {
+            return Err(Error::InvalidRange {
+                code: ErrorCode(0x8020_0052),
+                message: format!("{} ranges; at most {} per file", ranges.len(), Self::MAX_PER_FILE),
+            });
+        }
+        let mut sorted: Vec<Self> = ranges.to_vec();
+        sorted.sort_by_key(|r| (r.offset, r.length.is_some(), r.length));
+        for pair in sorted.windows(2) {
+            let (a, b) = (pair[0], pair[1]);
+            let overlaps = match a.end() {
+                None => true,
+                Some(end) => b.offset < end || b.offset == a.offset,
+            };
+            if overlaps {
+                return Err(Error::InvalidRange {
+                    code: ErrorCode::BG_E_OVERLAPPING_RANGES,
+                    message: format!(
+                        "ranges {}:{} and {}:{} overlap",
+                        a.offset,
+                        fmt_len(a.length),
+                        b.offset,
+                        fmt_len(b.length)
+                    ),
+                });
+            }
+        }
+        if let Some(r) = ranges.iter().find(|r| r.length == Some(0)) {
+            return Err(Error::InvalidRange {
+                code: ErrorCode::BG_E_INVALID_RANGE,
+                message: format!("range at offset {} has length 0", r.offset),
+            });
+        }
+        Ok(())
+    }
+}
+
+fn fmt_len(l: Option<u64>) -> String {
+    l.map_or_else(|| "eof".to_owned(), |l| l.to_string())
+}
+
+/// What the server told us about the remote file, to resume only the same content.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Validators {
+    /// A strong entity tag (weak ones cannot be used with `If-Range`).
+    pub etag: Option<String>,
+    /// `Last-Modified`, as the server sent it.
+    pub last_modified: Option<String>,
+}
+
+impl Validators {
+    /// The value to send in `If-Range`: a strong ETag, else Last-Modified.
+    pub fn if_range(&self) -> Option<&str> {
+        self.etag.as_deref().or(self.last_modified.as_deref())
+    }
+}
+
+/// A file to add to a job.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewFile {
+    pub remote_url: String,
+    pub local_path: PathBuf,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ranges: Vec<ByteRange>,
+}
+
+impl NewFile {
+    pub fn new(remote_url: impl Into<String>, local_path: impl Into<PathBuf>) -> Self {
+        Self {
+            remote_url: remote_url.into(),
+            local_path: local_path.into(),
+            ranges: Vec::new(),
+        }
+    }
+
+    #[must_use]
+    pub fn with_ranges(mut self, ranges: Vec<ByteRange>) -> Self {
+        self.ranges = ranges;
+        self
+    }
+
+    /// Check the remote URL, the local path and the ranges; nothing is created.
+    pub(crate) fn validate(&self) -> Result<Url> {
+        let url = validate_remote_url(&self.remote_url)?;
+        validate_local_path(&self.local_path)?;
+        ByteRange::validate_list(&self.ranges)?;
+        Ok(url)
+    }
+}
+
+/// Parse and check a remote name: `http`, `https` or `file`, no control characters.
+pub fn validate_remote_url(text: &str) -> Result<Url> {
+    if text.chars().any(char::is_control) {
+        return Err(Error::InvalidArgument(format!(
+            "remote URL {text:?} contains control characters"
+        )));
+    }
+    let url = Url::parse(text)
+        .map_err(|e| Error::InvalidArgument(format!("remote URL {text:?} is not valid: {e}")))?;
+    match url.scheme() {
+        "http" | "https" => {
+            if url.host_str().is_none_or(str::is_empty) {
+                return Err(Error::InvalidArgument(format!("remote URL {text:?} has no host")));
+            }
+        }
+        "file" => {
+            let path = url.to_file_path().map_err(|()| {
+                Error::InvalidArgument(format!("remote URL {text:?} is not a local file path"))
+            })?;
+            if path.components().any(|c| c == Component::ParentDir) {
+                return Err(Error::InvalidArgument(format!(
+                    "remote URL {text:?} contains '..'"
+                )));
+            }
+        }
+        other => {
+            return Err(Error::InvalidArgument(format!(
+                "remote URL {text:?} has scheme {other:?}: only http, https and file are supported"
+            )));
+        }
+    }
+    Ok(url)
+}
+
+/// A local name must be absolute, free of `..`, not a directory, and its directory must exist.
+pub fn validate_local_path(path: &Path) -> Result<()> {
+    let shown = path.display();
+    if !path.is_absolute() {
+        return Err(Error::InvalidArgument(format!(
+            "local path {shown:?} is relative: give an absolute path"
+        )));
+    }
+    if path
+        .components()
+        .any(|c| matches!(c, Component::ParentDir | Component::CurDir))
+    {
+        return Err(Error::InvalidArgument(format!(
+            "local path {shown:?} contains '.' or '..'"
+        )));
+    }
+    if path.to_str().is_none_or(|s| s.chars().any(char::is_control)) {
+        return Err(Error::InvalidArgument(format!(
+            "local path {shown:?} is not valid UTF-8 or contains control characters"
+        )));
+    }
+    let (Some(parent), Some(_)) = (path.parent(), path.file_name()) else {
+        return Err(Error::InvalidArgument(format!("local path {shown:?} names no file")));
+    };
+    match std::fs::metadata(parent) {
+        Ok(m) if m.is_dir() => {}
+        Ok(_) => {
+            return Err(Error::InvalidArgument(format!(
+                "local path {shown:?}: {} is not a directory",
+                parent.display()
+            )));
+        }
+        Err(e) => {
+            return Err(Error::InvalidArgument(format!(
+                "local path {shown:?}: directory {} cannot be used: {e}",
+                parent.display()
+            )));
+        }
+    }
+    if std::fs::symlink_metadata(path).is_ok_and(|m| m.is_dir()) {
+        return Err(Error::InvalidArgument(format!("local path {shown:?} is a directory")));
+    }
+    Ok(())
+}
+
+/// A file of a job, as stored and as reported.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobFile {
+    pub remote_url: String,
+    pub local_path: PathBuf,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ranges: Vec<ByteRange>,
+    /// The hidden file in the destination directory that receives the bytes until Complete.
+    pub temp_path: PathBuf,
+    /// Total size (the sum of the ranges, for a ranged file); `None` while unknown.
+    pub bytes_total: Option<u64>,
+    pub bytes_transferred: u64,
+    pub completed: bool,
+    #[serde(default)]
+    pub validators: Validators,
+}
+
+impl JobFile {
+    pub(crate) fn new(job: JobId, index: usize, file: NewFile) -> Self {
+        let temp_path = temp_path_for(job, index, &file.local_path);
+        Self {
+            remote_url: file.remote_url,
+            local_path: file.local_path,
+            ranges: file.ranges,
+            temp_path,
+            bytes_total: None,
+            bytes_transferred: 0,
+            completed: false,
+            validators: Validators::default(),
+        }
+    }
+}
+
+/// `.ebb-<job>-<index>.tmp` beside the final file: hidden, unique to the job, and computable
+/// after a crash without any record of its creation.
+fn temp_path_for(job: JobId, index: usize, local: &Path) -> PathBuf {
+    let name = format!(".ebb-{}-{index}.tmp", job.simple());
+    local
+        .parent()
+        .map_or_else(|| PathBuf::from(&name), |dir| dir.join(&name))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_parse_and_validate() {
+        let r = ByteRange::parse_list("0:100,2000:100,5000:eof").unwrap();
+        assert_eq!(r[2], ByteRange { offset: 5000, length: None });
+        assert!(ByteRange::validate_list(&r).is_ok());
+        let overlap = ByteRange::parse_list("0:100,50:10").unwrap();
+        let err = ByteRange::validate_list(&overlap).unwrap_err();
+        assert_eq!(err.code(), ErrorCode::BG_E_OVERLAPPING_RANGES);
+        let after_eof = ByteRange::parse_list("100:eof,200:5").unwrap();
+        assert!(ByteRange::validate_list(&after_eof).is_err());
+        let zero_first = ByteRange::parse_list("10:0,10:5").unwrap();
+        assert_eq!(
+            ByteRange::validate_list(&zero_first).unwrap_err().code(),
+            ErrorCode::BG_E_OVERLAPPING_RANGES
+        );
+        assert!(ByteRange::parse_list("x:1").is_err());
+    }
+
+    #[test]
+    fn remote_urls() {
+        assert!(validate_remote_url("http://127.0.0.1:80/a").is_ok());
+        assert!(validate_remote_url("file:///etc/hostname").is_ok());
+        assert!(validate_remote_url("ftp://h/x").is_err());
+        assert!(validate_remote_url("http://h/a\r\nX: y").is_err());
+        assert!(validate_remote_url("not a url").is_err());
+    }
+
+    #[test]
+    fn local_paths() {
+        let dir = tempfile::tempdir().unwrap();
+        let ok = dir.path().join("f.bin");
+        assert!(validate_local_path(&ok).is_ok());
+        assert!(validate_local_path(Path::new("rel/f.bin")).is_err());
+        assert!(validate_local_path(&dir.path().join("a/../f.bin")).is_err());
+        assert!(validate_local_path(dir.path()).is_err());
+        assert!(validate_local_path(&dir.path().join("missing/f.bin")).is_err());
+    }
+}

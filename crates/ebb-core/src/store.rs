@@ -1,0 +1,198 @@
+//! The SQLite queue. One thread owns the connection; async callers send it closures.
+//!
+//! The database runs in WAL mode with `synchronous=FULL`: a commit returns only once it is on
+//! disk. Callers commit progress only after the bytes it counts are fsynced (see `transfer`), so
+//! the store never claims a byte a crash could lose. Schema changes live in the top-level
+//! `migrations/` directory and are applied in order at open.
+
+mod migrate;
+mod rows;
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+
+use rusqlite::{Connection, OpenFlags};
+use tokio::sync::oneshot;
+
+use crate::error::{Error, Result};
+use crate::model::Job;
+
+pub(crate) use rows::{FileProgress, JobRow, LiveRow};
+
+type Task = Box<dyn FnOnce(&mut Connection) + Send>;
+
+/// Handle to the store thread. Cheap to clone; the thread ends when the last handle is dropped.
+#[derive(Clone, Debug)]
+pub(crate) struct Store {
+    tx: mpsc::Sender<Task>,
+    path: PathBuf,
+}
+
+impl Store {
+    /// Open (creating if needed) the database at `path`, apply migrations and load every job.
+    pub(crate) async fn open(path: &Path) -> Result<(Self, Vec<Job>)> {
+        let (tx, rx) = mpsc::channel::<Task>();
+        let (ready_tx, ready_rx) = oneshot::channel();
+        let owned = path.to_path_buf();
+        std::thread::Builder::new()
+            .name("ebb-store".into())
+            .spawn(move || {
+                let opened = open_rw(&owned).and_then(|mut conn| {
+                    let jobs = rows::load_jobs(&conn).map_err(|e| store_err(&owned, e))?;
+                    rows::clear_live(&mut conn).map_err(|e| store_err(&owned, e))?;
+                    Ok((conn, jobs))
+                });
+                let mut conn = match opened {
+                    Ok((conn, jobs)) => {
+                        let _ = ready_tx.send(Ok(jobs));
+                        conn
+                    }
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                        return;
+                    }
+                };
+                while let Ok(task) = rx.recv() {
+                    task(&mut conn);
+                }
+            })
+            .map_err(|e| Error::io(path, e))?;
+        let jobs = ready_rx.await.map_err(|_| Error::ShutDown)??;
+        Ok((
+            Self {
+                tx,
+                path: path.to_path_buf(),
+            },
+            jobs,
+        ))
+    }
+
+    /// Run `f` on the store thread and wait for its result.
+    pub(crate) async fn call<R, F>(&self, f: F) -> Result<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut Connection) -> rusqlite::Result<R> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel();
+        let task: Task = Box::new(move |conn| {
+            let _ = tx.send(f(conn));
+        });
+        self.tx.send(task).map_err(|_| Error::ShutDown)?;
+        let result = rx.await.map_err(|_| Error::ShutDown)?;
+        result.map_err(|e| store_err(&self.path, e))
+    }
+
+    pub(crate) async fn insert_job(&self, job: &Job) -> Result<()> {
+        let job = job.clone();
+        self.call(move |c| {
+            let tx = c.transaction()?;
+            rows::insert_job(&tx, &job)?;
+            tx.commit()
+        })
+        .await
+    }
+
+    pub(crate) async fn update_job(&self, job: &Job) -> Result<()> {
+        let row = JobRow::from(job);
+        self.call(move |c| rows::update_job_row(c, &row)).await
+    }
+
+    /// Persist the job row and the given files (by index) in one transaction.
+    pub(crate) async fn update_job_and_files(&self, job: &Job, indices: Vec<usize>) -> Result<()> {
+        let row = JobRow::from(job);
+        let files: Vec<_> = indices
+            .into_iter()
+            .filter_map(|i| job.files.get(i).map(|f| (i, f.clone())))
+            .collect();
+        self.call(move |c| {
+            let tx = c.transaction()?;
+            rows::update_job_row(&tx, &row)?;
+            for (i, f) in &files {
+                rows::upsert_file(&tx, row.id, *i, f)?;
+            }
+            tx.commit()
+        })
+        .await
+    }
+
+    /// A checkpoint: file progress whose bytes are already durable.
+    pub(crate) async fn commit_progress(&self, progress: FileProgress) -> Result<()> {
+        self.call(move |c| {
+            let tx = c.transaction()?;
+            rows::commit_progress(&tx, &progress)?;
+            tx.commit()
+        })
+        .await
+    }
+
+    /// Publish live progress for other processes, without waiting for the disk.
+    pub(crate) async fn publish_live(&self, live: Vec<LiveRow>) -> Result<()> {
+        self.call(move |c| rows::publish_live(c, &live)).await
+    }
+
+    pub(crate) async fn delete_jobs(&self, ids: Vec<crate::model::JobId>) -> Result<()> {
+        self.call(move |c| {
+            let tx = c.transaction()?;
+            for id in &ids {
+                rows::delete_job(&tx, *id)?;
+            }
+            tx.commit()
+        })
+        .await
+    }
+}
+
+fn store_err(path: &Path, source: rusqlite::Error) -> Error {
+    Error::Store {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn open_rw(path: &Path) -> Result<Connection> {
+    let conn = Connection::open(path).map_err(|e| store_err(path, e))?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))
+        .map_err(|e| store_err(path, e))?;
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL;
+         PRAGMA synchronous = FULL;
+         PRAGMA foreign_keys = ON;",
+    )
+    .map_err(|e| store_err(path, e))?;
+    migrate::apply(&conn).map_err(|e| match e {
+        migrate::MigrateError::Sql(e) => store_err(path, e),
+        migrate::MigrateError::TooNew { found, known } => Error::Corrupt {
+            path: path.to_path_buf(),
+            message: format!(
+                "schema version {found} is newer than this ebb knows ({known}): upgrade ebb"
+            ),
+        },
+    })?;
+    Ok(conn)
+}
+
+/// Read every job without taking part in the engine: for read-only commands that may run while
+/// another process owns the engine. Live progress is applied when `live` is set.
+pub(crate) fn read_jobs(path: &Path, live: bool) -> Result<Vec<Job>> {
+    if !path.exists() {
+        return Ok(Vec::new());
+    }
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|e| store_err(path, e))?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))
+        .map_err(|e| store_err(path, e))?;
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(|e| store_err(path, e))?;
+    if version == 0 {
+        return Ok(Vec::new());
+    }
+    let mut jobs = rows::load_jobs(&conn).map_err(|e| store_err(path, e))?;
+    if live {
+        rows::overlay_live(&conn, &mut jobs).map_err(|e| store_err(path, e))?;
+    }
+    Ok(jobs)
+}

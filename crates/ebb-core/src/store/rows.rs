@@ -1,0 +1,370 @@
+//! Mapping between the model and the tables of `migrations/`.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use rusqlite::{Connection, Row, Transaction, params};
+
+use crate::model::{
+    BasicCredentials, Credentials, Job, JobFile, JobId, JobProperties, JobState, Owner, Schedule,
+    Timestamp, Validators,
+};
+
+fn to_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+fn to_u64(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+fn json_err(e: serde_json::Error) -> rusqlite::Error {
+    rusqlite::Error::ToSqlConversionFailure(Box::new(e))
+}
+
+fn parse_err(column: usize, e: impl std::error::Error + Send + Sync + 'static) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(column, rusqlite::types::Type::Text, Box::new(e))
+}
+
+#[derive(Debug)]
+struct BadValue(String);
+
+impl std::fmt::Display for BadValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for BadValue {}
+
+/// Everything in the `jobs` row (no files), cloned out of a job to send to the store thread.
+#[derive(Debug)]
+pub(crate) struct JobRow {
+    pub id: JobId,
+    display_name: String,
+    description: String,
+    job_type: &'static str,
+    state: &'static str,
+    owner: Owner,
+    properties: String,
+    credentials: Credentials,
+    created_at: i64,
+    modified_at: i64,
+    completed_at: Option<i64>,
+    error_count: u32,
+    error: Option<String>,
+    schedule: Schedule,
+}
+
+impl From<&Job> for JobRow {
+    fn from(job: &Job) -> Self {
+        Self {
+            id: job.id,
+            display_name: job.display_name.clone(),
+            description: job.description.clone(),
+            job_type: job.job_type.as_str(),
+            state: job.state().as_str(),
+            owner: job.owner.clone(),
+            // Serialising plain data cannot fail; an empty object would load as the defaults.
+            properties: serde_json::to_string(&job.properties).unwrap_or_else(|_| "{}".into()),
+            credentials: job.credentials.clone(),
+            created_at: job.created_at.as_millis(),
+            modified_at: job.modified_at.as_millis(),
+            completed_at: job.completed_at.map(Timestamp::as_millis),
+            error_count: job.error_count,
+            error: job.error.as_ref().and_then(|e| serde_json::to_string(e).ok()),
+            schedule: job.schedule.clone(),
+        }
+    }
+}
+
+pub(crate) fn insert_job(tx: &Transaction<'_>, job: &Job) -> rusqlite::Result<()> {
+    let row = JobRow::from(job);
+    tx.execute(
+        "INSERT INTO jobs (id, display_name, description, job_type, state, owner_uid, owner_name,
+             properties, created_at, modified_at) VALUES (?1, ?2, '', ?3, ?4, ?5, ?6, '{}', ?7, ?7)",
+        params![
+            row.id.to_string(),
+            row.display_name,
+            row.job_type,
+            row.state,
+            row.owner.uid,
+            row.owner.name,
+            row.created_at
+        ],
+    )?;
+    update_job_row(tx, &row)?;
+    for (i, f) in job.files.iter().enumerate() {
+        upsert_file(tx, job.id, i, f)?;
+    }
+    Ok(())
+}
+
+pub(crate) fn update_job_row(conn: &Connection, row: &JobRow) -> rusqlite::Result<()> {
+    let (su, sp) = split_credentials(row.credentials.server.as_ref());
+    let (pu, pp) = split_credentials(row.credentials.proxy.as_ref());
+    conn.prepare_cached(
+        "UPDATE jobs SET display_name = ?2, description = ?3, state = ?4, properties = ?5,
+             server_user = ?6, server_password = ?7, proxy_user = ?8, proxy_password = ?9,
+             modified_at = ?10, completed_at = ?11, error_count = ?12, error = ?13,
+             queue_seq = ?14, retry_at = ?15, no_progress_since = ?16, active_ms = ?17
+         WHERE id = ?1",
+    )?
+    .execute(params![
+        row.id.to_string(),
+        row.display_name,
+        row.description,
+        row.state,
+        row.properties,
+        su,
+        sp,
+        pu,
+        pp,
+        row.modified_at,
+        row.completed_at,
+        row.error_count,
+        row.error,
+        row.schedule.queue_seq,
+        row.schedule.retry_at.map(Timestamp::as_millis),
+        row.schedule.no_progress_since.map(Timestamp::as_millis),
+        to_i64(row.schedule.active_ms),
+    ])?;
+    Ok(())
+}
+
+fn split_credentials(c: Option<&BasicCredentials>) -> (Option<&str>, Option<&str>) {
+    c.map_or((None, None), |c| (Some(&c.user_name), Some(&c.password)))
+}
+
+pub(crate) fn upsert_file(conn: &Connection, job: JobId, idx: usize, f: &JobFile) -> rusqlite::Result<()> {
+    let ranges = if f.ranges.is_empty() {
+        None
+    } else {
+        Some(serde_json::to_string(&f.ranges).map_err(json_err)?)
+    };
+    conn.prepare_cached(
+        "INSERT INTO files (job_id, idx, remote_url, local_path, ranges, temp_path, bytes_total,
+             bytes_transferred, completed, etag, last_modified)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+         ON CONFLICT (job_id, idx) DO UPDATE SET remote_url = ?3, local_path = ?4, ranges = ?5,
+             temp_path = ?6, bytes_total = ?7, bytes_transferred = ?8, completed = ?9,
+             etag = ?10, last_modified = ?11",
+    )?
+    .execute(params![
+        job.to_string(),
+        to_i64(idx as u64),
+        f.remote_url,
+        path_str(&f.local_path),
+        ranges,
+        path_str(&f.temp_path),
+        f.bytes_total.map(to_i64),
+        to_i64(f.bytes_transferred),
+        f.completed,
+        f.validators.etag,
+        f.validators.last_modified,
+    ])?;
+    Ok(())
+}
+
+fn path_str(p: &std::path::Path) -> String {
+    // Local paths are validated as UTF-8 when files are added.
+    p.to_string_lossy().into_owned()
+}
+
+/// A checkpoint: these files' progress is durable on disk now.
+#[derive(Debug)]
+pub(crate) struct FileProgress {
+    pub job_id: JobId,
+    pub modified_at: Timestamp,
+    pub files: Vec<(usize, JobFile)>,
+}
+
+pub(crate) fn commit_progress(tx: &Transaction<'_>, p: &FileProgress) -> rusqlite::Result<()> {
+    for (idx, f) in &p.files {
+        upsert_file(tx, p.job_id, *idx, f)?;
+    }
+    tx.prepare_cached("UPDATE jobs SET modified_at = max(modified_at, ?2) WHERE id = ?1")?
+        .execute(params![p.job_id.to_string(), p.modified_at.as_millis()])?;
+    Ok(())
+}
+
+pub(crate) fn delete_job(tx: &Transaction<'_>, id: JobId) -> rusqlite::Result<()> {
+    tx.execute("DELETE FROM files WHERE job_id = ?1", [id.to_string()])?;
+    tx.execute("DELETE FROM live_progress WHERE job_id = ?1", [id.to_string()])?;
+    tx.execute("DELETE FROM jobs WHERE id = ?1", [id.to_string()])?;
+    Ok(())
+}
+
+/// One file's live progress, published by the engine running its job.
+#[derive(Debug, Clone)]
+pub(crate) struct LiveRow {
+    pub job_id: JobId,
+    pub idx: usize,
+    pub bytes_transferred: u64,
+    pub bytes_total: Option<u64>,
+    pub completed: bool,
+}
+
+/// Replace the live table. Written with `synchronous=OFF`: these figures are for display only,
+/// and the engine clears them at start.
+pub(crate) fn publish_live(conn: &mut Connection, rows: &[LiveRow]) -> rusqlite::Result<()> {
+    conn.execute_batch("PRAGMA synchronous = OFF")?;
+    let result = (|| {
+        let tx = conn.transaction()?;
+        tx.execute("DELETE FROM live_progress", [])?;
+        for r in rows {
+            tx.prepare_cached(
+                "INSERT INTO live_progress (job_id, idx, bytes_transferred, bytes_total, completed)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?
+            .execute(params![
+                r.job_id.to_string(),
+                to_i64(r.idx as u64),
+                to_i64(r.bytes_transferred),
+                r.bytes_total.map(to_i64),
+                r.completed
+            ])?;
+        }
+        tx.commit()
+    })();
+    conn.execute_batch("PRAGMA synchronous = FULL")?;
+    result
+}
+
+pub(crate) fn clear_live(conn: &mut Connection) -> rusqlite::Result<()> {
+    conn.execute("DELETE FROM live_progress", []).map(|_| ())
+}
+
+pub(crate) fn overlay_live(conn: &Connection, jobs: &mut [Job]) -> rusqlite::Result<()> {
+    let mut stmt = conn.prepare(
+        "SELECT job_id, idx, bytes_transferred, bytes_total, completed FROM live_progress",
+    )?;
+    let index: HashMap<JobId, usize> = jobs.iter().enumerate().map(|(i, j)| (j.id, i)).collect();
+    let rows = stmt.query_map([], |r| {
+        Ok((
+            parse_id(r, 0)?,
+            to_u64(r.get(1)?) as usize,
+            to_u64(r.get(2)?),
+            r.get::<_, Option<i64>>(3)?.map(to_u64),
+            r.get::<_, bool>(4)?,
+        ))
+    })?;
+    for row in rows {
+        let (id, idx, bytes, total, completed) = row?;
+        let Some(file) = index
+            .get(&id)
+            .and_then(|&j| jobs[j].files.get_mut(idx))
+        else {
+            continue;
+        };
+        if bytes >= file.bytes_transferred && !file.completed {
+            file.bytes_transferred = bytes;
+            file.bytes_total = total.or(file.bytes_total);
+            file.completed = completed;
+        }
+    }
+    Ok(())
+}
+
+fn parse_id(r: &Row<'_>, col: usize) -> rusqlite::Result<JobId> {
+    let text: String = r.get(col)?;
+    text.parse().map_err(|e: String| parse_err(col, BadValue(e)))
+}
+
+fn parse_text<T: std::str::FromStr<Err = String>>(r: &Row<'_>, col: usize) -> rusqlite::Result<T> {
+    let text: String = r.get(col)?;
+    text.parse().map_err(|e: String| parse_err(col, BadValue(e)))
+}
+
+fn credentials(user: Option<String>, password: Option<String>) -> Option<BasicCredentials> {
+    user.map(|user_name| BasicCredentials {
+        user_name,
+        password: password.unwrap_or_default(),
+    })
+}
+
+pub(crate) fn load_jobs(conn: &Connection) -> rusqlite::Result<Vec<Job>> {
+    let mut stmt = conn.prepare(
+        "SELECT id, display_name, description, job_type, state, owner_uid, owner_name, properties,
+                server_user, server_password, proxy_user, proxy_password, created_at, modified_at,
+                completed_at, error_count, error, queue_seq, retry_at, no_progress_since, active_ms
+         FROM jobs ORDER BY created_at, rowid",
+    )?;
+    let mut jobs = stmt
+        .query_map([], |r| {
+            let properties: String = r.get(7)?;
+            let properties: JobProperties =
+                serde_json::from_str(&properties).map_err(|e| parse_err(7, e))?;
+            let error: Option<String> = r.get(16)?;
+            let error = match error {
+                Some(text) => Some(serde_json::from_str(&text).map_err(|e| parse_err(16, e))?),
+                None => None,
+            };
+            let state: JobState = parse_text(r, 4)?;
+            Ok(Job {
+                id: parse_id(r, 0)?,
+                display_name: r.get(1)?,
+                description: r.get(2)?,
+                job_type: parse_text(r, 3)?,
+                state,
+                owner: Owner {
+                    uid: r.get(5)?,
+                    name: r.get(6)?,
+                },
+                properties,
+                credentials: Credentials {
+                    server: credentials(r.get(8)?, r.get(9)?),
+                    proxy: credentials(r.get(10)?, r.get(11)?),
+                },
+                files: Vec::new(),
+                created_at: Timestamp::from_millis(r.get(12)?),
+                modified_at: Timestamp::from_millis(r.get(13)?),
+                completed_at: r.get::<_, Option<i64>>(14)?.map(Timestamp::from_millis),
+                error_count: r.get(15)?,
+                error,
+                schedule: Schedule {
+                    queue_seq: r.get(17)?,
+                    retry_at: r.get::<_, Option<i64>>(18)?.map(Timestamp::from_millis),
+                    no_progress_since: r.get::<_, Option<i64>>(19)?.map(Timestamp::from_millis),
+                    active_ms: to_u64(r.get(20)?),
+                },
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<Job>>>()?;
+    let index: HashMap<JobId, usize> = jobs.iter().enumerate().map(|(i, j)| (j.id, i)).collect();
+    let mut files = conn.prepare(
+        "SELECT job_id, idx, remote_url, local_path, ranges, temp_path, bytes_total,
+                bytes_transferred, completed, etag, last_modified
+         FROM files ORDER BY job_id, idx",
+    )?;
+    let rows = files.query_map([], |r| {
+        let ranges: Option<String> = r.get(4)?;
+        let ranges = match ranges {
+            Some(text) => serde_json::from_str(&text).map_err(|e| parse_err(4, e))?,
+            None => Vec::new(),
+        };
+        Ok((
+            parse_id(r, 0)?,
+            JobFile {
+                remote_url: r.get(2)?,
+                local_path: PathBuf::from(r.get::<_, String>(3)?),
+                ranges,
+                temp_path: PathBuf::from(r.get::<_, String>(5)?),
+                bytes_total: r.get::<_, Option<i64>>(6)?.map(to_u64),
+                bytes_transferred: to_u64(r.get(7)?),
+                completed: r.get(8)?,
+                validators: Validators {
+                    etag: r.get(9)?,
+                    last_modified: r.get(10)?,
+                },
+            },
+        ))
+    })?;
+    for row in rows {
+        let (id, file) = row?;
+        if let Some(&j) = index.get(&id) {
+            jobs[j].files.push(file);
+        }
+    }
+    Ok(jobs)
+}

@@ -1,0 +1,297 @@
+//! Moving bytes: one file at a time into its hidden temporary file, resuming where the last
+//! durable checkpoint left off.
+//!
+//! A fetch never trusts the server blindly: a resumed request carries `Range` and `If-Range`; a
+//! 200 to a ranged request restarts the file; a `Content-Range` that does not match what was
+//! asked for, or a compressed 206, is refused and the file is fetched whole; a body that stalls
+//! for longer than the chunk timeout is abandoned as a transient error.
+
+mod checkpoint;
+mod http;
+mod local;
+mod segments;
+mod temp_file;
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+pub use checkpoint::CheckpointPolicy;
+pub(crate) use checkpoint::Checkpointer;
+pub use http::HttpConfig;
+pub(crate) use http::HttpClients;
+
+use crate::error::{ErrorCode, ErrorContext, JobError, Status, io_code, io_is_transient};
+use crate::model::{Credentials, JobFile, JobProperties};
+
+/// Why a file could not be transferred, classified for the scheduler.
+#[derive(Debug, Clone)]
+pub(crate) struct Failure {
+    pub status: Status,
+    pub error: JobError,
+    /// A server's `Retry-After`, honoured on top of the minimum retry delay.
+    pub retry_after: Option<Duration>,
+}
+
+impl Failure {
+    pub(crate) fn new(status: Status, context: ErrorContext, code: ErrorCode, detail: String) -> Self {
+        let description = if detail.is_empty() {
+            code.description()
+        } else {
+            format!("{} {detail}", code.description())
+        };
+        Self {
+            status,
+            error: JobError {
+                context,
+                code,
+                description,
+                file_index: None,
+            },
+            retry_after: None,
+        }
+    }
+
+    /// A local I/O error, naming the path.
+    pub(crate) fn local_io(path: &std::path::Path, e: &std::io::Error) -> Self {
+        let status = if io_is_transient(e) {
+            Status::Transient
+        } else {
+            Status::Permanent
+        };
+        Self::new(
+            status,
+            ErrorContext::LocalFile,
+            io_code(e),
+            format!("({}: {e})", path.display()),
+        )
+    }
+
+    pub(crate) fn with_file(mut self, index: usize) -> Self {
+        self.error.file_index = Some(index);
+        self
+    }
+}
+
+/// What a running job's worker shows the rest of the engine, updated per chunk without locks.
+#[derive(Debug)]
+pub(crate) struct Live {
+    current: AtomicUsize,
+    bytes: AtomicU64,
+    total: AtomicU64,
+    /// Bytes moved by this run, all files: "progress" for the no-progress timeout.
+    moved: AtomicU64,
+    /// Files finished in this run (in memory; durable at the next checkpoint).
+    done: Mutex<Vec<(usize, JobFile)>>,
+}
+
+const NONE: usize = usize::MAX;
+const UNKNOWN: u64 = u64::MAX;
+
+impl Default for Live {
+    fn default() -> Self {
+        Self {
+            current: AtomicUsize::new(NONE),
+            bytes: AtomicU64::new(0),
+            total: AtomicU64::new(UNKNOWN),
+            moved: AtomicU64::new(0),
+            done: Mutex::new(Vec::new()),
+        }
+    }
+}
+
+impl Live {
+    pub(crate) fn set_current(&self, index: usize, file: &JobFile) {
+        self.bytes.store(file.bytes_transferred, Ordering::Relaxed);
+        self.total.store(file.bytes_total.unwrap_or(UNKNOWN), Ordering::Relaxed);
+        self.current.store(index, Ordering::Relaxed);
+    }
+
+    fn update(&self, file: &JobFile) {
+        self.bytes.store(file.bytes_transferred, Ordering::Relaxed);
+        self.total.store(file.bytes_total.unwrap_or(UNKNOWN), Ordering::Relaxed);
+    }
+
+    fn add_moved(&self, n: u64) {
+        self.moved.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub(crate) fn moved(&self) -> u64 {
+        self.moved.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn finish_file(&self, index: usize, file: &JobFile) {
+        if let Ok(mut done) = self.done.lock() {
+            done.push((index, file.clone()));
+        }
+        self.current.store(NONE, Ordering::Relaxed);
+    }
+
+    /// Overlay this run's progress on the engine's copy of the files.
+    pub(crate) fn apply_to(&self, files: &mut [JobFile]) {
+        if let Ok(done) = self.done.lock() {
+            for (i, f) in done.iter() {
+                if let Some(slot) = files.get_mut(*i) {
+                    slot.clone_from(f);
+                }
+            }
+        }
+        let current = self.current.load(Ordering::Relaxed);
+        if let Some(f) = files.get_mut(current) {
+            f.bytes_transferred = self.bytes.load(Ordering::Relaxed);
+            let total = self.total.load(Ordering::Relaxed);
+            f.bytes_total = (total != UNKNOWN).then_some(total);
+        }
+    }
+}
+
+/// Everything a fetch needs besides the file itself.
+#[allow(missing_debug_implementations)]
+pub(crate) struct FileCx<'a> {
+    pub index: usize,
+    pub properties: &'a JobProperties,
+    pub credentials: &'a Credentials,
+    pub live: &'a Live,
+    pub stop: &'a CancellationToken,
+    pub clients: &'a HttpClients,
+    /// Called once, when the first response (or local source) is accepted.
+    pub connected: &'a (dyn Fn() + Send + Sync),
+}
+
+/// How a fetch ended without error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Fetched {
+    Completed,
+    Stopped,
+}
+
+/// Fetch one file into its temporary file, from wherever its progress says.
+pub(crate) async fn fetch(
+    cx: &FileCx<'_>,
+    file: &mut JobFile,
+    ckpt: &mut Checkpointer,
+) -> Result<Fetched, Failure> {
+    let url = crate::model::validate_remote_url(&file.remote_url).map_err(|e| {
+        Failure::new(
+            Status::Permanent,
+            ErrorContext::RemoteFile,
+            ErrorCode::E_INVALIDARG,
+            e.to_string(),
+        )
+    })?;
+    cx.live.set_current(cx.index, file);
+    let result = if url.scheme() == "file" {
+        local::fetch(cx, file, &url, ckpt).await
+    } else {
+        http::fetch(cx, file, url, ckpt).await
+    };
+    result.map_err(|f| f.with_file(cx.index))
+}
+
+/// One attempt at one file: its open temporary file and whether the job was told it connected.
+/// Invariant: `file.bytes_transferred == temp.len()` whenever control leaves a method.
+#[derive(Debug)]
+pub(crate) struct Run {
+    temp: temp_file::TempFile,
+    announced: bool,
+}
+
+impl Run {
+    /// Open the temporary file at the durable progress, or start the file over if the bytes
+    /// the store counts are not there.
+    fn new(cx: &FileCx<'_>, file: &mut JobFile) -> Result<Self, Failure> {
+        let reopened = if file.bytes_transferred > 0 {
+            temp_file::TempFile::reopen(&file.temp_path, file.bytes_transferred)?
+        } else {
+            None
+        };
+        let temp = match reopened {
+            Some(t) => t,
+            None => {
+                if file.bytes_transferred > 0 {
+                    tracing::warn!(path = %file.temp_path.display(), "temporary file lost; starting the file over");
+                }
+                reset(file);
+                temp_file::TempFile::create(&file.temp_path)?
+            }
+        };
+        cx.live.update(file);
+        Ok(Self {
+            temp,
+            announced: false,
+        })
+    }
+
+    /// Throw the bytes away and start the file over.
+    fn restart(&mut self, cx: &FileCx<'_>, file: &mut JobFile) -> Result<(), Failure> {
+        self.temp.truncate_to(0)?;
+        reset(file);
+        cx.live.update(file);
+        Ok(())
+    }
+
+    /// Tell the job it is transferring (Connecting -> Transferring), once.
+    fn announce(&mut self, cx: &FileCx<'_>) {
+        if !self.announced {
+            self.announced = true;
+            (cx.connected)();
+        }
+    }
+
+    async fn write(
+        &mut self,
+        cx: &FileCx<'_>,
+        file: &mut JobFile,
+        ckpt: &mut Checkpointer,
+        data: &[u8],
+    ) -> Result<(), Failure> {
+        self.temp.write(data)?;
+        let n = data.len() as u64;
+        file.bytes_transferred += n;
+        debug_assert_eq!(file.bytes_transferred, self.temp.len());
+        cx.live.update(file);
+        cx.live.add_moved(n);
+        ckpt.add(n);
+        ckpt.tick(Some((&self.temp, cx.index, file))).await
+    }
+
+    /// Settle the attempt: a finished file joins the next checkpoint's batch; a stopped or failed
+    /// one is checkpointed now, so that the next attempt resumes where this one ended.
+    async fn finish(
+        self,
+        cx: &FileCx<'_>,
+        file: &mut JobFile,
+        ckpt: &mut Checkpointer,
+        result: Result<Fetched, Failure>,
+    ) -> Result<Fetched, Failure> {
+        match result {
+            Ok(Fetched::Completed) => {
+                file.completed = true;
+                file.bytes_total = Some(file.bytes_total.unwrap_or(file.bytes_transferred));
+                drop(self.temp);
+                ckpt.file_done(cx.index, file.clone());
+                cx.live.finish_file(cx.index, file);
+                ckpt.tick(None).await?;
+                Ok(Fetched::Completed)
+            }
+            Ok(Fetched::Stopped) => {
+                ckpt.flush(Some((&self.temp, cx.index, file))).await?;
+                Ok(Fetched::Stopped)
+            }
+            Err(failure) => {
+                if let Err(e) = ckpt.flush(Some((&self.temp, cx.index, file))).await {
+                    tracing::warn!(error = %e.error.description, "could not checkpoint after a failure");
+                }
+                Err(failure)
+            }
+        }
+    }
+}
+
+fn reset(file: &mut JobFile) {
+    file.bytes_transferred = 0;
+    file.validators = crate::model::Validators::default();
+    file.bytes_total = None;
+}

@@ -1,0 +1,219 @@
+//! Checkpoints: make bytes durable, then record them in the store.
+//!
+//! Durability must not cost throughput, so a checkpoint runs in the background while the
+//! download goes on: one fsync (or one `syncfs` for a batch of small finished files) and one
+//! store commit per checkpoint, started when either the byte or the time budget is spent. The
+//! progress it commits is the progress as of the moment it started, so it never claims a byte
+//! that was written after the sync began.
+
+use std::collections::HashSet;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use tokio::task::JoinHandle;
+
+use super::Failure;
+use super::temp_file::TempFile;
+use crate::error::{ErrorCode, ErrorContext, Status};
+use crate::model::{JobFile, JobId, Timestamp};
+use crate::store::{FileProgress, Store};
+
+/// When to checkpoint: after this many bytes or this much time, whichever comes first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CheckpointPolicy {
+    pub bytes: u64,
+    pub interval: Duration,
+}
+
+impl Default for CheckpointPolicy {
+    fn default() -> Self {
+        Self {
+            bytes: 32 * 1024 * 1024,
+            interval: Duration::from_secs(1),
+        }
+    }
+}
+
+type InFlight = JoinHandle<Result<Vec<usize>, Failure>>;
+
+/// One job run's checkpoint state.
+#[derive(Debug)]
+pub(crate) struct Checkpointer {
+    store: Store,
+    job_id: JobId,
+    policy: CheckpointPolicy,
+    since_bytes: u64,
+    since: Instant,
+    /// Finished files whose bytes are not yet known to be durable.
+    pending: Vec<(usize, JobFile)>,
+    in_flight: Option<InFlight>,
+    /// Finished files made durable since the last `take_durable_done`.
+    durable_done: Vec<usize>,
+    dirs_synced: HashSet<PathBuf>,
+}
+
+/// The file being written, as a checkpoint sees it.
+pub(crate) type Current<'a> = Option<(&'a TempFile, usize, &'a JobFile)>;
+
+impl Checkpointer {
+    pub(crate) fn new(store: Store, job_id: JobId, policy: CheckpointPolicy) -> Self {
+        Self {
+            store,
+            job_id,
+            policy,
+            since_bytes: 0,
+            since: Instant::now(),
+            pending: Vec::new(),
+            in_flight: None,
+            durable_done: Vec::new(),
+            dirs_synced: HashSet::new(),
+        }
+    }
+
+    pub(crate) fn add(&mut self, n: u64) {
+        self.since_bytes += n;
+    }
+
+    pub(crate) fn file_done(&mut self, index: usize, file: JobFile) {
+        self.pending.push((index, file));
+    }
+
+    fn due(&self) -> bool {
+        (self.since_bytes > 0 || !self.pending.is_empty())
+            && (self.since_bytes >= self.policy.bytes || self.since.elapsed() >= self.policy.interval)
+    }
+
+    /// Between chunks: collect a finished background checkpoint, and start one if it is due.
+    pub(crate) async fn tick(&mut self, current: Current<'_>) -> Result<(), Failure> {
+        if self.in_flight.as_ref().is_some_and(JoinHandle::is_finished) {
+            self.collect().await?;
+        }
+        if self.in_flight.is_none() && self.due() {
+            self.in_flight = Some(self.start(current)?);
+        }
+        Ok(())
+    }
+
+    /// Make everything written so far durable and recorded, and wait for it.
+    pub(crate) async fn flush(&mut self, current: Current<'_>) -> Result<(), Failure> {
+        self.collect().await?;
+        if self.since_bytes > 0 || !self.pending.is_empty() || current.is_some() {
+            self.in_flight = Some(self.start(current)?);
+            self.collect().await?;
+        }
+        Ok(())
+    }
+
+    pub(crate) fn take_durable_done(&mut self) -> Vec<usize> {
+        std::mem::take(&mut self.durable_done)
+    }
+
+    async fn collect(&mut self) -> Result<(), Failure> {
+        if let Some(handle) = self.in_flight.take() {
+            let done = handle.await.map_err(|e| internal(&e.to_string()))??;
+            self.durable_done.extend(done);
+        }
+        Ok(())
+    }
+
+    fn start(&mut self, current: Current<'_>) -> Result<InFlight, Failure> {
+        let mut files = std::mem::take(&mut self.pending);
+        let done: Vec<usize> = files.iter().map(|(i, _)| *i).collect();
+        let pending_paths: Vec<PathBuf> = files.iter().map(|(_, f)| f.temp_path.clone()).collect();
+        let mut handle = None;
+        if let Some((temp, index, file)) = current {
+            handle = Some((temp.sync_handle()?, file.temp_path.clone()));
+            files.push((index, file.clone()));
+        }
+        let mut dirs = Vec::new();
+        for (_, f) in &files {
+            if let Some(dir) = f.temp_path.parent()
+                && self.dirs_synced.insert(dir.to_path_buf())
+            {
+                dirs.push(dir.to_path_buf());
+            }
+        }
+        self.since_bytes = 0;
+        self.since = Instant::now();
+        let store = self.store.clone();
+        let progress = FileProgress {
+            job_id: self.job_id,
+            modified_at: Timestamp::now(),
+            files,
+        };
+        Ok(tokio::spawn(async move {
+            tokio::task::spawn_blocking(move || make_durable(handle, &pending_paths, &dirs))
+                .await
+                .map_err(|e| internal(&e.to_string()))??;
+            store
+                .commit_progress(progress)
+                .await
+                .map_err(|e| internal(&e.to_string()))?;
+            Ok(done)
+        }))
+    }
+}
+
+fn internal(detail: &str) -> Failure {
+    Failure::new(
+        Status::Transient,
+        ErrorContext::GeneralQueueManager,
+        ErrorCode::E_FAIL,
+        format!("(checkpoint: {detail})"),
+    )
+}
+
+/// fsync the file being written, the finished files (one `syncfs` on Linux) and new directories.
+fn make_durable(
+    current: Option<(File, PathBuf)>,
+    finished: &[PathBuf],
+    dirs: &[PathBuf],
+) -> Result<(), Failure> {
+    if let Some((file, path)) = current {
+        file.sync_data().map_err(|e| Failure::local_io(&path, &e))?;
+    }
+    sync_finished(finished)?;
+    for dir in dirs {
+        sync_dir(dir)?;
+    }
+    Ok(())
+}
+
+pub(crate) fn sync_dir(dir: &Path) -> Result<(), Failure> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| Failure::local_io(dir, &e))
+}
+
+#[cfg(target_os = "linux")]
+fn sync_finished(paths: &[PathBuf]) -> Result<(), Failure> {
+    use std::os::fd::AsRawFd;
+    // One syncfs per filesystem instead of one fsync per small file.
+    let mut devices = HashSet::new();
+    for path in paths {
+        let Some(dir) = path.parent() else { continue };
+        let meta = std::fs::metadata(dir).map_err(|e| Failure::local_io(dir, &e))?;
+        if !devices.insert(std::os::unix::fs::MetadataExt::dev(&meta)) {
+            continue;
+        }
+        let d = File::open(dir).map_err(|e| Failure::local_io(dir, &e))?;
+        // SAFETY: `d` is an open descriptor for the whole call; syncfs only reads it.
+        #[allow(unsafe_code)]
+        let rc = unsafe { libc::syncfs(d.as_raw_fd()) };
+        if rc != 0 {
+            return Err(Failure::local_io(dir, &std::io::Error::last_os_error()));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(not(target_os = "linux"))]
+fn sync_finished(paths: &[PathBuf]) -> Result<(), Failure> {
+    for path in paths {
+        File::open(path)
+            .and_then(|f| f.sync_data())
+            .map_err(|e| Failure::local_io(path, &e))?;
+    }
+    Ok(())
+}

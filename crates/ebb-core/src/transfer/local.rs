@@ -1,0 +1,94 @@
+//! `file:` URLs: copies from a local (or mounted) file, resumable like HTTP, with size and
+//! modification time as the validators.
+
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+
+use url::Url;
+
+use super::checkpoint::Checkpointer;
+use super::segments;
+use super::{Failure, Fetched, FileCx, Run};
+use crate::error::{ErrorCode, ErrorContext, Status, io_code};
+use crate::model::{JobFile, Validators};
+
+const CHUNK: usize = 1 << 20;
+
+fn source_failure(path: &std::path::Path, e: &std::io::Error) -> Failure {
+    let status = match e.kind() {
+        std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied => Status::Permanent,
+        _ => Status::Transient,
+    };
+    Failure::new(status, ErrorContext::RemoteFile, io_code(e), format!("({}: {e})", path.display()))
+}
+
+pub(super) async fn fetch(
+    cx: &FileCx<'_>,
+    file: &mut JobFile,
+    url: &Url,
+    ckpt: &mut Checkpointer,
+) -> Result<Fetched, Failure> {
+    let Ok(path) = url.to_file_path() else {
+        return Err(Failure::new(
+            Status::Permanent,
+            ErrorContext::RemoteFile,
+            ErrorCode::E_INVALIDARG,
+            format!("({url} is not a local path)"),
+        ));
+    };
+    let mut source = File::open(&path).map_err(|e| source_failure(&path, &e))?;
+    let meta = source.metadata().map_err(|e| source_failure(&path, &e))?;
+    if !meta.is_file() {
+        return Err(Failure::new(
+            Status::Permanent,
+            ErrorContext::RemoteFile,
+            ErrorCode::E_INVALIDARG,
+            format!("({} is not a regular file)", path.display()),
+        ));
+    }
+    let size = meta.len();
+    let validators = Validators {
+        etag: Some(format!("\"{size}\"")),
+        last_modified: meta.modified().ok().map(httpdate::fmt_http_date),
+    };
+    if let Some(why) = segments::out_of_bounds(file, size) {
+        return Err(Failure::new(Status::Permanent, ErrorContext::RemoteFile, ErrorCode::BG_E_INVALID_RANGE, why));
+    }
+    let mut run = Run::new(cx, file)?;
+    let result = async {
+        if file.bytes_transferred > 0 && file.validators != validators {
+            tracing::info!(path = %path.display(), "source changed; restarting the file");
+            run.restart(cx, file)?;
+        }
+        file.validators = validators;
+        file.bytes_total = segments::total(file, Some(size));
+        run.announce(cx);
+        let mut buf = vec![0u8; CHUNK];
+        while let Some(seg) = segments::next(file, Some(size)) {
+            source
+                .seek(SeekFrom::Start(seg.start))
+                .map_err(|e| source_failure(&path, &e))?;
+            let mut left = seg.end.unwrap_or(size).saturating_sub(seg.start);
+            while left > 0 {
+                if cx.stop.is_cancelled() {
+                    return Ok(Fetched::Stopped);
+                }
+                let want = (left as usize).min(CHUNK);
+                let n = source.read(&mut buf[..want]).map_err(|e| source_failure(&path, &e))?;
+                if n == 0 {
+                    return Err(Failure::new(
+                        Status::Transient,
+                        ErrorContext::RemoteFile,
+                        ErrorCode::BG_E_CONNECTION_CLOSED,
+                        format!("({} ended early: it shrank while being copied)", path.display()),
+                    ));
+                }
+                run.write(cx, file, ckpt, &buf[..n]).await?;
+                left -= n as u64;
+            }
+        }
+        Ok(Fetched::Completed)
+    }
+    .await;
+    run.finish(cx, file, ckpt, result).await
+}

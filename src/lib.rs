@@ -1,0 +1,1 @@
+pub use ebb_core::*;
