@@ -235,7 +235,6 @@ impl Engine {
             self.inner.store.update_job(job).await?;
             drop(st);
             self.inner.emit_modified(id, JobState::Queued);
-            self.inner.wake.notify_one();
         }
         Ok(outcome)
     }
@@ -291,7 +290,6 @@ impl Engine {
 
     /// Any `Set*` call.
     pub async fn set_property(&self, id: JobId, change: PropertyChange) -> Result<()> {
-        let reschedule = matches!(change, PropertyChange::Priority(_));
         let mut st = self.inner.state.lock().await;
         let job = st.get_mut(id)?;
         let mut updated = job.clone();
@@ -301,9 +299,6 @@ impl Engine {
         *job = updated;
         drop(st);
         self.inner.emit_modified(id, state);
-        if reschedule {
-            self.inner.wake.notify_one();
-        }
         Ok(())
     }
 
@@ -427,10 +422,16 @@ pub fn resolve(jobs: &[(JobId, String, JobState)], id_or_name: &str) -> Result<J
 /// runs one); live progress is included when an engine is running.
 pub fn read_jobs(data_dir: &Path) -> Result<Vec<JobInfo>> {
     let running = crate::lock::engine_running(data_dir);
-    let mut jobs: Vec<JobInfo> = crate::store::read_jobs(&crate::config::database_path(data_dir), running)?
-        .iter()
-        .map(Job::info)
-        .collect();
+    let mut loaded = crate::store::read_jobs(&crate::config::database_path(data_dir), running)?;
+    if !running {
+        // No engine holds these jobs: one that says Transferring was interrupted, and the next
+        // engine to start will queue it again. Say so now.
+        for job in &mut loaded {
+            let seq = job.schedule.queue_seq;
+            job.requeue(job.modified_at, seq);
+        }
+    }
+    let mut jobs: Vec<JobInfo> = loaded.iter().map(Job::info).collect();
     jobs.sort_by_key(|j| (j.created_at, j.id));
     Ok(jobs)
 }
@@ -440,8 +441,10 @@ impl Inner {
         let _ = self.events.send(event);
     }
 
+    /// Announce a change, and let the scheduler look again (deadlines may have moved).
     fn emit_modified(&self, job_id: JobId, state: JobState) {
         self.emit(Event::JobModified { job_id, state });
+        self.wake.notify_one();
     }
 
     /// Stop a job's worker, wait for its final checkpoint, and take its files' state back.

@@ -316,10 +316,12 @@ fn redirect_target(
     Ok(to)
 }
 
-fn range_header(seg: Segment) -> String {
+/// The `Range` value: open-ended for a whole file (its end is the file's end anyway), closed
+/// for a byte range of the file.
+fn range_header(seg: Segment, whole: bool) -> String {
     match seg.end {
-        Some(end) => format!("bytes={}-{}", seg.start, end - 1),
-        None => format!("bytes={}-", seg.start),
+        Some(end) if !whole => format!("bytes={}-{}", seg.start, end - 1),
+        _ => format!("bytes={}-", seg.start),
     }
 }
 
@@ -384,7 +386,7 @@ async fn fetch_inner(
             req = req.header(h.name.as_str(), h.value.as_str());
         }
         if ranged {
-            req = req.header(RANGE, range_header(seg));
+            req = req.header(RANGE, range_header(seg, whole));
             if let Some(v) = file.validators.if_range().filter(|_| sent_if_range) {
                 req = req.header(IF_RANGE, v);
             }
@@ -392,7 +394,7 @@ async fn fetch_inner(
         if use_auth && let Some(c) = &cx.credentials.server {
             req = req.basic_auth(&c.user_name, Some(&c.password));
         }
-        tracing::debug!(%url, range = ranged.then(|| range_header(seg)), "request");
+        tracing::debug!(%url, range = ranged.then(|| range_header(seg, whole)), "request");
         let response = tokio::select! {
             biased;
             () = cx.stop.cancelled() => return Ok(Fetched::Stopped),
@@ -458,10 +460,10 @@ async fn fetch_inner(
                         return Err(protocol_failure(
                             Status::Permanent,
                             ErrorCode::BG_E_INVALID_SERVER_RESPONSE,
-                            format!("({url}: Content-Range or encoding of a 206 does not match the request {})", range_header(seg)),
+                            format!("({url}: Content-Range or encoding of a 206 does not match the request {})", range_header(seg, whole)),
                         ));
                     }
-                    tracing::warn!(%url, range = %range_header(seg), "server's 206 does not match the request; fetching the whole file");
+                    tracing::warn!(%url, range = %range_header(seg, whole), "server's 206 does not match the request; fetching the whole file");
                     trust_ranges = false;
                     run.restart(cx, file)?;
                     restarts += 1;
@@ -499,7 +501,7 @@ async fn fetch_inner(
                 return Err(protocol_failure(
                     Status::Permanent,
                     ErrorCode::BG_E_INVALID_RANGE,
-                    format!("({url} cannot serve {})", range_header(seg)),
+                    format!("({url} cannot serve {})", range_header(seg, whole)),
                 ));
             }
             s if s.is_success() => {

@@ -1,0 +1,195 @@
+//! The command line: BITSAdmin's verbs, spelled for a Unix shell.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use ebb::{JobType, Priority};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "ebb",
+    version,
+    about = "Background transfers with the BITS job model",
+    long_about = "Background transfers with the BITS job model: jobs of files that survive \
+                  crashes, resume with range requests, run by priority, and appear at their \
+                  final names only on `complete`.\n\nThis build runs the engine in-process on the \
+                  data directory: `resume --wait`, `wait` and `transfer` move bytes; other verbs \
+                  change the queue and return."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub engine: EngineArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct EngineArgs {
+    /// Where the queue lives (default: the per-user data directory).
+    #[arg(long, global = true, env = "EBB_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Checkpoint after this many bytes (progress is committed only once it is on disk).
+    #[arg(long, global = true, env = "EBB_CHECKPOINT_BYTES", value_name = "BYTES")]
+    pub checkpoint_bytes: Option<u64>,
+    /// Checkpoint at least this often, e.g. `1s`, `250ms`.
+    #[arg(long, global = true, env = "EBB_CHECKPOINT_INTERVAL", value_parser = humantime::parse_duration, value_name = "TIME")]
+    pub checkpoint_interval: Option<Duration>,
+    /// Background jobs that may transfer at once (BITS: 1).
+    #[arg(long, global = true, env = "EBB_MAX_BACKGROUND_JOBS", value_name = "N")]
+    pub max_background_jobs: Option<usize>,
+    /// Time slice of a background job before others of its priority get a turn.
+    #[arg(long, global = true, env = "EBB_TIME_SLICE", value_parser = humantime::parse_duration, value_name = "TIME")]
+    pub time_slice: Option<Duration>,
+    /// Abandon a body that delivers nothing for this long (a transient error).
+    #[arg(long, global = true, env = "EBB_CHUNK_TIMEOUT", value_parser = humantime::parse_duration, value_name = "TIME")]
+    pub chunk_timeout: Option<Duration>,
+    /// Give up connecting after this long (a transient error).
+    #[arg(long, global = true, env = "EBB_CONNECT_TIMEOUT", value_parser = humantime::parse_duration, value_name = "TIME")]
+    pub connect_timeout: Option<Duration>,
+    /// Cancel jobs untouched for this long (BITS: 90 days).
+    #[arg(long, global = true, env = "EBB_INACTIVITY_TIMEOUT", value_parser = humantime::parse_duration, value_name = "TIME")]
+    pub inactivity_timeout: Option<Duration>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a job (Suspended); prints its id alone.
+    Create {
+        #[arg(long = "type", default_value = "download", value_parser = parse_type)]
+        job_type: JobType,
+        #[arg(long, value_parser = parse_priority)]
+        priority: Option<Priority>,
+        name: String,
+    },
+    /// Add a file to a job.
+    AddFile {
+        job: String,
+        url: String,
+        path: PathBuf,
+        /// Only these byte ranges, e.g. `0:100,2000:eof` (the file holds them in order).
+        #[arg(long)]
+        ranges: Option<String>,
+    },
+    /// Queue a job; with --wait, run the engine until it leaves the active states.
+    Resume {
+        job: String,
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Stop a job, keeping its progress.
+    Suspend { job: String },
+    /// Make a job's transferred files appear at their final names.
+    Complete { job: String },
+    /// Drop a job and its temporary files.
+    Cancel { job: String },
+    /// Show a job.
+    Info {
+        job: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List jobs (Acknowledged and Cancelled ones only with --all).
+    List {
+        #[arg(long)]
+        json: bool,
+        #[arg(long)]
+        all: bool,
+    },
+    /// List a job's files.
+    Files {
+        job: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a job's last error.
+    Error {
+        job: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change a job's properties.
+    Set(SetArgs),
+    /// Run the engine until the job leaves the active states (exit 0 if it is Transferred).
+    Wait {
+        job: String,
+        /// Give up waiting after this long, e.g. `30s`.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        timeout: Option<Duration>,
+    },
+    /// Download URL to PATH (pairs may repeat): create, add, resume, wait, complete.
+    Transfer {
+        #[arg(long, value_parser = parse_priority)]
+        priority: Option<Priority>,
+        /// Display name of the job.
+        #[arg(long, default_value = "ebb transfer")]
+        name: String,
+        /// URL PATH [URL PATH ...]
+        #[arg(required = true, num_args = 2.., value_name = "URL PATH")]
+        pairs: Vec<String>,
+    },
+    /// Rewrite the start of every remote name of a job (repair after a server move).
+    ReplaceRemotePrefix { job: String, old: String, new: String },
+    /// Change one file's remote name.
+    SetRemoteName { job: String, index: usize, url: String },
+}
+
+#[derive(Debug, Args)]
+pub struct SetArgs {
+    pub job: String,
+    #[arg(long, value_parser = parse_priority)]
+    pub priority: Option<Priority>,
+    #[arg(long)]
+    pub display_name: Option<String>,
+    #[arg(long)]
+    pub description: Option<String>,
+    /// Seconds (at least 5).
+    #[arg(long, value_name = "SECONDS")]
+    pub min_retry_delay: Option<u32>,
+    /// Seconds; 0 makes every error final.
+    #[arg(long, value_name = "SECONDS")]
+    pub no_progress_timeout: Option<u32>,
+    #[arg(long, value_name = "SECONDS")]
+    pub max_download_time: Option<u32>,
+    /// Program and arguments run on Transferred/Error (no shell); `none` clears.
+    #[arg(long, value_name = "COMMAND")]
+    pub notify_cmd: Option<String>,
+    /// BG_NOTIFY_* bits, decimal or 0x hex.
+    #[arg(long, value_parser = parse_u32, value_name = "FLAGS")]
+    pub notify_flags: Option<u32>,
+    /// `Name: value`, repeatable; replaces the job's headers. `--header none` clears them.
+    #[arg(long = "header", value_name = "HEADER")]
+    pub headers: Vec<String>,
+    /// preconfig | no_proxy | autodetect | override:PROXY[,PROXY][;BYPASS[,BYPASS]]
+    #[arg(long)]
+    pub proxy: Option<String>,
+    /// server|proxy:USER:PASSWORD (Basic), or server|proxy:none to remove.
+    #[arg(long, value_name = "TARGET:USER:PASSWORD")]
+    pub credentials: Vec<String>,
+    /// allow | report | disallow
+    #[arg(long)]
+    pub redirect_policy: Option<String>,
+    /// Allow a redirect from HTTPS to HTTP (true/false).
+    #[arg(long)]
+    pub allow_https_to_http: Option<bool>,
+    /// Raw BG_SSL_* and redirect bits, decimal or 0x hex.
+    #[arg(long, value_parser = parse_u32, value_name = "FLAGS")]
+    pub security_flags: Option<u32>,
+}
+
+fn parse_type(s: &str) -> Result<JobType, String> {
+    s.parse()
+}
+
+fn parse_priority(s: &str) -> Result<Priority, String> {
+    s.parse()
+}
+
+pub fn parse_u32(s: &str) -> Result<u32, String> {
+    let t = s.trim();
+    let parsed = match t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
+        Some(hex) => u32::from_str_radix(hex, 16),
+        None => t.parse(),
+    };
+    parsed.map_err(|_| format!("{s:?} is not a number"))
+}

@@ -1,0 +1,102 @@
+//! What the read verbs print: one JSON document with `--json`, aligned text otherwise.
+
+use std::fmt::Write as _;
+
+use ebb::{JobErrorInfo, JobFile, JobInfo};
+
+fn bytes(n: Option<u64>) -> String {
+    n.map_or_else(|| "UNKNOWN".to_owned(), |n| n.to_string())
+}
+
+pub fn json<T: serde::Serialize>(value: &T) -> anyhow::Result<String> {
+    Ok(serde_json::to_string_pretty(value)?)
+}
+
+/// One line per job: id, state, priority, files, bytes, name.
+pub fn list_line(j: &JobInfo) -> String {
+    format!(
+        "{}  {:<15} {:<10} {} / {} files  {} / {} bytes  {:?}",
+        j.id,
+        j.state.bits_name(),
+        j.properties.priority.as_str().to_ascii_uppercase(),
+        j.files_transferred,
+        j.files_total,
+        j.bytes_transferred,
+        bytes(j.bytes_total),
+        j.display_name
+    )
+}
+
+pub fn info(j: &JobInfo) -> String {
+    let p = &j.properties;
+    let mut s = String::new();
+    let mut kv = |k: &str, v: &dyn std::fmt::Display| {
+        let _ = writeln!(s, "{k:<22} {v}");
+    };
+    kv("id:", &j.id);
+    kv("display name:", &j.display_name);
+    kv("description:", &j.description);
+    kv("type:", &j.job_type);
+    kv("state:", &j.state.bits_name());
+    kv("priority:", &p.priority);
+    kv("owner:", &format!("{} (uid {})", j.owner, j.owner_uid));
+    kv("files:", &format!("{} / {}", j.files_transferred, j.files_total));
+    kv("bytes:", &format!("{} / {}", j.bytes_transferred, bytes(j.bytes_total)));
+    kv("created:", &j.created_at);
+    kv("modified:", &j.modified_at);
+    kv(
+        "completed:",
+        &j.completed_at.map_or_else(|| "UNKNOWN".to_owned(), |t| t.to_string()),
+    );
+    kv("error count:", &j.error_count);
+    kv("min retry delay:", &format!("{} s", p.minimum_retry_delay));
+    kv("no progress timeout:", &format!("{} s", p.no_progress_timeout));
+    kv("max download time:", &format!("{} s", p.maximum_download_time));
+    kv("notify flags:", &format!("0x{:x}", p.notify_flags.0));
+    kv(
+        "notify command line:",
+        &p.notify_command_line
+            .as_ref()
+            .map_or_else(|| "none".to_owned(), |c| c.parameters.clone().unwrap_or_else(|| c.program.clone())),
+    );
+    kv("proxy:", &format!("{:?}", p.proxy));
+    kv("security flags:", &format!("0x{:x}", p.security_flags.0));
+    for h in &p.custom_headers {
+        kv("header:", h);
+    }
+    if let Some(e) = &j.error {
+        s.push_str(&error(e));
+    }
+    s
+}
+
+pub fn files(files: &[JobFile]) -> String {
+    let mut s = String::new();
+    for (i, f) in files.iter().enumerate() {
+        let _ = writeln!(
+            s,
+            "{i:>4}  {} / {} {:<9} {} -> {}",
+            f.bytes_transferred,
+            bytes(f.bytes_total),
+            if f.completed { "COMPLETE" } else { "WORKING" },
+            f.remote_url,
+            f.local_path.display()
+        );
+    }
+    s
+}
+
+pub fn error(e: &JobErrorInfo) -> String {
+    let mut s = String::new();
+    if let Some(f) = &e.file {
+        let _ = writeln!(s, "error file:    {} -> {}", f.remote_url, f.local_path.display());
+    }
+    let _ = writeln!(s, "error code:    {} - {}", e.code, e.description);
+    let _ = writeln!(
+        s,
+        "error context: 0x{:08x} - {}",
+        e.context.number(),
+        e.context.description()
+    );
+    s
+}

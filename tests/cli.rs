@@ -1,0 +1,182 @@
+//! The real `ebb` binary: output contracts, exit codes, crashes.
+
+use std::time::{Duration, Instant};
+
+use crate::support::origin::{Origin, Resource};
+use crate::support::{Cli, data, temp_files};
+
+fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_prints_the_id_alone_and_json_has_the_model_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let cli = Cli::new(dir.path());
+    let out = cli.ok(&["create", "--priority", "high", "named"]);
+    let id = out.trim_end_matches('\n');
+    assert!(!id.contains(char::is_whitespace) && id.len() == 36, "{out:?}");
+    cli.ok(&["add-file", "named", "http://127.0.0.1:9/f", dir.path().join("f").to_str().unwrap()]);
+    let j = cli.json(&["info", id, "--json"]);
+    for key in [
+        "id", "display_name", "description", "type", "state", "priority", "owner", "bytes_total",
+        "bytes_transferred", "files_total", "files_transferred", "error_count", "error", "created_at",
+        "modified_at", "completed_at", "files", "minimum_retry_delay", "no_progress_timeout",
+        "maximum_download_time", "notify_flags", "notify_command_line", "custom_headers", "proxy",
+        "credentials", "security_flags",
+    ] {
+        assert!(j.get(key).is_some(), "missing {key} in {j}");
+    }
+    assert_eq!(j["id"], id);
+    assert_eq!(j["state"], "suspended");
+    assert_eq!(j["priority"], "high");
+    assert_eq!(j["type"], "download");
+    assert_eq!(j["files"][0]["remote_url"], "http://127.0.0.1:9/f");
+    for key in ["remote_url", "local_path", "bytes_total", "bytes_transferred", "completed"] {
+        assert!(j["files"][0].get(key).is_some(), "missing files[].{key}");
+    }
+    assert_eq!(cli.json(&["list", "--json"])[0]["id"], id);
+    assert_eq!(cli.json(&["files", id, "--json"]).as_array().unwrap().len(), 1);
+    assert!(cli.json(&["error", id, "--json"]).is_null());
+    cli.ok(&["set", id, "--priority", "low", "--min-retry-delay", "7", "--header", "X-A: 1", "--redirect-policy", "disallow"]);
+    let j = cli.json(&["info", "named", "--json"]);
+    assert_eq!((j["priority"].as_str(), j["minimum_retry_delay"].as_u64()), (Some("low"), Some(7)));
+    assert_eq!(j["custom_headers"][0]["name"], "X-A");
+    assert_eq!(j["security_flags"], 0x200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exit_codes_and_bad_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let cli = Cli::new(dir.path());
+    assert_eq!(cli.run(&["frobnicate"]).status.code(), Some(2));
+    assert_eq!(cli.run(&["create"]).status.code(), Some(2));
+    let id = cli.ok(&["create", "bad"]).trim().to_owned();
+    let dotdot = format!("{}/x/../f", dir.path().display());
+    for args in [
+        vec!["add-file", &id, "http://127.0.0.1:9/f", &dotdot],
+        vec!["add-file", &id, "ftp://127.0.0.1/f", "/tmp/f"],
+        vec!["add-file", &id, "http://127.0.0.1:9/f", "/no/such/dir/f"],
+        vec!["set", &id, "--header", "X-Bad: a\r\nHost: b"],
+        vec!["info", "no-such-job"],
+        vec!["resume", &id],
+    ] {
+        let out = cli.run(&args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).starts_with("ebb: "), "{args:?}: {}", stderr(&out));
+    }
+    let j = cli.json(&["info", &id, "--json"]);
+    assert_eq!((j["files_total"].as_u64(), j["state"].as_str()), (Some(0), Some("suspended")));
+    assert!(j["custom_headers"].as_array().unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transfer_completes_or_cancels_on_a_permanent_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let origin = Origin::start().await;
+    let (a, b) = (data(70_000, 40), data(30_000, 41));
+    origin.put("/a", Resource::new(a.clone()));
+    origin.put("/b", Resource::new(b.clone()));
+    let cli = Cli::new(dir.path());
+    let (pa, pb) = (dir.path().join("a"), dir.path().join("b"));
+    cli.ok(&["transfer", &origin.url("/a"), pa.to_str().unwrap(), &origin.url("/b"), pb.to_str().unwrap()]);
+    assert_eq!((std::fs::read(&pa).unwrap(), std::fs::read(&pb).unwrap()), (a, b));
+    let out = cli.run(&["transfer", &origin.url("/missing"), dir.path().join("m").to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("0x80190194"), "{}", stderr(&out));
+    let jobs = cli.json(&["list", "--all", "--json"]);
+    assert_eq!(jobs.as_array().unwrap().last().unwrap()["state"], "cancelled");
+    assert!(temp_files(dir.path()).is_empty());
+    assert_eq!(cli.run(&["transfer", "http://127.0.0.1:9/odd"]).status.code(), Some(2));
+}
+
+/// Start `ebb resume JOB --wait` on a slow file and SIGKILL it once bytes are durable.
+async fn crash_mid_file(cli: &Cli, origin: &Origin, id: &str) -> u64 {
+    let mut child = cli.command(&["resume", id, "--wait"]).spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let progress = loop {
+        let j = cli.json(&["info", id, "--json"]);
+        let bytes = j["bytes_transferred"].as_u64().unwrap();
+        if bytes > 600_000 {
+            break bytes;
+        }
+        assert!(Instant::now() < deadline, "no progress: {j}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    assert!(!origin.log("/big").is_empty());
+    progress
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_mid_file_then_resume_finishes_with_a_ranged_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let origin = Origin::start().await;
+    let body = data(3_000_000, 42);
+    origin.put("/big", Resource::new(body.clone()).rate(1_000_000));
+    let cli = Cli::new(dir.path());
+    let dest = dir.path().join("big");
+    let id = cli.ok(&["create", "crash"]).trim().to_owned();
+    cli.ok(&["add-file", &id, &origin.url("/big"), dest.to_str().unwrap()]);
+    crash_mid_file(&cli, &origin, &id).await;
+    // The dead engine's job reads as Queued, with its durable progress.
+    let j = cli.json(&["info", &id, "--json"]);
+    assert_eq!(j["state"], "queued");
+    let durable = j["bytes_transferred"].as_u64().unwrap();
+    assert!(durable > 0, "{j}");
+    origin.update("/big", |r| r.rate = None);
+    cli.ok(&["resume", &id, "--wait"]);
+    assert_eq!(cli.json(&["info", &id, "--json"])["state"], "transferred");
+    cli.ok(&["complete", &id]);
+    assert_eq!(std::fs::read(&dest).unwrap(), body);
+    let log = origin.log("/big");
+    let last = log.last().unwrap();
+    assert_eq!(last.status, 206);
+    assert_eq!(last.range.as_deref(), Some(format!("bytes={durable}-").as_str()));
+    assert!(last.if_range.is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_after_a_crash_leaves_no_temporary_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let origin = Origin::start().await;
+    origin.put("/big", Resource::new(data(3_000_000, 43)).rate(1_000_000));
+    let cli = Cli::new(dir.path());
+    let id = cli.ok(&["create", "crash"]).trim().to_owned();
+    cli.ok(&["add-file", &id, &origin.url("/big"), dir.path().join("big").to_str().unwrap()]);
+    crash_mid_file(&cli, &origin, &id).await;
+    assert_eq!(temp_files(dir.path()).len(), 1);
+    cli.ok(&["cancel", &id]);
+    assert!(temp_files(dir.path()).is_empty());
+    assert!(!dir.path().join("big").exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_verbs_work_while_another_process_runs_the_engine() {
+    let dir = tempfile::tempdir().unwrap();
+    let origin = Origin::start().await;
+    origin.put("/big", Resource::new(data(3_000_000, 44)).rate(1_000_000));
+    let cli = Cli::new(dir.path());
+    let id = cli.ok(&["create", "busy"]).trim().to_owned();
+    cli.ok(&["add-file", &id, &origin.url("/big"), dir.path().join("big").to_str().unwrap()]);
+    let mut child = cli.command(&["resume", &id, "--wait"]).spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let j = cli.json(&["info", &id, "--json"]);
+        if j["state"] == "transferring" && j["bytes_transferred"].as_u64().unwrap() > 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{j}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    cli.ok(&["list"]);
+    cli.ok(&["files", &id]);
+    cli.ok(&["error", &id]);
+    let out = cli.run(&["suspend", &id]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains(&format!("pid {}", child.id())), "{}", stderr(&out));
+    let status = child.wait().unwrap();
+    assert!(status.success());
+    assert_eq!(cli.json(&["info", &id, "--json"])["state"], "transferred");
+}

@@ -1,0 +1,118 @@
+//! What the integration tests stand on: real servers on 127.0.0.1 (our origin, nginx), engines
+//! in temp dirs, and the real `ebb` binary.
+
+pub mod nginx;
+pub mod origin;
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::time::{Duration, Instant};
+
+use ebb::{CheckpointPolicy, Engine, EngineConfig, JobId, JobInfo, JobState};
+
+/// Deterministic bytes that are not all alike.
+pub fn data(n: usize, seed: u8) -> Vec<u8> {
+    let mut x = u64::from(seed) + 0x9E37_79B9_7F4A_7C15;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+/// Small checkpoints and short timeouts so that tests see them happen.
+pub fn config(dir: &Path) -> EngineConfig {
+    let mut c = EngineConfig::new(dir.join("data")).with_checkpoint(CheckpointPolicy {
+        bytes: 64 * 1024,
+        interval: Duration::from_millis(100),
+    });
+    c.http.chunk_timeout = Duration::from_secs(2);
+    c.http.connect_timeout = Duration::from_secs(2);
+    c
+}
+
+pub async fn engine(dir: &Path) -> Engine {
+    Engine::open(config(dir)).await.unwrap()
+}
+
+/// Poll until `pred` holds; panics with the job's last snapshot after `secs`.
+pub async fn wait_for(e: &Engine, id: JobId, secs: u64, pred: impl Fn(&JobInfo) -> bool) -> JobInfo {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let info = e.job(id).await.unwrap();
+        if pred(&info) {
+            return info;
+        }
+        assert!(Instant::now() < deadline, "condition not reached in {secs}s; job: {info:#?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+pub async fn wait_state(e: &Engine, id: JobId, state: JobState, secs: u64) -> JobInfo {
+    wait_for(e, id, secs, |j| j.state == state).await
+}
+
+/// The `ebb` binary built beside this test binary.
+pub fn ebb_bin() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().and_then(Path::parent).unwrap();
+    let bin = dir.join("ebb");
+    assert!(bin.exists(), "{} is missing: run the tests with `cargo test --workspace`", bin.display());
+    bin
+}
+
+/// The CLI on one data directory.
+pub struct Cli {
+    pub data_dir: PathBuf,
+}
+
+impl Cli {
+    pub fn new(dir: &Path) -> Self {
+        Self {
+            data_dir: dir.join("cli-data"),
+        }
+    }
+
+    pub fn command(&self, args: &[&str]) -> std::process::Command {
+        let mut c = std::process::Command::new(ebb_bin());
+        c.args(args)
+            .env("EBB_DATA_DIR", &self.data_dir)
+            .env("EBB_CHECKPOINT_BYTES", "65536")
+            .env("EBB_CHECKPOINT_INTERVAL", "100ms")
+            .env("EBB_CHUNK_TIMEOUT", "5s")
+            .env_remove("EBB_LOG");
+        c
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().unwrap()
+    }
+
+    /// Run, expect success, return stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "ebb {args:?} failed: {}\nstderr: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    pub fn json(&self, args: &[&str]) -> serde_json::Value {
+        serde_json::from_str(&self.ok(args)).unwrap()
+    }
+}
+
+/// The hidden temporary files in `dir`.
+pub fn temp_files(dir: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with(".ebb-")))
+        .collect()
+}
