@@ -15,15 +15,44 @@ async fn create_prints_the_id_alone_and_json_has_the_model_names() {
     let cli = Cli::new(dir.path());
     let out = cli.ok(&["create", "--priority", "high", "named"]);
     let id = out.trim_end_matches('\n');
-    assert!(!id.contains(char::is_whitespace) && id.len() == 36, "{out:?}");
-    cli.ok(&["add-file", "named", "http://127.0.0.1:9/f", dir.path().join("f").to_str().unwrap()]);
+    assert!(
+        !id.contains(char::is_whitespace) && id.len() == 36,
+        "{out:?}"
+    );
+    cli.ok(&[
+        "add-file",
+        "named",
+        "http://127.0.0.1:9/f",
+        dir.path().join("f").to_str().unwrap(),
+    ]);
     let j = cli.json(&["info", id, "--json"]);
     for key in [
-        "id", "display_name", "description", "type", "state", "priority", "owner", "bytes_total",
-        "bytes_transferred", "files_total", "files_transferred", "error_count", "error", "created_at",
-        "modified_at", "completed_at", "files", "minimum_retry_delay", "no_progress_timeout",
-        "maximum_download_time", "notify_flags", "notify_command_line", "custom_headers", "proxy",
-        "credentials", "security_flags",
+        "id",
+        "display_name",
+        "description",
+        "type",
+        "state",
+        "priority",
+        "owner",
+        "bytes_total",
+        "bytes_transferred",
+        "files_total",
+        "files_transferred",
+        "error_count",
+        "error",
+        "created_at",
+        "modified_at",
+        "completed_at",
+        "files",
+        "minimum_retry_delay",
+        "no_progress_timeout",
+        "maximum_download_time",
+        "notify_flags",
+        "notify_command_line",
+        "custom_headers",
+        "proxy",
+        "credentials",
+        "security_flags",
     ] {
         assert!(j.get(key).is_some(), "missing {key} in {j}");
     }
@@ -32,15 +61,38 @@ async fn create_prints_the_id_alone_and_json_has_the_model_names() {
     assert_eq!(j["priority"], "high");
     assert_eq!(j["type"], "download");
     assert_eq!(j["files"][0]["remote_url"], "http://127.0.0.1:9/f");
-    for key in ["remote_url", "local_path", "bytes_total", "bytes_transferred", "completed"] {
+    for key in [
+        "remote_url",
+        "local_path",
+        "bytes_total",
+        "bytes_transferred",
+        "completed",
+    ] {
         assert!(j["files"][0].get(key).is_some(), "missing files[].{key}");
     }
     assert_eq!(cli.json(&["list", "--json"])[0]["id"], id);
-    assert_eq!(cli.json(&["files", id, "--json"]).as_array().unwrap().len(), 1);
+    assert_eq!(
+        cli.json(&["files", id, "--json"]).as_array().unwrap().len(),
+        1
+    );
     assert!(cli.json(&["error", id, "--json"]).is_null());
-    cli.ok(&["set", id, "--priority", "low", "--min-retry-delay", "7", "--header", "X-A: 1", "--redirect-policy", "disallow"]);
+    cli.ok(&[
+        "set",
+        id,
+        "--priority",
+        "low",
+        "--min-retry-delay",
+        "7",
+        "--header",
+        "X-A: 1",
+        "--redirect-policy",
+        "disallow",
+    ]);
     let j = cli.json(&["info", "named", "--json"]);
-    assert_eq!((j["priority"].as_str(), j["minimum_retry_delay"].as_u64()), (Some("low"), Some(7)));
+    assert_eq!(
+        (j["priority"].as_str(), j["minimum_retry_delay"].as_u64()),
+        (Some("low"), Some(7))
+    );
     assert_eq!(j["custom_headers"][0]["name"], "X-A");
     assert_eq!(j["security_flags"], 0x200);
 }
@@ -63,10 +115,17 @@ async fn exit_codes_and_bad_input() {
     ] {
         let out = cli.run(&args);
         assert_eq!(out.status.code(), Some(1), "{args:?}: {}", stderr(&out));
-        assert!(stderr(&out).starts_with("ebb: "), "{args:?}: {}", stderr(&out));
+        assert!(
+            stderr(&out).starts_with("ebb: "),
+            "{args:?}: {}",
+            stderr(&out)
+        );
     }
     let j = cli.json(&["info", &id, "--json"]);
-    assert_eq!((j["files_total"].as_u64(), j["state"].as_str()), (Some(0), Some("suspended")));
+    assert_eq!(
+        (j["files_total"].as_u64(), j["state"].as_str()),
+        (Some(0), Some("suspended"))
+    );
     assert!(j["custom_headers"].as_array().unwrap().is_empty());
 }
 
@@ -79,15 +138,36 @@ async fn transfer_completes_or_cancels_on_a_permanent_error() {
     origin.put("/b", Resource::new(b.clone()));
     let cli = Cli::new(dir.path());
     let (pa, pb) = (dir.path().join("a"), dir.path().join("b"));
-    cli.ok(&["transfer", &origin.url("/a"), pa.to_str().unwrap(), &origin.url("/b"), pb.to_str().unwrap()]);
-    assert_eq!((std::fs::read(&pa).unwrap(), std::fs::read(&pb).unwrap()), (a, b));
-    let out = cli.run(&["transfer", &origin.url("/missing"), dir.path().join("m").to_str().unwrap()]);
+    cli.ok(&[
+        "transfer",
+        &origin.url("/a"),
+        pa.to_str().unwrap(),
+        &origin.url("/b"),
+        pb.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        (std::fs::read(&pa).unwrap(), std::fs::read(&pb).unwrap()),
+        (a, b)
+    );
+    let out = cli.run(&[
+        "transfer",
+        &origin.url("/missing"),
+        dir.path().join("m").to_str().unwrap(),
+    ]);
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("0x80190194"), "{}", stderr(&out));
     let jobs = cli.json(&["list", "--all", "--json"]);
-    assert_eq!(jobs.as_array().unwrap().last().unwrap()["state"], "cancelled");
+    assert_eq!(
+        jobs.as_array().unwrap().last().unwrap()["state"],
+        "cancelled"
+    );
     assert!(temp_files(dir.path()).is_empty());
-    assert_eq!(cli.run(&["transfer", "http://127.0.0.1:9/odd"]).status.code(), Some(2));
+    assert_eq!(
+        cli.run(&["transfer", "http://127.0.0.1:9/odd"])
+            .status
+            .code(),
+        Some(2)
+    );
 }
 
 /// Start `ebb resume JOB --wait` on a slow file and SIGKILL it once bytes are durable.
@@ -133,7 +213,10 @@ async fn kill_9_mid_file_then_resume_finishes_with_a_ranged_request() {
     let log = origin.log("/big");
     let last = log.last().unwrap();
     assert_eq!(last.status, 206);
-    assert_eq!(last.range.as_deref(), Some(format!("bytes={durable}-").as_str()));
+    assert_eq!(
+        last.range.as_deref(),
+        Some(format!("bytes={durable}-").as_str())
+    );
     assert!(last.if_range.is_some());
 }
 
@@ -144,7 +227,12 @@ async fn cancel_after_a_crash_leaves_no_temporary_file() {
     origin.put("/big", Resource::new(data(3_000_000, 43)).rate(1_000_000));
     let cli = Cli::new(dir.path());
     let id = cli.ok(&["create", "crash"]).trim().to_owned();
-    cli.ok(&["add-file", &id, &origin.url("/big"), dir.path().join("big").to_str().unwrap()]);
+    cli.ok(&[
+        "add-file",
+        &id,
+        &origin.url("/big"),
+        dir.path().join("big").to_str().unwrap(),
+    ]);
     crash_mid_file(&cli, &origin, &id).await;
     assert_eq!(temp_files(dir.path()).len(), 1);
     cli.ok(&["cancel", &id]);
@@ -159,7 +247,12 @@ async fn read_verbs_work_while_another_process_runs_the_engine() {
     origin.put("/big", Resource::new(data(3_000_000, 44)).rate(1_000_000));
     let cli = Cli::new(dir.path());
     let id = cli.ok(&["create", "busy"]).trim().to_owned();
-    cli.ok(&["add-file", &id, &origin.url("/big"), dir.path().join("big").to_str().unwrap()]);
+    cli.ok(&[
+        "add-file",
+        &id,
+        &origin.url("/big"),
+        dir.path().join("big").to_str().unwrap(),
+    ]);
     let mut child = cli.command(&["resume", &id, "--wait"]).spawn().unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
@@ -175,7 +268,11 @@ async fn read_verbs_work_while_another_process_runs_the_engine() {
     cli.ok(&["error", &id]);
     let out = cli.run(&["suspend", &id]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains(&format!("pid {}", child.id())), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!("pid {}", child.id())),
+        "{}",
+        stderr(&out)
+    );
     let status = child.wait().unwrap();
     assert!(status.success());
     assert_eq!(cli.json(&["info", &id, "--json"])["state"], "transferred");

@@ -3,8 +3,8 @@
 use std::path::Path;
 
 use ebb::{
-    ByteRange, CredentialTarget, CustomHeader, Engine, ErrorCode, JobId, JobState, JobType, NewFile,
-    NotifyCommandLine, PropertyChange, RedirectPolicy, SecurityFlags,
+    ByteRange, CredentialTarget, CustomHeader, Engine, ErrorCode, JobId, JobState, JobType,
+    NewFile, NotifyCommandLine, PropertyChange, RedirectPolicy, SecurityFlags,
 };
 
 use crate::support::origin::{Fault, Origin, Resource};
@@ -26,7 +26,12 @@ async fn fetch_one(e: &Engine, url: String, dest: &Path) -> Vec<u8> {
 }
 
 /// Start a slow download, suspend it part-way, apply `change`, and resume to the end.
-async fn interrupted(origin: &Origin, path: &str, dest: &Path, change: impl FnOnce(&mut Resource)) -> (Engine, JobId) {
+async fn interrupted(
+    origin: &Origin,
+    path: &str,
+    dest: &Path,
+    change: impl FnOnce(&mut Resource),
+) -> (Engine, JobId) {
     let dir = dest.parent().unwrap();
     let e = support::engine(dir).await;
     let id = job(&e, vec![NewFile::new(origin.url(path), dest)]).await;
@@ -160,18 +165,33 @@ async fn redirects_follow_the_jobs_policy() {
     origin.put("/moved", moved);
     let e = support::engine(dir.path()).await;
     // Default: follow silently.
-    assert_eq!(fetch_one(&e, origin.url("/moved"), &dir.path().join("a")).await, body);
+    assert_eq!(
+        fetch_one(&e, origin.url("/moved"), &dir.path().join("a")).await,
+        body
+    );
     // Report: the remote name becomes the final URL.
-    let id = job(&e, vec![NewFile::new(origin.url("/moved"), dir.path().join("b"))]).await;
+    let id = job(
+        &e,
+        vec![NewFile::new(origin.url("/moved"), dir.path().join("b"))],
+    )
+    .await;
     let flags = SecurityFlags::default().with_redirect_policy(RedirectPolicy::AllowReport);
-    e.set_property(id, PropertyChange::SecurityFlags(flags)).await.unwrap();
+    e.set_property(id, PropertyChange::SecurityFlags(flags))
+        .await
+        .unwrap();
     e.resume(id).await.unwrap();
     let j = wait_state(&e, id, JobState::Transferred, 20).await;
     assert_eq!(j.files[0].remote_url, origin.url("/target.bin"));
     // Disallow: a permanent error.
-    let id = job(&e, vec![NewFile::new(origin.url("/moved"), dir.path().join("c"))]).await;
+    let id = job(
+        &e,
+        vec![NewFile::new(origin.url("/moved"), dir.path().join("c"))],
+    )
+    .await;
     let flags = SecurityFlags::default().with_redirect_policy(RedirectPolicy::Disallow);
-    e.set_property(id, PropertyChange::SecurityFlags(flags)).await.unwrap();
+    e.set_property(id, PropertyChange::SecurityFlags(flags))
+        .await
+        .unwrap();
     e.resume(id).await.unwrap();
     let j = wait_state(&e, id, JobState::Error, 20).await;
     assert!(j.error.unwrap().description.contains("forbids redirects"));
@@ -186,7 +206,10 @@ async fn file_urls_and_byte_ranges() {
     std::fs::write(&source, &body).unwrap();
     let e = support::engine(dir.path()).await;
     let url = format!("file://{}", source.display());
-    assert_eq!(fetch_one(&e, url.clone(), &dir.path().join("copy.bin")).await, body);
+    assert_eq!(
+        fetch_one(&e, url.clone(), &dir.path().join("copy.bin")).await,
+        body
+    );
 
     // Ranges over HTTP and file: the local file is the ranges in the order given.
     let origin = Origin::start().await;
@@ -197,20 +220,34 @@ async fn file_urls_and_byte_ranges() {
     want.extend_from_slice(&body[99_000..]);
     for (n, src) in [origin.url("/whole.bin"), url].into_iter().enumerate() {
         let dest = dir.path().join(format!("ranges{n}.bin"));
-        let id = job(&e, vec![NewFile::new(src, &dest).with_ranges(ranges.clone())]).await;
+        let id = job(
+            &e,
+            vec![NewFile::new(src, &dest).with_ranges(ranges.clone())],
+        )
+        .await;
         e.resume(id).await.unwrap();
         let j = wait_state(&e, id, JobState::Transferred, 20).await;
         assert_eq!(j.bytes_total, Some(want.len() as u64));
         e.complete(id).await.unwrap();
         assert_eq!(std::fs::read(&dest).unwrap(), want);
     }
-    let ranged: Vec<_> = origin.log("/whole.bin").into_iter().filter_map(|l| l.range).collect();
-    assert_eq!(ranged, ["bytes=5000-5099", "bytes=10-29", "bytes=99000-99999"]);
+    let ranged: Vec<_> = origin
+        .log("/whole.bin")
+        .into_iter()
+        .filter_map(|l| l.range)
+        .collect();
+    assert_eq!(
+        ranged,
+        ["bytes=5000-5099", "bytes=10-29", "bytes=99000-99999"]
+    );
 
     // A range past the end of the file is an error.
     let id = job(
         &e,
-        vec![NewFile::new(origin.url("/whole.bin"), dir.path().join("bad.bin")).with_ranges(ByteRange::parse_list("200000:10").unwrap())],
+        vec![
+            NewFile::new(origin.url("/whole.bin"), dir.path().join("bad.bin"))
+                .with_ranges(ByteRange::parse_list("200000:10").unwrap()),
+        ],
     )
     .await;
     e.resume(id).await.unwrap();
@@ -229,7 +266,11 @@ async fn custom_headers_and_credentials_reach_the_server() {
     origin.put("/auth.bin", r);
     let e = support::engine(dir.path()).await;
     // Without credentials: 401 is permanent.
-    let id = job(&e, vec![NewFile::new(origin.url("/auth.bin"), dir.path().join("no"))]).await;
+    let id = job(
+        &e,
+        vec![NewFile::new(origin.url("/auth.bin"), dir.path().join("no"))],
+    )
+    .await;
     e.resume(id).await.unwrap();
     let j = wait_state(&e, id, JobState::Error, 20).await;
     assert_eq!(j.error.unwrap().code, ErrorCode::http(401));
@@ -237,16 +278,26 @@ async fn custom_headers_and_credentials_reach_the_server() {
     let dest = dir.path().join("yes");
     let id = job(&e, vec![NewFile::new(origin.url("/auth.bin"), &dest)]).await;
     let creds = ebb::BasicCredentials::new("ann", "s3cret").unwrap();
-    e.set_property(id, PropertyChange::Credentials(CredentialTarget::Server, Some(creds))).await.unwrap();
+    e.set_property(
+        id,
+        PropertyChange::Credentials(CredentialTarget::Server, Some(creds)),
+    )
+    .await
+    .unwrap();
     let headers = vec![CustomHeader::parse("X-Ebb-Test: hello").unwrap()];
-    e.set_property(id, PropertyChange::CustomHeaders(headers)).await.unwrap();
+    e.set_property(id, PropertyChange::CustomHeaders(headers))
+        .await
+        .unwrap();
     e.resume(id).await.unwrap();
     wait_state(&e, id, JobState::Transferred, 20).await;
     e.complete(id).await.unwrap();
     assert_eq!(std::fs::read(&dest).unwrap(), body);
     let last = origin.log("/auth.bin").pop().unwrap();
     assert_eq!(last.status, 200);
-    assert_eq!(last.headers.get("x-ebb-test").map(String::as_str), Some("hello"));
+    assert_eq!(
+        last.headers.get("x-ebb-test").map(String::as_str),
+        Some("hello")
+    );
     e.shutdown().await;
 }
 
@@ -256,12 +307,19 @@ async fn the_notify_program_runs_on_transferred() {
     let origin = Origin::start().await;
     origin.put("/n.bin", Resource::new(data(1000, 20)));
     let e = support::engine(dir.path()).await;
-    let id = job(&e, vec![NewFile::new(origin.url("/n.bin"), dir.path().join("n"))]).await;
+    let id = job(
+        &e,
+        vec![NewFile::new(origin.url("/n.bin"), dir.path().join("n"))],
+    )
+    .await;
     let marker = dir.path().join("notified");
     let line = format!("/usr/bin/touch '{}'", marker.display());
-    e.set_property(id, PropertyChange::NotifyCommandLine(Some(NotifyCommandLine::parse(&line).unwrap())))
-        .await
-        .unwrap();
+    e.set_property(
+        id,
+        PropertyChange::NotifyCommandLine(Some(NotifyCommandLine::parse(&line).unwrap())),
+    )
+    .await
+    .unwrap();
     e.resume(id).await.unwrap();
     wait_state(&e, id, JobState::Transferred, 20).await;
     for _ in 0..100 {
@@ -281,7 +339,10 @@ async fn many_files_in_one_job() {
     let files: Vec<NewFile> = (0..300)
         .map(|i| {
             origin.put(&format!("/m/{i}"), Resource::new(data(1000 + i, i as u8)));
-            NewFile::new(origin.url(&format!("/m/{i}")), dir.path().join(format!("m{i}")))
+            NewFile::new(
+                origin.url(&format!("/m/{i}")),
+                dir.path().join(format!("m{i}")),
+            )
         })
         .collect();
     let e = support::engine(dir.path()).await;
@@ -291,7 +352,10 @@ async fn many_files_in_one_job() {
     assert_eq!(j.files_transferred, 300);
     e.complete(id).await.unwrap();
     for i in 0..300 {
-        assert_eq!(std::fs::read(dir.path().join(format!("m{i}"))).unwrap(), data(1000 + i, i as u8));
+        assert_eq!(
+            std::fs::read(dir.path().join(format!("m{i}"))).unwrap(),
+            data(1000 + i, i as u8)
+        );
     }
     e.shutdown().await;
 }

@@ -16,7 +16,10 @@ async fn new_job_is_suspended_and_resume_without_files_is_empty() {
     let id = e.create_job("empty", JobType::Download).await.unwrap();
     let j = e.job(id).await.unwrap();
     assert_eq!(j.state, JobState::Suspended);
-    assert_eq!((j.bytes_transferred, j.files_total, j.error_count), (0, 0, 0));
+    assert_eq!(
+        (j.bytes_transferred, j.files_total, j.error_count),
+        (0, 0, 0)
+    );
     let err = e.resume(id).await.unwrap_err();
     assert_eq!(err.code(), ErrorCode::BG_E_EMPTY);
     assert_eq!(e.job(id).await.unwrap().state, JobState::Suspended);
@@ -33,10 +36,15 @@ async fn download_transferred_then_complete_makes_the_file_appear() {
     let mut events = e.subscribe();
     let id = e.create_job("one", JobType::Download).await.unwrap();
     let dest = dir.path().join("a.bin");
-    e.add_files(id, vec![NewFile::new(origin.url("/a.bin"), &dest)]).await.unwrap();
+    e.add_files(id, vec![NewFile::new(origin.url("/a.bin"), &dest)])
+        .await
+        .unwrap();
     assert_eq!(e.resume(id).await.unwrap(), ResumeOutcome::Queued);
     let j = wait_state(&e, id, JobState::Transferred, 20).await;
-    assert_eq!((j.bytes_transferred, j.bytes_total), (300_000, Some(300_000)));
+    assert_eq!(
+        (j.bytes_transferred, j.bytes_total),
+        (300_000, Some(300_000))
+    );
     assert_eq!(j.files_transferred, 1);
     assert!(j.completed_at.is_some());
     // Nothing at the final name before Complete.
@@ -52,9 +60,16 @@ async fn download_transferred_then_complete_makes_the_file_appear() {
     while let Ok(ev) = events.try_recv() {
         seen.push(ev);
     }
-    let file_at = seen.iter().position(|e| matches!(e, ebb::Event::FileTransferred { file_index: 0, .. }));
-    let job_at = seen.iter().position(|e| matches!(e, ebb::Event::JobTransferred { .. }));
-    assert!(file_at.is_some() && job_at.is_some() && file_at < job_at, "{seen:?}");
+    let file_at = seen
+        .iter()
+        .position(|e| matches!(e, ebb::Event::FileTransferred { file_index: 0, .. }));
+    let job_at = seen
+        .iter()
+        .position(|e| matches!(e, ebb::Event::JobTransferred { .. }));
+    assert!(
+        file_at.is_some() && job_at.is_some() && file_at < job_at,
+        "{seen:?}"
+    );
     e.shutdown().await;
 }
 
@@ -65,7 +80,9 @@ async fn final_states_refuse_every_change() {
     let dest = dir.path().join("x");
     for end in [JobState::Acknowledged, JobState::Cancelled] {
         let id = e.create_job("final", JobType::Download).await.unwrap();
-        e.add_files(id, vec![NewFile::new("http://127.0.0.1:9/x", &dest)]).await.unwrap();
+        e.add_files(id, vec![NewFile::new("http://127.0.0.1:9/x", &dest)])
+            .await
+            .unwrap();
         if end == JobState::Cancelled {
             e.cancel(id).await.unwrap();
         } else {
@@ -78,9 +95,18 @@ async fn final_states_refuse_every_change() {
             e.suspend(id).await.unwrap_err(),
             e.cancel(id).await.unwrap_err(),
             e.complete(id).await.unwrap_err(),
-            e.set_property(id, PropertyChange::Priority(Priority::High)).await.unwrap_err(),
-            e.add_files(id, vec![NewFile::new("http://127.0.0.1:9/y", dir.path().join("y"))]).await.unwrap_err(),
-            e.replace_remote_prefix(id, "http://", "https://").await.unwrap_err(),
+            e.set_property(id, PropertyChange::Priority(Priority::High))
+                .await
+                .unwrap_err(),
+            e.add_files(
+                id,
+                vec![NewFile::new("http://127.0.0.1:9/y", dir.path().join("y"))],
+            )
+            .await
+            .unwrap_err(),
+            e.replace_remote_prefix(id, "http://", "https://")
+                .await
+                .unwrap_err(),
         ];
         for err in errors {
             assert_eq!(err.code(), ErrorCode::BG_E_INVALID_STATE, "{err}");
@@ -98,7 +124,9 @@ async fn suspend_keeps_progress_and_resume_continues_with_a_range_request() {
     let e = support::engine(dir.path()).await;
     let id = e.create_job("suspend", JobType::Download).await.unwrap();
     let dest = dir.path().join("s.bin");
-    e.add_files(id, vec![NewFile::new(origin.url("/s.bin"), &dest)]).await.unwrap();
+    e.add_files(id, vec![NewFile::new(origin.url("/s.bin"), &dest)])
+        .await
+        .unwrap();
     e.resume(id).await.unwrap();
     wait_for(&e, id, 10, |j| j.bytes_transferred > 200_000).await;
     e.suspend(id).await.unwrap();
@@ -115,8 +143,14 @@ async fn suspend_keeps_progress_and_resume_continues_with_a_range_request() {
     assert_eq!(std::fs::read(&dest).unwrap(), body);
     let log = origin.log("/s.bin");
     assert_eq!(log.len(), 2, "{log:?}");
-    assert_eq!(log[1].range.as_deref(), Some(format!("bytes={kept}-").as_str()));
-    assert_eq!(log[1].if_range.as_deref(), Resource::new(body).etag.as_deref());
+    assert_eq!(
+        log[1].range.as_deref(),
+        Some(format!("bytes={kept}-").as_str())
+    );
+    assert_eq!(
+        log[1].if_range.as_deref(),
+        Resource::new(body).etag.as_deref()
+    );
     assert_eq!(log[1].status, 206);
     e.shutdown().await;
 }
@@ -130,7 +164,9 @@ async fn cancel_removes_temp_files_and_never_touches_an_existing_file() {
     std::fs::write(&dest, b"mine").unwrap();
     let e = support::engine(dir.path()).await;
     let id = e.create_job("cancel", JobType::Download).await.unwrap();
-    e.add_files(id, vec![NewFile::new(origin.url("/c.bin"), &dest)]).await.unwrap();
+    e.add_files(id, vec![NewFile::new(origin.url("/c.bin"), &dest)])
+        .await
+        .unwrap();
     e.resume(id).await.unwrap();
     wait_for(&e, id, 10, |j| j.bytes_transferred > 0).await;
     assert_eq!(support::temp_files(dir.path()).len(), 1);
@@ -151,7 +187,10 @@ async fn partial_complete_keeps_finished_files() {
     let (ok, missing) = (dir.path().join("ok.bin"), dir.path().join("missing.bin"));
     e.add_files(
         id,
-        vec![NewFile::new(origin.url("/ok.bin"), &ok), NewFile::new(origin.url("/missing.bin"), &missing)],
+        vec![
+            NewFile::new(origin.url("/ok.bin"), &ok),
+            NewFile::new(origin.url("/missing.bin"), &missing),
+        ],
     )
     .await
     .unwrap();
@@ -184,11 +223,24 @@ async fn every_property_round_trips_through_the_store() {
         PropertyChange::NoProgressTimeout(4242),
         PropertyChange::MaximumDownloadTime(424_242),
         PropertyChange::NotifyFlags(NotifyFlags::new(0x13).unwrap()),
-        PropertyChange::NotifyCommandLine(Some(NotifyCommandLine::parse("/bin/true a 'b c'").unwrap())),
-        PropertyChange::CustomHeaders(vec![CustomHeader::parse("X-One: 1").unwrap(), CustomHeader::parse("X-Two: two").unwrap()]),
-        PropertyChange::Proxy(ProxySettings::parse("override:http://127.0.0.1:3128;<local>").unwrap()),
-        PropertyChange::Credentials(CredentialTarget::Server, Some(BasicCredentials::new("ann", "pw").unwrap())),
-        PropertyChange::Credentials(CredentialTarget::Proxy, Some(BasicCredentials::new("bob", "pw2").unwrap())),
+        PropertyChange::NotifyCommandLine(Some(
+            NotifyCommandLine::parse("/bin/true a 'b c'").unwrap(),
+        )),
+        PropertyChange::CustomHeaders(vec![
+            CustomHeader::parse("X-One: 1").unwrap(),
+            CustomHeader::parse("X-Two: two").unwrap(),
+        ]),
+        PropertyChange::Proxy(
+            ProxySettings::parse("override:http://127.0.0.1:3128;<local>").unwrap(),
+        ),
+        PropertyChange::Credentials(
+            CredentialTarget::Server,
+            Some(BasicCredentials::new("ann", "pw").unwrap()),
+        ),
+        PropertyChange::Credentials(
+            CredentialTarget::Proxy,
+            Some(BasicCredentials::new("bob", "pw2").unwrap()),
+        ),
         PropertyChange::SecurityFlags(SecurityFlags::new(0xA01).unwrap()),
     ];
     for c in changes {
@@ -202,10 +254,15 @@ async fn every_property_round_trips_through_the_store() {
     assert_eq!(before, after);
     assert_eq!(after.display_name, "renamed");
     assert_eq!(after.properties.minimum_retry_delay, 42);
-    assert_eq!(after.properties.security_flags.redirect_policy(), ebb::RedirectPolicy::Disallow);
+    assert_eq!(
+        after.properties.security_flags.redirect_policy(),
+        ebb::RedirectPolicy::Disallow
+    );
     assert_eq!(after.credentials.server_user.as_deref(), Some("ann"));
     // The retry delay floor is 5 s.
-    e.set_property(id, PropertyChange::MinimumRetryDelay(1)).await.unwrap();
+    e.set_property(id, PropertyChange::MinimumRetryDelay(1))
+        .await
+        .unwrap();
     assert_eq!(e.job(id).await.unwrap().properties.minimum_retry_delay, 5);
     e.shutdown().await;
 }
@@ -220,10 +277,22 @@ async fn bad_input_gets_a_clear_error_and_changes_nothing() {
         (NewFile::new(ok_url, "relative/f.bin"), "relative"),
         (NewFile::new(ok_url, dir.path().join("a/../f.bin")), ".."),
         (NewFile::new(ok_url, dir.path()), "directory"),
-        (NewFile::new(ok_url, dir.path().join("no/such/dir/f.bin")), "cannot be used"),
-        (NewFile::new("gopher://127.0.0.1/f", dir.path().join("f.bin")), "scheme"),
-        (NewFile::new("http://127.0.0.1/f\r\nX: y", dir.path().join("f.bin")), "control"),
-        (NewFile::new("not a url", dir.path().join("f.bin")), "not valid"),
+        (
+            NewFile::new(ok_url, dir.path().join("no/such/dir/f.bin")),
+            "cannot be used",
+        ),
+        (
+            NewFile::new("gopher://127.0.0.1/f", dir.path().join("f.bin")),
+            "scheme",
+        ),
+        (
+            NewFile::new("http://127.0.0.1/f\r\nX: y", dir.path().join("f.bin")),
+            "control",
+        ),
+        (
+            NewFile::new("not a url", dir.path().join("f.bin")),
+            "not valid",
+        ),
     ];
     for (file, says) in cases {
         let err = e.add_files(id, vec![file.clone()]).await.unwrap_err();
@@ -231,7 +300,10 @@ async fn bad_input_gets_a_clear_error_and_changes_nothing() {
         assert!(err.to_string().contains(says), "{file:?}: {err}");
     }
     // One bad file in a batch: none is added.
-    let batch = vec![NewFile::new(ok_url, dir.path().join("good.bin")), NewFile::new(ok_url, "rel")];
+    let batch = vec![
+        NewFile::new(ok_url, dir.path().join("good.bin")),
+        NewFile::new(ok_url, "rel"),
+    ];
     assert!(e.add_files(id, batch).await.is_err());
     assert_eq!(e.job(id).await.unwrap().files_total, 0);
     let header = CustomHeader::parse("X-Evil: a\r\nHost: other");
@@ -239,8 +311,13 @@ async fn bad_input_gets_a_clear_error_and_changes_nothing() {
     assert!(header.unwrap_err().to_string().contains("CR"));
     // Uploads: one file only, and no transfer yet.
     let up = e.create_job("up", JobType::Upload).await.unwrap();
-    e.add_files(up, vec![NewFile::new(ok_url, dir.path().join("u1"))]).await.unwrap();
-    let err = e.add_files(up, vec![NewFile::new(ok_url, dir.path().join("u2"))]).await.unwrap_err();
+    e.add_files(up, vec![NewFile::new(ok_url, dir.path().join("u1"))])
+        .await
+        .unwrap();
+    let err = e
+        .add_files(up, vec![NewFile::new(ok_url, dir.path().join("u2"))])
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), ErrorCode::BG_E_TOO_MANY_FILES);
     let err = e.resume(up).await.unwrap_err();
     assert!(err.to_string().contains("not supported yet"), "{err}");
@@ -255,7 +332,10 @@ async fn a_second_engine_on_the_same_directory_is_refused_by_name() {
     let err = Engine::open(support::config(dir.path())).await.unwrap_err();
     let text = err.to_string();
     assert!(matches!(err, Error::Locked { .. }), "{text}");
-    assert!(text.contains(&format!("pid {}", std::process::id())), "{text}");
+    assert!(
+        text.contains(&format!("pid {}", std::process::id())),
+        "{text}"
+    );
     e.shutdown().await;
     drop(e);
     let again = Engine::open(support::config(dir.path())).await.unwrap();
@@ -270,14 +350,21 @@ async fn replace_remote_prefix_repairs_a_job_in_error() {
     let e = support::engine(dir.path()).await;
     let id = e.create_job("repair", JobType::Download).await.unwrap();
     let dest = dir.path().join("r.bin");
-    e.add_files(id, vec![NewFile::new(origin.url("/old/r.bin"), &dest)]).await.unwrap();
+    e.add_files(id, vec![NewFile::new(origin.url("/old/r.bin"), &dest)])
+        .await
+        .unwrap();
     e.resume(id).await.unwrap();
     wait_state(&e, id, JobState::Error, 20).await;
-    let n = e.replace_remote_prefix(id, &origin.url("/old/"), &origin.url("/new/")).await.unwrap();
+    let n = e
+        .replace_remote_prefix(id, &origin.url("/old/"), &origin.url("/new/"))
+        .await
+        .unwrap();
     assert_eq!(n, 1);
     e.resume(id).await.unwrap();
     wait_state(&e, id, JobState::Transferred, 20).await;
-    e.set_remote_name(id, 0, &origin.url("/new/r.bin")).await.unwrap();
+    e.set_remote_name(id, 0, &origin.url("/new/r.bin"))
+        .await
+        .unwrap();
     e.complete(id).await.unwrap();
     assert_eq!(std::fs::read(&dest).unwrap(), data(5000, 5));
     e.shutdown().await;

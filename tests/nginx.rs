@@ -11,7 +11,9 @@ use crate::support::{self, Cli, data, wait_for, wait_state};
 async fn transfer_several_files_from_nginx() {
     let dir = tempfile::tempdir().unwrap();
     let nginx = Nginx::start();
-    let files: Vec<(String, Vec<u8>)> = (0..3).map(|i| (format!("f{i}"), data(1_000_000 + i * 777, i as u8))).collect();
+    let files: Vec<(String, Vec<u8>)> = (0..3)
+        .map(|i| (format!("f{i}"), data(1_000_000 + i * 777, i as u8)))
+        .collect();
     let mut args = vec!["transfer".to_owned()];
     for (name, body) in &files {
         std::fs::write(nginx.root.join(name), body).unwrap();
@@ -34,20 +36,32 @@ async fn resume_uses_range_and_if_range_with_nginx_etag() {
     let e = support::engine(dir.path()).await;
     let id = e.create_job("nginx", JobType::Download).await.unwrap();
     let dest = dir.path().join("r.bin");
-    e.add_files(id, vec![NewFile::new(nginx.url("/slow/r.bin"), &dest)]).await.unwrap();
+    e.add_files(id, vec![NewFile::new(nginx.url("/slow/r.bin"), &dest)])
+        .await
+        .unwrap();
     e.resume(id).await.unwrap();
     wait_for(&e, id, 20, |j| j.bytes_transferred > 500_000).await;
     e.suspend(id).await.unwrap();
     let kept = e.job(id).await.unwrap().bytes_transferred;
-    e.set_remote_name(id, 0, &nginx.url("/r.bin")).await.unwrap();
+    e.set_remote_name(id, 0, &nginx.url("/r.bin"))
+        .await
+        .unwrap();
     e.resume(id).await.unwrap();
     wait_state(&e, id, JobState::Transferred, 30).await;
     e.complete(id).await.unwrap();
     assert_eq!(std::fs::read(&dest).unwrap(), body);
     let log = nginx.log("/r.bin");
     assert_eq!(log.len(), 1, "{log:?}");
-    assert!(log[0].starts_with(&format!("/r.bin 206 range=\"bytes={kept}-\" ifrange=\"")), "{}", log[0]);
-    assert!(!log[0].contains("ifrange=\"\""), "If-Range was not sent: {}", log[0]);
+    assert!(
+        log[0].starts_with(&format!("/r.bin 206 range=\"bytes={kept}-\" ifrange=\"")),
+        "{}",
+        log[0]
+    );
+    assert!(
+        !log[0].contains("ifrange=\"\""),
+        "If-Range was not sent: {}",
+        log[0]
+    );
     e.shutdown().await;
 }
 
@@ -59,7 +73,9 @@ async fn a_file_changed_on_nginx_is_fetched_again_whole() {
     let e = support::engine(dir.path()).await;
     let id = e.create_job("nginx", JobType::Download).await.unwrap();
     let dest = dir.path().join("c.bin");
-    e.add_files(id, vec![NewFile::new(nginx.url("/slow/c.bin"), &dest)]).await.unwrap();
+    e.add_files(id, vec![NewFile::new(nginx.url("/slow/c.bin"), &dest)])
+        .await
+        .unwrap();
     e.resume(id).await.unwrap();
     wait_for(&e, id, 20, |j| j.bytes_transferred > 500_000).await;
     e.suspend(id).await.unwrap();
@@ -70,7 +86,12 @@ async fn a_file_changed_on_nginx_is_fetched_again_whole() {
     e.complete(id).await.unwrap();
     assert_eq!(std::fs::read(&dest).unwrap(), newer);
     let log = nginx.log("/slow/c.bin");
-    assert!(log.last().unwrap().starts_with("/slow/c.bin 200 range=\"bytes="), "{log:?}");
+    assert!(
+        log.last()
+            .unwrap()
+            .starts_with("/slow/c.bin 200 range=\"bytes="),
+        "{log:?}"
+    );
     e.shutdown().await;
 }
 
@@ -80,7 +101,12 @@ async fn a_missing_file_on_nginx_is_an_http_404_error() {
     let nginx = Nginx::start();
     let e = support::engine(dir.path()).await;
     let id = e.create_job("nginx", JobType::Download).await.unwrap();
-    e.add_files(id, vec![NewFile::new(nginx.url("/nope"), dir.path().join("n"))]).await.unwrap();
+    e.add_files(
+        id,
+        vec![NewFile::new(nginx.url("/nope"), dir.path().join("n"))],
+    )
+    .await
+    .unwrap();
     e.resume(id).await.unwrap();
     let j = wait_state(&e, id, JobState::Error, 20).await;
     assert_eq!(j.error.unwrap().code, ErrorCode::http(404));
@@ -96,19 +122,35 @@ async fn kill_9_then_resume_against_nginx() {
     let cli = Cli::new(dir.path());
     let dest = dir.path().join("k.bin");
     let id = cli.ok(&["create", "k"]).trim().to_owned();
-    cli.ok(&["add-file", &id, &nginx.url("/slow/k.bin"), dest.to_str().unwrap()]);
+    cli.ok(&[
+        "add-file",
+        &id,
+        &nginx.url("/slow/k.bin"),
+        dest.to_str().unwrap(),
+    ]);
     let mut child = cli.command(&["resume", &id, "--wait"]).spawn().unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
-    while cli.json(&["info", &id, "--json"])["bytes_transferred"].as_u64().unwrap() < 1_000_000 {
+    while cli.json(&["info", &id, "--json"])["bytes_transferred"]
+        .as_u64()
+        .unwrap()
+        < 1_000_000
+    {
         assert!(Instant::now() < deadline);
         std::thread::sleep(Duration::from_millis(50));
     }
     child.kill().unwrap();
     child.wait().unwrap();
-    let durable = cli.json(&["info", &id, "--json"])["bytes_transferred"].as_u64().unwrap();
+    let durable = cli.json(&["info", &id, "--json"])["bytes_transferred"]
+        .as_u64()
+        .unwrap();
     cli.ok(&["resume", &id, "--wait"]);
     cli.ok(&["complete", &id]);
     assert_eq!(std::fs::read(&dest).unwrap(), body);
     let log = nginx.log("/slow/k.bin");
-    assert!(log.last().unwrap().starts_with(&format!("/slow/k.bin 206 range=\"bytes={durable}-\"")), "{log:?}");
+    assert!(
+        log.last()
+            .unwrap()
+            .starts_with(&format!("/slow/k.bin 206 range=\"bytes={durable}-\"")),
+        "{log:?}"
+    );
 }

@@ -9,20 +9,39 @@ use crate::support::origin::{Origin, Resource};
 use crate::support::{self, data, wait_for, wait_state};
 
 async fn job(e: &Engine, origin: &Origin, dir: &std::path::Path, name: &str, p: Priority) -> JobId {
-    origin.put(&format!("/{name}"), Resource::new(data(600_000, name.len() as u8)).rate(600_000));
+    origin.put(
+        &format!("/{name}"),
+        Resource::new(data(600_000, name.len() as u8)).rate(600_000),
+    );
     let id = e.create_job(name, JobType::Download).await.unwrap();
-    e.add_files(id, vec![NewFile::new(origin.url(&format!("/{name}")), dir.join(name))]).await.unwrap();
-    e.set_property(id, PropertyChange::Priority(p)).await.unwrap();
+    e.add_files(
+        id,
+        vec![NewFile::new(
+            origin.url(&format!("/{name}")),
+            dir.join(name),
+        )],
+    )
+    .await
+    .unwrap();
+    e.set_property(id, PropertyChange::Priority(p))
+        .await
+        .unwrap();
     id
 }
 
 /// Collect events until every job in `ids` is Transferred.
-async fn events_until_transferred(rx: &mut broadcast::Receiver<Event>, ids: &[JobId]) -> Vec<Event> {
+async fn events_until_transferred(
+    rx: &mut broadcast::Receiver<Event>,
+    ids: &[JobId],
+) -> Vec<Event> {
     let mut seen = Vec::new();
     let mut left: Vec<JobId> = ids.to_vec();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     while !left.is_empty() {
-        let ev = tokio::time::timeout_at(deadline, rx.recv()).await.expect("jobs did not finish").unwrap();
+        let ev = tokio::time::timeout_at(deadline, rx.recv())
+            .await
+            .expect("jobs did not finish")
+            .unwrap();
         if let Event::JobTransferred { job_id } = &ev {
             left.retain(|j| j != job_id);
         }
@@ -80,16 +99,25 @@ async fn jobs_of_one_priority_take_turns() {
     let seen = events_until_transferred(&mut rx, &[a, b]).await;
     let mut turns: Vec<JobId> = Vec::new();
     for ev in &seen {
-        if let Event::JobModified { job_id, state: JobState::Connecting } = ev
+        if let Event::JobModified {
+            job_id,
+            state: JobState::Connecting,
+        } = ev
             && turns.last() != Some(job_id)
         {
             turns.push(*job_id);
         }
     }
-    assert!(turns.len() >= 3 && turns[..3] == [a, b, a], "turns: {turns:?}");
+    assert!(
+        turns.len() >= 3 && turns[..3] == [a, b, a],
+        "turns: {turns:?}"
+    );
     for (id, name) in [(a, "a"), (b, "bb")] {
         e.complete(id).await.unwrap();
-        assert_eq!(std::fs::read(dir.path().join(name)).unwrap(), data(600_000, name.len() as u8));
+        assert_eq!(
+            std::fs::read(dir.path().join(name)).unwrap(),
+            data(600_000, name.len() as u8)
+        );
     }
     e.shutdown().await;
 }
@@ -116,7 +144,10 @@ async fn foreground_jobs_run_at_once_beside_one_background_job() {
             assert_eq!(running, 3, "only one background job at a time: {states:?}");
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "never all running: {states:?}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never all running: {states:?}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     for id in ids {

@@ -39,14 +39,22 @@ pub async fn engine(dir: &Path) -> Engine {
 }
 
 /// Poll until `pred` holds; panics with the job's last snapshot after `secs`.
-pub async fn wait_for(e: &Engine, id: JobId, secs: u64, pred: impl Fn(&JobInfo) -> bool) -> JobInfo {
+pub async fn wait_for(
+    e: &Engine,
+    id: JobId,
+    secs: u64,
+    pred: impl Fn(&JobInfo) -> bool,
+) -> JobInfo {
     let deadline = Instant::now() + Duration::from_secs(secs);
     loop {
         let info = e.job(id).await.unwrap();
         if pred(&info) {
             return info;
         }
-        assert!(Instant::now() < deadline, "condition not reached in {secs}s; job: {info:#?}");
+        assert!(
+            Instant::now() < deadline,
+            "condition not reached in {secs}s; job: {info:#?}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -60,7 +68,11 @@ pub fn ebb_bin() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let dir = exe.parent().and_then(Path::parent).unwrap();
     let bin = dir.join("ebb");
-    assert!(bin.exists(), "{} is missing: run the tests with `cargo test --workspace`", bin.display());
+    assert!(
+        bin.exists(),
+        "{} is missing: run the tests with `cargo test --workspace`",
+        bin.display()
+    );
     bin
 }
 
@@ -113,6 +125,10 @@ pub fn temp_files(dir: &Path) -> Vec<PathBuf> {
     std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().path())
-        .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with(".ebb-")))
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with(".ebb-"))
+        })
         .collect()
 }

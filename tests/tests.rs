@@ -1,5 +1,11 @@
 //! ebb's integration tests: one binary, real servers on 127.0.0.1.
-#![allow(clippy::unwrap_used, clippy::too_many_lines, missing_debug_implementations, unused_qualifications)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::similar_names,
+    clippy::format_push_string,
+    clippy::field_reassign_with_default,
+    missing_debug_implementations
+)]
 
 mod support;
 

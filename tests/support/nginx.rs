@@ -29,7 +29,11 @@ impl Nginx {
         std::fs::create_dir_all(&root).unwrap();
         let log = dir.path().join("access.log");
         for _ in 0..20 {
-            let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
             let conf = dir.path().join("nginx.conf");
             std::fs::write(
                 &conf,

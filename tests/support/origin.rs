@@ -73,7 +73,9 @@ impl Resource {
 }
 
 fn checksum(b: &[u8]) -> u64 {
-    b.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, &x| (h ^ u64::from(x)).wrapping_mul(0x100_0000_01b3))
+    b.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, &x| {
+        (h ^ u64::from(x)).wrapping_mul(0x100_0000_01b3)
+    })
 }
 
 /// One request as the origin saw it.
@@ -113,7 +115,9 @@ impl Origin {
         let shared = state.clone();
         let task = tokio::spawn(async move {
             loop {
-                let Ok((sock, _)) = listener.accept().await else { return };
+                let Ok((sock, _)) = listener.accept().await else {
+                    return;
+                };
                 tokio::spawn(serve(sock, shared.clone()));
             }
         });
@@ -133,7 +137,14 @@ impl Origin {
     }
 
     pub fn log(&self, path: &str) -> Vec<Logged> {
-        self.state.lock().unwrap().log.iter().filter(|l| l.path == path).cloned().collect()
+        self.state
+            .lock()
+            .unwrap()
+            .log
+            .iter()
+            .filter(|l| l.path == path)
+            .cloned()
+            .collect()
     }
 }
 
@@ -158,7 +169,14 @@ async fn serve(mut sock: TcpStream, state: Arc<Mutex<State>>) {
     while let Some(head) = read_head(&mut sock, &mut buf).await {
         let mut lines = head.split("\r\n");
         let request = lines.next().unwrap_or_default().to_owned();
-        let path = request.split(' ').nth(1).unwrap_or("/").split('?').next().unwrap_or("/").to_owned();
+        let path = request
+            .split(' ')
+            .nth(1)
+            .unwrap_or("/")
+            .split('?')
+            .next()
+            .unwrap_or("/")
+            .to_owned();
         let headers: HashMap<String, String> = lines
             .filter_map(|l| l.split_once(':'))
             .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
@@ -173,12 +191,21 @@ fn parse_range(h: &str, len: u64) -> Option<(u64, u64)> {
     let spec = h.strip_prefix("bytes=")?;
     let (a, b) = spec.split_once('-')?;
     let start: u64 = a.parse().ok()?;
-    let end = if b.is_empty() { len.checked_sub(1)? } else { b.parse::<u64>().ok()?.min(len.checked_sub(1)?) };
+    let end = if b.is_empty() {
+        len.checked_sub(1)?
+    } else {
+        b.parse::<u64>().ok()?.min(len.checked_sub(1)?)
+    };
     (start <= end).then_some((start, end))
 }
 
 /// Answer one request; `false` when the connection must end.
-async fn respond(sock: &mut TcpStream, state: &Mutex<State>, path: String, headers: HashMap<String, String>) -> bool {
+async fn respond(
+    sock: &mut TcpStream,
+    state: &Mutex<State>,
+    path: String,
+    headers: HashMap<String, String>,
+) -> bool {
     let (res, fault) = {
         let mut st = state.lock().unwrap();
         let fault = st.files.get_mut(&path).and_then(|r| {
@@ -213,7 +240,13 @@ async fn respond(sock: &mut TcpStream, state: &Mutex<State>, path: String, heade
         let want = format!("Basic {}", base64_encode(expected.as_bytes()));
         if headers.get("authorization") != Some(&want) {
             log(401);
-            return send_simple(sock, 401, "WWW-Authenticate: Basic realm=\"ebb\"\r\n", b"who are you").await;
+            return send_simple(
+                sock,
+                401,
+                "WWW-Authenticate: Basic realm=\"ebb\"\r\n",
+                b"who are you",
+            )
+            .await;
         }
     }
     if let Some(to) = &res.redirect_to {
@@ -222,12 +255,19 @@ async fn respond(sock: &mut TcpStream, state: &Mutex<State>, path: String, heade
     }
     if let Some(Fault::Status(code, retry_after)) = &fault {
         log(*code);
-        let extra = retry_after.as_ref().map(|r| format!("Retry-After: {r}\r\n")).unwrap_or_default();
+        let extra = retry_after
+            .as_ref()
+            .map(|r| format!("Retry-After: {r}\r\n"))
+            .unwrap_or_default();
         return send_simple(sock, *code, &extra, b"fault").await;
     }
     let len = res.body.len() as u64;
-    let validators_match = if_range.as_ref().is_none_or(|v| Some(v) == res.etag.as_ref() || Some(v) == res.last_modified.as_ref());
-    let wanted = range.as_deref().filter(|_| validators_match && fault != Some(Fault::IgnoreRange));
+    let validators_match = if_range
+        .as_ref()
+        .is_none_or(|v| Some(v) == res.etag.as_ref() || Some(v) == res.last_modified.as_ref());
+    let wanted = range
+        .as_deref()
+        .filter(|_| validators_match && fault != Some(Fault::IgnoreRange));
     let mut extra = String::new();
     if let Some(e) = &res.etag {
         extra += &format!("ETag: {e}\r\n");
@@ -247,7 +287,11 @@ async fn respond(sock: &mut TcpStream, state: &Mutex<State>, path: String, heade
             return send_simple(sock, 416, &format!("Content-Range: bytes */{len}\r\n"), b"").await;
         }
         Some(Some((a, b))) => {
-            let a = if fault == Some(Fault::LieContentRange) { (a + 7).min(b) } else { a };
+            let a = if fault == Some(Fault::LieContentRange) {
+                (a + 7).min(b)
+            } else {
+                a
+            };
             extra += &format!("Content-Range: bytes {a}-{b}/{len}\r\n");
             if fault == Some(Fault::Gzip206) {
                 extra += "Content-Encoding: gzip\r\n";
@@ -257,13 +301,22 @@ async fn respond(sock: &mut TcpStream, state: &Mutex<State>, path: String, heade
     };
     log(status);
     let body = &res.body[start as usize..end as usize];
-    let framing = if res.chunked { "Transfer-Encoding: chunked\r\n".to_owned() } else { format!("Content-Length: {}\r\n", body.len()) };
-    let head = format!("HTTP/1.1 {status} {}\r\n{extra}{framing}\r\n", reason(status));
+    let framing = if res.chunked {
+        "Transfer-Encoding: chunked\r\n".to_owned()
+    } else {
+        format!("Content-Length: {}\r\n", body.len())
+    };
+    let head = format!(
+        "HTTP/1.1 {status} {}\r\n{extra}{framing}\r\n",
+        reason(status)
+    );
     if sock.write_all(head.as_bytes()).await.is_err() {
         return false;
     }
     let limit = match &fault {
-        Some(Fault::StallAfter(n) | Fault::ResetAfter(n) | Fault::TruncateAfter(n)) => (*n as usize).min(body.len()),
+        Some(Fault::StallAfter(n) | Fault::ResetAfter(n) | Fault::TruncateAfter(n)) => {
+            (*n as usize).min(body.len())
+        }
         _ => body.len(),
     };
     let started = Instant::now();
@@ -310,7 +363,11 @@ async fn respond(sock: &mut TcpStream, state: &Mutex<State>, path: String, heade
 }
 
 async fn send_simple(sock: &mut TcpStream, status: u16, extra: &str, body: &[u8]) -> bool {
-    let head = format!("HTTP/1.1 {status} {}\r\n{extra}Content-Length: {}\r\n\r\n", reason(status), body.len());
+    let head = format!(
+        "HTTP/1.1 {status} {}\r\n{extra}Content-Length: {}\r\n\r\n",
+        reason(status),
+        body.len()
+    );
     sock.write_all(head.as_bytes()).await.is_ok() && sock.write_all(body).await.is_ok()
 }
 

@@ -30,7 +30,12 @@ pub struct EngineArgs {
     #[arg(long, global = true, env = "EBB_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
     /// Checkpoint after this many bytes (progress is committed only once it is on disk).
-    #[arg(long, global = true, env = "EBB_CHECKPOINT_BYTES", value_name = "BYTES")]
+    #[arg(
+        long,
+        global = true,
+        env = "EBB_CHECKPOINT_BYTES",
+        value_name = "BYTES"
+    )]
     pub checkpoint_bytes: Option<u64>,
     /// Checkpoint at least this often, e.g. `1s`, `250ms`.
     #[arg(long, global = true, env = "EBB_CHECKPOINT_INTERVAL", value_parser = humantime::parse_duration, value_name = "TIME")]
@@ -129,9 +134,17 @@ pub enum Command {
         pairs: Vec<String>,
     },
     /// Rewrite the start of every remote name of a job (repair after a server move).
-    ReplaceRemotePrefix { job: String, old: String, new: String },
+    ReplaceRemotePrefix {
+        job: String,
+        old: String,
+        new: String,
+    },
     /// Change one file's remote name.
-    SetRemoteName { job: String, index: usize, url: String },
+    SetRemoteName {
+        job: String,
+        index: usize,
+        url: String,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -85,7 +85,8 @@ async fn engine(args: &EngineArgs, scheduling: bool) -> anyhow::Result<Engine> {
 
 /// A local name as the engine wants it: relative names are taken from the current directory.
 fn absolute(path: &Path) -> anyhow::Result<PathBuf> {
-    std::path::absolute(path).with_context(|| format!("{}: cannot make the path absolute", path.display()))
+    std::path::absolute(path)
+        .with_context(|| format!("{}: cannot make the path absolute", path.display()))
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -128,8 +129,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             e.shutdown().await;
         }
-        Command::Suspend { job } => with_job(args, &job, |e, id| async move { e.suspend(id).await }).await?,
-        Command::Cancel { job } => with_job(args, &job, |e, id| async move { e.cancel(id).await }).await?,
+        Command::Suspend { job } => {
+            with_job(args, &job, |e, id| async move { e.suspend(id).await }).await?
+        }
+        Command::Cancel { job } => {
+            with_job(args, &job, |e, id| async move { e.cancel(id).await }).await?
+        }
         Command::Complete { job } => {
             let e = engine(args, false).await?;
             let id = e.find(&job).await?;
@@ -144,7 +149,14 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Info { job, json } => {
             let j = read_one(args, &job)?;
-            print!("{}", if json { output::json(&j)? + "\n" } else { output::info(&j) });
+            print!(
+                "{}",
+                if json {
+                    output::json(&j)? + "\n"
+                } else {
+                    output::info(&j)
+                }
+            );
         }
         Command::List { json, all } => {
             let jobs: Vec<_> = ebb::read_jobs(&data_dir(args)?)?
@@ -161,7 +173,14 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Files { job, json } => {
             let j = read_one(args, &job)?;
-            print!("{}", if json { output::json(&j.files)? + "\n" } else { output::files(&j.files) });
+            print!(
+                "{}",
+                if json {
+                    output::json(&j.files)? + "\n"
+                } else {
+                    output::files(&j.files)
+                }
+            );
         }
         Command::Error { job, json } => {
             let j = read_one(args, &job)?;
@@ -245,8 +264,11 @@ async fn transfer(
     name: &str,
     pairs: &[String],
 ) -> anyhow::Result<ExitCode> {
-    if pairs.len() % 2 != 0 {
-        eprintln!("ebb transfer: URL and PATH come in pairs ({} arguments given)", pairs.len());
+    if !pairs.len().is_multiple_of(2) {
+        eprintln!(
+            "ebb transfer: URL and PATH come in pairs ({} arguments given)",
+            pairs.len()
+        );
         return Ok(ExitCode::from(2));
     }
     let files = pairs
@@ -307,7 +329,10 @@ fn changes(set: &SetArgs, current: SecurityFlags) -> anyhow::Result<Vec<Property
         let headers = if set.headers.len() == 1 && set.headers[0].eq_ignore_ascii_case("none") {
             Vec::new()
         } else {
-            set.headers.iter().map(|h| CustomHeader::parse(h)).collect::<ebb::Result<_>>()?
+            set.headers
+                .iter()
+                .map(|h| CustomHeader::parse(h))
+                .collect::<ebb::Result<_>>()?
         };
         out.push(PropertyChange::CustomHeaders(headers));
     }

@@ -40,24 +40,38 @@ pub fn info(j: &JobInfo) -> String {
     kv("state:", &j.state.bits_name());
     kv("priority:", &p.priority);
     kv("owner:", &format!("{} (uid {})", j.owner, j.owner_uid));
-    kv("files:", &format!("{} / {}", j.files_transferred, j.files_total));
-    kv("bytes:", &format!("{} / {}", j.bytes_transferred, bytes(j.bytes_total)));
+    kv(
+        "files:",
+        &format!("{} / {}", j.files_transferred, j.files_total),
+    );
+    kv(
+        "bytes:",
+        &format!("{} / {}", j.bytes_transferred, bytes(j.bytes_total)),
+    );
     kv("created:", &j.created_at);
     kv("modified:", &j.modified_at);
     kv(
         "completed:",
-        &j.completed_at.map_or_else(|| "UNKNOWN".to_owned(), |t| t.to_string()),
+        &j.completed_at
+            .map_or_else(|| "UNKNOWN".to_owned(), |t| t.to_string()),
     );
     kv("error count:", &j.error_count);
     kv("min retry delay:", &format!("{} s", p.minimum_retry_delay));
-    kv("no progress timeout:", &format!("{} s", p.no_progress_timeout));
-    kv("max download time:", &format!("{} s", p.maximum_download_time));
+    kv(
+        "no progress timeout:",
+        &format!("{} s", p.no_progress_timeout),
+    );
+    kv(
+        "max download time:",
+        &format!("{} s", p.maximum_download_time),
+    );
     kv("notify flags:", &format!("0x{:x}", p.notify_flags.0));
     kv(
         "notify command line:",
-        &p.notify_command_line
-            .as_ref()
-            .map_or_else(|| "none".to_owned(), |c| c.parameters.clone().unwrap_or_else(|| c.program.clone())),
+        &p.notify_command_line.as_ref().map_or_else(
+            || "none".to_owned(),
+            |c| c.parameters.clone().unwrap_or_else(|| c.program.clone()),
+        ),
     );
     kv("proxy:", &format!("{:?}", p.proxy));
     kv("security flags:", &format!("0x{:x}", p.security_flags.0));
@@ -89,7 +103,12 @@ pub fn files(files: &[JobFile]) -> String {
 pub fn error(e: &JobErrorInfo) -> String {
     let mut s = String::new();
     if let Some(f) = &e.file {
-        let _ = writeln!(s, "error file:    {} -> {}", f.remote_url, f.local_path.display());
+        let _ = writeln!(
+            s,
+            "error file:    {} -> {}",
+            f.remote_url,
+            f.local_path.display()
+        );
     }
     let _ = writeln!(s, "error code:    {} - {}", e.code, e.description);
     let _ = writeln!(

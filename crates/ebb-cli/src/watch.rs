@@ -55,11 +55,15 @@ pub async fn until_settled(
             last_transient = Some(info.error_count);
             if let Some(err) = &info.error {
                 bar.suspend(|| {
-                    eprintln!("ebb: transient error {} - {}; retrying", err.code, err.description);
+                    eprintln!(
+                        "ebb: transient error {} - {}; retrying",
+                        err.code, err.description
+                    );
                 });
             }
         }
-        let until = deadline.unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
+        let until =
+            deadline.unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
         let interrupted = tokio::select! {
             _ = events.recv() => None,
             () = tokio::time::sleep(Duration::from_millis(200)) => None,
@@ -75,7 +79,9 @@ pub async fn until_settled(
         if let Some(code) = interrupted {
             bar.abandon();
             e.shutdown().await;
-            eprintln!("ebb: interrupted; job {id} stays queued: continue with `ebb resume {id} --wait`");
+            eprintln!(
+                "ebb: interrupted; job {id} stays queued: continue with `ebb resume {id} --wait`"
+            );
             return Ok(ExitCode::from(code));
         }
     };

@@ -18,7 +18,8 @@ use crate::error::{Error, ErrorCode, Result};
 use crate::events::Event;
 use crate::lock::DirLock;
 use crate::model::{
-    Job, JobId, JobInfo, JobState, JobType, NewFile, Owner, PropertyChange, ResumeOutcome, Timestamp,
+    Job, JobId, JobInfo, JobState, JobType, NewFile, Owner, PropertyChange, ResumeOutcome,
+    Timestamp,
 };
 use crate::store::Store;
 use crate::transfer::{HttpClients, Live};
@@ -74,7 +75,9 @@ struct Running {
 
 impl State {
     fn get(&self, id: JobId) -> Result<&Job> {
-        self.jobs.get(&id).ok_or_else(|| Error::NotFound(id.to_string()))
+        self.jobs
+            .get(&id)
+            .ok_or_else(|| Error::NotFound(id.to_string()))
     }
 
     fn get_mut(&mut self, id: JobId) -> Result<&mut Job> {
@@ -193,7 +196,9 @@ impl Engine {
             return Err(Error::TooManyFiles);
         }
         if job.job_type != JobType::Download && new.iter().any(|f| !f.ranges.is_empty()) {
-            return Err(Error::InvalidArgument("byte ranges are for download jobs only".into()));
+            return Err(Error::InvalidArgument(
+                "byte ranges are for download jobs only".into(),
+            ));
         }
         let mut seen: Vec<&Path> = job.files.iter().map(|f| f.local_path.as_path()).collect();
         for f in &new {
@@ -209,11 +214,16 @@ impl Engine {
         let first = job.files.len();
         let mut updated = job.clone();
         for (i, f) in new.into_iter().enumerate() {
-            updated.files.push(crate::model::JobFile::new(id, first + i, f));
+            updated
+                .files
+                .push(crate::model::JobFile::new(id, first + i, f));
         }
         updated.modified_at = Timestamp::now();
         let indices = (first..updated.files.len()).collect();
-        self.inner.store.update_job_and_files(&updated, indices).await?;
+        self.inner
+            .store
+            .update_job_and_files(&updated, indices)
+            .await?;
         let state = updated.state();
         *job = updated;
         drop(st);
@@ -228,7 +238,9 @@ impl Engine {
         let job = st.get_mut(id)?;
         if job.job_type != JobType::Download {
             job.check_modifiable("resume")?;
-            return Err(Error::NotSupported("transferring upload and upload-reply jobs"));
+            return Err(Error::NotSupported(
+                "transferring upload and upload-reply jobs",
+            ));
         }
         let outcome = job.resume(Timestamp::now(), seq)?;
         if outcome == ResumeOutcome::Queued {
@@ -304,7 +316,8 @@ impl Engine {
 
     /// `ReplaceRemotePrefix`; returns how many files changed.
     pub async fn replace_remote_prefix(&self, id: JobId, old: &str, new: &str) -> Result<usize> {
-        self.repair(id, |job, now| job.replace_remote_prefix(old, new, now)).await
+        self.repair(id, |job, now| job.replace_remote_prefix(old, new, now))
+            .await
     }
 
     /// `SetRemoteName` of one file.
@@ -313,7 +326,11 @@ impl Engine {
             .await
     }
 
-    async fn repair<R>(&self, id: JobId, f: impl FnOnce(&mut Job, Timestamp) -> Result<R>) -> Result<R> {
+    async fn repair<R>(
+        &self,
+        id: JobId,
+        f: impl FnOnce(&mut Job, Timestamp) -> Result<R>,
+    ) -> Result<R> {
         let mut st = self.inner.state.lock().await;
         let job = st.get_mut(id)?;
         let mut updated = job.clone();
@@ -362,7 +379,8 @@ impl Engine {
             if !state.is_active() {
                 return Ok(state);
             }
-            let until = deadline.unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
+            let until =
+                deadline.unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
             tokio::select! {
                 _ = events.recv() => {}
                 () = tokio::time::sleep_until(until) => {
@@ -405,9 +423,13 @@ pub fn resolve(jobs: &[(JobId, String, JobState)], id_or_name: &str) -> Result<J
     {
         return Ok(id);
     }
-    let named: Vec<&(JobId, String, JobState)> = jobs.iter().filter(|(_, n, _)| n == id_or_name).collect();
-    let live: Vec<&(JobId, String, JobState)> =
-        named.iter().copied().filter(|(_, _, s)| !s.is_final()).collect();
+    let named: Vec<&(JobId, String, JobState)> =
+        jobs.iter().filter(|(_, n, _)| n == id_or_name).collect();
+    let live: Vec<&(JobId, String, JobState)> = named
+        .iter()
+        .copied()
+        .filter(|(_, _, s)| !s.is_final())
+        .collect();
     match (live.as_slice(), named.as_slice()) {
         ([one], _) | ([], [one]) => Ok(one.0),
         ([], []) => Err(Error::NotFound(id_or_name.to_owned())),
@@ -521,7 +543,10 @@ mod tests {
         assert_eq!(resolve(&jobs, &b.to_string()).unwrap(), b);
         assert_eq!(resolve(&jobs, &b.braced_upper()).unwrap(), b);
         assert_eq!(resolve(&jobs, "nightly").unwrap(), a);
-        assert!(matches!(resolve(&jobs, "twice"), Err(Error::InvalidArgument(_))));
+        assert!(matches!(
+            resolve(&jobs, "twice"),
+            Err(Error::InvalidArgument(_))
+        ));
         assert!(matches!(resolve(&jobs, "none"), Err(Error::NotFound(_))));
     }
 }

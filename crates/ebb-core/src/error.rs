@@ -76,7 +76,9 @@ impl ErrorCode {
             Self::S_OK => "The operation completed successfully.",
             Self::BG_S_PARTIAL_COMPLETE => "Some of the job's files were not transferred.",
             Self::BG_E_NOT_FOUND => "The requested job was not found.",
-            Self::BG_E_INVALID_STATE => "The requested action is not allowed in the current job state.",
+            Self::BG_E_INVALID_STATE => {
+                "The requested action is not allowed in the current job state."
+            }
             Self::BG_E_EMPTY => "There are currently no files attached to this job.",
             Self::BG_E_NETWORK_DISCONNECTED => "No network connection is active on this computer.",
             Self::BG_E_INSUFFICIENT_RANGE_SUPPORT => {
@@ -88,7 +90,9 @@ impl ErrorCode {
             Self::BG_E_INVALID_RANGE => "A requested range lies outside the remote file.",
             Self::BG_E_OVERLAPPING_RANGES => "The requested ranges overlap.",
             Self::BG_E_CONNECT_FAILURE => "The connection to the server could not be established.",
-            Self::BG_E_CONNECTION_CLOSED => "The connection was closed before the body was complete.",
+            Self::BG_E_CONNECTION_CLOSED => {
+                "The connection was closed before the body was complete."
+            }
             Self::BG_E_INVALID_PROXY_INFO => "The proxy settings are not valid.",
             Self::BG_E_MAXDOWNLOAD_TIMEOUT => {
                 "The job did not finish within its maximum download time."
@@ -99,7 +103,9 @@ impl ErrorCode {
             Self::E_ACCESSDENIED => "Access is denied.",
             Self::E_DISK_FULL => "There is not enough space on the disk.",
             Self::E_FILE_NOT_FOUND => "The system cannot find the file specified.",
-            Self::E_REDIRECT_REFUSED => "The server redirected the request and the job's policy forbids it.",
+            Self::E_REDIRECT_REFUSED => {
+                "The server redirected the request and the job's policy forbids it."
+            }
             _ => "Unspecified error.",
         };
         text.to_owned()
@@ -183,7 +189,9 @@ impl ErrorContext {
             Self::LocalFile => "The error occurred while the local file was being processed.",
             Self::RemoteFile => "The error occurred while the remote file was being processed.",
             Self::GeneralTransport => "The error occurred in the transport layer.",
-            Self::RemoteApplication => "The error occurred while the server application was processing the request.",
+            Self::RemoteApplication => {
+                "The error occurred while the server application was processing the request."
+            }
         }
     }
 }
@@ -296,7 +304,9 @@ pub(crate) fn io_code(e: &std::io::Error) -> ErrorCode {
 pub(crate) fn io_is_transient(e: &std::io::Error) -> bool {
     matches!(
         e.kind(),
-        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded | std::io::ErrorKind::Interrupted
+        std::io::ErrorKind::StorageFull
+            | std::io::ErrorKind::QuotaExceeded
+            | std::io::ErrorKind::Interrupted
     )
 }
 

@@ -15,7 +15,11 @@ pub enum Event {
     /// Every file is transferred (`JobTransferred`).
     JobTransferred { job_id: JobId },
     /// The job entered Error or TransientError (`JobError`).
-    JobError { job_id: JobId, state: JobState, error: JobError },
+    JobError {
+        job_id: JobId,
+        state: JobState,
+        error: JobError,
+    },
     /// One file is transferred and durable (`FileTransferred`).
     FileTransferred { job_id: JobId, file_index: usize },
 }

@@ -10,11 +10,11 @@ mod state;
 mod time;
 
 pub use file::{ByteRange, JobFile, NewFile, Validators, validate_local_path, validate_remote_url};
-pub use job::{ErrorFile, Job, JobErrorInfo, JobId, JobInfo, JobType, Owner, ResumeOutcome};
 pub(crate) use job::Schedule;
+pub use job::{ErrorFile, Job, JobErrorInfo, JobId, JobInfo, JobType, Owner, ResumeOutcome};
 pub use properties::{
-    BasicCredentials, CredentialTarget, Credentials, CredentialsView, CustomHeader, JobProperties, NotifyCommandLine,
-    NotifyFlags, PropertyChange, ProxySettings, RedirectPolicy, SecurityFlags,
+    BasicCredentials, CredentialTarget, Credentials, CredentialsView, CustomHeader, JobProperties,
+    NotifyCommandLine, NotifyFlags, PropertyChange, ProxySettings, RedirectPolicy, SecurityFlags,
 };
 pub use state::{JobState, Priority};
 pub use time::Timestamp;

@@ -8,7 +8,9 @@ use crate::model::{Job, NotifyFlags};
 /// process is reaped in the background; a program that cannot start is logged, not fatal.
 pub(crate) fn run(job: &Job, flag: u32) {
     let props = &job.properties;
-    if !props.notify_flags.wants(flag) || flag & (NotifyFlags::JOB_TRANSFERRED | NotifyFlags::JOB_ERROR) == 0 {
+    if !props.notify_flags.wants(flag)
+        || flag & (NotifyFlags::JOB_TRANSFERRED | NotifyFlags::JOB_ERROR) == 0
+    {
         return;
     }
     let Some(line) = &props.notify_command_line else {
@@ -33,11 +35,15 @@ pub(crate) fn run(job: &Job, flag: u32) {
             let program = line.program.clone();
             tokio::spawn(async move {
                 match child.wait().await {
-                    Ok(status) => tracing::debug!(%job_id, %program, %status, "notify program exited"),
+                    Ok(status) => {
+                        tracing::debug!(%job_id, %program, %status, "notify program exited")
+                    }
                     Err(e) => tracing::warn!(%job_id, %program, error = %e, "notify program"),
                 }
             });
         }
-        Err(e) => tracing::warn!(job_id = %job.id, program = %line.program, error = %e, "cannot start notify program"),
+        Err(e) => {
+            tracing::warn!(job_id = %job.id, program = %line.program, error = %e, "cannot start notify program")
+        }
     }
 }

@@ -69,7 +69,9 @@ impl Plan {
 pub(crate) fn plan(slots: &[Slot], rules: Rules, now: Instant, wall: Timestamp) -> Plan {
     let mut plan = Plan::default();
     let until = |t: Timestamp| {
-        Duration::from_millis(u64::try_from(t.as_millis().saturating_sub(wall.as_millis())).unwrap_or(0))
+        Duration::from_millis(
+            u64::try_from(t.as_millis().saturating_sub(wall.as_millis())).unwrap_or(0),
+        )
     };
     for s in slots {
         if s.state.is_final() {
@@ -100,7 +102,7 @@ pub(crate) fn plan(slots: &[Slot], rules: Rules, now: Instant, wall: Timestamp) 
                 if s.active >= s.max_download_time {
                     plan.over_time.push(s.id);
                 } else {
-                    plan.wake(s.max_download_time - s.active);
+                    plan.wake(s.max_download_time.saturating_sub(s.active));
                 }
             }
             JobState::Queued if s.priority == Priority::Foreground => plan.start.push(s.id),
@@ -122,7 +124,9 @@ fn plan_background(slots: &[Slot], rules: Rules, now: Instant, plan: &mut Plan) 
     // A running job whose slice is spent yields to a waiting job of its own priority.
     let mut rotated = Vec::new();
     for s in &candidates {
-        let (true, Some(start)) = (s.state.is_running(), s.slice_start) else { continue };
+        let (true, Some(start)) = (s.state.is_running(), s.slice_start) else {
+            continue;
+        };
         let waiting = candidates
             .iter()
             .any(|w| w.priority == s.priority && w.state == JobState::Queued);
@@ -133,7 +137,7 @@ fn plan_background(slots: &[Slot], rules: Rules, now: Instant, plan: &mut Plan) 
         if used >= rules.time_slice {
             rotated.push(s.id);
         } else {
-            plan.wake(rules.time_slice - used);
+            plan.wake(rules.time_slice.saturating_sub(used));
         }
     }
     // Strict priority; within a level, running (unrotated) jobs keep their place, then FIFO.
@@ -216,10 +220,20 @@ mod tests {
         let mut a = slot(Priority::Normal, JobState::Transferring, 1);
         a.slice_start = Some(t0);
         let b = slot(Priority::Normal, JobState::Queued, 2);
-        let early = plan(&[a.clone(), b.clone()], RULES, t0 + Duration::from_secs(3), at(1));
+        let early = plan(
+            &[a.clone(), b.clone()],
+            RULES,
+            t0 + Duration::from_secs(3),
+            at(1),
+        );
         assert!(early.start.is_empty() && early.preempt.is_empty());
         assert_eq!(early.wake_in, Some(Duration::from_secs(7)));
-        let late = plan(&[a.clone(), b.clone()], RULES, t0 + Duration::from_secs(10), at(1));
+        let late = plan(
+            &[a.clone(), b.clone()],
+            RULES,
+            t0 + Duration::from_secs(10),
+            at(1),
+        );
         assert_eq!(late.start, vec![b.id]);
         assert_eq!(late.preempt, vec![(a.id, true)]);
         // Alone, a spent slice changes nothing.
@@ -229,7 +243,10 @@ mod tests {
 
     #[test]
     fn more_background_slots() {
-        let rules = Rules { max_background_jobs: 2, ..RULES };
+        let rules = Rules {
+            max_background_jobs: 2,
+            ..RULES
+        };
         let jobs = vec![
             slot(Priority::Low, JobState::Queued, 1),
             slot(Priority::High, JobState::Queued, 2),
@@ -260,7 +277,7 @@ mod tests {
         let p = plan(&[run.clone(), idle.clone()], RULES, Instant::now(), at(999));
         assert_eq!(p.over_time, vec![run.id]);
         assert!(p.inactive.is_empty());
-        let p = plan(&[idle.clone()], RULES, Instant::now(), at(1000));
+        let p = plan(std::slice::from_ref(&idle), RULES, Instant::now(), at(1000));
         assert_eq!(p.inactive, vec![idle.id]);
     }
 }

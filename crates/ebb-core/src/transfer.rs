@@ -20,8 +20,8 @@ use tokio_util::sync::CancellationToken;
 
 pub use checkpoint::CheckpointPolicy;
 pub(crate) use checkpoint::Checkpointer;
-pub use http::HttpConfig;
 pub(crate) use http::HttpClients;
+pub use http::HttpConfig;
 
 use crate::error::{ErrorCode, ErrorContext, JobError, Status, io_code, io_is_transient};
 use crate::model::{Credentials, JobFile, JobProperties};
@@ -36,7 +36,13 @@ pub(crate) struct Failure {
 }
 
 impl Failure {
-    pub(crate) fn new(status: Status, context: ErrorContext, code: ErrorCode, detail: String) -> Self {
+    pub(crate) fn new(
+        status: Status,
+        context: ErrorContext,
+        code: ErrorCode,
+        detail: impl AsRef<str>,
+    ) -> Self {
+        let detail = detail.as_ref();
         let description = if detail.is_empty() {
             code.description()
         } else {
@@ -105,13 +111,15 @@ impl Default for Live {
 impl Live {
     pub(crate) fn set_current(&self, index: usize, file: &JobFile) {
         self.bytes.store(file.bytes_transferred, Ordering::Relaxed);
-        self.total.store(file.bytes_total.unwrap_or(UNKNOWN), Ordering::Relaxed);
+        self.total
+            .store(file.bytes_total.unwrap_or(UNKNOWN), Ordering::Relaxed);
         self.current.store(index, Ordering::Relaxed);
     }
 
     fn update(&self, file: &JobFile) {
         self.bytes.store(file.bytes_transferred, Ordering::Relaxed);
-        self.total.store(file.bytes_total.unwrap_or(UNKNOWN), Ordering::Relaxed);
+        self.total
+            .store(file.bytes_total.unwrap_or(UNKNOWN), Ordering::Relaxed);
     }
 
     fn add_moved(&self, n: u64) {
@@ -207,15 +215,14 @@ impl Run {
         } else {
             None
         };
-        let temp = match reopened {
-            Some(t) => t,
-            None => {
-                if file.bytes_transferred > 0 {
-                    tracing::warn!(path = %file.temp_path.display(), "temporary file lost; starting the file over");
-                }
-                reset(file);
-                temp_file::TempFile::create(&file.temp_path)?
+        let temp = if let Some(t) = reopened {
+            t
+        } else {
+            if file.bytes_transferred > 0 {
+                tracing::warn!(path = %file.temp_path.display(), "temporary file lost; starting the file over");
             }
+            reset(file);
+            temp_file::TempFile::create(&file.temp_path)?
         };
         cx.live.update(file);
         Ok(Self {

@@ -64,7 +64,11 @@ impl Inner {
         loop {
             let mut st = self.state.lock().await;
             let now = Instant::now();
-            let slots: Vec<Slot> = st.jobs.values().map(|j| slot(j, st.running.get(&j.id), now)).collect();
+            let slots: Vec<Slot> = st
+                .jobs
+                .values()
+                .map(|j| slot(j, st.running.get(&j.id), now))
+                .collect();
             let plan = scheduler::plan(&slots, self.rules(), now, Timestamp::now());
             if plan.is_empty() {
                 return plan.wake_in;
@@ -136,7 +140,9 @@ impl Inner {
     async fn start(&self, st: &mut State, id: JobId) {
         st.next_run += 1;
         let run = st.next_run;
-        let Some(job) = st.jobs.get_mut(&id) else { return };
+        let Some(job) = st.jobs.get_mut(&id) else {
+            return;
+        };
         if !job.start_connecting(Timestamp::now()) {
             return;
         }
@@ -200,7 +206,9 @@ impl Inner {
 
     /// A worker ended by itself: Transferred, or failed.
     async fn finish_run(&self, st: &mut State, id: JobId) {
-        let Some(running) = st.running.remove(&id) else { return };
+        let Some(running) = st.running.remove(&id) else {
+            return;
+        };
         let exit = match running.handle.await {
             Ok(exit) => exit,
             Err(e) => {
@@ -209,7 +217,9 @@ impl Inner {
             }
         };
         let seq = st.take_seq();
-        let Some(job) = st.jobs.get_mut(&id) else { return };
+        let Some(job) = st.jobs.get_mut(&id) else {
+            return;
+        };
         absorb(job, &exit, running.started, &running.live);
         self.emit_files_done(id, &exit.durable_done);
         let now = Timestamp::now();
@@ -232,8 +242,9 @@ impl Inner {
                 let retry_after = failure.retry_after;
                 if let Some(state) = job.fail(failure.error, failure.status, now) {
                     if state == JobState::TransientError {
-                        let delay = Duration::from_secs(u64::from(job.properties.minimum_retry_delay))
-                            .max(retry_after.unwrap_or_default());
+                        let delay =
+                            Duration::from_secs(u64::from(job.properties.minimum_retry_delay))
+                                .max(retry_after.unwrap_or_default());
                         job.schedule.retry_at = Some(now.plus(delay));
                         tracing::info!(job_id = %id, ?delay, "transient error; will retry");
                     } else if failure.status == Status::Transient {

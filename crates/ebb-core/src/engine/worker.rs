@@ -8,14 +8,26 @@ use tracing::Instrument;
 
 use crate::model::{Credentials, JobFile, JobId, JobProperties};
 use crate::store::Store;
-use crate::transfer::{self, CheckpointPolicy, Checkpointer, Failure, Fetched, FileCx, HttpClients, Live};
+use crate::transfer::{
+    self, CheckpointPolicy, Checkpointer, Failure, Fetched, FileCx, HttpClients, Live,
+};
 
 /// Messages from workers to the engine's scheduler loop.
 #[derive(Debug)]
 pub(crate) enum WorkerMsg {
-    Connected { job: JobId, run: u64 },
-    FilesDurable { job: JobId, run: u64, files: Vec<usize> },
-    Exited { job: JobId, run: u64 },
+    Connected {
+        job: JobId,
+        run: u64,
+    },
+    FilesDurable {
+        job: JobId,
+        run: u64,
+        files: Vec<usize>,
+    },
+    Exited {
+        job: JobId,
+        run: u64,
+    },
 }
 
 /// How a run ended.
@@ -102,10 +114,10 @@ impl Worker {
             }
         }
         // Whatever finished must be durable before the job is reported Transferred.
-        if let Err(failure) = ckpt.flush(None).await {
-            if matches!(outcome, Outcome::Transferred) {
-                outcome = Outcome::Failed(failure);
-            }
+        if let Err(failure) = ckpt.flush(None).await
+            && matches!(outcome, Outcome::Transferred)
+        {
+            outcome = Outcome::Failed(failure);
         }
         WorkerExit {
             files: std::mem::take(&mut self.files),

@@ -47,7 +47,11 @@ impl ByteRange {
         if ranges.len() > Self::MAX_PER_FILE {
             return Err(Error::InvalidRange {
                 code: ErrorCode(0x8020_0052),
-                message: format!("{} ranges; at most {} per file", ranges.len(), Self::MAX_PER_FILE),
+                message: format!(
+                    "{} ranges; at most {} per file",
+                    ranges.len(),
+                    Self::MAX_PER_FILE
+                ),
             });
         }
         let mut sorted: Vec<Self> = ranges.to_vec();
@@ -146,7 +150,9 @@ pub fn validate_remote_url(text: &str) -> Result<Url> {
     match url.scheme() {
         "http" | "https" => {
             if url.host_str().is_none_or(str::is_empty) {
-                return Err(Error::InvalidArgument(format!("remote URL {text:?} has no host")));
+                return Err(Error::InvalidArgument(format!(
+                    "remote URL {text:?} has no host"
+                )));
             }
         }
         "file" => {
@@ -184,13 +190,18 @@ pub fn validate_local_path(path: &Path) -> Result<()> {
             "local path {shown:?} contains '.' or '..'"
         )));
     }
-    if path.to_str().is_none_or(|s| s.chars().any(char::is_control)) {
+    if path
+        .to_str()
+        .is_none_or(|s| s.chars().any(char::is_control))
+    {
         return Err(Error::InvalidArgument(format!(
             "local path {shown:?} is not valid UTF-8 or contains control characters"
         )));
     }
     let (Some(parent), Some(_)) = (path.parent(), path.file_name()) else {
-        return Err(Error::InvalidArgument(format!("local path {shown:?} names no file")));
+        return Err(Error::InvalidArgument(format!(
+            "local path {shown:?} names no file"
+        )));
     };
     match std::fs::metadata(parent) {
         Ok(m) if m.is_dir() => {}
@@ -208,7 +219,9 @@ pub fn validate_local_path(path: &Path) -> Result<()> {
         }
     }
     if std::fs::symlink_metadata(path).is_ok_and(|m| m.is_dir()) {
-        return Err(Error::InvalidArgument(format!("local path {shown:?} is a directory")));
+        return Err(Error::InvalidArgument(format!(
+            "local path {shown:?} is a directory"
+        )));
     }
     Ok(())
 }
@@ -262,7 +275,13 @@ mod tests {
     #[test]
     fn ranges_parse_and_validate() {
         let r = ByteRange::parse_list("0:100,2000:100,5000:eof").unwrap();
-        assert_eq!(r[2], ByteRange { offset: 5000, length: None });
+        assert_eq!(
+            r[2],
+            ByteRange {
+                offset: 5000,
+                length: None
+            }
+        );
         assert!(ByteRange::validate_list(&r).is_ok());
         let overlap = ByteRange::parse_list("0:100,50:10").unwrap();
         let err = ByteRange::validate_list(&overlap).unwrap_err();

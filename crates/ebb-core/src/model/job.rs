@@ -27,7 +27,10 @@ impl JobId {
 
     /// BITSAdmin's form: `{XXXXXXXX-XXXX-...}`, upper case.
     pub fn braced_upper(self) -> String {
-        format!("{{{}}}", self.0.hyphenated().to_string().to_ascii_uppercase())
+        format!(
+            "{{{}}}",
+            self.0.hyphenated().to_string().to_ascii_uppercase()
+        )
     }
 }
 
@@ -93,7 +96,9 @@ impl FromStr for JobType {
             "download" => Ok(Self::Download),
             "upload" => Ok(Self::Upload),
             "upload_reply" => Ok(Self::UploadReply),
-            _ => Err(format!("unknown job type {s:?} (download, upload or upload-reply)")),
+            _ => Err(format!(
+                "unknown job type {s:?} (download, upload or upload-reply)"
+            )),
         }
     }
 }
@@ -185,14 +190,21 @@ fn check_len(what: &str, text: &str, max: usize) -> Result<()> {
         });
     }
     if text.chars().any(|c| c.is_control() && c != '\t') {
-        return Err(Error::InvalidArgument(format!("{what} contains control characters")));
+        return Err(Error::InvalidArgument(format!(
+            "{what} contains control characters"
+        )));
     }
     Ok(())
 }
 
 impl Job {
     /// A new job: Suspended, no files, BITS's default properties.
-    pub fn new(display_name: &str, job_type: JobType, owner: Owner, now: Timestamp) -> Result<Self> {
+    pub fn new(
+        display_name: &str,
+        job_type: JobType,
+        owner: Owner,
+        now: Timestamp,
+    ) -> Result<Self> {
         check_len("display name", display_name, MAX_DISPLAY_NAME)?;
         Ok(Self {
             id: JobId::new(),
@@ -334,7 +346,11 @@ impl Job {
     /// All files are done: -> Transferred.
     pub(crate) fn transferred(&mut self, now: Timestamp) -> bool {
         let done = self.transition(
-            &[JobState::Queued, JobState::Connecting, JobState::Transferring],
+            &[
+                JobState::Queued,
+                JobState::Connecting,
+                JobState::Transferring,
+            ],
             JobState::Transferred,
             now,
         );
@@ -348,7 +364,12 @@ impl Job {
 
     /// Record an error and move to TransientError or Error, as its status and the job's
     /// retry settings say. Returns the new state, or `None` if the job was not in an action state.
-    pub(crate) fn fail(&mut self, error: JobError, status: Status, now: Timestamp) -> Option<JobState> {
+    pub(crate) fn fail(
+        &mut self,
+        error: JobError,
+        status: Status,
+        now: Timestamp,
+    ) -> Option<JobState> {
         if !self.state.is_active() {
             return None;
         }
@@ -467,7 +488,10 @@ impl Job {
         self.check_repairable("change a remote name of")?;
         super::validate_remote_url(url)?;
         let Some(file) = self.files.get_mut(index) else {
-            return Err(Error::InvalidArgument(format!("job {} has no file {index}", self.id)));
+            return Err(Error::InvalidArgument(format!(
+                "job {} has no file {index}",
+                self.id
+            )));
         };
         url.clone_into(&mut file.remote_url);
         self.modified_at = now;
@@ -574,7 +598,13 @@ mod tests {
     use crate::model::{NewFile, Priority};
 
     fn job() -> Job {
-        Job::new("j", JobType::Download, Owner::current(), Timestamp::from_millis(0)).unwrap()
+        Job::new(
+            "j",
+            JobType::Download,
+            Owner::current(),
+            Timestamp::from_millis(0),
+        )
+        .unwrap()
     }
 
     fn with_file(mut j: Job) -> Job {
@@ -626,7 +656,8 @@ mod tests {
             j.resume(T0, 3).unwrap_err(),
             j.suspend(T0).unwrap_err(),
             j.cancel(T0).unwrap_err(),
-            j.apply(PropertyChange::Priority(Priority::High), T0).unwrap_err(),
+            j.apply(PropertyChange::Priority(Priority::High), T0)
+                .unwrap_err(),
             j.acknowledge(T0).unwrap_err(),
         ] {
             assert_eq!(e.code(), ErrorCode::BG_E_INVALID_STATE);
@@ -657,17 +688,26 @@ mod tests {
         j.properties.no_progress_timeout = 10;
         j.resume(T0, 1).unwrap();
         j.start_connecting(T0);
-        assert_eq!(j.fail(err(503), Status::Transient, T0), Some(JobState::TransientError));
+        assert_eq!(
+            j.fail(err(503), Status::Transient, T0),
+            Some(JobState::TransientError)
+        );
         assert_eq!(j.error_count, 1);
         assert!(j.retry(T0));
         j.start_connecting(T0);
         let later = T0.plus(std::time::Duration::from_secs(11));
-        assert_eq!(j.fail(err(503), Status::Transient, later), Some(JobState::Error));
+        assert_eq!(
+            j.fail(err(503), Status::Transient, later),
+            Some(JobState::Error)
+        );
         assert_eq!(j.error_count, 2);
         // Error can be resumed.
         assert_eq!(j.resume(later, 2).unwrap(), ResumeOutcome::Queued);
         j.start_connecting(later);
-        assert_eq!(j.fail(err(404), Status::Permanent, later), Some(JobState::Error));
+        assert_eq!(
+            j.fail(err(404), Status::Permanent, later),
+            Some(JobState::Error)
+        );
     }
 
     #[test]
@@ -675,12 +715,18 @@ mod tests {
         let mut j = with_file(job());
         j.properties.no_progress_timeout = 0;
         j.resume(T0, 1).unwrap();
-        assert_eq!(j.fail(err(503), Status::Transient, T0), Some(JobState::Error));
+        assert_eq!(
+            j.fail(err(503), Status::Transient, T0),
+            Some(JobState::Error)
+        );
         let mut k = with_file(job());
         k.properties.minimum_retry_delay = 100;
         k.properties.no_progress_timeout = 50;
         k.resume(T0, 1).unwrap();
-        assert_eq!(k.fail(err(503), Status::Transient, T0), Some(JobState::Error));
+        assert_eq!(
+            k.fail(err(503), Status::Transient, T0),
+            Some(JobState::Error)
+        );
     }
 
     #[test]
@@ -693,15 +739,25 @@ mod tests {
     #[test]
     fn upload_complete_only_when_transferred() {
         let mut j = Job::new("u", JobType::Upload, Owner::current(), T0).unwrap();
-        assert_eq!(j.acknowledge(T0).unwrap_err().code(), ErrorCode::BG_E_INVALID_STATE);
+        assert_eq!(
+            j.acknowledge(T0).unwrap_err().code(),
+            ErrorCode::BG_E_INVALID_STATE
+        );
     }
 
     #[test]
     fn repair_remote_names() {
         let mut j = with_file(job());
-        assert_eq!(j.replace_remote_prefix("http://127.0.0.1", "http://localhost:8", T0).unwrap(), 1);
+        assert_eq!(
+            j.replace_remote_prefix("http://127.0.0.1", "http://localhost:8", T0)
+                .unwrap(),
+            1
+        );
         assert_eq!(j.files[0].remote_url, "http://localhost:8/x");
-        assert_eq!(j.replace_remote_prefix("https://", "http://", T0).unwrap(), 0);
+        assert_eq!(
+            j.replace_remote_prefix("https://", "http://", T0).unwrap(),
+            0
+        );
         assert!(j.replace_remote_prefix("http://", "gopher://", T0).is_err());
         j.set_remote_name(0, "http://h/y", T0).unwrap();
         assert!(j.set_remote_name(3, "http://h/y", T0).is_err());

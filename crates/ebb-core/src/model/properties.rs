@@ -110,7 +110,9 @@ impl NotifyCommandLine {
     pub fn parse(line: &str) -> Result<Self> {
         let words = split_words(line)?;
         let Some(program) = words.first() else {
-            return Err(Error::InvalidArgument("the notify command line is empty".into()));
+            return Err(Error::InvalidArgument(
+                "the notify command line is empty".into(),
+            ));
         };
         Self::new(program.clone(), Some(line.to_owned()))
     }
@@ -169,11 +171,17 @@ impl CustomHeader {
     }
 
     pub(crate) fn check_total(headers: &[Self]) -> Result<()> {
-        let total: usize = headers.iter().map(|h| h.name.len() + h.value.len() + 4).sum();
+        let total: usize = headers
+            .iter()
+            .map(|h| h.name.len() + h.value.len() + 4)
+            .sum();
         if total > Self::MAX_TOTAL_LEN {
             return Err(Error::InvalidRange {
                 code: ErrorCode::BG_E_STRING_TOO_LONG,
-                message: format!("custom headers are {total} bytes; at most {}", Self::MAX_TOTAL_LEN),
+                message: format!(
+                    "custom headers are {total} bytes; at most {}",
+                    Self::MAX_TOTAL_LEN
+                ),
             });
         }
         Ok(())
@@ -215,7 +223,10 @@ impl ProxySettings {
             "autodetect" | "auto_detect" => return Ok(Self::AutoDetect),
             _ => {}
         }
-        let Some(rest) = lower.strip_prefix("override:").map(|_| &text["override:".len()..]) else {
+        let Some(rest) = lower
+            .strip_prefix("override:")
+            .map(|_| &text["override:".len()..])
+        else {
             return Err(Error::InvalidArgument(format!(
                 "proxy {text:?}: expected preconfig, no_proxy, autodetect or override:LIST[;BYPASS]"
             )));
@@ -237,10 +248,7 @@ impl ProxySettings {
                 "proxy override needs at least one proxy".into(),
             ));
         }
-        for (list, code) in [
-            (&proxy_list, 0x8020_0018),
-            (&bypass_list, 0x8020_0019),
-        ] {
+        for (list, code) in [(&proxy_list, 0x8020_0018), (&bypass_list, 0x8020_0019)] {
             let len: usize = list.iter().map(|s| s.len() + 1).sum();
             if len > Self::MAX_LIST_LEN {
                 return Err(Error::InvalidRange {
@@ -250,8 +258,10 @@ impl ProxySettings {
             }
         }
         for p in &proxy_list {
-            if p.chars().any(|c| c.is_control()) {
-                return Err(Error::InvalidArgument(format!("proxy {p:?} contains control characters")));
+            if p.chars().any(char::is_control) {
+                return Err(Error::InvalidArgument(format!(
+                    "proxy {p:?} contains control characters"
+                )));
             }
         }
         Ok(Self::Override {
@@ -461,7 +471,10 @@ mod tests {
 
     #[test]
     fn proxy_forms() {
-        assert_eq!(ProxySettings::parse("NO_PROXY").unwrap(), ProxySettings::NoProxy);
+        assert_eq!(
+            ProxySettings::parse("NO_PROXY").unwrap(),
+            ProxySettings::NoProxy
+        );
         assert_eq!(
             ProxySettings::parse("override:http://p:3128,q:8080;<local>,*.lan").unwrap(),
             ProxySettings::Override {

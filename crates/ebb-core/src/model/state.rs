@@ -89,7 +89,9 @@ impl FromStr for JobState {
 
 /// Job priority (`BG_JOB_PRIORITY`): Foreground runs at once, unthrottled; the other three are
 /// background levels served by strict priority with round-robin inside a level.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Priority {
     Foreground = 0,

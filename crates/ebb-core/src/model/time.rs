@@ -23,7 +23,10 @@ impl Timestamp {
 
     #[must_use]
     pub fn plus(self, d: Duration) -> Self {
-        Self(self.0.saturating_add(i64::try_from(d.as_millis()).unwrap_or(i64::MAX)))
+        Self(
+            self.0
+                .saturating_add(i64::try_from(d.as_millis()).unwrap_or(i64::MAX)),
+        )
     }
 
     /// How long ago `self` was, as seen from `now` (zero if it lies in the future).
@@ -51,7 +54,11 @@ impl From<SystemTime> for Timestamp {
 
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", humantime::format_rfc3339_millis(self.to_system_time()))
+        write!(
+            f,
+            "{}",
+            humantime::format_rfc3339_millis(self.to_system_time())
+        )
     }
 }
 
@@ -80,7 +87,13 @@ mod tests {
         let json = serde_json::to_string(&t).unwrap();
         assert_eq!(json, "\"2026-11-18T11:06:40.123Z\"");
         assert_eq!(serde_json::from_str::<Timestamp>(&json).unwrap(), t);
-        assert_eq!(t.plus(Duration::from_secs(2)).elapsed_until(t), Duration::ZERO);
-        assert_eq!(t.elapsed_until(t.plus(Duration::from_secs(2))), Duration::from_secs(2));
+        assert_eq!(
+            t.plus(Duration::from_secs(2)).elapsed_until(t),
+            Duration::ZERO
+        );
+        assert_eq!(
+            t.elapsed_until(t.plus(Duration::from_secs(2))),
+            Duration::from_secs(2)
+        );
     }
 }

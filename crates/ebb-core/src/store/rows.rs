@@ -72,7 +72,10 @@ impl From<&Job> for JobRow {
             modified_at: job.modified_at.as_millis(),
             completed_at: job.completed_at.map(Timestamp::as_millis),
             error_count: job.error_count,
-            error: job.error.as_ref().and_then(|e| serde_json::to_string(e).ok()),
+            error: job
+                .error
+                .as_ref()
+                .and_then(|e| serde_json::to_string(e).ok()),
             schedule: job.schedule.clone(),
         }
     }
@@ -136,7 +139,12 @@ fn split_credentials(c: Option<&BasicCredentials>) -> (Option<&str>, Option<&str
     c.map_or((None, None), |c| (Some(&c.user_name), Some(&c.password)))
 }
 
-pub(crate) fn upsert_file(conn: &Connection, job: JobId, idx: usize, f: &JobFile) -> rusqlite::Result<()> {
+pub(crate) fn upsert_file(
+    conn: &Connection,
+    job: JobId,
+    idx: usize,
+    f: &JobFile,
+) -> rusqlite::Result<()> {
     let ranges = if f.ranges.is_empty() {
         None
     } else {
@@ -190,7 +198,10 @@ pub(crate) fn commit_progress(tx: &Transaction<'_>, p: &FileProgress) -> rusqlit
 
 pub(crate) fn delete_job(tx: &Transaction<'_>, id: JobId) -> rusqlite::Result<()> {
     tx.execute("DELETE FROM files WHERE job_id = ?1", [id.to_string()])?;
-    tx.execute("DELETE FROM live_progress WHERE job_id = ?1", [id.to_string()])?;
+    tx.execute(
+        "DELETE FROM live_progress WHERE job_id = ?1",
+        [id.to_string()],
+    )?;
     tx.execute("DELETE FROM jobs WHERE id = ?1", [id.to_string()])?;
     Ok(())
 }
@@ -251,10 +262,7 @@ pub(crate) fn overlay_live(conn: &Connection, jobs: &mut [Job]) -> rusqlite::Res
     })?;
     for row in rows {
         let (id, idx, bytes, total, completed) = row?;
-        let Some(file) = index
-            .get(&id)
-            .and_then(|&j| jobs[j].files.get_mut(idx))
-        else {
+        let Some(file) = index.get(&id).and_then(|&j| jobs[j].files.get_mut(idx)) else {
             continue;
         };
         if bytes >= file.bytes_transferred && !file.completed {
@@ -268,12 +276,14 @@ pub(crate) fn overlay_live(conn: &Connection, jobs: &mut [Job]) -> rusqlite::Res
 
 fn parse_id(r: &Row<'_>, col: usize) -> rusqlite::Result<JobId> {
     let text: String = r.get(col)?;
-    text.parse().map_err(|e: String| parse_err(col, BadValue(e)))
+    text.parse()
+        .map_err(|e: String| parse_err(col, BadValue(e)))
 }
 
 fn parse_text<T: std::str::FromStr<Err = String>>(r: &Row<'_>, col: usize) -> rusqlite::Result<T> {
     let text: String = r.get(col)?;
-    text.parse().map_err(|e: String| parse_err(col, BadValue(e)))
+    text.parse()
+        .map_err(|e: String| parse_err(col, BadValue(e)))
 }
 
 fn credentials(user: Option<String>, password: Option<String>) -> Option<BasicCredentials> {

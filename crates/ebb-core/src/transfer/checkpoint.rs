@@ -81,7 +81,8 @@ impl Checkpointer {
 
     fn due(&self) -> bool {
         (self.since_bytes > 0 || !self.pending.is_empty())
-            && (self.since_bytes >= self.policy.bytes || self.since.elapsed() >= self.policy.interval)
+            && (self.since_bytes >= self.policy.bytes
+                || self.since.elapsed() >= self.policy.interval)
     }
 
     /// Between chunks: collect a finished background checkpoint, and start one if it is due.

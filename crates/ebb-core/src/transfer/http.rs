@@ -17,7 +17,8 @@ use super::segments::{self, Segment};
 use super::{Failure, Fetched, FileCx, Run};
 use crate::error::{ErrorCode, ErrorContext, Status};
 use crate::model::{
-    BasicCredentials, Credentials, JobFile, JobProperties, ProxySettings, RedirectPolicy, Validators,
+    BasicCredentials, Credentials, JobFile, JobProperties, ProxySettings, RedirectPolicy,
+    Validators,
 };
 
 /// Timeouts and identity of the HTTP client.
@@ -70,16 +71,24 @@ impl HttpClients {
         self.config.chunk_timeout
     }
 
-    fn client(&self, props: &JobProperties, creds: &Credentials) -> Result<reqwest::Client, Failure> {
+    fn client(
+        &self,
+        props: &JobProperties,
+        creds: &Credentials,
+    ) -> Result<reqwest::Client, Failure> {
         let key = ClientKey {
             proxy: props.proxy.clone(),
             proxy_credentials: creds.proxy.clone(),
             insecure: props.security_flags.ignores_certificate_errors(),
         };
-        let mut clients = self
-            .clients
-            .lock()
-            .map_err(|_| Failure::new(Status::Transient, ErrorContext::GeneralTransport, ErrorCode::E_FAIL, String::new()))?;
+        let mut clients = self.clients.lock().map_err(|_| {
+            Failure::new(
+                Status::Transient,
+                ErrorContext::GeneralTransport,
+                ErrorCode::E_FAIL,
+                String::new(),
+            )
+        })?;
         if let Some(c) = clients.get(&key) {
             return Ok(c.clone());
         }
@@ -129,7 +138,13 @@ fn proxies(
 ) -> Result<Vec<reqwest::Proxy>, Failure> {
     let bypass: Vec<&str> = bypass
         .iter()
-        .map(|b| if b == "<local>" { "localhost,127.0.0.1,::1" } else { b.as_str() })
+        .map(|b| {
+            if b == "<local>" {
+                "localhost,127.0.0.1,::1"
+            } else {
+                b.as_str()
+            }
+        })
         .collect();
     let no_proxy = reqwest::NoProxy::from_string(&bypass.join(","));
     list.iter()
@@ -191,7 +206,13 @@ fn parse_content_range(headers: &HeaderMap) -> Option<ContentRange> {
 }
 
 fn content_length(headers: &HeaderMap) -> Option<u64> {
-    headers.get(CONTENT_LENGTH)?.to_str().ok()?.trim().parse().ok()
+    headers
+        .get(CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
 }
 
 fn is_identity(headers: &HeaderMap) -> bool {
@@ -203,7 +224,12 @@ fn is_identity(headers: &HeaderMap) -> bool {
 
 /// Validators usable with `If-Range`: only a strong ETag, else Last-Modified.
 fn validators_of(headers: &HeaderMap) -> Validators {
-    let text = |name| headers.get(name).and_then(|v: &reqwest::header::HeaderValue| v.to_str().ok()).map(str::to_owned);
+    let text = |name| {
+        headers
+            .get(name)
+            .and_then(|v: &reqwest::header::HeaderValue| v.to_str().ok())
+            .map(str::to_owned)
+    };
     Validators {
         etag: text(ETAG).filter(|e| !e.starts_with("W/")),
         last_modified: text(LAST_MODIFIED),
@@ -247,7 +273,12 @@ fn is_certificate_error(e: &reqwest::Error) -> bool {
 fn transport_failure(url: &Url, e: &reqwest::Error) -> Failure {
     let detail = format!("({url}: {})", error_chain(e));
     if is_certificate_error(e) {
-        return Failure::new(Status::Permanent, ErrorContext::GeneralTransport, ErrorCode::E_ACCESSDENIED, detail);
+        return Failure::new(
+            Status::Permanent,
+            ErrorContext::GeneralTransport,
+            ErrorCode::E_ACCESSDENIED,
+            detail,
+        );
     }
     let code = if e.is_timeout() {
         ErrorCode::E_TIMEOUT
@@ -256,14 +287,29 @@ fn transport_failure(url: &Url, e: &reqwest::Error) -> Failure {
     } else {
         ErrorCode::BG_E_CONNECTION_CLOSED
     };
-    Failure::new(Status::Transient, ErrorContext::GeneralTransport, code, detail)
+    Failure::new(
+        Status::Transient,
+        ErrorContext::GeneralTransport,
+        code,
+        detail,
+    )
 }
 
 /// An error status from the server; transient for 408, 429 and most 5xx, as BITS does.
 fn http_failure(status: u16, headers: &HeaderMap, url: &Url) -> Failure {
-    let transient = matches!(status, 408 | 429) || (500..600).contains(&status) && !matches!(status, 501 | 505);
-    let status_kind = if transient { Status::Transient } else { Status::Permanent };
-    let mut f = Failure::new(status_kind, ErrorContext::RemoteFile, ErrorCode::http(status), format!("({url})"));
+    let transient =
+        matches!(status, 408 | 429) || (500..600).contains(&status) && !matches!(status, 501 | 505);
+    let status_kind = if transient {
+        Status::Transient
+    } else {
+        Status::Permanent
+    };
+    let mut f = Failure::new(
+        status_kind,
+        ErrorContext::RemoteFile,
+        ErrorCode::http(status),
+        format!("({url})"),
+    );
     f.retry_after = headers
         .get(RETRY_AFTER)
         .and_then(|v| v.to_str().ok())
@@ -277,7 +323,10 @@ fn parse_retry_after(text: &str) -> Option<Duration> {
         return Some(Duration::from_secs(secs));
     }
     let when = httpdate::parse_http_date(text).ok()?;
-    Some(when.duration_since(std::time::SystemTime::now()).unwrap_or(Duration::ZERO))
+    Some(
+        when.duration_since(std::time::SystemTime::now())
+            .unwrap_or(Duration::ZERO),
+    )
 }
 
 fn redirect_target(
@@ -288,7 +337,12 @@ fn redirect_target(
     hops: u8,
 ) -> Result<Url, Failure> {
     let refuse = |why: String| {
-        Failure::new(Status::Permanent, ErrorContext::RemoteFile, ErrorCode::http(status), why)
+        Failure::new(
+            Status::Permanent,
+            ErrorContext::RemoteFile,
+            ErrorCode::http(status),
+            why,
+        )
     };
     let location = headers
         .get(LOCATION)
@@ -305,7 +359,10 @@ fn redirect_target(
     if !matches!(to.scheme(), "http" | "https") {
         return Err(refuse(format!("({from} redirects to unsupported {to})")));
     }
-    if from.scheme() == "https" && to.scheme() == "http" && !props.security_flags.allows_https_to_http() {
+    if from.scheme() == "https"
+        && to.scheme() == "http"
+        && !props.security_flags.allows_https_to_http()
+    {
         return Err(refuse(format!(
             "({from} redirects from HTTPS to HTTP {to}; the job does not allow it)"
         )));
@@ -361,7 +418,9 @@ async fn fetch_inner(
             return Ok(Fetched::Stopped);
         }
         let Some(seg) = segments::next(file, remote_size) else {
-            if cx.properties.security_flags.redirect_policy() == RedirectPolicy::AllowReport && url != original {
+            if cx.properties.security_flags.redirect_policy() == RedirectPolicy::AllowReport
+                && url != original
+            {
                 file.remote_url = url.to_string();
             }
             return Ok(Fetched::Completed);
@@ -370,7 +429,9 @@ async fn fetch_inner(
             return Err(protocol_failure(
                 Status::Transient,
                 ErrorCode::BG_E_INVALID_SERVER_RESPONSE,
-                format!("({url}: the file changed or the server answered inconsistently {restarts} times)"),
+                format!(
+                    "({url}: the file changed or the server answered inconsistently {restarts} times)"
+                ),
             ));
         }
         // Resuming needs a validator to prove the bytes we have are of the same file.
@@ -380,7 +441,8 @@ async fn fetch_inner(
             continue;
         }
         let ranged = !whole || seg.start > 0;
-        let sent_if_range = ranged && file.bytes_transferred > 0 && file.validators.if_range().is_some();
+        let sent_if_range =
+            ranged && file.bytes_transferred > 0 && file.validators.if_range().is_some();
         let mut req = client.get(url.clone()).header(ACCEPT_ENCODING, "identity");
         for h in &cx.properties.custom_headers {
             req = req.header(h.name.as_str(), h.value.as_str());
@@ -412,7 +474,9 @@ async fn fetch_inner(
                 hops += 1;
                 tracing::debug!(%url, "following redirect");
             }
-            StatusCode::UNAUTHORIZED if !use_auth && cx.credentials.server.is_some() => use_auth = true,
+            StatusCode::UNAUTHORIZED if !use_auth && cx.credentials.server.is_some() => {
+                use_auth = true
+            }
             StatusCode::OK => {
                 let new = validators_of(&headers);
                 if !whole {
@@ -460,7 +524,10 @@ async fn fetch_inner(
                         return Err(protocol_failure(
                             Status::Permanent,
                             ErrorCode::BG_E_INVALID_SERVER_RESPONSE,
-                            format!("({url}: Content-Range or encoding of a 206 does not match the request {})", range_header(seg, whole)),
+                            format!(
+                                "({url}: Content-Range or encoding of a 206 does not match the request {})",
+                                range_header(seg, whole)
+                            ),
                         ));
                     }
                     tracing::warn!(%url, range = %range_header(seg, whole), "server's 206 does not match the request; fetching the whole file");
@@ -480,15 +547,24 @@ async fn fetch_inner(
                 }
                 if whole {
                     file.bytes_total = file.bytes_total.or(cr.total);
-                } else if remote_size.is_none() && let Some(size) = cr.total {
+                } else if remote_size.is_none()
+                    && let Some(size) = cr.total
+                {
                     if let Some(why) = segments::out_of_bounds(file, size) {
-                        return Err(protocol_failure(Status::Permanent, ErrorCode::BG_E_INVALID_RANGE, why));
+                        return Err(protocol_failure(
+                            Status::Permanent,
+                            ErrorCode::BG_E_INVALID_RANGE,
+                            why,
+                        ));
                     }
                     remote_size = Some(size);
                     file.bytes_total = segments::total(file, remote_size);
                 }
                 run.announce(cx);
-                if run.stream(cx, response, file, ckpt, Some(cr.end_exclusive - cr.start)).await? {
+                if run
+                    .stream(cx, response, file, ckpt, Some(cr.end_exclusive - cr.start))
+                    .await?
+                {
                     return Ok(Fetched::Stopped);
                 }
             }
@@ -590,17 +666,29 @@ mod tests {
         let h = headers(&[(CONTENT_RANGE, "bytes 100-199/1000")]);
         assert_eq!(
             parse_content_range(&h),
-            Some(ContentRange { start: 100, end_exclusive: 200, total: Some(1000) })
+            Some(ContentRange {
+                start: 100,
+                end_exclusive: 200,
+                total: Some(1000)
+            })
         );
         assert!(parse_content_range(&headers(&[(CONTENT_RANGE, "bytes 5-4/10")])).is_none());
         assert!(parse_content_range(&headers(&[(CONTENT_RANGE, "bytes 0-10/10")])).is_none());
         assert!(parse_content_range(&headers(&[(CONTENT_RANGE, "bytes=0-1/10")])).is_none());
-        assert_eq!(parse_content_range(&headers(&[(CONTENT_RANGE, "bytes 0-1/*")])).unwrap().total, None);
+        assert_eq!(
+            parse_content_range(&headers(&[(CONTENT_RANGE, "bytes 0-1/*")]))
+                .unwrap()
+                .total,
+            None
+        );
     }
 
     #[test]
     fn weak_etags_are_not_validators() {
-        let v = validators_of(&headers(&[(ETAG, "W/\"x\""), (LAST_MODIFIED, "Tue, 24 Nov 2026 00:00:00 GMT")]));
+        let v = validators_of(&headers(&[
+            (ETAG, "W/\"x\""),
+            (LAST_MODIFIED, "Tue, 24 Nov 2026 00:00:00 GMT"),
+        ]));
         assert_eq!(v.etag, None);
         assert_eq!(v.if_range(), Some("Tue, 24 Nov 2026 00:00:00 GMT"));
     }
@@ -613,9 +701,18 @@ mod tests {
         assert_eq!(f.status, Status::Transient);
         assert_eq!(f.retry_after, Some(Duration::from_secs(7)));
         assert_eq!(f.error.code.0, 0x8019_01F7);
-        assert_eq!(http_failure(404, &HeaderMap::new(), &url).status, Status::Permanent);
-        assert_eq!(http_failure(501, &HeaderMap::new(), &url).status, Status::Permanent);
-        assert_eq!(http_failure(429, &HeaderMap::new(), &url).status, Status::Transient);
+        assert_eq!(
+            http_failure(404, &HeaderMap::new(), &url).status,
+            Status::Permanent
+        );
+        assert_eq!(
+            http_failure(501, &HeaderMap::new(), &url).status,
+            Status::Permanent
+        );
+        assert_eq!(
+            http_failure(429, &HeaderMap::new(), &url).status,
+            Status::Transient
+        );
     }
 
     #[test]
@@ -625,9 +722,17 @@ mod tests {
         let mut props = JobProperties::default();
         assert!(redirect_target(302, &h, &from, &props, 0).is_err());
         props.security_flags = crate::model::SecurityFlags::new(0x800).unwrap();
-        assert_eq!(redirect_target(302, &h, &from, &props, 0).unwrap().as_str(), "http://b.example/y");
+        assert_eq!(
+            redirect_target(302, &h, &from, &props, 0).unwrap().as_str(),
+            "http://b.example/y"
+        );
         let rel = headers(&[(LOCATION, "/z")]);
-        assert_eq!(redirect_target(301, &rel, &from, &props, 0).unwrap().as_str(), "https://a.example/z");
+        assert_eq!(
+            redirect_target(301, &rel, &from, &props, 0)
+                .unwrap()
+                .as_str(),
+            "https://a.example/z"
+        );
         assert!(redirect_target(301, &rel, &from, &props, 10).is_err());
     }
 }

@@ -19,7 +19,12 @@ fn source_failure(path: &std::path::Path, e: &std::io::Error) -> Failure {
         std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied => Status::Permanent,
         _ => Status::Transient,
     };
-    Failure::new(status, ErrorContext::RemoteFile, io_code(e), format!("({}: {e})", path.display()))
+    Failure::new(
+        status,
+        ErrorContext::RemoteFile,
+        io_code(e),
+        format!("({}: {e})", path.display()),
+    )
 }
 
 pub(super) async fn fetch(
@@ -52,7 +57,12 @@ pub(super) async fn fetch(
         last_modified: meta.modified().ok().map(httpdate::fmt_http_date),
     };
     if let Some(why) = segments::out_of_bounds(file, size) {
-        return Err(Failure::new(Status::Permanent, ErrorContext::RemoteFile, ErrorCode::BG_E_INVALID_RANGE, why));
+        return Err(Failure::new(
+            Status::Permanent,
+            ErrorContext::RemoteFile,
+            ErrorCode::BG_E_INVALID_RANGE,
+            why,
+        ));
     }
     let mut run = Run::new(cx, file)?;
     let result = async {
@@ -74,13 +84,18 @@ pub(super) async fn fetch(
                     return Ok(Fetched::Stopped);
                 }
                 let want = (left as usize).min(CHUNK);
-                let n = source.read(&mut buf[..want]).map_err(|e| source_failure(&path, &e))?;
+                let n = source
+                    .read(&mut buf[..want])
+                    .map_err(|e| source_failure(&path, &e))?;
                 if n == 0 {
                     return Err(Failure::new(
                         Status::Transient,
                         ErrorContext::RemoteFile,
                         ErrorCode::BG_E_CONNECTION_CLOSED,
-                        format!("({} ended early: it shrank while being copied)", path.display()),
+                        format!(
+                            "({} ended early: it shrank while being copied)",
+                            path.display()
+                        ),
                     ));
                 }
                 run.write(cx, file, ckpt, &buf[..n]).await?;

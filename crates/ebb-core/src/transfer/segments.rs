@@ -27,7 +27,9 @@ fn lengths(file: &JobFile, remote_size: Option<u64>) -> Vec<Option<u64>> {
 /// The next segment to fetch, or `None` when the file is complete.
 pub(crate) fn next(file: &JobFile, remote_size: Option<u64>) -> Option<Segment> {
     if file.ranges.is_empty() {
-        let done = file.bytes_total.is_some_and(|t| file.bytes_transferred >= t);
+        let done = file
+            .bytes_total
+            .is_some_and(|t| file.bytes_transferred >= t);
         return (!done).then_some(Segment {
             start: file.bytes_transferred,
             end: file.bytes_total,
@@ -92,10 +94,22 @@ mod tests {
     #[test]
     fn whole_file_resumes_at_progress() {
         let mut f = file("");
-        assert_eq!(next(&f, None), Some(Segment { start: 0, end: None }));
+        assert_eq!(
+            next(&f, None),
+            Some(Segment {
+                start: 0,
+                end: None
+            })
+        );
         f.bytes_total = Some(100);
         f.bytes_transferred = 40;
-        assert_eq!(next(&f, None), Some(Segment { start: 40, end: Some(100) }));
+        assert_eq!(
+            next(&f, None),
+            Some(Segment {
+                start: 40,
+                end: Some(100)
+            })
+        );
         f.bytes_transferred = 100;
         assert_eq!(next(&f, None), None);
     }
@@ -103,14 +117,38 @@ mod tests {
     #[test]
     fn ranges_are_walked_in_order() {
         let mut f = file("10:5,100:eof");
-        assert_eq!(next(&f, None), Some(Segment { start: 10, end: Some(15) }));
+        assert_eq!(
+            next(&f, None),
+            Some(Segment {
+                start: 10,
+                end: Some(15)
+            })
+        );
         f.bytes_transferred = 5;
-        assert_eq!(next(&f, None), Some(Segment { start: 100, end: None }));
-        assert_eq!(next(&f, Some(150)), Some(Segment { start: 100, end: Some(150) }));
+        assert_eq!(
+            next(&f, None),
+            Some(Segment {
+                start: 100,
+                end: None
+            })
+        );
+        assert_eq!(
+            next(&f, Some(150)),
+            Some(Segment {
+                start: 100,
+                end: Some(150)
+            })
+        );
         assert_eq!(total(&f, Some(150)), Some(55));
         f.bytes_total = Some(55);
         f.bytes_transferred = 30;
-        assert_eq!(next(&f, None), Some(Segment { start: 125, end: Some(150) }));
+        assert_eq!(
+            next(&f, None),
+            Some(Segment {
+                start: 125,
+                end: Some(150)
+            })
+        );
         f.bytes_transferred = 55;
         assert_eq!(next(&f, None), None);
         assert!(out_of_bounds(&f, 150).is_none());

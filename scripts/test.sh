@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Run ebb's whole test suite. Installs what the tests need (nginx) when it is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+command -v nginx >/dev/null 2>&1 || [[ -x /usr/sbin/nginx ]] || need+=(nginx)
+if ((${#need[@]})); then
+  echo "installing test dependencies: ${need[*]}" >&2
+  sudo=""
+  [[ $(id -u) -eq 0 ]] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+cargo test --workspace --locked "$@"
