@@ -4,7 +4,7 @@ mod files;
 mod schedule;
 mod worker;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -200,16 +200,16 @@ impl Engine {
                 "byte ranges are for download jobs only".into(),
             ));
         }
-        let mut seen: Vec<&Path> = job.files.iter().map(|f| f.local_path.as_path()).collect();
+        let mut seen: HashSet<&Path> = job.files.iter().map(|f| f.local_path.as_path()).collect();
+        let mut dirs_ok = HashSet::new();
         for f in &new {
-            f.validate()?;
-            if seen.contains(&f.local_path.as_path()) {
+            f.validate(&mut dirs_ok)?;
+            if !seen.insert(&f.local_path) {
                 return Err(Error::InvalidArgument(format!(
                     "local path {} is already a file of this job",
                     f.local_path.display()
                 )));
             }
-            seen.push(&f.local_path);
         }
         let first = job.files.len();
         let mut updated = job.clone();

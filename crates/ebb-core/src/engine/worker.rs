@@ -78,8 +78,12 @@ impl Worker {
     async fn run_files(&mut self) -> WorkerExit {
         let mut ckpt = Checkpointer::new(self.store.clone(), self.job_id, self.checkpoint);
         let (job, run, tx) = (self.job_id, self.run, self.tx.clone());
+        let told = std::sync::atomic::AtomicBool::new(false);
+        // Once per run: later files of the job are not news.
         let connected = move || {
-            let _ = tx.send(WorkerMsg::Connected { job, run });
+            if !told.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                let _ = tx.send(WorkerMsg::Connected { job, run });
+            }
         };
         let mut outcome = Outcome::Transferred;
         for index in 0..self.files.len() {

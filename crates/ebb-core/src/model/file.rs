@@ -1,3 +1,4 @@
+use std::collections::HashSet;
 use std::path::{Component, Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -129,10 +130,11 @@ impl NewFile {
         self
     }
 
-    /// Check the remote URL, the local path and the ranges; nothing is created.
-    pub(crate) fn validate(&self) -> Result<Url> {
+    /// Check the remote URL, the local path and the ranges; nothing is created. `dirs_ok`
+    /// remembers directories already checked, so that a batch checks each once.
+    pub(crate) fn validate(&self, dirs_ok: &mut HashSet<PathBuf>) -> Result<Url> {
         let url = validate_remote_url(&self.remote_url)?;
-        validate_local_path(&self.local_path)?;
+        check_local_path(&self.local_path, dirs_ok)?;
         ByteRange::validate_list(&self.ranges)?;
         Ok(url)
     }
@@ -176,6 +178,10 @@ pub fn validate_remote_url(text: &str) -> Result<Url> {
 
 /// A local name must be absolute, free of `..`, not a directory, and its directory must exist.
 pub fn validate_local_path(path: &Path) -> Result<()> {
+    check_local_path(path, &mut HashSet::new())
+}
+
+fn check_local_path(path: &Path, dirs_ok: &mut HashSet<PathBuf>) -> Result<()> {
     let shown = path.display();
     if !path.is_absolute() {
         return Err(Error::InvalidArgument(format!(
@@ -204,7 +210,10 @@ pub fn validate_local_path(path: &Path) -> Result<()> {
         )));
     };
     match std::fs::metadata(parent) {
-        Ok(m) if m.is_dir() => {}
+        _ if dirs_ok.contains(parent) => {}
+        Ok(m) if m.is_dir() => {
+            dirs_ok.insert(parent.to_path_buf());
+        }
         Ok(_) => {
             return Err(Error::InvalidArgument(format!(
                 "local path {shown:?}: {} is not a directory",
@@ -218,10 +227,18 @@ pub fn validate_local_path(path: &Path) -> Result<()> {
             )));
         }
     }
-    if std::fs::symlink_metadata(path).is_ok_and(|m| m.is_dir()) {
-        return Err(Error::InvalidArgument(format!(
-            "local path {shown:?} is a directory"
-        )));
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
+        if meta.is_dir() {
+            return Err(Error::InvalidArgument(format!(
+                "local path {shown:?} is a directory"
+            )));
+        }
+        // Complete renames over the final name: never over a device, socket or pipe.
+        if !meta.is_file() && !meta.file_type().is_symlink() {
+            return Err(Error::InvalidArgument(format!(
+                "local path {shown:?} exists and is not a regular file"
+            )));
+        }
     }
     Ok(())
 }
@@ -314,5 +331,7 @@ mod tests {
         assert!(validate_local_path(&dir.path().join("a/../f.bin")).is_err());
         assert!(validate_local_path(dir.path()).is_err());
         assert!(validate_local_path(&dir.path().join("missing/f.bin")).is_err());
+        let err = validate_local_path(Path::new("/dev/null")).unwrap_err();
+        assert!(err.to_string().contains("not a regular file"), "{err}");
     }
 }

@@ -191,9 +191,9 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<(), Failure> {
 fn sync_finished(paths: &[PathBuf]) -> Result<(), Failure> {
     use std::os::fd::AsRawFd;
     // One syncfs per filesystem instead of one fsync per small file.
+    let dirs: HashSet<&Path> = paths.iter().filter_map(|p| p.parent()).collect();
     let mut devices = HashSet::new();
-    for path in paths {
-        let Some(dir) = path.parent() else { continue };
+    for dir in dirs {
         let meta = std::fs::metadata(dir).map_err(|e| Failure::local_io(dir, &e))?;
         if !devices.insert(std::os::unix::fs::MetadataExt::dev(&meta)) {
             continue;

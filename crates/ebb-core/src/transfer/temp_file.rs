@@ -27,23 +27,22 @@ fn options() -> OpenOptions {
 }
 
 impl TempFile {
-    /// Start the file afresh: whatever sits at our name (a stale temp of ours, a planted link)
-    /// is unlinked, then the file is created exclusively.
+    /// Start the file afresh, created exclusively. Whatever sits at our name (a stale temp of
+    /// ours, a planted link) is unlinked first; a directory there is an error.
     pub(crate) fn create(path: &Path) -> Result<Self, Failure> {
-        match std::fs::symlink_metadata(path) {
-            Ok(m) if m.is_dir() => {
-                return Err(Failure::local_io(
-                    path,
-                    &std::io::Error::new(std::io::ErrorKind::IsADirectory, "is a directory"),
-                ));
+        let file = match options().create_new(true).open(path) {
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                let meta = std::fs::symlink_metadata(path).map_err(|e| Failure::local_io(path, &e))?;
+                if meta.is_dir() {
+                    let e = std::io::Error::new(std::io::ErrorKind::IsADirectory, "is a directory");
+                    return Err(Failure::local_io(path, &e));
+                }
+                std::fs::remove_file(path).map_err(|e| Failure::local_io(path, &e))?;
+                options().create_new(true).open(path)
             }
-            Ok(_) => std::fs::remove_file(path).map_err(|e| Failure::local_io(path, &e))?,
-            Err(_) => {}
+            other => other,
         }
-        let file = options()
-            .create_new(true)
-            .open(path)
-            .map_err(|e| Failure::local_io(path, &e))?;
+        .map_err(|e| Failure::local_io(path, &e))?;
         Ok(Self {
             file,
             path: path.to_path_buf(),
