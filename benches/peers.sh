@@ -24,5 +24,6 @@ SCENARIOS=${SCENARIOS:-curl-KILL wget-TERM aria2c-x1-KILL ebb-KILL} \
   "$PEERS/bench-resume.sh"
 "$PEERS/report.sh" > "$RES/report.md"
 "$here/ratios.sh" "$RES" > "$RES/ratios.md"
+{ echo; echo "Interleaved, 2,000 x 16 KiB to disk:"; echo; "$here/interleaved.sh"; } >> "$RES/ratios.md"
 cat "$RES/ratios.md"
 echo "report: $RES/report.md" >&2

@@ -3,12 +3,12 @@
 # re-fetched bytes after SIGKILL from resume/runs.tsv.
 set -euo pipefail
 res=$1
+echo "| case | dest | ebb s | peer | peer s | ebb / peer |"
+echo "| --- | --- | --- | --- | --- | --- |"
 awk -F'\t' '
   NR == 1 { next }
   { key = $1 "|" $3; t[key, $2] = $5; tools[$2] = 1; keys[key] = 1 }
   END {
-    print "| case | dest | ebb s | peer | peer s | ebb / peer |"
-    print "| --- | --- | --- | --- | --- | --- |"
     for (k in keys) {
       split(k, p, "|")
       if (!((k, "ebb") in t)) continue

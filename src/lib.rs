@@ -10,22 +10,30 @@
 //! [`Engine`]; a daemon client and native BITS on Windows implement the same trait, so an app
 //! switches backend by configuration, not by rewriting.
 //!
-//! ```no_run
+//! ```
 //! use ebb::{Backend, Engine, EngineConfig, JobState, JobType, NewFile};
 //!
 //! #[tokio::main]
-//! async fn main() -> ebb::Result<()> {
-//!     let engine = Engine::open(EngineConfig::new("/tmp/ebb-example")).await?;
-//!     let backend: &dyn Backend = &engine;
+//! async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     let dir = std::env::temp_dir().join(format!("ebb-doc-{}", std::process::id()));
+//!     std::fs::create_dir_all(&dir)?;
+//!     let source = dir.join("source.txt");
+//!     std::fs::write(&source, "hello, background world")?;
+//!
+//!     let engine = Engine::open(EngineConfig::new(dir.join("queue"))).await?;
+//!     let backend: &dyn Backend = &engine; // the same calls work on every backend
 //!     let job = backend.create_job("docs", JobType::Download).await?;
-//!     backend
-//!         .add_files(job, vec![NewFile::new("http://127.0.0.1:8080/big.iso", "/tmp/big.iso")])
-//!         .await?;
+//!     let dest = dir.join("copy.txt");
+//!     let url = format!("file://{}", source.display()); // http(s) URLs work the same way
+//!     backend.add_files(job, vec![NewFile::new(url, &dest)]).await?;
 //!     backend.resume(job).await?;
-//!     if backend.wait(job, None).await? == JobState::Transferred {
-//!         backend.complete(job).await?; // /tmp/big.iso appears now, complete
-//!     }
+//!     assert_eq!(backend.wait(job, None).await?, JobState::Transferred);
+//!     assert!(!dest.exists()); // nothing at the final name before Complete
+//!     backend.complete(job).await?;
+//!     assert_eq!(std::fs::read_to_string(&dest)?, "hello, background world");
+//!
 //!     engine.shutdown().await;
+//!     std::fs::remove_dir_all(&dir)?;
 //!     Ok(())
 //! }
 //! ```

@@ -277,3 +277,39 @@ async fn read_verbs_work_while_another_process_runs_the_engine() {
     assert!(status.success());
     assert_eq!(cli.json(&["info", &id, "--json"])["state"], "transferred");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn other_processes_see_live_progress_and_a_crash_claims_nothing_unsynced() {
+    let dir = tempfile::tempdir().unwrap();
+    let origin = Origin::start().await;
+    origin.put("/big", Resource::new(data(3_000_000, 45)).rate(1_000_000));
+    let cli = Cli::new(dir.path());
+    let id = cli.ok(&["create", "live"]).trim().to_owned();
+    cli.ok(&[
+        "add-file",
+        &id,
+        &origin.url("/big"),
+        dir.path().join("big").to_str().unwrap(),
+    ]);
+    // No checkpoint during the run: every figure another process sees is live.
+    let mut child = cli
+        .command(&["resume", &id, "--wait"])
+        .env("EBB_CHECKPOINT_BYTES", "1000000000")
+        .env("EBB_CHECKPOINT_INTERVAL", "1h")
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let j = cli.json(&["info", &id, "--json"]);
+        if j["bytes_transferred"].as_u64().unwrap() > 300_000 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no live progress: {j}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // Nothing was checkpointed, so nothing is claimed.
+    let j = cli.json(&["info", &id, "--json"]);
+    assert_eq!(j["bytes_transferred"].as_u64(), Some(0), "{j}");
+}

@@ -301,34 +301,48 @@ async fn custom_headers_and_credentials_reach_the_server() {
     e.shutdown().await;
 }
 
+/// Wait up to 5 s for a file to appear.
+async fn appears(path: &Path) -> bool {
+    for _ in 0..100 {
+        if path.exists() {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    false
+}
+
 #[tokio::test]
-async fn the_notify_program_runs_on_transferred() {
+async fn the_notify_program_runs_on_transferred_and_on_error() {
     let dir = tempfile::tempdir().unwrap();
     let origin = Origin::start().await;
     origin.put("/n.bin", Resource::new(data(1000, 20)));
     let e = support::engine(dir.path()).await;
-    let id = job(
-        &e,
-        vec![NewFile::new(origin.url("/n.bin"), dir.path().join("n"))],
-    )
-    .await;
-    let marker = dir.path().join("notified");
-    let line = format!("/usr/bin/touch '{}'", marker.display());
-    e.set_property(
-        id,
-        PropertyChange::NotifyCommandLine(Some(NotifyCommandLine::parse(&line).unwrap())),
-    )
-    .await
-    .unwrap();
-    e.resume(id).await.unwrap();
-    wait_state(&e, id, JobState::Transferred, 20).await;
-    for _ in 0..100 {
-        if marker.exists() {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    for (path, marker, state) in [
+        (
+            "/n.bin",
+            dir.path().join("transferred"),
+            JobState::Transferred,
+        ),
+        ("/absent", dir.path().join("failed"), JobState::Error),
+    ] {
+        let id = job(
+            &e,
+            vec![NewFile::new(origin.url(path), dir.path().join(&path[1..]))],
+        )
+        .await;
+        let line = format!("/usr/bin/touch '{}'", marker.display());
+        let line = NotifyCommandLine::parse(&line).unwrap();
+        e.set_property(id, PropertyChange::NotifyCommandLine(Some(line)))
+            .await
+            .unwrap();
+        e.resume(id).await.unwrap();
+        wait_state(&e, id, state, 20).await;
+        assert!(
+            appears(&marker).await,
+            "the notify program did not run on {state}"
+        );
     }
-    assert!(marker.exists(), "the notify program did not run");
     e.shutdown().await;
 }
 
@@ -357,5 +371,41 @@ async fn many_files_in_one_job() {
             data(1000 + i, i as u8)
         );
     }
+    e.shutdown().await;
+}
+
+#[tokio::test]
+async fn https_checks_certificates_unless_the_job_ignores_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let origin = Origin::start_tls().await;
+    let body = data(200_000, 21);
+    origin.put("/tls.bin", Resource::new(body.clone()));
+    let e = support::engine(dir.path()).await;
+    // A self-signed certificate: a permanent error, in the transport.
+    let id = job(
+        &e,
+        vec![NewFile::new(origin.url("/tls.bin"), dir.path().join("no"))],
+    )
+    .await;
+    e.resume(id).await.unwrap();
+    let j = wait_state(&e, id, JobState::Error, 20).await;
+    let err = j.error.unwrap();
+    assert_eq!(err.context, ebb::ErrorContext::GeneralTransport);
+    assert!(
+        err.description.contains("certificate"),
+        "{}",
+        err.description
+    );
+    // BG_SSL_IGNORE_UNKNOWN_CA: the same server is accepted.
+    let dest = dir.path().join("yes");
+    let id = job(&e, vec![NewFile::new(origin.url("/tls.bin"), &dest)]).await;
+    let flags = SecurityFlags::new(SecurityFlags::IGNORE_UNKNOWN_CA).unwrap();
+    e.set_property(id, PropertyChange::SecurityFlags(flags))
+        .await
+        .unwrap();
+    e.resume(id).await.unwrap();
+    wait_state(&e, id, JobState::Transferred, 20).await;
+    e.complete(id).await.unwrap();
+    assert_eq!(std::fs::read(&dest).unwrap(), body);
     e.shutdown().await;
 }

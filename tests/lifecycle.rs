@@ -381,3 +381,65 @@ async fn inactive_jobs_are_cancelled() {
     wait_state(&e, id, JobState::Cancelled, 10).await;
     e.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_transferred_job_takes_new_files_and_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let origin = Origin::start().await;
+    origin.put("/1", Resource::new(data(1000, 6)));
+    origin.put("/2", Resource::new(data(2000, 7)));
+    let e = support::engine(dir.path()).await;
+    let id = e.create_job("more", JobType::Download).await.unwrap();
+    e.add_files(
+        id,
+        vec![NewFile::new(origin.url("/1"), dir.path().join("1"))],
+    )
+    .await
+    .unwrap();
+    e.resume(id).await.unwrap();
+    wait_state(&e, id, JobState::Transferred, 20).await;
+    e.add_files(
+        id,
+        vec![NewFile::new(origin.url("/2"), dir.path().join("2"))],
+    )
+    .await
+    .unwrap();
+    assert_eq!(e.job(id).await.unwrap().state, JobState::Transferred);
+    assert_eq!(e.resume(id).await.unwrap(), ResumeOutcome::Queued);
+    let j = wait_state(&e, id, JobState::Transferred, 20).await;
+    assert_eq!((j.files_transferred, j.bytes_transferred), (2, 3000));
+    // Only the new file was fetched again.
+    assert_eq!(origin.log("/1").len(), 1);
+    e.complete(id).await.unwrap();
+    assert_eq!(std::fs::read(dir.path().join("2")).unwrap(), data(2000, 7));
+    e.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_complete_that_cannot_rename_leaves_the_job_transferred() {
+    let dir = tempfile::tempdir().unwrap();
+    let origin = Origin::start().await;
+    origin.put("/x", Resource::new(data(1000, 8)));
+    let e = support::engine(dir.path()).await;
+    let dest = dir.path().join("x");
+    let id = e.create_job("rename", JobType::Download).await.unwrap();
+    e.add_files(id, vec![NewFile::new(origin.url("/x"), &dest)])
+        .await
+        .unwrap();
+    e.resume(id).await.unwrap();
+    wait_state(&e, id, JobState::Transferred, 20).await;
+    // Someone puts a directory (with a file in it) at the final name.
+    std::fs::create_dir(&dest).unwrap();
+    std::fs::write(dest.join("inside"), b"x").unwrap();
+    let err = e.complete(id).await.unwrap_err();
+    assert!(
+        err.to_string().contains(&dest.display().to_string()),
+        "{err}"
+    );
+    assert_eq!(e.job(id).await.unwrap().state, JobState::Transferred);
+    assert_eq!(support::temp_files(dir.path()).len(), 1);
+    std::fs::remove_dir_all(&dest).unwrap();
+    e.complete(id).await.unwrap();
+    assert_eq!(std::fs::read(&dest).unwrap(), data(1000, 8));
+    e.shutdown().await;
+}

@@ -7,8 +7,26 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+
+/// A connection the origin serves: plain TCP or TLS over TCP.
+pub trait Conn: AsyncRead + AsyncWrite + Unpin + Send {
+    /// Make the next close a reset (RST) instead of a FIN.
+    fn reset_on_close(&self);
+}
+
+impl Conn for TcpStream {
+    fn reset_on_close(&self) {
+        let _ = socket2::SockRef::from(self).set_linger(Some(Duration::ZERO));
+    }
+}
+
+impl Conn for tokio_rustls::server::TlsStream<TcpStream> {
+    fn reset_on_close(&self) {
+        self.get_ref().0.reset_on_close();
+    }
+}
 
 /// A way to misbehave.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -97,6 +115,7 @@ struct State {
 
 pub struct Origin {
     pub addr: SocketAddr,
+    scheme: &'static str,
     state: Arc<Mutex<State>>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -109,23 +128,59 @@ impl Drop for Origin {
 
 impl Origin {
     pub async fn start() -> Self {
+        Self::listen(None).await
+    }
+
+    /// The same origin over HTTPS, with a self-signed certificate for 127.0.0.1.
+    pub async fn start_tls() -> Self {
+        let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
+        let key = rustls::pki_types::PrivateKeyDer::Pkcs8(cert.signing_key.serialize_der().into());
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![cert.cert.der().clone()], key)
+            .unwrap();
+        Self::listen(Some(tokio_rustls::TlsAcceptor::from(Arc::new(config)))).await
+    }
+
+    async fn listen(tls: Option<tokio_rustls::TlsAcceptor>) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let state = Arc::new(Mutex::new(State::default()));
         let shared = state.clone();
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let task = tokio::spawn(async move {
             loop {
                 let Ok((sock, _)) = listener.accept().await else {
                     return;
                 };
-                tokio::spawn(serve(sock, shared.clone()));
+                let shared = shared.clone();
+                match tls.clone() {
+                    None => {
+                        tokio::spawn(serve(sock, shared));
+                    }
+                    Some(acceptor) => {
+                        tokio::spawn(async move {
+                            if let Ok(stream) = acceptor.accept(sock).await {
+                                serve(stream, shared).await;
+                            }
+                        });
+                    }
+                }
             }
         });
-        Self { addr, state, task }
+        Self {
+            addr,
+            scheme,
+            state,
+            task,
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
+        format!("{}://{}{path}", self.scheme, self.addr)
     }
 
     pub fn put(&self, path: &str, r: Resource) {
@@ -148,7 +203,7 @@ impl Origin {
     }
 }
 
-async fn read_head(sock: &mut TcpStream, buf: &mut Vec<u8>) -> Option<String> {
+async fn read_head<S: Conn>(sock: &mut S, buf: &mut Vec<u8>) -> Option<String> {
     loop {
         if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
             let head = String::from_utf8_lossy(&buf[..end]).into_owned();
@@ -164,7 +219,7 @@ async fn read_head(sock: &mut TcpStream, buf: &mut Vec<u8>) -> Option<String> {
     }
 }
 
-async fn serve(mut sock: TcpStream, state: Arc<Mutex<State>>) {
+async fn serve<S: Conn>(mut sock: S, state: Arc<Mutex<State>>) {
     let mut buf = Vec::new();
     while let Some(head) = read_head(&mut sock, &mut buf).await {
         let mut lines = head.split("\r\n");
@@ -200,8 +255,8 @@ fn parse_range(h: &str, len: u64) -> Option<(u64, u64)> {
 }
 
 /// Answer one request; `false` when the connection must end.
-async fn respond(
-    sock: &mut TcpStream,
+async fn respond<S: Conn>(
+    sock: &mut S,
     state: &Mutex<State>,
     path: String,
     headers: HashMap<String, String>,
@@ -349,7 +404,7 @@ async fn respond(
             false
         }
         Some(Fault::ResetAfter(_)) => {
-            let _ = socket2::SockRef::from(&*sock).set_linger(Some(Duration::ZERO));
+            sock.reset_on_close();
             false
         }
         Some(Fault::TruncateAfter(_)) => false,
@@ -362,7 +417,7 @@ async fn respond(
     }
 }
 
-async fn send_simple(sock: &mut TcpStream, status: u16, extra: &str, body: &[u8]) -> bool {
+async fn send_simple<S: Conn>(sock: &mut S, status: u16, extra: &str, body: &[u8]) -> bool {
     let head = format!(
         "HTTP/1.1 {status} {}\r\n{extra}Content-Length: {}\r\n\r\n",
         reason(status),

@@ -36,14 +36,14 @@ pub(crate) fn run(job: &Job, flag: u32) {
             tokio::spawn(async move {
                 match child.wait().await {
                     Ok(status) => {
-                        tracing::debug!(%job_id, %program, %status, "notify program exited")
+                        tracing::debug!(%job_id, %program, %status, "notify program exited");
                     }
                     Err(e) => tracing::warn!(%job_id, %program, error = %e, "notify program"),
                 }
             });
         }
         Err(e) => {
-            tracing::warn!(job_id = %job.id, program = %line.program, error = %e, "cannot start notify program")
+            tracing::warn!(job_id = %job.id, program = %line.program, error = %e, "cannot start notify program");
         }
     }
 }

@@ -209,18 +209,19 @@ fn check_local_path(path: &Path, dirs_ok: &mut HashSet<PathBuf>) -> Result<()> {
             "local path {shown:?} names no file"
         )));
     };
-    match std::fs::metadata(parent) {
-        _ if dirs_ok.contains(parent) => {}
-        Ok(m) if m.is_dir() => {
+    let checked = dirs_ok.contains(parent);
+    match (!checked).then(|| std::fs::metadata(parent)) {
+        None => {}
+        Some(Ok(m)) if m.is_dir() => {
             dirs_ok.insert(parent.to_path_buf());
         }
-        Ok(_) => {
+        Some(Ok(_)) => {
             return Err(Error::InvalidArgument(format!(
                 "local path {shown:?}: {} is not a directory",
                 parent.display()
             )));
         }
-        Err(e) => {
+        Some(Err(e)) => {
             return Err(Error::InvalidArgument(format!(
                 "local path {shown:?}: directory {} cannot be used: {e}",
                 parent.display()

@@ -258,15 +258,55 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     text
 }
 
-fn is_certificate_error(e: &reqwest::Error) -> bool {
-    let mut source: Option<&dyn std::error::Error> = Some(e);
-    while let Some(s) = source {
-        if let Some(tls) = s.downcast_ref::<rustls::Error>() {
-            return matches!(tls, rustls::Error::InvalidCertificate(_));
-        }
-        source = s.source();
+/// Every error in a chain. `io::Error` hides the error it wraps from `source()` (it returns the
+/// wrapped error's source instead), so wrapped errors are visited explicitly.
+fn chain<'a>(
+    e: &'a (dyn std::error::Error + 'static),
+) -> Vec<&'a (dyn std::error::Error + 'static)> {
+    let mut out = Vec::new();
+    let mut next = Some(e);
+    while let Some(err) = next {
+        out.push(err);
+        next = match err
+            .downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::get_ref)
+        {
+            Some(inner) => Some(inner),
+            None => err.source(),
+        };
     }
-    false
+    out
+}
+
+fn is_certificate_error(e: &reqwest::Error) -> bool {
+    chain(e).into_iter().any(|err| {
+        err.downcast_ref::<rustls::Error>()
+            .is_some_and(|tls| matches!(tls, rustls::Error::InvalidCertificate(_)))
+    })
+}
+
+/// The OS error number at the root of a transport error, if any.
+fn os_error(e: &reqwest::Error) -> Option<i32> {
+    chain(e).into_iter().find_map(|err| {
+        err.downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::raw_os_error)
+    })
+}
+
+/// BITS's code for a transport failure: no route to any network is BITS's "network
+/// disconnected"; otherwise timeouts, failed connects and broken connections.
+fn transport_code(errno: Option<i32>, timeout: bool, connect: bool) -> ErrorCode {
+    #[cfg(unix)]
+    if matches!(errno, Some(libc::ENETUNREACH | libc::ENETDOWN)) {
+        return ErrorCode::BG_E_NETWORK_DISCONNECTED;
+    }
+    if timeout {
+        ErrorCode::E_TIMEOUT
+    } else if connect {
+        ErrorCode::BG_E_CONNECT_FAILURE
+    } else {
+        ErrorCode::BG_E_CONNECTION_CLOSED
+    }
 }
 
 /// A failure before any response: connection refused, DNS, TLS, timeouts.
@@ -280,13 +320,7 @@ fn transport_failure(url: &Url, e: &reqwest::Error) -> Failure {
             detail,
         );
     }
-    let code = if e.is_timeout() {
-        ErrorCode::E_TIMEOUT
-    } else if e.is_connect() {
-        ErrorCode::BG_E_CONNECT_FAILURE
-    } else {
-        ErrorCode::BG_E_CONNECTION_CLOSED
-    };
+    let code = transport_code(os_error(e), e.is_timeout(), e.is_connect());
     Failure::new(
         Status::Transient,
         ErrorContext::GeneralTransport,
@@ -475,7 +509,7 @@ async fn fetch_inner(
                 tracing::debug!(%url, "following redirect");
             }
             StatusCode::UNAUTHORIZED if !use_auth && cx.credentials.server.is_some() => {
-                use_auth = true
+                use_auth = true;
             }
             StatusCode::OK => {
                 let new = validators_of(&headers);
@@ -712,6 +746,23 @@ mod tests {
         assert_eq!(
             http_failure(429, &HeaderMap::new(), &url).status,
             Status::Transient
+        );
+    }
+
+    #[test]
+    fn transport_codes() {
+        assert_eq!(
+            transport_code(Some(libc::ENETUNREACH), false, true),
+            ErrorCode::BG_E_NETWORK_DISCONNECTED
+        );
+        assert_eq!(
+            transport_code(Some(libc::ECONNREFUSED), false, true),
+            ErrorCode::BG_E_CONNECT_FAILURE
+        );
+        assert_eq!(transport_code(None, true, false), ErrorCode::E_TIMEOUT);
+        assert_eq!(
+            transport_code(None, false, false),
+            ErrorCode::BG_E_CONNECTION_CLOSED
         );
     }
 

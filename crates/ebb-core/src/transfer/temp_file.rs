@@ -32,7 +32,8 @@ impl TempFile {
     pub(crate) fn create(path: &Path) -> Result<Self, Failure> {
         let file = match options().create_new(true).open(path) {
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                let meta = std::fs::symlink_metadata(path).map_err(|e| Failure::local_io(path, &e))?;
+                let meta =
+                    std::fs::symlink_metadata(path).map_err(|e| Failure::local_io(path, &e))?;
                 if meta.is_dir() {
                     let e = std::io::Error::new(std::io::ErrorKind::IsADirectory, "is a directory");
                     return Err(Failure::local_io(path, &e));
