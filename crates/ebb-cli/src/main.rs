@@ -133,10 +133,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             e.shutdown().await;
         }
         Command::Suspend { job } => {
-            with_job(args, &job, |e, id| async move { e.suspend(id).await }).await?
+            with_job(args, &job, |e, id| async move { e.suspend(id).await }).await?;
         }
         Command::Cancel { job } => {
-            with_job(args, &job, |e, id| async move { e.cancel(id).await }).await?
+            with_job(args, &job, |e, id| async move { e.cancel(id).await }).await?;
         }
         Command::Complete { job } => {
             let e = engine(args, false).await?;
