@@ -5,6 +5,7 @@ cd "$(dirname "$0")/.."
 
 need=()
 command -v nginx >/dev/null 2>&1 || [[ -x /usr/sbin/nginx ]] || need+=(nginx)
+command -v unshare >/dev/null 2>&1 || need+=(util-linux)
 if ((${#need[@]})); then
   echo "installing test dependencies: ${need[*]}" >&2
   sudo=""

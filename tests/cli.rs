@@ -313,3 +313,65 @@ async fn other_processes_see_live_progress_and_a_crash_claims_nothing_unsynced()
     let j = cli.json(&["info", &id, "--json"]);
     assert_eq!(j["bytes_transferred"].as_u64(), Some(0), "{j}");
 }
+
+/// In a private mount namespace (no root needed where user namespaces are enabled), a 1 MiB
+/// tmpfs receives a 3 MB download: the disk fills, the job stops with a clear error that keeps
+/// its progress, and once there is room again it resumes and finishes byte-identical.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_is_an_error_that_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let origin = Origin::start().await;
+    let body = data(3_000_000, 46);
+    origin.put("/big", Resource::new(body.clone()));
+    let cli = Cli::new(dir.path());
+    let small = dir.path().join("small-disk");
+    std::fs::create_dir(&small).unwrap();
+    let script = r#"
+        set -e
+        mount -t tmpfs -o size=1m tmpfs "$DISK"
+        id=$("$EBB" create full)
+        "$EBB" add-file "$id" "$URL" "$DISK/big.bin"
+        "$EBB" set "$id" --no-progress-timeout 0
+        if "$EBB" resume "$id" --wait 2> "$OUT/full.err"; then exit 3; fi
+        "$EBB" info "$id" --json > "$OUT/full.json"
+        mount -o remount,size=8m "$DISK"
+        "$EBB" resume "$id" --wait
+        "$EBB" complete "$id"
+        cp "$DISK/big.bin" "$OUT/big.bin"
+    "#;
+    let mut unshare = std::process::Command::new("unshare");
+    unshare.args(["--map-root-user", "--mount", "sh", "-c", script]);
+    cli.apply_env(&mut unshare);
+    let out = unshare
+        .env("DISK", &small)
+        .env("OUT", dir.path())
+        .env("URL", origin.url("/big"))
+        .env("EBB", crate::support::ebb_bin())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}: {}", out.status, stderr(&out));
+    let err = std::fs::read_to_string(dir.path().join("full.err")).unwrap();
+    assert!(
+        err.contains("0x80070070") && err.contains("No space left"),
+        "{err}"
+    );
+    assert!(
+        err.contains(small.to_str().unwrap()),
+        "the error names the path: {err}"
+    );
+    let j: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("full.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        (j["state"].as_str(), j["error"]["context"].as_str()),
+        (Some("error"), Some("local_file"))
+    );
+    let kept = j["bytes_transferred"].as_u64().unwrap();
+    assert!(kept > 0, "progress before the disk filled is kept: {j}");
+    assert_eq!(std::fs::read(dir.path().join("big.bin")).unwrap(), body);
+    let last = origin.log("/big").pop().unwrap();
+    assert_eq!(
+        last.range.as_deref(),
+        Some(format!("bytes={kept}-").as_str())
+    );
+}

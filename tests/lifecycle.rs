@@ -443,3 +443,41 @@ async fn a_complete_that_cannot_rename_leaves_the_job_transferred() {
     assert_eq!(std::fs::read(&dest).unwrap(), data(1000, 8));
     e.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_symlink_planted_at_the_temporary_name_is_not_followed() {
+    let dir = tempfile::tempdir().unwrap();
+    let origin = Origin::start().await;
+    let body = data(50_000, 9);
+    origin.put("/s", Resource::new(body.clone()));
+    let victim = dir.path().join("victim.txt");
+    std::fs::write(&victim, b"do not touch").unwrap();
+    let e = support::engine(dir.path()).await;
+    let dest = dir.path().join("s.bin");
+    let id = e.create_job("symlink", JobType::Download).await.unwrap();
+    e.add_files(id, vec![NewFile::new(origin.url("/s"), &dest)])
+        .await
+        .unwrap();
+    let temp = e.job(id).await.unwrap().files[0].temp_path.clone();
+    assert_eq!(temp.parent(), dest.parent());
+    assert!(
+        temp.file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .starts_with(".ebb-")
+    );
+    std::os::unix::fs::symlink(&victim, &temp).unwrap();
+    e.resume(id).await.unwrap();
+    wait_state(&e, id, JobState::Transferred, 20).await;
+    e.complete(id).await.unwrap();
+    assert_eq!(std::fs::read(&victim).unwrap(), b"do not touch");
+    assert_eq!(std::fs::read(&dest).unwrap(), body);
+    assert!(
+        !std::fs::symlink_metadata(&dest)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    e.shutdown().await;
+}

@@ -90,13 +90,18 @@ impl Cli {
 
     pub fn command(&self, args: &[&str]) -> std::process::Command {
         let mut c = std::process::Command::new(ebb_bin());
-        c.args(args)
-            .env("EBB_DATA_DIR", &self.data_dir)
+        c.args(args);
+        self.apply_env(&mut c);
+        c
+    }
+
+    /// The environment every `ebb` of this CLI runs with (also for wrappers such as `unshare`).
+    pub fn apply_env(&self, c: &mut std::process::Command) {
+        c.env("EBB_DATA_DIR", &self.data_dir)
             .env("EBB_CHECKPOINT_BYTES", "65536")
             .env("EBB_CHECKPOINT_INTERVAL", "100ms")
             .env("EBB_CHUNK_TIMEOUT", "5s")
             .env_remove("EBB_LOG");
-        c
     }
 
     pub fn run(&self, args: &[&str]) -> Output {
