@@ -120,6 +120,27 @@ async fn a_compressed_206_is_refused() {
 }
 
 #[tokio::test]
+async fn a_206_of_unknown_total_completes_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let origin = Origin::start().await;
+    let body = data(600_000, 22);
+    let mut r = Resource::new(body.clone()).rate(400_000);
+    r.chunked = true; // no size up front either
+    origin.put("/u.bin", r);
+    let dest = dir.path().join("u.bin");
+    let (e, id) = interrupted(&origin, "/u.bin", &dest, |r| {
+        r.fault = Some(Fault::UnknownTotal206);
+        r.fault_times = 0;
+    })
+    .await;
+    assert_eq!(std::fs::read(&dest).unwrap(), body);
+    assert_eq!(e.job(id).await.unwrap().bytes_total, Some(600_000));
+    let log = origin.log("/u.bin");
+    assert_eq!((log.len(), log[1].status), (2, 206), "{log:?}");
+    e.shutdown().await;
+}
+
+#[tokio::test]
 async fn a_416_restarts_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let origin = Origin::start().await;

@@ -47,6 +47,8 @@ pub enum Fault {
     Gzip206,
     /// Answer 416 to a ranged request.
     Refuse416,
+    /// A 206 whose Content-Range gives the total as unknown (`bytes a-b/*`).
+    UnknownTotal206,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -347,7 +349,12 @@ async fn respond<S: Conn>(
             } else {
                 a
             };
-            extra += &format!("Content-Range: bytes {a}-{b}/{len}\r\n");
+            let total = if fault == Some(Fault::UnknownTotal206) {
+                "*".to_owned()
+            } else {
+                len.to_string()
+            };
+            extra += &format!("Content-Range: bytes {a}-{b}/{total}\r\n");
             if fault == Some(Fault::Gzip206) {
                 extra += "Content-Encoding: gzip\r\n";
             }

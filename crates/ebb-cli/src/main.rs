@@ -126,9 +126,14 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Resume { job, wait } => {
             let e = engine(args, wait).await?;
             let id = e.find(&job).await?;
-            e.resume(id).await?;
+            let outcome = e.resume(id).await?;
             if wait {
                 return watch::until_settled(&e, id, None, false).await;
+            }
+            if outcome == ebb::ResumeOutcome::Queued {
+                eprintln!(
+                    "job {id} is queued; `ebb wait {id}` (or `ebb resume {id} --wait`) runs the transfer"
+                );
             }
             e.shutdown().await;
         }

@@ -25,6 +25,8 @@ pub(super) async fn run_loop(
 ) {
     let mut live_tick = tokio::time::interval(live_interval);
     live_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Whether the live table may hold rows: one more publish after the last run clears it.
+    let mut live_rows = false;
     loop {
         // Hold the engine only while acting, so that dropping the last handle ends the loop.
         let (wake_in, publishing) = {
@@ -42,9 +44,10 @@ pub(super) async fn run_loop(
             }
             () = wake.notified() => {}
             () = tokio::time::sleep(sleep) => {}
-            _ = live_tick.tick(), if publishing => {
+            _ = live_tick.tick(), if publishing || live_rows => {
                 let Some(inner) = weak.upgrade() else { break };
                 inner.publish_live().await;
+                live_rows = publishing;
             }
         }
     }

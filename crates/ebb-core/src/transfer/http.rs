@@ -504,7 +504,10 @@ async fn fetch_inner(
             | StatusCode::SEE_OTHER
             | StatusCode::TEMPORARY_REDIRECT
             | StatusCode::PERMANENT_REDIRECT => {
-                url = redirect_target(status.as_u16(), &headers, &url, cx.properties, hops)?;
+                let to = redirect_target(status.as_u16(), &headers, &url, cx.properties, hops)?;
+                // Credentials go to another origin only when it asks for them.
+                use_auth &= to.origin() == url.origin();
+                url = to;
                 hops += 1;
                 tracing::debug!(%url, "following redirect");
             }
@@ -600,6 +603,10 @@ async fn fetch_inner(
                     .await?
                 {
                     return Ok(Fetched::Stopped);
+                }
+                if whole && seg.end.is_none() && file.bytes_total.is_none() {
+                    // `bytes N-M/*`: the server sent the rest of a file of unknown length.
+                    file.bytes_total = Some(file.bytes_transferred);
                 }
             }
             StatusCode::RANGE_NOT_SATISFIABLE if whole => {
