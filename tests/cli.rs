@@ -1,7 +1,5 @@
 //! The real `ebb` binary: output contracts, exit codes, crashes.
 
-use std::time::{Duration, Instant};
-
 use crate::support::origin::{Origin, Resource};
 use crate::support::{Cli, data, temp_files};
 
@@ -171,18 +169,10 @@ async fn transfer_completes_or_cancels_on_a_permanent_error() {
 }
 
 /// Start `ebb resume JOB --wait` on a slow file and SIGKILL it once bytes are durable.
-async fn crash_mid_file(cli: &Cli, origin: &Origin, id: &str) -> u64 {
+fn crash_mid_file(cli: &Cli, origin: &Origin, id: &str) -> u64 {
     let mut child = cli.command(&["resume", id, "--wait"]).spawn().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let progress = loop {
-        let j = cli.json(&["info", id, "--json"]);
-        let bytes = j["bytes_transferred"].as_u64().unwrap();
-        if bytes > 600_000 {
-            break bytes;
-        }
-        assert!(Instant::now() < deadline, "no progress: {j}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let j = cli.poll_info(id, |j| j["bytes_transferred"].as_u64() > Some(600_000));
+    let progress = j["bytes_transferred"].as_u64().unwrap();
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
     assert!(!origin.log("/big").is_empty());
@@ -199,7 +189,7 @@ async fn kill_9_mid_file_then_resume_finishes_with_a_ranged_request() {
     let dest = dir.path().join("big");
     let id = cli.ok(&["create", "crash"]).trim().to_owned();
     cli.ok(&["add-file", &id, &origin.url("/big"), dest.to_str().unwrap()]);
-    crash_mid_file(&cli, &origin, &id).await;
+    crash_mid_file(&cli, &origin, &id);
     // The dead engine's job reads as Queued, with its durable progress.
     let j = cli.json(&["info", &id, "--json"]);
     assert_eq!(j["state"], "queued");
@@ -233,7 +223,7 @@ async fn cancel_after_a_crash_leaves_no_temporary_file() {
         &origin.url("/big"),
         dir.path().join("big").to_str().unwrap(),
     ]);
-    crash_mid_file(&cli, &origin, &id).await;
+    crash_mid_file(&cli, &origin, &id);
     assert_eq!(temp_files(dir.path()).len(), 1);
     cli.ok(&["cancel", &id]);
     assert!(temp_files(dir.path()).is_empty());
@@ -254,15 +244,9 @@ async fn read_verbs_work_while_another_process_runs_the_engine() {
         dir.path().join("big").to_str().unwrap(),
     ]);
     let mut child = cli.command(&["resume", &id, "--wait"]).spawn().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let j = cli.json(&["info", &id, "--json"]);
-        if j["state"] == "transferring" && j["bytes_transferred"].as_u64().unwrap() > 0 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "{j}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    cli.poll_info(&id, |j| {
+        j["state"] == "transferring" && j["bytes_transferred"].as_u64() > Some(0)
+    });
     cli.ok(&["list"]);
     cli.ok(&["files", &id]);
     cli.ok(&["error", &id]);
@@ -298,15 +282,7 @@ async fn other_processes_see_live_progress_and_a_crash_claims_nothing_unsynced()
         .env("EBB_CHECKPOINT_INTERVAL", "1h")
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let j = cli.json(&["info", &id, "--json"]);
-        if j["bytes_transferred"].as_u64().unwrap() > 300_000 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "no live progress: {j}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    cli.poll_info(&id, |j| j["bytes_transferred"].as_u64() > Some(300_000));
     child.kill().unwrap();
     child.wait().unwrap();
     // Nothing was checkpointed, so nothing is claimed.

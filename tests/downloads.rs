@@ -8,7 +8,7 @@ use ebb::{
 };
 
 use crate::support::origin::{Fault, Origin, Resource};
-use crate::support::{self, data, wait_for, wait_state};
+use crate::support::{self, data, wait_state};
 
 async fn job(e: &Engine, files: Vec<NewFile>) -> JobId {
     let id = e.create_job("t", JobType::Download).await.unwrap();
@@ -32,19 +32,14 @@ async fn interrupted(
     dest: &Path,
     change: impl FnOnce(&mut Resource),
 ) -> (Engine, JobId) {
-    let dir = dest.parent().unwrap();
-    let e = support::engine(dir).await;
-    let id = job(&e, vec![NewFile::new(origin.url(path), dest)]).await;
-    e.resume(id).await.unwrap();
-    wait_for(&e, id, 10, |j| j.bytes_transferred > 100_000).await;
-    e.suspend(id).await.unwrap();
+    let e = support::engine(dest.parent().unwrap()).await;
+    let id = support::start_job(&e, origin.url(path), dest).await;
+    support::suspend_after(&e, id, 100_000).await;
     origin.update(path, |r| {
         r.rate = None;
         change(r);
     });
-    e.resume(id).await.unwrap();
-    wait_state(&e, id, JobState::Transferred, 30).await;
-    e.complete(id).await.unwrap();
+    support::finish(&e, id).await;
     (e, id)
 }
 

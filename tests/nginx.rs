@@ -1,11 +1,9 @@
 //! The core cases against a real server: nginx (ETag, Range, If-Range as nginx does them).
 
-use std::time::{Duration, Instant};
-
 use ebb::{ErrorCode, JobState, JobType, NewFile};
 
 use crate::support::nginx::Nginx;
-use crate::support::{self, Cli, data, wait_for, wait_state};
+use crate::support::{self, Cli, data, finish, start_job, suspend_after, wait_state};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transfer_several_files_from_nginx() {
@@ -34,21 +32,13 @@ async fn resume_uses_range_and_if_range_with_nginx_etag() {
     let body = data(4_000_000, 50);
     std::fs::write(nginx.root.join("r.bin"), &body).unwrap();
     let e = support::engine(dir.path()).await;
-    let id = e.create_job("nginx", JobType::Download).await.unwrap();
     let dest = dir.path().join("r.bin");
-    e.add_files(id, vec![NewFile::new(nginx.url("/slow/r.bin"), &dest)])
-        .await
-        .unwrap();
-    e.resume(id).await.unwrap();
-    wait_for(&e, id, 20, |j| j.bytes_transferred > 500_000).await;
-    e.suspend(id).await.unwrap();
-    let kept = e.job(id).await.unwrap().bytes_transferred;
+    let id = start_job(&e, nginx.url("/slow/r.bin"), &dest).await;
+    let kept = suspend_after(&e, id, 500_000).await;
     e.set_remote_name(id, 0, &nginx.url("/r.bin"))
         .await
         .unwrap();
-    e.resume(id).await.unwrap();
-    wait_state(&e, id, JobState::Transferred, 30).await;
-    e.complete(id).await.unwrap();
+    finish(&e, id).await;
     assert_eq!(std::fs::read(&dest).unwrap(), body);
     let log = nginx.log("/r.bin");
     assert_eq!(log.len(), 1, "{log:?}");
@@ -71,19 +61,12 @@ async fn a_file_changed_on_nginx_is_fetched_again_whole() {
     let nginx = Nginx::start();
     std::fs::write(nginx.root.join("c.bin"), data(4_000_000, 51)).unwrap();
     let e = support::engine(dir.path()).await;
-    let id = e.create_job("nginx", JobType::Download).await.unwrap();
     let dest = dir.path().join("c.bin");
-    e.add_files(id, vec![NewFile::new(nginx.url("/slow/c.bin"), &dest)])
-        .await
-        .unwrap();
-    e.resume(id).await.unwrap();
-    wait_for(&e, id, 20, |j| j.bytes_transferred > 500_000).await;
-    e.suspend(id).await.unwrap();
+    let id = start_job(&e, nginx.url("/slow/c.bin"), &dest).await;
+    suspend_after(&e, id, 500_000).await;
     let newer = data(3_000_000, 52);
     std::fs::write(nginx.root.join("c.bin"), &newer).unwrap();
-    e.resume(id).await.unwrap();
-    wait_state(&e, id, JobState::Transferred, 30).await;
-    e.complete(id).await.unwrap();
+    finish(&e, id).await;
     assert_eq!(std::fs::read(&dest).unwrap(), newer);
     let log = nginx.log("/slow/c.bin");
     assert!(
@@ -129,15 +112,7 @@ async fn kill_9_then_resume_against_nginx() {
         dest.to_str().unwrap(),
     ]);
     let mut child = cli.command(&["resume", &id, "--wait"]).spawn().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while cli.json(&["info", &id, "--json"])["bytes_transferred"]
-        .as_u64()
-        .unwrap()
-        < 1_000_000
-    {
-        assert!(Instant::now() < deadline);
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    cli.poll_info(&id, |j| j["bytes_transferred"].as_u64() >= Some(1_000_000));
     child.kill().unwrap();
     child.wait().unwrap();
     let durable = cli.json(&["info", &id, "--json"])["bytes_transferred"]

@@ -63,6 +63,30 @@ pub async fn wait_state(e: &Engine, id: JobId, state: JobState, secs: u64) -> Jo
     wait_for(e, id, secs, |j| j.state == state).await
 }
 
+/// A download job of one file, resumed.
+pub async fn start_job(e: &Engine, url: String, dest: &Path) -> JobId {
+    let id = e.create_job("test", ebb::JobType::Download).await.unwrap();
+    e.add_files(id, vec![ebb::NewFile::new(url, dest)])
+        .await
+        .unwrap();
+    e.resume(id).await.unwrap();
+    id
+}
+
+/// Suspend once more than `bytes` have arrived; returns the bytes kept.
+pub async fn suspend_after(e: &Engine, id: JobId, bytes: u64) -> u64 {
+    wait_for(e, id, 20, |j| j.bytes_transferred > bytes).await;
+    e.suspend(id).await.unwrap();
+    e.job(id).await.unwrap().bytes_transferred
+}
+
+/// Resume, wait for Transferred, Complete.
+pub async fn finish(e: &Engine, id: JobId) {
+    e.resume(id).await.unwrap();
+    wait_state(e, id, JobState::Transferred, 30).await;
+    e.complete(id).await.unwrap();
+}
+
 /// The `ebb` binary built beside this test binary.
 pub fn ebb_bin() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
@@ -122,6 +146,24 @@ impl Cli {
 
     pub fn json(&self, args: &[&str]) -> serde_json::Value {
         serde_json::from_str(&self.ok(args)).unwrap()
+    }
+
+    /// Poll `ebb info JOB --json` until `pred` holds (20 s at most); returns that document.
+    /// Blocks the calling thread: use from multi-threaded tests only.
+    pub fn poll_info(
+        &self,
+        job: &str,
+        pred: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let j = self.json(&["info", job, "--json"]);
+            if pred(&j) {
+                return j;
+            }
+            assert!(Instant::now() < deadline, "condition not reached: {j}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 }
 

@@ -38,22 +38,22 @@ pub struct EngineArgs {
     )]
     pub checkpoint_bytes: Option<u64>,
     /// Checkpoint at least this often, e.g. `1s`, `250ms`.
-    #[arg(long, global = true, env = "EBB_CHECKPOINT_INTERVAL", value_parser = humantime::parse_duration, value_name = "TIME")]
+    #[arg(long, global = true, env = "EBB_CHECKPOINT_INTERVAL", value_parser = parse_duration, value_name = "TIME")]
     pub checkpoint_interval: Option<Duration>,
     /// Background jobs that may transfer at once (BITS: 1).
     #[arg(long, global = true, env = "EBB_MAX_BACKGROUND_JOBS", value_name = "N")]
     pub max_background_jobs: Option<usize>,
     /// Time slice of a background job before others of its priority get a turn.
-    #[arg(long, global = true, env = "EBB_TIME_SLICE", value_parser = humantime::parse_duration, value_name = "TIME")]
+    #[arg(long, global = true, env = "EBB_TIME_SLICE", value_parser = parse_duration, value_name = "TIME")]
     pub time_slice: Option<Duration>,
     /// Abandon a body that delivers nothing for this long (a transient error).
-    #[arg(long, global = true, env = "EBB_CHUNK_TIMEOUT", value_parser = humantime::parse_duration, value_name = "TIME")]
+    #[arg(long, global = true, env = "EBB_CHUNK_TIMEOUT", value_parser = parse_duration, value_name = "TIME")]
     pub chunk_timeout: Option<Duration>,
     /// Give up connecting after this long (a transient error).
-    #[arg(long, global = true, env = "EBB_CONNECT_TIMEOUT", value_parser = humantime::parse_duration, value_name = "TIME")]
+    #[arg(long, global = true, env = "EBB_CONNECT_TIMEOUT", value_parser = parse_duration, value_name = "TIME")]
     pub connect_timeout: Option<Duration>,
     /// Cancel jobs untouched for this long (BITS: 90 days).
-    #[arg(long, global = true, env = "EBB_INACTIVITY_TIMEOUT", value_parser = humantime::parse_duration, value_name = "TIME")]
+    #[arg(long, global = true, env = "EBB_INACTIVITY_TIMEOUT", value_parser = parse_duration, value_name = "TIME")]
     pub inactivity_timeout: Option<Duration>,
 }
 
@@ -118,8 +118,8 @@ pub enum Command {
     /// Run the engine until the job leaves the active states (exit 0 if it is Transferred).
     Wait {
         job: String,
-        /// Give up waiting after this long, e.g. `30s`.
-        #[arg(long, value_parser = humantime::parse_duration)]
+        /// Give up waiting after this long: seconds, or e.g. `2m`.
+        #[arg(long, value_parser = parse_duration)]
         timeout: Option<Duration>,
     },
     /// Download URL to PATH (pairs may repeat): create, add, resume, wait, complete.
@@ -196,6 +196,14 @@ fn parse_type(s: &str) -> Result<JobType, String> {
 
 fn parse_priority(s: &str) -> Result<Priority, String> {
     s.parse()
+}
+
+/// Seconds (`30`) or a duration with units (`1m30s`, `250ms`).
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    match s.trim().parse::<u64>() {
+        Ok(secs) => Ok(Duration::from_secs(secs)),
+        Err(_) => humantime::parse_duration(s).map_err(|e| format!("{s:?}: {e}")),
+    }
 }
 
 pub fn parse_u32(s: &str) -> Result<u32, String> {
