@@ -7,7 +7,7 @@ use ebb::{
     NewFile, NotifyCommandLine, PropertyChange, RedirectPolicy, SecurityFlags,
 };
 
-use crate::support::origin::{Fault, Origin, Resource};
+use crate::support::origin::{Fault, Logged, Origin, Resource};
 use crate::support::{self, data, wait_state};
 
 async fn job(e: &Engine, files: Vec<NewFile>) -> JobId {
@@ -60,58 +60,49 @@ async fn a_remote_file_that_changes_restarts_that_file() {
     e.shutdown().await;
 }
 
-#[tokio::test]
-async fn a_server_that_ignores_range_restarts_the_file() {
+/// Interrupt a download, make the server misbehave with `fault` on the next `times` requests
+/// (0 = all), finish, check the bytes, and return the server's log of the file.
+async fn fault_on_resume(seed: u8, fault: Fault, times: u32) -> Vec<Logged> {
     let dir = tempfile::tempdir().unwrap();
     let origin = Origin::start().await;
-    let body = data(600_000, 12);
-    origin.put("/i.bin", Resource::new(body.clone()).rate(400_000));
-    let dest = dir.path().join("i.bin");
-    let (e, _) = interrupted(&origin, "/i.bin", &dest, |r| {
-        r.fault = Some(Fault::IgnoreRange);
-        r.fault_times = 0;
+    let body = data(600_000, seed);
+    origin.put("/f.bin", Resource::new(body.clone()).rate(400_000));
+    let dest = dir.path().join("f.bin");
+    let (e, _) = interrupted(&origin, "/f.bin", &dest, |r| {
+        r.fault = Some(fault);
+        r.fault_times = times;
     })
     .await;
     assert_eq!(std::fs::read(&dest).unwrap(), body);
-    assert_eq!(origin.log("/i.bin")[1].status, 200);
     e.shutdown().await;
+    origin.log("/f.bin")
+}
+
+#[tokio::test]
+async fn a_server_that_ignores_range_restarts_the_file() {
+    let log = fault_on_resume(12, Fault::IgnoreRange, 0).await;
+    assert_eq!((log[1].status, log.len()), (200, 2), "{log:?}");
 }
 
 #[tokio::test]
 async fn a_lying_content_range_is_refused_and_the_file_fetched_whole() {
-    let dir = tempfile::tempdir().unwrap();
-    let origin = Origin::start().await;
-    let body = data(600_000, 13);
-    origin.put("/l.bin", Resource::new(body.clone()).rate(400_000));
-    let dest = dir.path().join("l.bin");
-    let (e, _) = interrupted(&origin, "/l.bin", &dest, |r| {
-        r.fault = Some(Fault::LieContentRange);
-        r.fault_times = 1;
-    })
-    .await;
-    assert_eq!(std::fs::read(&dest).unwrap(), body);
-    let log = origin.log("/l.bin");
+    let log = fault_on_resume(13, Fault::LieContentRange, 1).await;
     assert_eq!(log[1].status, 206);
     assert_eq!(log[2].range, None, "after a lie, the whole file: {log:?}");
-    e.shutdown().await;
 }
 
 #[tokio::test]
 async fn a_compressed_206_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let origin = Origin::start().await;
-    let body = data(600_000, 14);
-    origin.put("/g.bin", Resource::new(body.clone()).rate(400_000));
-    let dest = dir.path().join("g.bin");
-    let (e, _) = interrupted(&origin, "/g.bin", &dest, |r| {
-        r.fault = Some(Fault::Gzip206);
-        r.fault_times = 1;
-    })
-    .await;
-    assert_eq!(std::fs::read(&dest).unwrap(), body);
-    let log = origin.log("/g.bin");
+    let log = fault_on_resume(14, Fault::Gzip206, 1).await;
+    assert_eq!(log[1].status, 206);
     assert_eq!(log[2].range, None, "{log:?}");
-    e.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_416_restarts_the_file() {
+    let log = fault_on_resume(15, Fault::Refuse416, 1).await;
+    assert_eq!(log[1].status, 416);
+    assert_eq!((log[2].status, log[2].range.as_deref()), (200, None));
 }
 
 #[tokio::test]
@@ -132,25 +123,6 @@ async fn a_206_of_unknown_total_completes_the_file() {
     assert_eq!(e.job(id).await.unwrap().bytes_total, Some(600_000));
     let log = origin.log("/u.bin");
     assert_eq!((log.len(), log[1].status), (2, 206), "{log:?}");
-    e.shutdown().await;
-}
-
-#[tokio::test]
-async fn a_416_restarts_the_file() {
-    let dir = tempfile::tempdir().unwrap();
-    let origin = Origin::start().await;
-    let body = data(600_000, 15);
-    origin.put("/r.bin", Resource::new(body.clone()).rate(400_000));
-    let dest = dir.path().join("r.bin");
-    let (e, _) = interrupted(&origin, "/r.bin", &dest, |r| {
-        r.fault = Some(Fault::Refuse416);
-        r.fault_times = 1;
-    })
-    .await;
-    assert_eq!(std::fs::read(&dest).unwrap(), body);
-    let log = origin.log("/r.bin");
-    assert_eq!(log[1].status, 416);
-    assert_eq!((log[2].status, log[2].range.as_deref()), (200, None));
     e.shutdown().await;
 }
 
