@@ -212,23 +212,16 @@ impl Engine {
             }
         }
         let first = job.files.len();
-        let mut updated = job.clone();
-        for (i, f) in new.into_iter().enumerate() {
-            updated
-                .files
-                .push(crate::model::JobFile::new(id, first + i, f));
-        }
-        updated.modified_at = Timestamp::now();
-        let indices = (first..updated.files.len()).collect();
+        let indices = (first..first + new.len()).collect();
         self.inner
-            .store
-            .update_job_and_files(&updated, indices)
-            .await?;
-        let state = updated.state();
-        *job = updated;
-        drop(st);
-        self.inner.emit_modified(id, state);
-        Ok(())
+            .change(job, Some(indices), |job| {
+                for (i, f) in new.into_iter().enumerate() {
+                    job.files.push(crate::model::JobFile::new(id, first + i, f));
+                }
+                job.modified_at = Timestamp::now();
+                Ok(())
+            })
+            .await
     }
 
     /// `Resume`: queue the job (a no-op if it is queued or running already).
@@ -242,13 +235,9 @@ impl Engine {
                 "transferring upload and upload-reply jobs",
             ));
         }
-        let outcome = job.resume(Timestamp::now(), seq)?;
-        if outcome == ResumeOutcome::Queued {
-            self.inner.store.update_job(job).await?;
-            drop(st);
-            self.inner.emit_modified(id, JobState::Queued);
-        }
-        Ok(outcome)
+        self.inner
+            .change(job, None, |job| job.resume(Timestamp::now(), seq))
+            .await
     }
 
     /// `Suspend`: stop transferring; progress so far is kept.
@@ -257,11 +246,9 @@ impl Engine {
         st.get(id)?.check_modifiable("suspend")?;
         self.inner.stop_worker(&mut st, id).await;
         let job = st.get_mut(id)?;
-        if job.suspend(Timestamp::now())? {
-            self.inner.store.update_job(job).await?;
-            drop(st);
-            self.inner.emit_modified(id, JobState::Suspended);
-        }
+        self.inner
+            .change(job, None, |job| job.suspend(Timestamp::now()))
+            .await?;
         Ok(())
     }
 
@@ -281,10 +268,9 @@ impl Engine {
         self.inner.stop_worker(&mut st, id).await;
         let job = st.get_mut(id)?;
         let tally = files::complete(&job.files)?;
-        job.acknowledge(Timestamp::now())?;
-        self.inner.store.update_job(job).await?;
-        drop(st);
-        self.inner.emit_modified(id, JobState::Acknowledged);
+        self.inner
+            .change(job, None, |job| job.acknowledge(Timestamp::now()))
+            .await?;
         let code = if tally.dropped > 0 {
             ErrorCode::BG_S_PARTIAL_COMPLETE
         } else if tally.undeleted > 0 {
@@ -304,14 +290,9 @@ impl Engine {
     pub async fn set_property(&self, id: JobId, change: PropertyChange) -> Result<()> {
         let mut st = self.inner.state.lock().await;
         let job = st.get_mut(id)?;
-        let mut updated = job.clone();
-        updated.apply(change, Timestamp::now())?;
-        self.inner.store.update_job(&updated).await?;
-        let state = updated.state();
-        *job = updated;
-        drop(st);
-        self.inner.emit_modified(id, state);
-        Ok(())
+        self.inner
+            .change(job, None, |job| job.apply(change, Timestamp::now()))
+            .await
     }
 
     /// `ReplaceRemotePrefix`; returns how many files changed.
@@ -333,15 +314,10 @@ impl Engine {
     ) -> Result<R> {
         let mut st = self.inner.state.lock().await;
         let job = st.get_mut(id)?;
-        let mut updated = job.clone();
-        let result = f(&mut updated, Timestamp::now())?;
-        let all = (0..updated.files.len()).collect();
-        self.inner.store.update_job_and_files(&updated, all).await?;
-        let state = updated.state();
-        *job = updated;
-        drop(st);
-        self.inner.emit_modified(id, state);
-        Ok(result)
+        let all = (0..job.files.len()).collect();
+        self.inner
+            .change(job, Some(all), |job| f(job, Timestamp::now()))
+            .await
     }
 
     /// One job, with live progress.
@@ -496,11 +472,33 @@ impl Inner {
 
     async fn cancel_job(&self, job: &mut Job) -> Result<()> {
         let undeleted = files::cancel(&job.files);
-        job.cancel(Timestamp::now())?;
-        self.store.update_job(job).await?;
+        self.change(job, None, |job| job.cancel(Timestamp::now()))
+            .await?;
         tracing::info!(job_id = %job.id, undeleted, "job cancelled");
-        self.emit_modified(job.id, JobState::Cancelled);
         Ok(())
+    }
+
+    /// Change a job through `f`, persist the result (the job row, and the files at `files`),
+    /// and only then take it into memory, so that memory never runs ahead of the store.
+    /// Announces the change if `f` changed anything.
+    async fn change<R>(
+        &self,
+        job: &mut Job,
+        files: Option<Vec<usize>>,
+        f: impl FnOnce(&mut Job) -> Result<R>,
+    ) -> Result<R> {
+        let mut updated = job.clone();
+        let result = f(&mut updated)?;
+        if updated == *job {
+            return Ok(result);
+        }
+        match files {
+            None => self.store.update_job(&updated).await?,
+            Some(indices) => self.store.update_job_and_files(&updated, indices).await?,
+        }
+        *job = updated;
+        self.emit_modified(job.id, job.state());
+        Ok(result)
     }
 }
 
