@@ -14,4 +14,6 @@ if ((${#need[@]})); then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 
+# The CLI tests run the real `ebb` binary, which `cargo test` alone does not build.
+cargo build --workspace --locked --bins
 cargo test --workspace --locked "$@"

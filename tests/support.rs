@@ -94,7 +94,7 @@ pub fn ebb_bin() -> PathBuf {
     let bin = dir.join("ebb");
     assert!(
         bin.exists(),
-        "{} is missing: run the tests with `cargo test --workspace`",
+        "{} is missing: run ./scripts/test.sh (it builds the binary first)",
         bin.display()
     );
     bin

@@ -57,7 +57,10 @@ struct Inner {
 
 #[derive(Debug, Default)]
 struct State {
+    /// Jobs not yet final, with their files.
     jobs: HashMap<JobId, Job>,
+    /// Acknowledged and Cancelled jobs: state and name only; the store has the rest.
+    finals: HashMap<JobId, (JobState, String)>,
     running: HashMap<JobId, Running>,
     next_seq: i64,
     next_run: u64,
@@ -74,16 +77,26 @@ struct Running {
 }
 
 impl State {
-    fn get(&self, id: JobId) -> Result<&Job> {
-        self.jobs
-            .get(&id)
-            .ok_or_else(|| Error::NotFound(id.to_string()))
-    }
-
-    fn get_mut(&mut self, id: JobId) -> Result<&mut Job> {
+    /// The job to `action`; a final job answers `BG_E_INVALID_STATE`, an unknown one
+    /// `BG_E_NOT_FOUND`.
+    fn get_mut(&mut self, id: JobId, action: &'static str) -> Result<&mut Job> {
+        if let Some((state, _)) = self.finals.get(&id) {
+            return Err(Error::InvalidState {
+                job: id,
+                state: *state,
+                action,
+            });
+        }
         self.jobs
             .get_mut(&id)
             .ok_or_else(|| Error::NotFound(id.to_string()))
+    }
+
+    /// A job that reached a final state leaves memory.
+    fn retire(&mut self, id: JobId) {
+        if let Some(job) = self.jobs.remove(&id) {
+            self.finals.insert(id, (job.state(), job.display_name));
+        }
     }
 
     fn take_seq(&mut self) -> i64 {
@@ -109,17 +122,20 @@ impl Engine {
     /// crashed engine left Connecting or Transferring are queued again.
     pub async fn open(config: EngineConfig) -> Result<Self> {
         let lock = DirLock::acquire(&config.data_dir)?;
-        let (store, loaded) = Store::open(&config.database_path()).await?;
+        let (store, (live, finals)) = Store::open(&config.database_path()).await?;
         let now = Timestamp::now();
         let mut state = State::default();
         let mut purge = Vec::new();
-        let mut requeued = Vec::new();
-        for mut job in loaded {
-            state.next_seq = state.next_seq.max(job.schedule.queue_seq);
-            if job.state().is_final() && job.modified_at.plus(config.final_job_retention) <= now {
-                purge.push(job.id);
-                continue;
+        for (id, final_state, name, modified_at) in finals {
+            if modified_at.plus(config.final_job_retention) <= now {
+                purge.push(id);
+            } else {
+                state.finals.insert(id, (final_state, name));
             }
+        }
+        let mut requeued = Vec::new();
+        for mut job in live {
+            state.next_seq = state.next_seq.max(job.schedule.queue_seq);
             let seq = job.schedule.queue_seq;
             if job.requeue(now, seq) {
                 requeued.push(job.clone());
@@ -190,8 +206,7 @@ impl Engine {
             return Err(Error::InvalidArgument("no files to add".into()));
         }
         let mut st = self.inner.state.lock().await;
-        let job = st.get_mut(id)?;
-        job.check_modifiable("add files to")?;
+        let job = st.get_mut(id, "add files to")?;
         if job.job_type != JobType::Download && job.files.len() + new.len() > 1 {
             return Err(Error::TooManyFiles);
         }
@@ -228,9 +243,8 @@ impl Engine {
     pub async fn resume(&self, id: JobId) -> Result<ResumeOutcome> {
         let mut st = self.inner.state.lock().await;
         let seq = st.take_seq();
-        let job = st.get_mut(id)?;
+        let job = st.get_mut(id, "resume")?;
         if job.job_type != JobType::Download {
-            job.check_modifiable("resume")?;
             return Err(Error::NotSupported(
                 "transferring upload and upload-reply jobs",
             ));
@@ -243,9 +257,9 @@ impl Engine {
     /// `Suspend`: stop transferring; progress so far is kept.
     pub async fn suspend(&self, id: JobId) -> Result<()> {
         let mut st = self.inner.state.lock().await;
-        st.get(id)?.check_modifiable("suspend")?;
+        st.get_mut(id, "suspend")?;
         self.inner.stop_worker(&mut st, id).await;
-        let job = st.get_mut(id)?;
+        let job = st.get_mut(id, "suspend")?;
         self.inner
             .change(job, None, |job| job.suspend(Timestamp::now()))
             .await?;
@@ -255,22 +269,25 @@ impl Engine {
     /// `Cancel`: stop, delete the temporary files (never a final name), and mark Cancelled.
     pub async fn cancel(&self, id: JobId) -> Result<()> {
         let mut st = self.inner.state.lock().await;
-        st.get(id)?.check_modifiable("cancel")?;
+        st.get_mut(id, "cancel")?;
         self.inner.stop_worker(&mut st, id).await;
-        let job = st.get_mut(id)?;
-        self.inner.cancel_job(job).await
+        let job = st.get_mut(id, "cancel")?;
+        self.inner.cancel_job(job).await?;
+        st.retire(id);
+        Ok(())
     }
 
     /// `Complete`: rename transferred files into place, delete the rest, mark Acknowledged.
     pub async fn complete(&self, id: JobId) -> Result<Completion> {
         let mut st = self.inner.state.lock().await;
-        st.get(id)?.check_completable()?;
+        st.get_mut(id, "complete")?.check_completable()?;
         self.inner.stop_worker(&mut st, id).await;
-        let job = st.get_mut(id)?;
+        let job = st.get_mut(id, "complete")?;
         let tally = files::complete(&job.files)?;
         self.inner
             .change(job, None, |job| job.acknowledge(Timestamp::now()))
             .await?;
+        st.retire(id);
         let code = if tally.dropped > 0 {
             ErrorCode::BG_S_PARTIAL_COMPLETE
         } else if tally.undeleted > 0 {
@@ -289,7 +306,7 @@ impl Engine {
     /// Any `Set*` call.
     pub async fn set_property(&self, id: JobId, change: PropertyChange) -> Result<()> {
         let mut st = self.inner.state.lock().await;
-        let job = st.get_mut(id)?;
+        let job = st.get_mut(id, "change properties of")?;
         self.inner
             .change(job, None, |job| job.apply(change, Timestamp::now()))
             .await
@@ -313,21 +330,29 @@ impl Engine {
         f: impl FnOnce(&mut Job, Timestamp) -> Result<R>,
     ) -> Result<R> {
         let mut st = self.inner.state.lock().await;
-        let job = st.get_mut(id)?;
+        let job = st.get_mut(id, "repair")?;
         let all = (0..job.files.len()).collect();
         self.inner
             .change(job, Some(all), |job| f(job, Timestamp::now()))
             .await
     }
 
-    /// One job, with live progress.
+    /// One job, with live progress (a final job is read from the store).
     pub async fn job(&self, id: JobId) -> Result<JobInfo> {
         let st = self.inner.state.lock().await;
-        let job = st.get(id)?;
-        Ok(st.info(job))
+        if let Some(job) = st.jobs.get(&id) {
+            return Ok(st.info(job));
+        }
+        if st.finals.contains_key(&id)
+            && let Some(job) = self.inner.store.load_job(id).await?
+        {
+            return Ok(job.info());
+        }
+        Err(Error::NotFound(id.to_string()))
     }
 
-    /// Every job, oldest first, with live progress.
+    /// Every job not yet Acknowledged or Cancelled (what BITS enumerates), oldest first, with
+    /// live progress. [`read_jobs`] lists the final ones too.
     pub async fn jobs(&self) -> Vec<JobInfo> {
         let st = self.inner.state.lock().await;
         let mut all: Vec<JobInfo> = st.jobs.values().map(|j| st.info(j)).collect();
@@ -342,6 +367,7 @@ impl Engine {
             .jobs
             .values()
             .map(|j| (j.id, j.display_name.clone(), j.state()))
+            .chain(st.finals.iter().map(|(id, (s, n))| (*id, n.clone(), *s)))
             .collect();
         resolve(&infos, id_or_name)
     }

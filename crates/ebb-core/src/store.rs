@@ -15,9 +15,12 @@ use rusqlite::{Connection, OpenFlags};
 use tokio::sync::oneshot;
 
 use crate::error::{Error, Result};
-use crate::model::Job;
+use crate::model::{Job, JobId, JobState, Timestamp};
 
-pub(crate) use rows::{FileProgress, JobRow, LiveRow};
+pub(crate) use rows::{FileProgress, JobRow, LiveRow, Selection};
+
+/// What an engine loads at open: the live jobs, and the final ones without their files.
+pub(crate) type Loaded = (Vec<Job>, Vec<(JobId, JobState, String, Timestamp)>);
 
 type Task = Box<dyn FnOnce(&mut Connection) + Send>;
 
@@ -29,8 +32,8 @@ pub(crate) struct Store {
 }
 
 impl Store {
-    /// Open (creating if needed) the database at `path`, apply migrations and load every job.
-    pub(crate) async fn open(path: &Path) -> Result<(Self, Vec<Job>)> {
+    /// Open (creating if needed) the database at `path`, apply migrations and load the jobs.
+    pub(crate) async fn open(path: &Path) -> Result<(Self, Loaded)> {
         let (tx, rx) = mpsc::channel::<Task>();
         let (ready_tx, ready_rx) = oneshot::channel();
         let owned = path.to_path_buf();
@@ -38,9 +41,11 @@ impl Store {
             .name("ebb-store".into())
             .spawn(move || {
                 let opened = open_rw(&owned).and_then(|mut conn| {
-                    let jobs = rows::load_jobs(&conn).map_err(|e| store_err(&owned, e))?;
+                    let loaded = rows::load_jobs(&conn, Selection::Live)
+                        .and_then(|live| Ok((live, rows::load_finals(&conn)?)))
+                        .map_err(|e| store_err(&owned, e))?;
                     rows::clear_live(&mut conn).map_err(|e| store_err(&owned, e))?;
-                    Ok((conn, jobs))
+                    Ok((conn, loaded))
                 });
                 let mut conn = match opened {
                     Ok((conn, jobs)) => {
@@ -80,6 +85,13 @@ impl Store {
         self.tx.send(task).map_err(|_| Error::ShutDown)?;
         let result = rx.await.map_err(|_| Error::ShutDown)?;
         result.map_err(|e| store_err(&self.path, e))
+    }
+
+    /// One job with its files, e.g. a final job the engine no longer holds.
+    pub(crate) async fn load_job(&self, id: JobId) -> Result<Option<Job>> {
+        self.call(move |c| rows::load_jobs(c, Selection::One(id)))
+            .await
+            .map(|mut jobs| jobs.pop())
     }
 
     pub(crate) async fn insert_job(&self, job: &Job) -> Result<()> {
@@ -130,7 +142,7 @@ impl Store {
         self.call(move |c| rows::publish_live(c, &live)).await
     }
 
-    pub(crate) async fn delete_jobs(&self, ids: Vec<crate::model::JobId>) -> Result<()> {
+    pub(crate) async fn delete_jobs(&self, ids: Vec<JobId>) -> Result<()> {
         self.call(move |c| {
             let tx = c.transaction()?;
             for id in &ids {
@@ -190,7 +202,7 @@ pub(crate) fn read_jobs(path: &Path, live: bool) -> Result<Vec<Job>> {
     if version == 0 {
         return Ok(Vec::new());
     }
-    let mut jobs = rows::load_jobs(&conn).map_err(|e| store_err(path, e))?;
+    let mut jobs = rows::load_jobs(&conn, Selection::All).map_err(|e| store_err(path, e))?;
     if live {
         rows::overlay_live(&conn, &mut jobs).map_err(|e| store_err(path, e))?;
     }

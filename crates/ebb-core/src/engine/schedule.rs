@@ -94,8 +94,11 @@ impl Inner {
         for id in plan.inactive {
             if let Some(job) = st.jobs.get_mut(&id) {
                 tracing::info!(job_id = %id, "job inactive for the inactivity timeout; cancelling");
-                if let Err(e) = self.cancel_job(job).await {
-                    tracing::warn!(job_id = %id, error = %e, "cannot cancel inactive job");
+                match self.cancel_job(job).await {
+                    Ok(()) => st.retire(id),
+                    Err(e) => {
+                        tracing::warn!(job_id = %id, error = %e, "cannot cancel inactive job")
+                    }
                 }
             }
         }

@@ -293,15 +293,60 @@ fn credentials(user: Option<String>, password: Option<String>) -> Option<BasicCr
     })
 }
 
-pub(crate) fn load_jobs(conn: &Connection) -> rusqlite::Result<Vec<Job>> {
+/// Which jobs to load.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Selection {
+    All,
+    /// Jobs not yet Acknowledged or Cancelled: what an engine keeps in memory.
+    Live,
+    One(JobId),
+}
+
+impl Selection {
+    /// A condition on `jobs.id` (as `column`) and its parameters.
+    fn filter(self, column: &str) -> (String, Vec<String>) {
+        match self {
+            Self::All => (String::new(), Vec::new()),
+            Self::Live => (
+                format!(
+                    "WHERE {column} IN (SELECT id FROM jobs WHERE state NOT IN ('acknowledged', 'cancelled'))"
+                ),
+                Vec::new(),
+            ),
+            Self::One(id) => (format!("WHERE {column} = ?1"), vec![id.to_string()]),
+        }
+    }
+}
+
+/// Acknowledged and Cancelled jobs, without their files: id, state, name, last change.
+pub(crate) fn load_finals(
+    conn: &Connection,
+) -> rusqlite::Result<Vec<(JobId, JobState, String, Timestamp)>> {
     let mut stmt = conn.prepare(
+        "SELECT id, state, display_name, modified_at FROM jobs
+         WHERE state IN ('acknowledged', 'cancelled')",
+    )?;
+    stmt.query_map([], |r| {
+        Ok((
+            parse_id(r, 0)?,
+            parse_text(r, 1)?,
+            r.get(2)?,
+            Timestamp::from_millis(r.get(3)?),
+        ))
+    })?
+    .collect()
+}
+
+pub(crate) fn load_jobs(conn: &Connection, which: Selection) -> rusqlite::Result<Vec<Job>> {
+    let (filter, args) = which.filter("id");
+    let mut stmt = conn.prepare(&format!(
         "SELECT id, display_name, description, job_type, state, owner_uid, owner_name, properties,
                 server_user, server_password, proxy_user, proxy_password, created_at, modified_at,
                 completed_at, error_count, error, queue_seq, retry_at, no_progress_since, active_ms
-         FROM jobs ORDER BY created_at, rowid",
-    )?;
+         FROM jobs {filter} ORDER BY created_at, rowid"
+    ))?;
     let mut jobs = stmt
-        .query_map([], |r| {
+        .query_map(rusqlite::params_from_iter(&args), |r| {
             let properties: String = r.get(7)?;
             let properties: JobProperties =
                 serde_json::from_str(&properties).map_err(|e| parse_err(7, e))?;
@@ -342,12 +387,13 @@ pub(crate) fn load_jobs(conn: &Connection) -> rusqlite::Result<Vec<Job>> {
         })?
         .collect::<rusqlite::Result<Vec<Job>>>()?;
     let index: HashMap<JobId, usize> = jobs.iter().enumerate().map(|(i, j)| (j.id, i)).collect();
-    let mut files = conn.prepare(
+    let (filter, args) = which.filter("job_id");
+    let mut files = conn.prepare(&format!(
         "SELECT job_id, idx, remote_url, local_path, ranges, temp_path, bytes_total,
                 bytes_transferred, completed, etag, last_modified
-         FROM files ORDER BY job_id, idx",
-    )?;
-    let rows = files.query_map([], |r| {
+         FROM files {filter} ORDER BY job_id, idx"
+    ))?;
+    let rows = files.query_map(rusqlite::params_from_iter(&args), |r| {
         let ranges: Option<String> = r.get(4)?;
         let ranges = match ranges {
             Some(text) => serde_json::from_str(&text).map_err(|e| parse_err(4, e))?,
