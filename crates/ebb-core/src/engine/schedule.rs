@@ -97,7 +97,7 @@ impl Inner {
                 match self.cancel_job(job).await {
                     Ok(()) => st.retire(id),
                     Err(e) => {
-                        tracing::warn!(job_id = %id, error = %e, "cannot cancel inactive job")
+                        tracing::warn!(job_id = %id, error = %e, "cannot cancel inactive job");
                     }
                 }
             }
