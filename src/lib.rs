@@ -69,7 +69,7 @@ pub trait Backend: Send + Sync {
     async fn set_remote_name(&self, job: JobId, file_index: usize, url: &str) -> Result<()>;
     /// A snapshot of one job, with live progress.
     async fn job(&self, job: JobId) -> Result<JobInfo>;
-    /// Every job of the caller.
+    /// Every job of the caller not yet Acknowledged or Cancelled (as BITS enumerates).
     async fn jobs(&self) -> Result<Vec<JobInfo>>;
     /// Find a job by id or unique display name.
     async fn find(&self, id_or_name: &str) -> Result<JobId>;
