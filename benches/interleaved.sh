@@ -3,7 +3,8 @@
 # Why: creating inodes right after a directory of 2,000 files was deleted costs ext4 a scan of
 # recently deleted inodes (perf: recently_deleted/find_inode_bit), which grows with the deletions
 # of the last seconds; a tool whose runs come first in a batch is measured on a quieter
-# filesystem than one whose runs come later. Alternating gives every tool the same conditions.
+# filesystem than one whose runs come later. Here the tools alternate run by run, and every run
+# writes into a new directory (deleted only at the end), so no run inherits another's deletions.
 # Uses the data and nginx of shared/bench-peers (run setup.sh first, or benches/peers.sh).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -12,26 +13,28 @@ RUNS=${RUNS:-9}
 SET=${SET:-small}
 export EBB=${EBB:-$here/../target/release/ebb}
 export EBB_DATA_DIR=${EBB_DATA_DIR:-${TMPDIR:-/tmp}/ebb-bench/data}
-dir=$EXP/dl/interleaved
+root=$EXP/dl/interleaved
+rm -rf "$root"
 declare -A cmd=(
-  [curl-seq]="curl -sS --remote-name-all --output-dir $dir -K $EXP/$SET.curl"
-  [curl-seq+syncfs]="curl -sS --remote-name-all --output-dir $dir -K $EXP/$SET.curl && sync -f $dir"
-  [wget]="wget -q -nd -P $dir -i $EXP/$SET.urls"
-  [ebb]="$here/ebb-many.sh $EXP/$SET.urls $dir"
+  [curl-seq]='curl -sS --remote-name-all --output-dir $dir -K $EXP/$SET.curl'
+  [curl-seq+syncfs]='curl -sS --remote-name-all --output-dir $dir -K $EXP/$SET.curl && sync -f $dir'
+  [wget]='wget -q -nd -P $dir -i $EXP/$SET.urls'
+  [ebb]='$here/ebb-many.sh $EXP/$SET.urls $dir'
 )
 tools=(curl-seq curl-seq+syncfs wget ebb)
 declare -A times
 for run in $(seq "$RUNS"); do
   for tool in "${tools[@]}"; do
-    rm -rf "$dir"; mkdir -p "$dir"; sync
+    dir=$root/$run-$tool; mkdir -p "$dir"; sync
     t0=$(date +%s.%N)
-    bash -c "${cmd[$tool]}" >/dev/null
+    dir=$dir EXP=$EXP SET=$SET here=$here bash -c "${cmd[$tool]}" >/dev/null
     t1=$(date +%s.%N)
     n=$(find "$dir" -type f | wc -l)
     [[ $n -eq $(wc -l < "$EXP/$SET.urls") ]] || { echo "$tool: $n files" >&2; exit 1; }
     times[$tool]+="$(echo "$t1 - $t0" | bc -l) "
   done
 done
+rm -rf "$root"
 median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{a[NR]=$1} END {printf "%.3f", a[int((NR+1)/2)]}'; }
 base=$(median <<< "${times[curl-seq]}")
 echo "| tool | runs | median s | / curl-seq |"

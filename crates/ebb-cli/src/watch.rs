@@ -64,9 +64,16 @@ pub async fn until_settled(
         }
         let until =
             deadline.unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
+        // Refresh the bar five times a second when it is shown, else look only on state changes
+        // (and once a second, in case the engine is quiet).
+        let tick = if bar.is_hidden() {
+            Duration::from_secs(1)
+        } else {
+            Duration::from_millis(200)
+        };
         let interrupted = tokio::select! {
-            _ = events.recv() => None,
-            () = tokio::time::sleep(Duration::from_millis(200)) => None,
+            () = ebb::state_changed(&mut events, id) => None,
+            () = tokio::time::sleep(tick) => None,
             _ = tokio::signal::ctrl_c() => Some(130),
             _ = term.recv() => Some(143),
             () = tokio::time::sleep_until(until) => {

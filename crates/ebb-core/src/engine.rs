@@ -106,14 +106,11 @@ impl State {
 
     /// A snapshot with this run's live progress laid over the durable figures.
     fn info(&self, job: &Job) -> JobInfo {
-        match self.running.get(&job.id) {
-            Some(r) => {
-                let mut live = job.clone();
-                r.live.apply_to(&mut live.files);
-                live.info()
-            }
-            None => job.info(),
+        let mut files = job.files.clone();
+        if let Some(r) = self.running.get(&job.id) {
+            r.live.apply_to(&mut files);
         }
+        job.info_with(files)
     }
 }
 
@@ -384,7 +381,7 @@ impl Engine {
             let until =
                 deadline.unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
             tokio::select! {
-                _ = events.recv() => {}
+                () = state_changed(&mut events, id) => {}
                 () = tokio::time::sleep_until(until) => {
                     if deadline.is_some() {
                         return Ok(state);
@@ -413,6 +410,21 @@ impl Engine {
             {
                 tracing::warn!(job_id = %id, error = %e, "cannot record the job as queued");
             }
+        }
+    }
+}
+
+/// Returns once an event says job `id` may have changed state. File events do not count: a job
+/// of many files sends one per file, and a waiter need not look at the job for each.
+pub async fn state_changed(events: &mut broadcast::Receiver<Event>, id: JobId) {
+    loop {
+        match events.recv().await {
+            Ok(Event::FileTransferred { .. }) => {}
+            Ok(ev) if ev.job_id() == id => return,
+            Ok(_) => {}
+            // Missed events may include ours: look now.
+            Err(broadcast::error::RecvError::Lagged(_)) => return,
+            Err(broadcast::error::RecvError::Closed) => std::future::pending().await,
         }
     }
 }

@@ -42,7 +42,7 @@ mod store;
 mod transfer;
 
 pub use config::{CheckpointPolicy, EngineConfig, HttpConfig};
-pub use engine::{Completion, Engine, read_jobs, resolve};
+pub use engine::{Completion, Engine, read_jobs, resolve, state_changed};
 pub use error::{Error, ErrorCode, ErrorContext, JobError, Result, Status};
 pub use events::Event;
 pub use model::*;

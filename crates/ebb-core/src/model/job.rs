@@ -508,8 +508,12 @@ impl Job {
 
     /// A snapshot for callers.
     pub fn info(&self) -> JobInfo {
-        let bytes_total = self
-            .files
+        self.info_with(self.files.clone())
+    }
+
+    /// A snapshot whose files are `files` (this job's files with live progress laid over them).
+    pub(crate) fn info_with(&self, files: Vec<JobFile>) -> JobInfo {
+        let bytes_total = files
             .iter()
             .try_fold(0u64, |sum, f| f.bytes_total.map(|t| sum + t));
         let error = self.error.as_ref().map(|e| JobErrorInfo {
@@ -517,7 +521,7 @@ impl Job {
             code: e.code,
             description: e.description.clone(),
             file: e.file_index.and_then(|i| {
-                self.files.get(i).map(|f| ErrorFile {
+                files.get(i).map(|f| ErrorFile {
                     index: i,
                     remote_url: f.remote_url.clone(),
                     local_path: f.local_path.clone(),
@@ -533,9 +537,9 @@ impl Job {
             owner: self.owner.name.clone(),
             owner_uid: self.owner.uid,
             bytes_total,
-            bytes_transferred: self.files.iter().map(|f| f.bytes_transferred).sum(),
-            files_total: self.files.len(),
-            files_transferred: self.files.iter().filter(|f| f.completed).count(),
+            bytes_transferred: files.iter().map(|f| f.bytes_transferred).sum(),
+            files_total: files.len(),
+            files_transferred: files.iter().filter(|f| f.completed).count(),
             error_count: self.error_count,
             error,
             created_at: self.created_at,
@@ -543,7 +547,7 @@ impl Job {
             completed_at: self.completed_at,
             properties: self.properties.clone(),
             credentials: self.credentials.view(),
-            files: self.files.clone(),
+            files,
         }
     }
 }
