@@ -157,32 +157,25 @@ async fn redirects_follow_the_jobs_policy() {
         fetch_one(&e, origin.url("/moved"), &dir.path().join("a")).await,
         body
     );
-    // Report: the remote name becomes the final URL.
-    let id = job(
-        &e,
-        vec![NewFile::new(origin.url("/moved"), dir.path().join("b"))],
-    )
-    .await;
-    let flags = SecurityFlags::default().with_redirect_policy(RedirectPolicy::AllowReport);
-    e.set_property(id, PropertyChange::SecurityFlags(flags))
-        .await
-        .unwrap();
-    e.resume(id).await.unwrap();
-    let j = wait_state(&e, id, JobState::Transferred, 20).await;
-    assert_eq!(j.files[0].remote_url, origin.url("/target.bin"));
-    // Disallow: a permanent error.
-    let id = job(
-        &e,
-        vec![NewFile::new(origin.url("/moved"), dir.path().join("c"))],
-    )
-    .await;
-    let flags = SecurityFlags::default().with_redirect_policy(RedirectPolicy::Disallow);
-    e.set_property(id, PropertyChange::SecurityFlags(flags))
-        .await
-        .unwrap();
-    e.resume(id).await.unwrap();
-    let j = wait_state(&e, id, JobState::Error, 20).await;
-    assert!(j.error.unwrap().description.contains("forbids redirects"));
+    // Report: the remote name becomes the final URL. Disallow: a permanent error.
+    for (policy, ends) in [
+        (RedirectPolicy::AllowReport, JobState::Transferred),
+        (RedirectPolicy::Disallow, JobState::Error),
+    ] {
+        let dest = dir.path().join(format!("{policy:?}"));
+        let id = job(&e, vec![NewFile::new(origin.url("/moved"), dest)]).await;
+        let flags = SecurityFlags::default().with_redirect_policy(policy);
+        e.set_property(id, PropertyChange::SecurityFlags(flags))
+            .await
+            .unwrap();
+        e.resume(id).await.unwrap();
+        let j = wait_state(&e, id, ends, 20).await;
+        if ends == JobState::Transferred {
+            assert_eq!(j.files[0].remote_url, origin.url("/target.bin"));
+        } else {
+            assert!(j.error.unwrap().description.contains("forbids redirects"));
+        }
+    }
     e.shutdown().await;
 }
 
