@@ -5,7 +5,8 @@ cd "$(dirname "$0")/.."
 
 need=()
 command -v nginx >/dev/null 2>&1 || [[ -x /usr/sbin/nginx ]] || need+=(nginx)
-command -v unshare >/dev/null 2>&1 || need+=(util-linux)
+command -v unshare >/dev/null 2>&1 && command -v setpriv >/dev/null 2>&1 || need+=(util-linux)
+command -v curl >/dev/null 2>&1 || need+=(curl)
 if ((${#need[@]})); then
   echo "installing test dependencies: ${need[*]}" >&2
   sudo=""

@@ -6,9 +6,9 @@
 //! at their final names only when the app calls `complete` — the semantics of Microsoft's
 //! Background Intelligent Transfer Service, with its states, defaults and error codes.
 //!
-//! Everything an app needs is the [`Backend`] trait. Today it is implemented by the in-process
-//! [`Engine`]; a daemon client and native BITS on Windows implement the same trait, so an app
-//! switches backend by configuration, not by rewriting.
+//! Everything an app needs is the [`Backend`] trait. It is implemented by the in-process
+//! [`Engine`] and by [`Client`], which talks to the per-user daemon `ebbd` (native BITS on Windows
+//! follows), so an app switches backend by configuration, not by rewriting.
 //!
 //! ```
 //! use ebb::{Backend, Engine, EngineConfig, JobState, JobType, NewFile};
@@ -38,11 +38,14 @@
 //! }
 //! ```
 
+mod client;
+
 use std::time::Duration;
 
 use async_trait::async_trait;
 use tokio::sync::broadcast;
 
+pub use client::Client;
 pub use ebb_core::*;
 
 /// A transfer backend: the whole public surface of ebb. Every backend gives the same semantics

@@ -10,6 +10,7 @@
 mod support;
 
 mod cli;
+mod daemon;
 mod downloads;
 mod faults;
 mod lifecycle;

@@ -26,7 +26,7 @@ use crate::transfer::{HttpClients, Live};
 use worker::{WorkerExit, WorkerMsg};
 
 /// The result of `complete`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Completion {
     /// `S_OK`, `BG_S_PARTIAL_COMPLETE` or `BG_S_UNABLE_TO_DELETE_FILES`, as BITS returns.
     pub code: ErrorCode,

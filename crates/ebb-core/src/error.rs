@@ -253,6 +253,13 @@ pub enum Error {
     },
     #[error("the engine has shut down")]
     ShutDown,
+    /// An error reported by a remote backend (the daemon), with its code and status.
+    #[error("{message}")]
+    Remote {
+        code: ErrorCode,
+        status: Status,
+        message: String,
+    },
 }
 
 impl Error {
@@ -271,7 +278,7 @@ impl Error {
             Self::Empty(_) => ErrorCode::BG_E_EMPTY,
             Self::TooManyFiles => ErrorCode::BG_E_TOO_MANY_FILES,
             Self::InvalidArgument(_) => ErrorCode::E_INVALIDARG,
-            Self::InvalidRange { code, .. } => *code,
+            Self::InvalidRange { code, .. } | Self::Remote { code, .. } => *code,
             Self::NotSupported(_) => ErrorCode::E_NOTIMPL,
             Self::Locked { .. } => ErrorCode::BG_E_DESTINATION_LOCKED,
             Self::Io { source, .. } => io_code(source),
@@ -283,6 +290,7 @@ impl Error {
     pub fn status(&self) -> Status {
         match self {
             Self::Locked { .. } | Self::ShutDown => Status::Transient,
+            Self::Remote { status, .. } => *status,
             Self::Io { source, .. } if io_is_transient(source) => Status::Transient,
             _ => Status::Permanent,
         }

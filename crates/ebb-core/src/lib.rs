@@ -37,11 +37,18 @@ pub mod events;
 mod lock;
 pub mod model;
 mod notify;
+pub mod protocol;
 mod scheduler;
 mod store;
 mod transfer;
 
 pub use config::{CheckpointPolicy, EngineConfig, HttpConfig};
+
+/// Install ring as the process's TLS crypto provider (reqwest is built without one). Every
+/// `reqwest::Client` in an ebb process is built after this; calling it twice is harmless.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
 pub use engine::{Completion, Engine, read_jobs, resolve, state_changed};
 pub use error::{Error, ErrorCode, ErrorContext, JobError, Result, Status};
 pub use events::Event;

@@ -148,7 +148,8 @@ pub(crate) struct Schedule {
 }
 
 /// What `resume` did.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum ResumeOutcome {
     Queued,
     /// The job was already queued or running: nothing changed.

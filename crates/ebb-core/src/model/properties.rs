@@ -430,7 +430,8 @@ impl SecurityFlags {
 }
 
 /// One change to a job's properties (the `Set*` calls of BITS).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "property", content = "value")]
 pub enum PropertyChange {
     DisplayName(String),
     Description(String),

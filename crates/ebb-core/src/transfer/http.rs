@@ -58,9 +58,7 @@ pub(crate) struct HttpClients {
 
 impl HttpClients {
     pub(crate) fn new(config: HttpConfig) -> Self {
-        // reqwest is built without a bundled crypto provider; ring is ours. Installing twice
-        // (a second engine in the process) is harmless.
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        crate::install_crypto_provider();
         Self {
             config,
             clients: Mutex::new(HashMap::new()),

@@ -1,0 +1,85 @@
+//! The daemon's TOML configuration (`--config`, default `<config dir>/ebb/ebbd.toml`).
+//!
+//! ```toml
+//! data_dir = "/home/ann/.local/share/ebb"   # default: the per-user data directory
+//! socket = "/run/user/1000/ebb/ebbd.sock"    # default: the per-user runtime directory
+//!
+//! [engine]
+//! checkpoint_bytes = 33554432
+//! checkpoint_interval = "1s"
+//! max_background_jobs = 1
+//! time_slice = "60s"
+//! chunk_timeout = "60s"
+//! connect_timeout = "30s"
+//! inactivity_timeout = "90days"
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use ebb_core::EngineConfig;
+use serde::Deserialize;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DaemonConfig {
+    pub data_dir: Option<PathBuf>,
+    pub socket: Option<PathBuf>,
+    #[serde(default)]
+    pub engine: EngineSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EngineSection {
+    pub checkpoint_bytes: Option<u64>,
+    pub checkpoint_interval: Option<String>,
+    pub max_background_jobs: Option<usize>,
+    pub time_slice: Option<String>,
+    pub chunk_timeout: Option<String>,
+    pub connect_timeout: Option<String>,
+    pub inactivity_timeout: Option<String>,
+}
+
+fn duration(key: &str, text: Option<&String>) -> anyhow::Result<Option<std::time::Duration>> {
+    text.map(|t| humantime::parse_duration(t).with_context(|| format!("{key} = {t:?}")))
+        .transpose()
+}
+
+impl DaemonConfig {
+    /// Read `path`; a missing file at the default location is the defaults.
+    pub fn load(path: &Path, required: bool) -> anyhow::Result<Self> {
+        match std::fs::read_to_string(path) {
+            Ok(text) => toml::from_str(&text).with_context(|| format!("{}", path.display())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => Ok(Self::default()),
+            Err(e) => Err(e).with_context(|| format!("{}", path.display())),
+        }
+    }
+
+    /// The engine settings, on top of `base`.
+    pub fn engine(&self, mut base: EngineConfig) -> anyhow::Result<EngineConfig> {
+        let e = &self.engine;
+        if let Some(b) = e.checkpoint_bytes {
+            base.checkpoint.bytes = b;
+        }
+        if let Some(d) = duration("checkpoint_interval", e.checkpoint_interval.as_ref())? {
+            base.checkpoint.interval = d;
+        }
+        if let Some(n) = e.max_background_jobs {
+            base = base.with_max_background_jobs(n);
+        }
+        if let Some(d) = duration("time_slice", e.time_slice.as_ref())? {
+            base = base.with_time_slice(d);
+        }
+        if let Some(d) = duration("chunk_timeout", e.chunk_timeout.as_ref())? {
+            base.http.chunk_timeout = d;
+        }
+        if let Some(d) = duration("connect_timeout", e.connect_timeout.as_ref())? {
+            base.http.connect_timeout = d;
+        }
+        if let Some(d) = duration("inactivity_timeout", e.inactivity_timeout.as_ref())? {
+            base = base.with_job_inactivity_timeout(d);
+        }
+        Ok(base)
+    }
+}

@@ -1,0 +1,223 @@
+//! The daemon client: the [`Backend`](crate::Backend) trait over `ebbd`'s HTTP/JSON API on its
+//! Unix socket. An app switches from the in-process engine to the shared daemon by
+//! configuration: both implement the same trait.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use ebb_core::protocol::{
+    API_PREFIX, API_VERSION, AddFiles, CreateJob, ErrorBody, RemoteUrl, ReplacePrefix, Value,
+    VersionInfo,
+};
+use reqwest::Method;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio::sync::broadcast;
+
+use crate::{
+    Backend, Completion, Error, ErrorCode, Event, JobId, JobInfo, JobState, JobType, NewFile,
+    PropertyChange, Result, ResumeOutcome, Status,
+};
+
+/// A connection to `ebbd`.
+#[derive(Clone, Debug)]
+pub struct Client {
+    http: reqwest::Client,
+    socket: PathBuf,
+}
+
+fn unreachable(socket: &Path, e: &reqwest::Error) -> Error {
+    Error::Remote {
+        code: ErrorCode::BG_E_CONNECT_FAILURE,
+        status: Status::Transient,
+        message: format!("cannot reach ebbd at {}: {e}", socket.display()),
+    }
+}
+
+impl Client {
+    /// Connect to the daemon on `socket` and check that it speaks this client's API version.
+    pub async fn connect(socket: impl Into<PathBuf>) -> Result<Self> {
+        crate::install_crypto_provider();
+        let socket = socket.into();
+        let http = reqwest::Client::builder()
+            .unix_socket(socket.clone())
+            .build()
+            .map_err(|e| unreachable(&socket, &e))?;
+        let client = Self { http, socket };
+        let version: VersionInfo = client.call(Method::GET, "/version", None::<&()>).await?;
+        if version.api != API_VERSION {
+            return Err(Error::Remote {
+                code: ErrorCode::E_NOTIMPL,
+                status: Status::Permanent,
+                message: format!(
+                    "ebbd {} at {} speaks API v{}; this client speaks v{API_VERSION}",
+                    version.ebbd,
+                    client.socket.display(),
+                    version.api
+                ),
+            });
+        }
+        Ok(client)
+    }
+
+    fn url(path: &str) -> String {
+        // The host is ignored on a Unix socket; the path carries the version.
+        format!("http://ebbd{API_PREFIX}{path}")
+    }
+
+    async fn call<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&impl Serialize>,
+    ) -> Result<T> {
+        let mut req = self.http.request(method, Self::url(path));
+        if let Some(b) = body {
+            let bytes = serde_json::to_vec(b).map_err(|e| Error::InvalidArgument(e.to_string()))?;
+            req = req
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(bytes);
+        }
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| unreachable(&self.socket, &e))?;
+        let status = resp.status();
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|e| unreachable(&self.socket, &e))?;
+        if status.is_success() {
+            return serde_json::from_slice(&bytes).map_err(|e| Error::Remote {
+                code: ErrorCode::E_FAIL,
+                status: Status::Permanent,
+                message: format!("ebbd answered {path} with something unexpected: {e}"),
+            });
+        }
+        Err(match serde_json::from_slice::<ErrorBody>(&bytes) {
+            Ok(body) => body.into(),
+            Err(_) => Error::Remote {
+                code: ErrorCode::E_INVALIDARG,
+                status: Status::Permanent,
+                message: format!("ebbd: {status}: {}", String::from_utf8_lossy(&bytes)),
+            },
+        })
+    }
+
+    async fn post<T: DeserializeOwned>(&self, path: String) -> Result<T> {
+        self.call(Method::POST, &path, None::<&()>).await
+    }
+}
+
+/// Path segments are job ids and display names: escape what a URL path cannot carry.
+fn segment(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[async_trait]
+impl Backend for Client {
+    async fn create_job(&self, display_name: &str, job_type: JobType) -> Result<JobId> {
+        let req = CreateJob {
+            display_name: display_name.to_owned(),
+            job_type,
+        };
+        let v: Value<JobId> = self.call(Method::POST, "/jobs", Some(&req)).await?;
+        Ok(v.value)
+    }
+    async fn add_files(&self, job: JobId, files: Vec<NewFile>) -> Result<()> {
+        self.call(
+            Method::POST,
+            &format!("/jobs/{job}/files"),
+            Some(&AddFiles { files }),
+        )
+        .await
+    }
+    async fn resume(&self, job: JobId) -> Result<ResumeOutcome> {
+        let v: Value<ResumeOutcome> = self.post(format!("/jobs/{job}/resume")).await?;
+        Ok(v.value)
+    }
+    async fn suspend(&self, job: JobId) -> Result<()> {
+        self.post(format!("/jobs/{job}/suspend")).await
+    }
+    async fn complete(&self, job: JobId) -> Result<Completion> {
+        self.post(format!("/jobs/{job}/complete")).await
+    }
+    async fn cancel(&self, job: JobId) -> Result<()> {
+        self.post(format!("/jobs/{job}/cancel")).await
+    }
+    async fn set_property(&self, job: JobId, change: PropertyChange) -> Result<()> {
+        self.call(Method::PATCH, &format!("/jobs/{job}"), Some(&change))
+            .await
+    }
+    async fn replace_remote_prefix(&self, job: JobId, old: &str, new: &str) -> Result<usize> {
+        let req = ReplacePrefix {
+            old: old.to_owned(),
+            new: new.to_owned(),
+        };
+        let path = format!("/jobs/{job}/replace-remote-prefix");
+        let v: Value<usize> = self.call(Method::POST, &path, Some(&req)).await?;
+        Ok(v.value)
+    }
+    async fn set_remote_name(&self, job: JobId, file_index: usize, url: &str) -> Result<()> {
+        let path = format!("/jobs/{job}/files/{file_index}/remote-url");
+        let req = RemoteUrl {
+            url: url.to_owned(),
+        };
+        self.call(Method::PUT, &path, Some(&req)).await
+    }
+    async fn job(&self, job: JobId) -> Result<JobInfo> {
+        self.call(Method::GET, &format!("/jobs/{job}"), None::<&()>)
+            .await
+    }
+    async fn jobs(&self) -> Result<Vec<JobInfo>> {
+        self.call(Method::GET, "/jobs", None::<&()>).await
+    }
+    async fn find(&self, id_or_name: &str) -> Result<JobId> {
+        let path = format!("/find/{}", segment(id_or_name));
+        let v: Value<JobId> = self.call(Method::GET, &path, None::<&()>).await?;
+        Ok(v.value)
+    }
+    async fn wait(&self, job: JobId, timeout: Option<Duration>) -> Result<JobState> {
+        let query = timeout.map_or_else(String::new, |t| format!("?timeout_ms={}", t.as_millis()));
+        let v: Value<JobState> = self
+            .call(
+                Method::GET,
+                &format!("/jobs/{job}/wait{query}"),
+                None::<&()>,
+            )
+            .await?;
+        Ok(v.value)
+    }
+    /// Events arrive over one streaming request (NDJSON); the receiver closes when the daemon
+    /// goes away. Must be called within a tokio runtime.
+    fn subscribe(&self) -> broadcast::Receiver<Event> {
+        let (tx, rx) = broadcast::channel(4096);
+        let req = self.http.get(Self::url("/events"));
+        tokio::spawn(async move {
+            let Ok(mut resp) = req.send().await else {
+                return;
+            };
+            let mut pending = Vec::new();
+            while let Ok(Some(chunk)) = resp.chunk().await {
+                pending.extend_from_slice(&chunk);
+                while let Some(end) = pending.iter().position(|&b| b == b'\n') {
+                    let line: Vec<u8> = pending.drain(..=end).collect();
+                    if let Ok(ev) = serde_json::from_slice::<Event>(&line)
+                        && tx.send(ev).is_err()
+                    {
+                        return; // nobody listens any more
+                    }
+                }
+            }
+        });
+        rx
+    }
+}
