@@ -105,6 +105,11 @@ impl Client {
         })
     }
 
+    /// Every job the daemon has, Acknowledged and Cancelled ones included.
+    pub async fn all_jobs(&self) -> Result<Vec<JobInfo>> {
+        self.call(Method::GET, "/jobs?all=true", None::<&()>).await
+    }
+
     async fn post<T: DeserializeOwned>(&self, path: String) -> Result<T> {
         self.call(Method::POST, &path, None::<&()>).await
     }

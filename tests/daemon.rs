@@ -205,9 +205,24 @@ async fn the_socket_is_private_and_other_users_are_refused() {
     daemon.stop().await;
 }
 
-/// The real `ebbd`, on its own socket and data directory.
-fn spawn_ebbd(dir: &Path) -> Child {
+/// A daemon this test started, killed (by its PID) when the test ends, however it ends.
+struct Reaped(Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The real `ebbd`, on its own socket and data directory, logging to `ebbd.log` there.
+fn spawn_ebbd(dir: &Path) -> Reaped {
     let bin = support::ebb_bin().with_file_name("ebbd");
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("ebbd.log"))
+        .unwrap();
     let child = Command::new(bin)
         .arg("--foreground")
         .env("EBB_DATA_DIR", dir.join("data"))
@@ -216,8 +231,11 @@ fn spawn_ebbd(dir: &Path) -> Child {
         .env("EBB_CHECKPOINT_INTERVAL", "100ms")
         .env("EBB_LOG", "warn")
         .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
         .spawn()
         .unwrap();
+    let child = Reaped(child);
     let deadline = Instant::now() + Duration::from_secs(10);
     while std::os::unix::net::UnixStream::connect(dir.join("run/ebbd.sock")).is_err() {
         assert!(Instant::now() < deadline, "ebbd did not come up");
@@ -246,8 +264,8 @@ async fn kill_9_of_ebbd_mid_transfer_then_restart_finishes_with_a_range() {
         assert!(Instant::now() < deadline);
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    ebbd.kill().unwrap(); // SIGKILL
-    ebbd.wait().unwrap();
+    ebbd.0.kill().unwrap(); // SIGKILL
+    ebbd.0.wait().unwrap();
     assert!(c.job(id).await.is_err(), "the daemon is gone");
     origin.update("/k.bin", |r| r.rate = None);
     let mut ebbd = spawn_ebbd(dir.path());
@@ -266,7 +284,7 @@ async fn kill_9_of_ebbd_mid_transfer_then_restart_finishes_with_a_range() {
     );
     // SIGTERM: a clean stop that removes the socket.
     // kill(1) on the PID of the child we started.
-    let pid = ebbd.id().to_string();
+    let pid = ebbd.0.id().to_string();
     assert!(
         Command::new("kill")
             .args(["-TERM", &pid])
@@ -274,6 +292,117 @@ async fn kill_9_of_ebbd_mid_transfer_then_restart_finishes_with_a_range() {
             .unwrap()
             .success()
     );
-    assert!(ebbd.wait().unwrap().success());
+    assert!(ebbd.0.wait().unwrap().success());
     assert!(!socket.exists());
+}
+
+/// The pid from "ebb: started ebbd (pid N) on ...".
+fn started_pid(stderr: &str) -> Option<u32> {
+    let rest = stderr.split("started ebbd (pid ").nth(1)?;
+    rest.split(')').next()?.parse().ok()
+}
+
+/// The autostarted daemon, stopped by PID when the test ends, however it ends.
+struct Started(u32);
+
+impl Drop for Started {
+    fn drop(&mut self) {
+        if Path::new(&format!("/proc/{}", self.0)).exists() {
+            let _ = Command::new("kill")
+                .args(["-KILL", &self.0.to_string()])
+                .status();
+        }
+    }
+}
+
+fn stop_daemon(pid: u32) {
+    let status = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Path::new(&format!("/proc/{pid}")).exists() {
+        assert!(Instant::now() < deadline, "ebbd {pid} did not stop");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_starts_ebbd_and_jobs_move_after_the_cli_exits() {
+    let dir = tempfile::tempdir().unwrap();
+    let origin = Origin::start().await;
+    let (a, b) = (data(800_000, 62), data(500_000, 63));
+    origin.put("/a", Resource::new(a.clone()).rate(2_000_000));
+    origin.put("/b", Resource::new(b.clone()));
+    let cli = support::Cli::daemon(dir.path());
+    // Without autostart and without a daemon: a clear refusal.
+    let out = cli
+        .command(&["list"])
+        .env("EBB_NO_AUTOSTART", "1")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no ebbd answers"));
+    // The first verb starts ebbd, and says so once.
+    let out = cli.run(&["create", "bg"]);
+    assert!(out.status.success());
+    let said = String::from_utf8_lossy(&out.stderr).into_owned();
+    let pid = started_pid(&said).unwrap_or_else(|| panic!("no start notice: {said:?}"));
+    let _reaped = Started(pid);
+    let id = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let out = cli.run(&[
+        "add-file",
+        "bg",
+        &origin.url("/a"),
+        dir.path().join("a").to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success() && out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // resume returns at once; the transfer goes on in ebbd with no CLI process alive.
+    cli.ok(&["resume", &id]);
+    cli.poll_info(&id, |j| j["state"] == "transferred");
+    // Two CLI processes at once.
+    let (pa, pb) = (dir.path().join("ta"), dir.path().join("tb"));
+    let mut one = cli
+        .command(&["transfer", &origin.url("/a"), pa.to_str().unwrap()])
+        .spawn()
+        .unwrap();
+    let mut two = cli
+        .command(&["transfer", &origin.url("/b"), pb.to_str().unwrap()])
+        .spawn()
+        .unwrap();
+    assert!(one.wait().unwrap().success() && two.wait().unwrap().success());
+    assert_eq!(
+        (std::fs::read(&pa).unwrap(), std::fs::read(&pb).unwrap()),
+        (a.clone(), b)
+    );
+    cli.ok(&["complete", &id]);
+    assert_eq!(std::fs::read(dir.path().join("a")).unwrap(), a);
+    assert_eq!(cli.json(&["info", &id, "--json"])["state"], "acknowledged");
+    // monitor: the bitsadmin-style header and a line per job, until Ctrl-C.
+    cli.ok(&["create", "watched"]);
+    let mon = cli
+        .command(&["monitor", "--refresh", "100ms"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        Command::new("kill")
+            .args(["-INT", &mon.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let out = mon.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("MONITORING BACKGROUND COPY MANAGER") && text.contains("\"watched\""),
+        "{text}"
+    );
+    stop_daemon(pid);
 }

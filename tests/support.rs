@@ -100,15 +100,28 @@ pub fn ebb_bin() -> PathBuf {
     bin
 }
 
-/// The CLI on one data directory.
+/// The CLI on one data directory: embedded (the engine in the CLI process), or talking to a
+/// daemon on its own socket.
 pub struct Cli {
     pub data_dir: PathBuf,
+    pub socket: PathBuf,
+    embedded: bool,
 }
 
 impl Cli {
     pub fn new(dir: &Path) -> Self {
         Self {
             data_dir: dir.join("cli-data"),
+            socket: dir.join("run").join("ebbd.sock"),
+            embedded: true,
+        }
+    }
+
+    /// The default mode: verbs go to `ebbd`, started on demand.
+    pub fn daemon(dir: &Path) -> Self {
+        Self {
+            embedded: false,
+            ..Self::new(dir)
         }
     }
 
@@ -121,7 +134,14 @@ impl Cli {
 
     /// The environment every `ebb` of this CLI runs with (also for wrappers such as `unshare`).
     pub fn apply_env(&self, c: &mut std::process::Command) {
+        if self.embedded {
+            c.env("EBB_EMBEDDED", "1");
+        } else {
+            c.env_remove("EBB_EMBEDDED");
+        }
         c.env("EBB_DATA_DIR", &self.data_dir)
+            .env("EBB_SOCKET", &self.socket)
+            .env_remove("EBB_NO_AUTOSTART")
             .env("EBB_CHECKPOINT_BYTES", "65536")
             .env("EBB_CHECKPOINT_INTERVAL", "100ms")
             .env("EBB_CHUNK_TIMEOUT", "5s")

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use clap::builder::BoolishValueParser;
 use clap::{Args, Parser, Subcommand};
 use ebb::{JobType, Priority};
 
@@ -13,9 +14,10 @@ use ebb::{JobType, Priority};
     about = "Background transfers with the BITS job model",
     long_about = "Background transfers with the BITS job model: jobs of files that survive \
                   crashes, resume with range requests, run by priority, and appear at their \
-                  final names only on `complete`.\n\nThis build runs the engine in-process on the \
-                  data directory: `resume --wait`, `wait` and `transfer` move bytes; other verbs \
-                  change the queue and return."
+                  final names only on `complete`.\n\nVerbs go to the per-user daemon `ebbd` \
+                  (started on demand). With --embedded the engine runs in this process instead: \
+                  then `resume --wait`, `wait` and `transfer` move bytes and other verbs only \
+                  change the queue."
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -26,6 +28,15 @@ pub struct Cli {
 
 #[derive(Debug, Args)]
 pub struct EngineArgs {
+    /// Run the engine in this process instead of talking to ebbd.
+    #[arg(long, global = true, env = "EBB_EMBEDDED", value_parser = BoolishValueParser::new())]
+    pub embedded: bool,
+    /// Do not start ebbd if none answers.
+    #[arg(long, global = true, env = "EBB_NO_AUTOSTART", value_parser = BoolishValueParser::new())]
+    pub no_autostart: bool,
+    /// The daemon's socket (default: <runtime dir>/ebb/ebbd.sock).
+    #[arg(long, global = true, env = "EBB_SOCKET", value_name = "PATH")]
+    pub socket: Option<PathBuf>,
     /// Where the queue lives (default: the per-user data directory).
     #[arg(long, global = true, env = "EBB_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
@@ -132,6 +143,12 @@ pub enum Command {
         /// URL PATH [URL PATH ...]
         #[arg(required = true, num_args = 2.., value_name = "URL PATH")]
         pairs: Vec<String>,
+    },
+    /// A live table of jobs, refreshed until Ctrl-C (like `bitsadmin /monitor`).
+    Monitor {
+        /// Seconds between refreshes, or e.g. `500ms`.
+        #[arg(long, default_value = "5", value_parser = parse_duration)]
+        refresh: Duration,
     },
     /// Rewrite the start of every remote name of a job (repair after a server move).
     ReplaceRemotePrefix {

@@ -3,6 +3,7 @@
 //! Exit codes: 0 success, 1 the operation failed (the message says why), 2 bad usage.
 
 mod args;
+mod conn;
 mod output;
 mod watch;
 
@@ -12,12 +13,12 @@ use std::process::ExitCode;
 use anyhow::{Context, anyhow, bail};
 use clap::Parser;
 use ebb::{
-    BasicCredentials, ByteRange, CheckpointPolicy, CredentialTarget, CustomHeader, Engine,
-    EngineConfig, JobId, JobState, JobType, NewFile, NotifyCommandLine, NotifyFlags,
-    PropertyChange, ProxySettings, RedirectPolicy, SecurityFlags,
+    BasicCredentials, ByteRange, CredentialTarget, CustomHeader, JobId, JobType, NewFile,
+    NotifyCommandLine, NotifyFlags, PropertyChange, ProxySettings, RedirectPolicy, SecurityFlags,
 };
 
 use args::{Cli, Command, EngineArgs, SetArgs};
+use conn::Conn;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -47,49 +48,23 @@ fn main() -> ExitCode {
     }
 }
 
-fn data_dir(args: &EngineArgs) -> anyhow::Result<PathBuf> {
-    if let Some(d) = &args.data_dir {
-        return Ok(d.clone());
-    }
-    dirs::data_local_dir()
-        .map(|d| d.join("ebb"))
-        .ok_or_else(|| anyhow!("no per-user data directory: set EBB_DATA_DIR"))
-}
-
-fn config(args: &EngineArgs, scheduling: bool) -> anyhow::Result<EngineConfig> {
-    let mut c = EngineConfig::new(data_dir(args)?).with_scheduling(scheduling);
-    let defaults = CheckpointPolicy::default();
-    c.checkpoint = CheckpointPolicy {
-        bytes: args.checkpoint_bytes.unwrap_or(defaults.bytes),
-        interval: args.checkpoint_interval.unwrap_or(defaults.interval),
-    };
-    if let Some(n) = args.max_background_jobs {
-        c = c.with_max_background_jobs(n);
-    }
-    if let Some(t) = args.time_slice {
-        c = c.with_time_slice(t);
-    }
-    if let Some(t) = args.inactivity_timeout {
-        c = c.with_job_inactivity_timeout(t);
-    }
-    if let Some(t) = args.chunk_timeout {
-        c.http.chunk_timeout = t;
-    }
-    if let Some(t) = args.connect_timeout {
-        c.http.connect_timeout = t;
-    }
-    Ok(c)
-}
-
-/// Open the engine; `scheduling` says whether this process moves bytes.
-async fn engine(args: &EngineArgs, scheduling: bool) -> anyhow::Result<Engine> {
-    Ok(Engine::open(config(args, scheduling)?).await?)
-}
-
 /// A local name as the engine wants it: relative names are taken from the current directory.
 fn absolute(path: &Path) -> anyhow::Result<PathBuf> {
     std::path::absolute(path)
         .with_context(|| format!("{}: cannot make the path absolute", path.display()))
+}
+
+/// Open the backend, run `f` on the job named `job`, close.
+async fn on_job<T, F, Fut>(args: &EngineArgs, job: &str, f: F) -> anyhow::Result<T>
+where
+    F: FnOnce(Conn, JobId) -> Fut,
+    Fut: Future<Output = anyhow::Result<(Conn, T)>>,
+{
+    let conn = Conn::open(args, false).await?;
+    let id = conn.backend().find(job).await?;
+    let (conn, out) = f(conn, id).await?;
+    conn.close().await;
+    Ok(out)
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -100,13 +75,14 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             priority,
             name,
         } => {
-            let e = engine(args, false).await?;
-            let id = e.create_job(&name, job_type).await?;
+            let conn = Conn::open(args, false).await?;
+            let b = conn.backend();
+            let id = b.create_job(&name, job_type).await?;
             if let Some(p) = priority {
-                e.set_property(id, PropertyChange::Priority(p)).await?;
+                b.set_property(id, PropertyChange::Priority(p)).await?;
             }
             println!("{id}");
-            e.shutdown().await;
+            conn.close().await;
         }
         Command::AddFile {
             job,
@@ -114,49 +90,59 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             path,
             ranges,
         } => {
-            let e = engine(args, false).await?;
-            let id = e.find(&job).await?;
             let mut file = NewFile::new(url, absolute(&path)?);
             if let Some(r) = ranges {
                 file = file.with_ranges(ByteRange::parse_list(&r)?);
             }
-            e.add_files(id, vec![file]).await?;
-            e.shutdown().await;
+            on_job(args, &job, |c, id| async move {
+                c.backend().add_files(id, vec![file]).await?;
+                Ok((c, ()))
+            })
+            .await?;
         }
         Command::Resume { job, wait } => {
-            let e = engine(args, wait).await?;
-            let id = e.find(&job).await?;
-            let outcome = e.resume(id).await?;
+            let conn = Conn::open(args, wait).await?;
+            let id = conn.backend().find(&job).await?;
+            let outcome = conn.backend().resume(id).await?;
             if wait {
-                return watch::until_settled(&e, id, None, false).await;
+                return watch::until_settled(&conn, id, None, false).await;
             }
-            if outcome == ebb::ResumeOutcome::Queued {
+            if outcome == ebb::ResumeOutcome::Queued && !conn.is_daemon() {
                 eprintln!(
                     "job {id} is queued; `ebb wait {id}` (or `ebb resume {id} --wait`) runs the transfer"
                 );
             }
-            e.shutdown().await;
+            conn.close().await;
         }
         Command::Suspend { job } => {
-            with_job(args, &job, |e, id| async move { e.suspend(id).await }).await?;
+            on_job(args, &job, |c, id| async move {
+                c.backend().suspend(id).await?;
+                Ok((c, ()))
+            })
+            .await?;
         }
         Command::Cancel { job } => {
-            with_job(args, &job, |e, id| async move { e.cancel(id).await }).await?;
+            on_job(args, &job, |c, id| async move {
+                c.backend().cancel(id).await?;
+                Ok((c, ()))
+            })
+            .await?;
         }
         Command::Complete { job } => {
-            let e = engine(args, false).await?;
-            let id = e.find(&job).await?;
-            let done = e.complete(id).await?;
+            let done = on_job(args, &job, |c, id| async move {
+                let done = c.backend().complete(id).await?;
+                Ok((c, done))
+            })
+            .await?;
             if done.files_dropped > 0 {
                 eprintln!(
                     "partial complete ({}): kept {} file(s), dropped {} not transferred",
                     done.code, done.files_kept, done.files_dropped
                 );
             }
-            e.shutdown().await;
         }
         Command::Info { job, json } => {
-            let j = read_one(args, &job)?;
+            let j = conn::read_one(args, &job).await?;
             print!(
                 "{}",
                 if json {
@@ -167,7 +153,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             );
         }
         Command::List { json, all } => {
-            let jobs: Vec<_> = ebb::read_jobs(&data_dir(args)?)?
+            let jobs: Vec<_> = conn::all_jobs(args)
+                .await?
                 .into_iter()
                 .filter(|j| all || !j.state.is_final())
                 .collect();
@@ -180,7 +167,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Files { job, json } => {
-            let j = read_one(args, &job)?;
+            let j = conn::read_one(args, &job).await?;
             print!(
                 "{}",
                 if json {
@@ -191,7 +178,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             );
         }
         Command::Error { job, json } => {
-            let j = read_one(args, &job)?;
+            let j = conn::read_one(args, &job).await?;
             if json {
                 println!("{}", output::json(&j.error)?);
             } else {
@@ -202,68 +189,47 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Set(set) => {
-            let e = engine(args, false).await?;
-            let id = e.find(&set.job).await?;
-            let current = e.job(id).await?.properties.security_flags;
-            let changes = changes(&set, current)?;
-            if changes.is_empty() {
-                bail!("nothing to set: give at least one property");
-            }
-            for change in changes {
-                e.set_property(id, change).await?;
-            }
-            e.shutdown().await;
+            on_job(args, &set.job.clone(), |c, id| async move {
+                let current = c.backend().job(id).await?.properties.security_flags;
+                let changes = changes(&set, current)?;
+                if changes.is_empty() {
+                    bail!("nothing to set: give at least one property");
+                }
+                for change in changes {
+                    c.backend().set_property(id, change).await?;
+                }
+                Ok((c, ()))
+            })
+            .await?;
         }
         Command::Wait { job, timeout } => {
-            let e = engine(args, true).await?;
-            let id = e.find(&job).await?;
-            return watch::until_settled(&e, id, timeout, false).await;
+            let conn = Conn::open(args, true).await?;
+            let id = conn.backend().find(&job).await?;
+            return watch::until_settled(&conn, id, timeout, false).await;
         }
         Command::Transfer {
             priority,
             name,
             pairs,
         } => return transfer(args, priority, &name, &pairs).await,
+        Command::Monitor { refresh } => return watch::monitor(args, refresh).await,
         Command::ReplaceRemotePrefix { job, old, new } => {
-            let e = engine(args, false).await?;
-            let id = e.find(&job).await?;
-            let n = e.replace_remote_prefix(id, &old, &new).await?;
+            let n = on_job(args, &job, |c, id| async move {
+                let n = c.backend().replace_remote_prefix(id, &old, &new).await?;
+                Ok((c, n))
+            })
+            .await?;
             eprintln!("{n} file(s) changed");
-            e.shutdown().await;
         }
         Command::SetRemoteName { job, index, url } => {
-            let e = engine(args, false).await?;
-            let id = e.find(&job).await?;
-            e.set_remote_name(id, index, &url).await?;
-            e.shutdown().await;
+            on_job(args, &job, |c, id| async move {
+                c.backend().set_remote_name(id, index, &url).await?;
+                Ok((c, ()))
+            })
+            .await?;
         }
     }
     Ok(ExitCode::SUCCESS)
-}
-
-async fn with_job<F, Fut>(args: &EngineArgs, job: &str, f: F) -> anyhow::Result<()>
-where
-    F: FnOnce(Engine, JobId) -> Fut,
-    Fut: Future<Output = ebb::Result<()>>,
-{
-    let e = engine(args, false).await?;
-    let id = e.find(job).await?;
-    f(e.clone(), id).await?;
-    e.shutdown().await;
-    Ok(())
-}
-
-/// Read one job without taking the engine (works while another process runs it).
-fn read_one(args: &EngineArgs, job: &str) -> anyhow::Result<ebb::JobInfo> {
-    let jobs = ebb::read_jobs(&data_dir(args)?)?;
-    let refs: Vec<(JobId, String, JobState)> = jobs
-        .iter()
-        .map(|j| (j.id, j.display_name.clone(), j.state))
-        .collect();
-    let id = ebb::resolve(&refs, job)?;
-    jobs.into_iter()
-        .find(|j| j.id == id)
-        .ok_or_else(|| anyhow!("job {job} not found"))
 }
 
 async fn transfer(
@@ -283,23 +249,24 @@ async fn transfer(
         .chunks(2)
         .map(|p| Ok(NewFile::new(p[0].clone(), absolute(Path::new(&p[1]))?)))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let e = engine(args, true).await?;
-    let id = e.create_job(name, JobType::Download).await?;
+    let conn = Conn::open(args, true).await?;
+    let b = conn.backend();
+    let id = b.create_job(name, JobType::Download).await?;
     let setup = async {
         if let Some(p) = priority {
-            e.set_property(id, PropertyChange::Priority(p)).await?;
+            b.set_property(id, PropertyChange::Priority(p)).await?;
         }
-        e.add_files(id, files).await?;
-        e.resume(id).await?;
+        b.add_files(id, files).await?;
+        b.resume(id).await?;
         Ok::<(), ebb::Error>(())
     };
     if let Err(err) = setup.await {
         // Nothing was transferred: leave no job behind.
-        let _ = e.cancel(id).await;
-        e.shutdown().await;
+        let _ = b.cancel(id).await;
+        conn.close().await;
         return Err(anyhow::Error::from(err));
     }
-    watch::until_settled(&e, id, None, true).await
+    watch::until_settled(&conn, id, None, true).await
 }
 
 fn changes(set: &SetArgs, current: SecurityFlags) -> anyhow::Result<Vec<PropertyChange>> {

@@ -4,9 +4,12 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use ebb::{Engine, JobId, JobInfo, JobState};
+use ebb::{JobId, JobInfo, JobState};
 use indicatif::{ProgressBar, ProgressStyle};
 use tokio::signal::unix::{SignalKind, signal};
+
+use crate::args::EngineArgs;
+use crate::conn::Conn;
 
 fn bar() -> ProgressBar {
     if !std::io::stderr().is_terminal() {
@@ -32,16 +35,19 @@ fn show(bar: &ProgressBar, j: &JobInfo) {
     ));
 }
 
-/// Run the engine until job `id` leaves the active states (or `timeout` passes). With
-/// `transfer`, a Transferred job is completed and a job in Error is cancelled.
+/// Wait until job `id` leaves the active states (or `timeout` passes); an embedded engine runs
+/// meanwhile. With `transfer`, a Transferred job is completed and a job in Error is cancelled.
 pub async fn until_settled(
-    e: &Engine,
+    conn: &Conn,
     id: JobId,
     timeout: Option<Duration>,
     transfer: bool,
 ) -> anyhow::Result<ExitCode> {
+    let e = conn.backend();
     let bar = bar();
     let mut events = e.subscribe();
+    // Listen once, before anything else: a signal is delivered only to listeners that exist.
+    let mut int = signal(SignalKind::interrupt())?;
     let mut term = signal(SignalKind::terminate())?;
     let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
     let mut last_transient = None;
@@ -74,21 +80,25 @@ pub async fn until_settled(
         let interrupted = tokio::select! {
             () = ebb::state_changed(&mut events, id) => None,
             () = tokio::time::sleep(tick) => None,
-            _ = tokio::signal::ctrl_c() => Some(130),
+            _ = int.recv() => Some(130),
             _ = term.recv() => Some(143),
             () = tokio::time::sleep_until(until) => {
                 bar.abandon();
-                e.shutdown().await;
+                conn.close().await;
                 eprintln!("ebb: timed out; job {id} is {}", info.state.bits_name());
                 return Ok(ExitCode::FAILURE);
             }
         };
         if let Some(code) = interrupted {
             bar.abandon();
-            e.shutdown().await;
-            eprintln!(
-                "ebb: interrupted; job {id} stays queued: continue with `ebb resume {id} --wait`"
-            );
+            conn.close().await;
+            if conn.is_daemon() {
+                eprintln!("ebb: interrupted; job {id} goes on in ebbd: `ebb wait {id}` watches it");
+            } else {
+                eprintln!(
+                    "ebb: interrupted; job {id} stays queued: continue with `ebb resume {id} --wait`"
+                );
+            }
             return Ok(ExitCode::from(code));
         }
     };
@@ -114,6 +124,30 @@ pub async fn until_settled(
             ExitCode::FAILURE
         }
     };
-    e.shutdown().await;
+    conn.close().await;
     Ok(code)
+}
+
+/// A table of jobs, redrawn every `refresh` until Ctrl-C.
+pub async fn monitor(args: &EngineArgs, refresh: Duration) -> anyhow::Result<ExitCode> {
+    let tty = std::io::stdout().is_terminal();
+    let mut int = signal(SignalKind::interrupt())?;
+    let reader = crate::conn::Reader::open(args).await?;
+    loop {
+        let jobs = reader.all_jobs().await?;
+        if tty {
+            print!("\x1b[H\x1b[2J");
+        }
+        println!(
+            "MONITORING BACKGROUND COPY MANAGER({} refresh)",
+            humantime::format_duration(refresh)
+        );
+        for j in jobs.iter().filter(|j| !j.state.is_final()) {
+            println!("{}", crate::output::list_line(j));
+        }
+        tokio::select! {
+            () = tokio::time::sleep(refresh) => {}
+            _ = int.recv() => return Ok(ExitCode::SUCCESS),
+        }
+    }
 }

@@ -85,6 +85,19 @@ impl EngineConfig {
     }
 }
 
+/// The per-user data directory (`EBB_DATA_DIR` overrides it), e.g. `~/.local/share/ebb`.
+pub fn default_data_dir() -> Option<PathBuf> {
+    dirs::data_local_dir().map(|d| d.join("ebb"))
+}
+
+/// The per-user daemon's socket (`EBB_SOCKET` overrides it): in the runtime directory, e.g.
+/// `/run/user/1000/ebb/ebbd.sock`, else beside the data.
+pub fn default_socket() -> Option<PathBuf> {
+    dirs::runtime_dir()
+        .or_else(dirs::data_local_dir)
+        .map(|d| d.join("ebb").join("ebbd.sock"))
+}
+
 /// Where the queue of a data directory lives.
 pub fn database_path(data_dir: &Path) -> PathBuf {
     data_dir.join("ebb.db")

@@ -73,6 +73,13 @@ pub struct RemoteUrl {
     pub url: String,
 }
 
+/// `GET /v1/jobs?all=true` lists Acknowledged and Cancelled jobs too.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListQuery {
+    #[serde(default)]
+    pub all: bool,
+}
+
 /// `GET /v1/jobs/{id}/wait?timeout_ms=N`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WaitQuery {

@@ -10,8 +10,8 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use ebb_core::protocol::{
-    API_PREFIX, API_VERSION, AddFiles, CreateJob, ErrorBody, RemoteUrl, ReplacePrefix, Value,
-    VersionInfo, WaitQuery,
+    API_PREFIX, API_VERSION, AddFiles, CreateJob, ErrorBody, ListQuery, RemoteUrl, ReplacePrefix,
+    Value, VersionInfo, WaitQuery,
 };
 use ebb_core::{Engine, Error, JobId, PropertyChange};
 use tokio_stream::StreamExt;
@@ -108,7 +108,14 @@ async fn unknown(uri: axum::http::Uri) -> Response {
     (StatusCode::NOT_FOUND, Json(body)).into_response()
 }
 
-async fn list(State(e): State<Engine>) -> ApiResult<Vec<ebb_core::JobInfo>> {
+async fn list(
+    State(e): State<Engine>,
+    Query(q): Query<ListQuery>,
+) -> ApiResult<Vec<ebb_core::JobInfo>> {
+    if q.all {
+        // Final jobs live only in the store: read it as any other reader would.
+        return Ok(Json(ebb_core::read_jobs(&e.config().data_dir)?));
+    }
     Ok(Json(e.jobs().await))
 }
 

@@ -30,7 +30,7 @@ use ebb_core::Engine;
 use ebb_core::protocol::ErrorBody;
 use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
 use tokio_util::sync::CancellationToken;
 
@@ -107,8 +107,21 @@ pub async fn serve(engine: Engine, listener: UnixListener, stop: CancellationTok
     }
 }
 
-/// Tell a peer of another user why it is refused, then close.
+/// Tell a peer of another user why it is refused, then close. The request is read first (a
+/// little, for a second at most): a reply sent before it would look to the client like a failed
+/// connection rather than a refusal.
 async fn refuse(mut stream: UnixStream, peer: u32, me: u32) {
+    let mut head = Vec::new();
+    let mut buf = [0u8; 1024];
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), async {
+        while head.len() < 16 * 1024 && !head.windows(4).any(|w| w == b"\r\n\r\n") {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => head.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await;
     let body = serde_json::to_string(&ErrorBody {
         code: ebb_core::ErrorCode::E_ACCESSDENIED,
         status: ebb_core::Status::Permanent,

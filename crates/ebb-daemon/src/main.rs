@@ -35,13 +35,6 @@ struct Args {
     checkpoint_interval: Option<std::time::Duration>,
 }
 
-/// The socket a user's daemon listens on by default.
-fn default_socket() -> Option<PathBuf> {
-    dirs::runtime_dir()
-        .or_else(dirs::data_local_dir)
-        .map(|d| d.join("ebb").join("ebbd.sock"))
-}
-
 fn logging(foreground: bool, data_dir: &std::path::Path) -> anyhow::Result<()> {
     let filter = tracing_subscriber::EnvFilter::try_from_env("EBB_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
@@ -78,13 +71,13 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .data_dir
         .clone()
         .or(file.data_dir.clone())
-        .or_else(|| dirs::data_local_dir().map(|d| d.join("ebb")))
+        .or_else(ebb_core::config::default_data_dir)
         .ok_or_else(|| anyhow!("no per-user data directory: set EBB_DATA_DIR"))?;
     let socket = args
         .socket
         .clone()
         .or(file.socket.clone())
-        .or_else(default_socket)
+        .or_else(ebb_core::config::default_socket)
         .ok_or_else(|| anyhow!("no per-user runtime directory: set EBB_SOCKET"))?;
     logging(args.foreground, &data_dir)?;
     let mut config = file.engine(EngineConfig::new(&data_dir))?;
