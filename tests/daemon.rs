@@ -406,3 +406,35 @@ async fn the_cli_starts_ebbd_and_jobs_move_after_the_cli_exits() {
     );
     stop_daemon(pid);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ebb_without_ebbd_beside_it_runs_its_own_daemon() {
+    let dir = tempfile::tempdir().unwrap();
+    let origin = Origin::start().await;
+    let body = data(300_000, 64);
+    origin.put("/s", Resource::new(body.clone()));
+    let alone = dir.path().join("bin");
+    std::fs::create_dir(&alone).unwrap();
+    std::fs::copy(support::ebb_bin(), alone.join("ebb")).unwrap();
+    let cli = support::Cli::daemon(dir.path());
+    let dest = dir.path().join("s");
+    // The CLI's environment, on a copy of `ebb` with no `ebbd` beside it.
+    let cmd = cli.command(&[]);
+    let out = Command::new(alone.join("ebb"))
+        .args(["transfer", &origin.url("/s"), dest.to_str().unwrap()])
+        .envs(
+            cmd.get_envs()
+                .filter_map(|(k, v)| v.map(|v| (k.to_owned(), v.to_owned()))),
+        )
+        .env_remove("EBB_EMBEDDED")
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stderr).into_owned();
+    let pid = started_pid(&said).unwrap_or_else(|| panic!("no start notice: {said:?}"));
+    let _reaped = Started(pid);
+    assert!(out.status.success(), "{said}");
+    assert_eq!(std::fs::read(&dest).unwrap(), body);
+    let cmdline = std::fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap();
+    assert!(cmdline.contains("daemon"), "{cmdline:?}");
+    stop_daemon(pid);
+}

@@ -150,6 +150,9 @@ pub enum Command {
         #[arg(long, default_value = "5", value_parser = parse_duration)]
         refresh: Duration,
     },
+    /// Run the daemon in this process (what `ebbd` does; used when no `ebbd` is installed).
+    #[command(hide = true)]
+    Daemon(ebb_daemon::Options),
     /// Rewrite the start of every remote name of a job (repair after a server move).
     ReplaceRemotePrefix {
         job: String,

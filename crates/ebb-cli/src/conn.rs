@@ -158,16 +158,18 @@ async fn daemon(args: &EngineArgs) -> anyhow::Result<Client> {
     }
 }
 
-/// `ebbd` beside this binary, else on the PATH; detached from our terminal's process group so
-/// that Ctrl-C here does not stop it.
+/// `ebbd` beside this binary, else this binary as `ebb daemon` (same version either way);
+/// detached from our terminal's process group so that Ctrl-C here does not stop it.
 fn start_daemon(args: &EngineArgs, socket: &std::path::Path) -> anyhow::Result<u32> {
     use std::os::unix::process::CommandExt;
-    let beside = std::env::current_exe()
-        .ok()
-        .and_then(|exe| exe.parent().map(|d| d.join("ebbd")))
-        .filter(|p| p.exists());
-    let program = beside.unwrap_or_else(|| PathBuf::from("ebbd"));
+    let exe = std::env::current_exe().context("cannot find this program to start the daemon")?;
+    let beside = exe.parent().map(|d| d.join("ebbd")).filter(|p| p.exists());
+    let (program, verb) = match beside {
+        Some(ebbd) => (ebbd, None),
+        None => (exe, Some("daemon")),
+    };
     let mut cmd = Command::new(&program);
+    cmd.args(verb);
     cmd.env("EBB_SOCKET", socket)
         .stdin(Stdio::null())
         .stdout(Stdio::null())

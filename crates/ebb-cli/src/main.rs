@@ -22,6 +22,9 @@ use conn::Conn;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::Daemon(options) = cli.command {
+        return daemon(options);
+    }
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
@@ -43,6 +46,20 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("ebb: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `ebb daemon`: the daemon in this process, on a multi-threaded runtime, logging as `ebbd`.
+fn daemon(options: ebb_daemon::Options) -> ExitCode {
+    let result = tokio::runtime::Runtime::new()
+        .map_err(anyhow::Error::from)
+        .and_then(|rt| rt.block_on(ebb_daemon::run(options)));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ebb daemon: {e:#}");
             ExitCode::FAILURE
         }
     }
@@ -213,6 +230,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             pairs,
         } => return transfer(args, priority, &name, &pairs).await,
         Command::Monitor { refresh } => return watch::monitor(args, refresh).await,
+        Command::Daemon(_) => unreachable!("handled before the runtime starts"),
         Command::ReplaceRemotePrefix { job, old, new } => {
             let n = on_job(args, &job, |c, id| async move {
                 let n = c.backend().replace_remote_prefix(id, &old, &new).await?;

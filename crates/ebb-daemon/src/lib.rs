@@ -21,6 +21,7 @@
 
 mod api;
 pub mod config;
+mod daemon;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -35,6 +36,7 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio_util::sync::CancellationToken;
 
 pub use api::router;
+pub use daemon::{Options, run};
 
 /// Bind the socket: refuse if a daemon answers there, replace a stale socket file, and make it
 /// readable and writable by its owner only.

@@ -1,14 +1,8 @@
 //! `ebbd`: the per-user ebb daemon.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{Context, anyhow};
 use clap::Parser;
-use ebb_core::{Engine, EngineConfig};
-use ebb_daemon::config::DaemonConfig;
-use tokio::signal::unix::{SignalKind, signal};
-use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -17,94 +11,8 @@ use tokio_util::sync::CancellationToken;
     about = "The per-user ebb daemon: one queue, served on a Unix socket"
 )]
 struct Args {
-    /// TOML configuration (default: <config dir>/ebb/ebbd.toml, if it exists).
-    #[arg(long, value_name = "FILE")]
-    config: Option<PathBuf>,
-    /// Where the queue lives (default: the per-user data directory).
-    #[arg(long, env = "EBB_DATA_DIR", value_name = "DIR")]
-    data_dir: Option<PathBuf>,
-    /// The socket (default: <runtime dir>/ebb/ebbd.sock).
-    #[arg(long, env = "EBB_SOCKET", value_name = "PATH")]
-    socket: Option<PathBuf>,
-    /// Log to stderr (otherwise to ebbd.log in the data directory).
-    #[arg(long)]
-    foreground: bool,
-    #[arg(long, env = "EBB_CHECKPOINT_BYTES", hide = true)]
-    checkpoint_bytes: Option<u64>,
-    #[arg(long, env = "EBB_CHECKPOINT_INTERVAL", hide = true, value_parser = humantime::parse_duration)]
-    checkpoint_interval: Option<std::time::Duration>,
-}
-
-fn logging(foreground: bool, data_dir: &std::path::Path) -> anyhow::Result<()> {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("EBB_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    if foreground {
-        builder.with_writer(std::io::stderr).init();
-    } else {
-        std::fs::create_dir_all(data_dir)
-            .with_context(|| format!("{}: cannot create", data_dir.display()))?;
-        let path = data_dir.join("ebbd.log");
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .with_context(|| format!("{}: cannot open the log", path.display()))?;
-        builder
-            .with_ansi(false)
-            .with_writer(std::sync::Mutex::new(file))
-            .init();
-    }
-    Ok(())
-}
-
-async fn run(args: Args) -> anyhow::Result<()> {
-    let config_path = args
-        .config
-        .clone()
-        .or_else(|| dirs::config_dir().map(|d| d.join("ebb").join("ebbd.toml")));
-    let file = match &config_path {
-        Some(p) => DaemonConfig::load(p, args.config.is_some())?,
-        None => DaemonConfig::default(),
-    };
-    let data_dir = args
-        .data_dir
-        .clone()
-        .or(file.data_dir.clone())
-        .or_else(ebb_core::config::default_data_dir)
-        .ok_or_else(|| anyhow!("no per-user data directory: set EBB_DATA_DIR"))?;
-    let socket = args
-        .socket
-        .clone()
-        .or(file.socket.clone())
-        .or_else(ebb_core::config::default_socket)
-        .ok_or_else(|| anyhow!("no per-user runtime directory: set EBB_SOCKET"))?;
-    logging(args.foreground, &data_dir)?;
-    let mut config = file.engine(EngineConfig::new(&data_dir))?;
-    if let Some(b) = args.checkpoint_bytes {
-        config.checkpoint.bytes = b;
-    }
-    if let Some(i) = args.checkpoint_interval {
-        config.checkpoint.interval = i;
-    }
-    let engine = Engine::open(config).await?;
-    let listener = ebb_daemon::bind(&socket)?;
-    tracing::info!(socket = %socket.display(), data_dir = %data_dir.display(), pid = std::process::id(), "ebbd ready");
-    let stop = CancellationToken::new();
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    let server = tokio::spawn(ebb_daemon::serve(engine.clone(), listener, stop.clone()));
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM: stopping"),
-        _ = int.recv() => tracing::info!("SIGINT: stopping"),
-    }
-    stop.cancel();
-    let _ = server.await;
-    // A final checkpoint for every running job; they are queued for the next start.
-    engine.shutdown().await;
-    let _ = std::fs::remove_file(&socket);
-    tracing::info!("ebbd stopped");
-    Ok(())
+    #[command(flatten)]
+    options: ebb_daemon::Options,
 }
 
 fn main() -> ExitCode {
@@ -116,7 +24,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(args)) {
+    match runtime.block_on(ebb_daemon::run(args.options)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("ebbd: {e:#}");
