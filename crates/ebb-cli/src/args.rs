@@ -109,8 +109,12 @@ pub enum Command {
     List {
         #[arg(long)]
         json: bool,
+        /// Acknowledged and Cancelled jobs too.
         #[arg(long)]
         all: bool,
+        /// Every user's jobs (for a system-wide daemon; a per-user daemon has only yours).
+        #[arg(long)]
+        all_users: bool,
     },
     /// List a job's files.
     Files {

@@ -169,11 +169,17 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
             );
         }
-        Command::List { json, all } => {
+        Command::List {
+            json,
+            all,
+            all_users,
+        } => {
+            let me = ebb::Owner::current().uid;
             let jobs: Vec<_> = conn::all_jobs(args)
                 .await?
                 .into_iter()
                 .filter(|j| all || !j.state.is_final())
+                .filter(|j| all_users || j.owner_uid == me)
                 .collect();
             if json {
                 println!("{}", output::json(&jobs)?);

@@ -1,0 +1,118 @@
+//! `cargo bench --bench daemon`: what a round trip through `ebbd` costs, and what the daemon
+//! holds in memory with 10,000 queued jobs. Starts the release `ebbd` (build it first:
+//! `cargo build --release --bins`) on a private socket and data directory, drives it with
+//! `ebb::Client`, and stops it by its PID.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use ebb::{Backend, Client, JobType, NewFile};
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+async fn connect(socket: &Path) -> Client {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match Client::connect(socket).await {
+            Ok(c) => return c,
+            Err(e) => {
+                assert!(Instant::now() < deadline, "ebbd did not come up: {e}");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let ebbd = root.join("target/release/ebbd");
+    assert!(
+        ebbd.exists(),
+        "build it first: cargo build --release --bins"
+    );
+    let dir = std::env::temp_dir().join(format!("ebb-daemon-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let source = dir.join("source.bin");
+    std::fs::write(&source, vec![7u8; 4096])?;
+    let socket = dir.join("ebbd.sock");
+    let mut child = Command::new(&ebbd)
+        .env("EBB_DATA_DIR", dir.join("data"))
+        .env("EBB_SOCKET", &socket)
+        .stdin(Stdio::null())
+        .spawn()?;
+    let pid = child.id();
+    let c = connect(&socket).await;
+    let url = format!("file://{}", source.display());
+
+    // 1,000 jobs: create + add-file + resume + complete, one after another.
+    let n = 1000;
+    let (mut t_create, mut t_add, mut t_resume, mut t_complete) = (
+        Duration::ZERO,
+        Duration::ZERO,
+        Duration::ZERO,
+        Duration::ZERO,
+    );
+    let all = Instant::now();
+    for i in 0..n {
+        let t = Instant::now();
+        let id = c.create_job(&format!("rt{i}"), JobType::Download).await?;
+        t_create += t.elapsed();
+        let t = Instant::now();
+        c.add_files(id, vec![NewFile::new(&url, dir.join(format!("rt{i}.bin")))])
+            .await?;
+        t_add += t.elapsed();
+        let t = Instant::now();
+        c.resume(id).await?;
+        t_resume += t.elapsed();
+        let t = Instant::now();
+        c.complete(id).await?;
+        t_complete += t.elapsed();
+    }
+    let total = all.elapsed();
+    let per = |d: Duration| d.as_secs_f64() * 1e6 / f64::from(n);
+    println!(
+        "| {n} jobs, create+add-file+resume+complete | total {:.2} s | per job {:.0} us |",
+        total.as_secs_f64(),
+        per(total)
+    );
+    println!(
+        "| per call (us) | create {:.0} | add-file {:.0} | resume {:.0} | complete {:.0} |",
+        per(t_create),
+        per(t_add),
+        per(t_resume),
+        per(t_complete)
+    );
+    println!("| RSS after the round trips | {} KiB |", rss_kib(pid));
+
+    // 10,000 queued jobs of one file each (Suspended: nothing moves).
+    let queued = 10_000;
+    let t = Instant::now();
+    for i in 0..queued {
+        let id = c.create_job(&format!("q{i}"), JobType::Download).await?;
+        c.add_files(id, vec![NewFile::new(&url, dir.join(format!("q{i}.bin")))])
+            .await?;
+    }
+    let listed = c.jobs().await?.len();
+    println!(
+        "| {queued} queued jobs | created in {:.1} s | listed {listed} | RSS {} KiB |",
+        t.elapsed().as_secs_f64(),
+        rss_kib(pid)
+    );
+
+    // Stop the daemon we started, by its PID.
+    Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()?;
+    child.wait()?;
+    std::fs::remove_dir_all(&dir)?;
+    Ok(())
+}
