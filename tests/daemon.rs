@@ -438,3 +438,82 @@ async fn an_ebb_without_ebbd_beside_it_runs_its_own_daemon() {
     assert!(cmdline.contains("daemon"), "{cmdline:?}");
     stop_daemon(pid);
 }
+
+/// A script in the style of real BITSAdmin scripts, through a `bitsadmin` symlink to `ebb`:
+/// create, addfile, a notify command line that runs `bitsadmin /complete`, resume, poll
+/// `/info /verbose` until the job is done.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bitsadmin_script_runs_to_completion() {
+    let dir = tempfile::tempdir().unwrap();
+    let origin = Origin::start().await;
+    let body = data(500_000, 65);
+    origin.put("/b.bin", Resource::new(body.clone()));
+    let bin = dir.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    std::os::unix::fs::symlink(support::ebb_bin(), bin.join("bitsadmin")).unwrap();
+    let script = r#"
+        set -e
+        out=$(bitsadmin /create myjob 2> "$OUT/first.err")
+        printf '%s' "$out" > "$OUT/create.out"
+        job=$(printf '%s\n' "$out" | tail -n 1 | sed 's/^Created job \(.*\)\.$/\1/')
+        bitsadmin /addfile "$job" "$URL" "$DEST" | grep -q Added
+        bitsadmin /setnotifycmdline "$job" "$BITSADMIN" "$BITSADMIN /complete $job" > /dev/null
+        bitsadmin /resume "$job" | grep -q Job
+        for i in $(seq 200); do
+          bitsadmin /info "$job" /verbose | grep -qE 'STATE: (TRANSFERRED|ACKNOWLEDGED)' && break
+          sleep 0.05
+        done
+        for i in $(seq 200); do
+          [ "$(bitsadmin /rawreturn /getstate "$job")" = ACKNOWLEDGED ] && break
+          sleep 0.05
+        done
+        bitsadmin /rawreturn /getstate "$job" > "$OUT/state.out"
+        bitsadmin /rawreturn /create second > "$OUT/raw-create.out"
+        bitsadmin /list > "$OUT/list.out"
+        if bitsadmin /util /repairservice 2> "$OUT/unsupported.err"; then exit 4; fi
+    "#;
+    let cli = support::Cli::daemon(dir.path());
+    let mut sh = Command::new("sh");
+    sh.args(["-c", script]);
+    cli.apply_env(&mut sh);
+    let out = sh
+        .env(
+            "PATH",
+            format!("{}:{}", bin.display(), std::env::var("PATH").unwrap()),
+        )
+        .env("OUT", dir.path())
+        .env("URL", origin.url("/b.bin"))
+        .env("DEST", dir.path().join("b.bin"))
+        .env("BITSADMIN", bin.join("bitsadmin"))
+        .output()
+        .unwrap();
+    let first = std::fs::read_to_string(dir.path().join("first.err")).unwrap_or_default();
+    let _reaped = started_pid(&first).map(Started);
+    assert!(
+        out.status.success(),
+        "{}: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let read = |name: &str| std::fs::read_to_string(dir.path().join(name)).unwrap();
+    // The banner, then `Created job {GUID}.`
+    let create = read("create.out");
+    assert!(create.starts_with("\nBITSADMIN version 3.0\nBITS administration utility.\n(C) Copyright Microsoft Corp.\n\nCreated job {"), "{create:?}");
+    assert_eq!(read("state.out"), "ACKNOWLEDGED");
+    assert_eq!(std::fs::read(dir.path().join("b.bin")).unwrap(), body);
+    let raw = read("raw-create.out");
+    assert!(
+        raw.starts_with('{') && raw.ends_with('}') && raw.len() == 38,
+        "{raw:?}"
+    );
+    let list = read("list.out");
+    assert!(list.ends_with("\nListed 1 job(s).\n"), "{list:?}");
+    assert!(
+        list.contains(&format!("{raw} 'second' SUSPENDED 0 / 0 0 / 0")),
+        "{list:?}"
+    );
+    assert!(read("unsupported.err").contains("not supported by ebb"));
+    if let Some(pid) = started_pid(&first) {
+        stop_daemon(pid);
+    }
+}

@@ -154,6 +154,15 @@ pub enum Command {
         #[arg(long, default_value = "5", value_parser = parse_duration)]
         refresh: Duration,
     },
+    /// BITSAdmin's command line and output (also when `ebb` runs under the name `bitsadmin`).
+    Bitsadmin {
+        #[arg(
+            trailing_var_arg = true,
+            allow_hyphen_values = true,
+            value_name = "ARGS"
+        )]
+        args: Vec<String>,
+    },
     /// Run the daemon in this process (what `ebbd` does; used when no `ebbd` is installed).
     #[command(hide = true)]
     Daemon(ebb_daemon::Options),

@@ -3,6 +3,7 @@
 //! Exit codes: 0 success, 1 the operation failed (the message says why), 2 bad usage.
 
 mod args;
+mod bitsadmin;
 mod conn;
 mod output;
 mod watch;
@@ -21,7 +22,18 @@ use args::{Cli, Command, EngineArgs, SetArgs};
 use conn::Conn;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // Under the name `bitsadmin` (a symlink), every argument is BITSAdmin's.
+    let mut argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let invoked = argv.first().and_then(|a| {
+        Path::new(a)
+            .file_stem()
+            .map(std::ffi::OsStr::to_ascii_lowercase)
+    });
+    if invoked.as_deref() == Some(std::ffi::OsStr::new("bitsadmin")) {
+        argv.insert(1, "bitsadmin".into());
+        argv.insert(2, "--".into());
+    }
+    let cli = Cli::parse_from(argv);
     if let Command::Daemon(options) = cli.command {
         return daemon(options);
     }
@@ -236,6 +248,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             pairs,
         } => return transfer(args, priority, &name, &pairs).await,
         Command::Monitor { refresh } => return watch::monitor(args, refresh).await,
+        Command::Bitsadmin { args: words } => return bitsadmin::run(args, &words).await,
         Command::Daemon(_) => unreachable!("handled before the runtime starts"),
         Command::ReplaceRemotePrefix { job, old, new } => {
             let n = on_job(args, &job, |c, id| async move {

@@ -1,0 +1,693 @@
+//! `ebb bitsadmin ...` (and `ebb` run under the name `bitsadmin`): BITSAdmin's syntax and text
+//! output, so that scripts written for Windows keep working. Switches are case-insensitive; jobs
+//! are named by display name or `{GUID}`; local names are this platform's absolute paths.
+
+use std::fmt::Write as _;
+use std::process::ExitCode;
+
+use anyhow::{anyhow, bail};
+use ebb::{
+    Backend, CustomHeader, JobId, JobInfo, JobState, JobType, NewFile, NotifyCommandLine,
+    NotifyFlags, Priority, PropertyChange, SecurityFlags, Timestamp,
+};
+
+use crate::args::EngineArgs;
+use crate::conn::Conn;
+
+const BANNER: &str =
+    "\nBITSADMIN version 3.0\nBITS administration utility.\n(C) Copyright Microsoft Corp.\n\n";
+
+/// Switches of BITSAdmin that ebb has no feature for: refused clearly, never ignored.
+const UNSUPPORTED: &[&str] = &[
+    "/UTIL",
+    "/CACHE",
+    "/PEERS",
+    "/PEERCACHING",
+    "/SETPEERCACHINGFLAGS",
+    "/GETPEERCACHINGFLAGS",
+    "/GETPEERSTATS",
+    "/SETHELPERTOKEN",
+    "/SETHELPERTOKENFLAGS",
+    "/GETHELPERTOKENSID",
+    "/GETHELPERTOKENFLAGS",
+    "/TAKEOWNERSHIP",
+    "/SETACLFLAGS",
+    "/GETACLFLAGS",
+    "/SETCLIENTCERTIFICATEBYID",
+    "/SETCLIENTCERTIFICATEBYNAME",
+    "/REMOVECLIENTCERTIFICATE",
+    "/GETCLIENTCERTIFICATE",
+    "/SETVALIDATIONSTATE",
+    "/GETVALIDATIONSTATE",
+    "/SETHTTPMETHOD",
+    "/MAKECUSTOMHEADERSWRITEONLY",
+    "/GETREPLYFILENAME",
+    "/SETREPLYFILENAME",
+    "/GETREPLYPROGRESS",
+    "/GETREPLYDATA",
+    "/GETNOTIFYINTERFACE",
+];
+
+/// The state word BITSAdmin prints.
+fn state_word(s: JobState) -> String {
+    s.bits_name()
+}
+
+fn bytes(n: Option<u64>) -> String {
+    n.map_or_else(|| "UNKNOWN".to_owned(), |n| n.to_string())
+}
+
+/// One `/LIST` line.
+pub fn list_line(j: &JobInfo) -> String {
+    format!(
+        "{} '{}' {} {} / {} {} / {}",
+        j.id.braced_upper(),
+        j.display_name,
+        state_word(j.state),
+        j.files_transferred,
+        j.files_total,
+        j.bytes_transferred,
+        bytes(j.bytes_total)
+    )
+}
+
+/// `M/D/YYYY h:mm:ss AM|PM` in local time, as BITSAdmin prints times.
+fn bits_time(t: Timestamp) -> String {
+    let secs: libc::time_t = t.as_millis().div_euclid(1000);
+    // SAFETY: localtime_r writes only into `tm`, which we own; a zeroed tm is a valid value.
+    #[allow(unsafe_code)]
+    let tm = unsafe {
+        let mut tm: libc::tm = std::mem::zeroed();
+        if libc::localtime_r(&raw const secs, &raw mut tm).is_null() {
+            return "UNKNOWN".to_owned();
+        }
+        tm
+    };
+    let (hour12, half) = match tm.tm_hour {
+        0 => (12, "AM"),
+        h @ 1..=11 => (h, "AM"),
+        12 => (12, "PM"),
+        h => (h - 12, "PM"),
+    };
+    format!(
+        "{}/{}/{} {}:{:02}:{:02} {}",
+        tm.tm_mon + 1,
+        tm.tm_mday,
+        tm.tm_year + 1900,
+        hour12,
+        tm.tm_min,
+        tm.tm_sec,
+        half
+    )
+}
+
+fn priority_word(p: Priority) -> String {
+    p.as_str().to_ascii_uppercase()
+}
+
+fn proxy_lines(p: &ebb::ProxySettings) -> (String, String, String) {
+    match p {
+        ebb::ProxySettings::Preconfig => ("PRECONFIG".into(), "NULL".into(), "NULL".into()),
+        ebb::ProxySettings::NoProxy => ("NO_PROXY".into(), "NULL".into(), "NULL".into()),
+        ebb::ProxySettings::AutoDetect => ("AUTODETECT".into(), "NULL".into(), "NULL".into()),
+        ebb::ProxySettings::Override {
+            proxy_list,
+            bypass_list,
+        } => {
+            let or_null = |l: &[String]| {
+                if l.is_empty() {
+                    "NULL".to_owned()
+                } else {
+                    l.join(" ")
+                }
+            };
+            ("OVERRIDE".into(), or_null(proxy_list), or_null(bypass_list))
+        }
+    }
+}
+
+/// `/INFO job /VERBOSE`.
+pub fn info_verbose(j: &JobInfo) -> String {
+    let p = &j.properties;
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "GUID: {} DISPLAY: {}",
+        j.id.braced_upper(),
+        j.display_name
+    );
+    let _ = writeln!(
+        s,
+        "TYPE: {} STATE: {} OWNER: {}",
+        j.job_type.as_str().to_ascii_uppercase().replace('_', "-"),
+        state_word(j.state),
+        j.owner
+    );
+    let _ = writeln!(
+        s,
+        "PRIORITY: {} FILES: {} / {} BYTES: {} / {}",
+        priority_word(p.priority),
+        j.files_transferred,
+        j.files_total,
+        j.bytes_transferred,
+        bytes(j.bytes_total)
+    );
+    let _ = writeln!(
+        s,
+        "CREATION TIME: {} MODIFICATION TIME: {}",
+        bits_time(j.created_at),
+        bits_time(j.modified_at)
+    );
+    let _ = writeln!(
+        s,
+        "COMPLETION TIME: {}",
+        j.completed_at
+            .map_or_else(|| "UNKNOWN".to_owned(), bits_time)
+    );
+    let _ = writeln!(
+        s,
+        "NOTIFY INTERFACE: UNREGISTERED NOTIFICATION FLAGS: {}",
+        p.notify_flags.0
+    );
+    let _ = writeln!(
+        s,
+        "RETRY DELAY: {} NO PROGRESS TIMEOUT: {} ERROR COUNT: {}",
+        p.minimum_retry_delay, p.no_progress_timeout, j.error_count
+    );
+    let (usage, list, bypass) = proxy_lines(&p.proxy);
+    let _ = writeln!(
+        s,
+        "PROXY USAGE: {usage} PROXY LIST: {list} PROXY BYPASS LIST: {bypass}"
+    );
+    if let Some(e) = &j.error {
+        if let Some(f) = &e.file {
+            let _ = writeln!(
+                s,
+                "ERROR FILE:    {} -> {}",
+                f.remote_url,
+                f.local_path.display()
+            );
+        }
+        let _ = writeln!(s, "ERROR CODE:    {} - {}", e.code, e.description);
+        let _ = writeln!(
+            s,
+            "ERROR CONTEXT: 0x{:08x} - {}",
+            e.context.number(),
+            e.context.description()
+        );
+    }
+    let _ = writeln!(s, "DESCRIPTION: {}", j.description);
+    let _ = writeln!(s, "JOB FILES:");
+    for f in &j.files {
+        let _ = writeln!(
+            s,
+            "{} / {} {} {} -> {}",
+            f.bytes_transferred,
+            bytes(f.bytes_total),
+            if f.completed { "COMPLETED" } else { "WORKING" },
+            f.remote_url,
+            f.local_path.display()
+        );
+    }
+    let _ = writeln!(
+        s,
+        "NOTIFICATION COMMAND LINE: {}",
+        p.notify_command_line.as_ref().map_or_else(
+            || "none".to_owned(),
+            |c| c.parameters.clone().unwrap_or_else(|| c.program.clone())
+        )
+    );
+    s
+}
+
+/// What one invocation prints, and its exit code.
+struct Out {
+    raw: bool,
+    text: String,
+}
+
+impl Out {
+    /// A line of output; with /RAWRETURN, the bare value without a newline.
+    fn value(&mut self, v: impl std::fmt::Display) {
+        if self.raw {
+            let _ = write!(self.text, "{v}");
+        } else {
+            let _ = writeln!(self.text, "{v}");
+        }
+    }
+
+    fn line(&mut self, v: impl std::fmt::Display) {
+        let _ = writeln!(self.text, "{v}");
+    }
+}
+
+/// Run BITSAdmin's command line `argv` (without the program name).
+pub async fn run(args: &EngineArgs, words: &[String]) -> anyhow::Result<ExitCode> {
+    let mut rest: Vec<&str> = words.iter().map(String::as_str).collect();
+    let mut raw = false;
+    while let Some(first) = rest.first() {
+        match first.to_ascii_uppercase().as_str() {
+            "/RAWRETURN" => raw = true,
+            "/WRAP" | "/NOWRAP" => {}
+            _ => break,
+        }
+        rest.remove(0);
+    }
+    if !raw {
+        print!("{BANNER}");
+    }
+    let Some((command, rest)) = rest.split_first() else {
+        eprintln!("Unable to perform the operation: no command given. See bitsadmin /? for help.");
+        return Ok(ExitCode::from(2));
+    };
+    let command = command.to_ascii_uppercase();
+    if UNSUPPORTED.contains(&command.as_str()) {
+        eprintln!("{command} is not supported by ebb (no such feature on this platform).");
+        return Ok(ExitCode::FAILURE);
+    }
+    let mut out = Out {
+        raw,
+        text: String::new(),
+    };
+    let result = dispatch(args, &command, rest, &mut out).await;
+    print!("{}", out.text);
+    match result {
+        Ok(code) => Ok(code),
+        Err(e) => {
+            eprintln!("Unable to complete {command}: {e:#}");
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+fn need<'a>(rest: &'a [&'a str], n: usize, usage: &str) -> anyhow::Result<&'a [&'a str]> {
+    if rest.len() < n {
+        bail!("usage: {usage}");
+    }
+    Ok(rest)
+}
+
+async fn dispatch(
+    args: &EngineArgs,
+    command: &str,
+    rest: &[&str],
+    out: &mut Out,
+) -> anyhow::Result<ExitCode> {
+    let conn = Conn::open(args, false).await?;
+    let b = conn.backend();
+    let code = match command {
+        "/CREATE" => {
+            let (job_type, rest) = take_type(rest);
+            let name = need(rest, 1, "/CREATE [/DOWNLOAD|/UPLOAD|/UPLOAD-REPLY] name")?[0];
+            let id = b.create_job(name, job_type).await?;
+            if out.raw {
+                out.value(id.braced_upper());
+            } else {
+                out.line(format!("Created job {}.", id.braced_upper()));
+            }
+            ExitCode::SUCCESS
+        }
+        "/ADDFILE" => {
+            let r = need(rest, 3, "/ADDFILE job remote_url local_name")?;
+            let id = b.find(r[0]).await?;
+            b.add_files(id, vec![NewFile::new(r[1], r[2])]).await?;
+            out.line(format!("Added {} -> {} to job.", r[1], r[2]));
+            ExitCode::SUCCESS
+        }
+        "/RESUME" | "/SUSPEND" | "/CANCEL" | "/COMPLETE" => {
+            let id = b.find(need(rest, 1, "job")?[0]).await?;
+            let done = match command {
+                "/RESUME" => b.resume(id).await.map(|_| "Job resumed.".to_owned()),
+                "/SUSPEND" => b.suspend(id).await.map(|()| "Job suspended.".to_owned()),
+                "/CANCEL" => b.cancel(id).await.map(|()| "Job canceled.".to_owned()),
+                _ => b.complete(id).await.map(|c| {
+                    if c.files_dropped > 0 {
+                        format!(
+                            "Job partially completed: {} of {} files.",
+                            c.files_kept,
+                            c.files_kept + c.files_dropped
+                        )
+                    } else {
+                        "Job completed.".to_owned()
+                    }
+                }),
+            }?;
+            out.line(done);
+            ExitCode::SUCCESS
+        }
+        "/LIST" => {
+            let all = rest.iter().any(|a| a.eq_ignore_ascii_case("/ALLUSERS"));
+            let verbose = rest.iter().any(|a| a.eq_ignore_ascii_case("/VERBOSE"));
+            let me = ebb::Owner::current().uid;
+            let jobs: Vec<JobInfo> = b
+                .jobs()
+                .await?
+                .into_iter()
+                .filter(|j| all || j.owner_uid == me)
+                .collect();
+            for j in &jobs {
+                out.line(if verbose {
+                    info_verbose(j)
+                } else {
+                    list_line(j)
+                });
+            }
+            out.line("");
+            out.line(format!("Listed {} job(s).", jobs.len()));
+            ExitCode::SUCCESS
+        }
+        "/INFO" => {
+            let id = b.find(need(rest, 1, "/INFO job [/VERBOSE]")?[0]).await?;
+            let j = b.job(id).await?;
+            if rest
+                .iter()
+                .skip(1)
+                .any(|a| a.eq_ignore_ascii_case("/VERBOSE"))
+            {
+                out.line(info_verbose(&j).trim_end());
+            } else {
+                out.line(list_line(&j));
+            }
+            ExitCode::SUCCESS
+        }
+        "/RESET" => {
+            let jobs = b.jobs().await?;
+            let mut cancelled = 0;
+            for j in &jobs {
+                if b.cancel(j.id).await.is_ok() {
+                    cancelled += 1;
+                    out.line(format!("{} canceled.", j.id.braced_upper()));
+                }
+            }
+            out.line(format!("{cancelled} out of {} jobs canceled.", jobs.len()));
+            ExitCode::SUCCESS
+        }
+        "/TRANSFER" => transfer(b, rest, out).await?,
+        c if c.starts_with("/GET") => {
+            let id = b.find(need(rest, 1, "job")?[0]).await?;
+            let j = b.job(id).await?;
+            out.value(getter(c, &j)?);
+            ExitCode::SUCCESS
+        }
+        c if c.starts_with("/SET") || c == "/REPLACEREMOTEPREFIX" => {
+            let id = b.find(need(rest, 1, "job")?[0]).await?;
+            if c == "/REPLACEREMOTEPREFIX" {
+                let r = need(rest, 3, "/REPLACEREMOTEPREFIX job old new")?;
+                let n = b.replace_remote_prefix(id, r[1], r[2]).await?;
+                out.line(format!("{n} file(s) changed."));
+            } else {
+                let change = setter(c, &rest[1..])?;
+                b.set_property(id, change).await?;
+                out.line(format!("{} set.", &c[4..].to_ascii_lowercase()));
+            }
+            ExitCode::SUCCESS
+        }
+        other => {
+            conn.close().await;
+            bail!("unknown command {other}; see bitsadmin /?")
+        }
+    };
+    conn.close().await;
+    Ok(code)
+}
+
+fn take_type<'a>(rest: &'a [&'a str]) -> (JobType, &'a [&'a str]) {
+    match rest.first().map(|s| s.to_ascii_uppercase()) {
+        Some(t) if t == "/DOWNLOAD" => (JobType::Download, &rest[1..]),
+        Some(t) if t == "/UPLOAD" => (JobType::Upload, &rest[1..]),
+        Some(t) if t == "/UPLOAD-REPLY" => (JobType::UploadReply, &rest[1..]),
+        _ => (JobType::Download, rest),
+    }
+}
+
+fn getter(command: &str, j: &JobInfo) -> anyhow::Result<String> {
+    let p = &j.properties;
+    Ok(match command {
+        "/GETSTATE" => state_word(j.state),
+        "/GETTYPE" => j.job_type.as_str().to_ascii_uppercase().replace('_', "-"),
+        "/GETBYTESTOTAL" => bytes(j.bytes_total),
+        "/GETBYTESTRANSFERRED" => j.bytes_transferred.to_string(),
+        "/GETFILESTOTAL" => j.files_total.to_string(),
+        "/GETFILESTRANSFERRED" => j.files_transferred.to_string(),
+        "/GETCREATIONTIME" => bits_time(j.created_at),
+        "/GETMODIFICATIONTIME" => bits_time(j.modified_at),
+        "/GETCOMPLETIONTIME" => j
+            .completed_at
+            .map_or_else(|| "UNKNOWN".to_owned(), bits_time),
+        "/GETOWNER" => j.owner.clone(),
+        "/GETDISPLAYNAME" => j.display_name.clone(),
+        "/GETDESCRIPTION" => j.description.clone(),
+        "/GETPRIORITY" => priority_word(p.priority),
+        "/GETNOTIFYFLAGS" => p.notify_flags.0.to_string(),
+        "/GETMINRETRYDELAY" => p.minimum_retry_delay.to_string(),
+        "/GETNOPROGRESSTIMEOUT" => p.no_progress_timeout.to_string(),
+        "/GETMAXDOWNLOADTIME" => p.maximum_download_time.to_string(),
+        "/GETERRORCOUNT" => j.error_count.to_string(),
+        "/GETPROXYUSAGE" => proxy_lines(&p.proxy).0,
+        "/GETPROXYLIST" => proxy_lines(&p.proxy).1,
+        "/GETPROXYBYPASSLIST" => proxy_lines(&p.proxy).2,
+        "/GETSECURITYFLAGS" => format!("0x{:x}", p.security_flags.0),
+        "/GETCUSTOMHEADERS" => p
+            .custom_headers
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("\n"),
+        "/GETNOTIFYCMDLINE" => p.notify_command_line.as_ref().map_or_else(
+            || "none".to_owned(),
+            |c| c.parameters.clone().unwrap_or_else(|| c.program.clone()),
+        ),
+        "/GETERROR" => match &j.error {
+            None => "no error".to_owned(),
+            Some(e) => format!(
+                "ERROR CODE:    {} - {}\nERROR CONTEXT: 0x{:08x} - {}",
+                e.code,
+                e.description,
+                e.context.number(),
+                e.context.description()
+            ),
+        },
+        other => bail!("unknown command {other}"),
+    })
+}
+
+fn number(text: &str) -> anyhow::Result<u32> {
+    crate::args::parse_u32(text).map_err(|e| anyhow!(e))
+}
+
+fn null(text: &str) -> Option<&str> {
+    (!text.eq_ignore_ascii_case("NULL") && !text.is_empty()).then_some(text)
+}
+
+fn setter(command: &str, a: &[&str]) -> anyhow::Result<PropertyChange> {
+    let one = |usage: &str| {
+        a.first()
+            .copied()
+            .ok_or_else(|| anyhow!("usage: {command} job {usage}"))
+    };
+    Ok(match command {
+        "/SETDISPLAYNAME" => PropertyChange::DisplayName(one("name")?.to_owned()),
+        "/SETDESCRIPTION" => PropertyChange::Description(one("text")?.to_owned()),
+        "/SETPRIORITY" => {
+            PropertyChange::Priority(one("priority")?.parse().map_err(|e: String| anyhow!(e))?)
+        }
+        "/SETMINRETRYDELAY" => PropertyChange::MinimumRetryDelay(number(one("seconds")?)?),
+        "/SETNOPROGRESSTIMEOUT" => PropertyChange::NoProgressTimeout(number(one("seconds")?)?),
+        "/SETMAXDOWNLOADTIME" => PropertyChange::MaximumDownloadTime(number(one("seconds")?)?),
+        "/SETNOTIFYFLAGS" => PropertyChange::NotifyFlags(NotifyFlags::new(number(one("flags")?)?)?),
+        "/SETSECURITYFLAGS" => {
+            PropertyChange::SecurityFlags(SecurityFlags::new(number(one("flags")?)?)?)
+        }
+        "/SETNOTIFYCMDLINE" => {
+            let program = null(one("program [parameters]")?);
+            let params = a.get(1).copied().and_then(null).map(str::to_owned);
+            PropertyChange::NotifyCommandLine(match program {
+                None => None,
+                Some(p) => Some(NotifyCommandLine::new(p, params)?),
+            })
+        }
+        "/SETCUSTOMHEADERS" => PropertyChange::CustomHeaders(
+            a.iter()
+                .map(|h| CustomHeader::parse(h))
+                .collect::<ebb::Result<_>>()?,
+        ),
+        "/SETPROXYSETTINGS" => {
+            let usage = one("PRECONFIG|AUTODETECT|NO_PROXY|OVERRIDE [list bypass]")?;
+            let settings = if usage.eq_ignore_ascii_case("OVERRIDE") {
+                let split = |s: Option<&&str>| -> Vec<String> {
+                    s.and_then(|s| null(s))
+                        .map(|s| {
+                            s.split([',', ' '])
+                                .filter(|p| !p.is_empty())
+                                .map(str::to_owned)
+                                .collect()
+                        })
+                        .unwrap_or_default()
+                };
+                ebb::ProxySettings::overriding(split(a.get(1)), split(a.get(2)))?
+            } else {
+                ebb::ProxySettings::parse(usage)?
+            };
+            PropertyChange::Proxy(settings)
+        }
+        "/SETCREDENTIALS" => {
+            if a.len() < 4 {
+                bail!("usage: /SETCREDENTIALS job SERVER|PROXY BASIC user password");
+            }
+            if !a[1].eq_ignore_ascii_case("BASIC") {
+                bail!("only BASIC credentials are supported by ebb, not {}", a[1]);
+            }
+            let target = match a[0].to_ascii_uppercase().as_str() {
+                "SERVER" => ebb::CredentialTarget::Server,
+                "PROXY" => ebb::CredentialTarget::Proxy,
+                other => bail!("credential target {other}: SERVER or PROXY"),
+            };
+            PropertyChange::Credentials(target, Some(ebb::BasicCredentials::new(a[2], a[3])?))
+        }
+        other => bail!("unknown command {other}"),
+    })
+}
+
+/// `/TRANSFER name [/DOWNLOAD] [/PRIORITY p] [/DYNAMIC] remote local [remote local ...]`:
+/// completes on success, cancels on a permanent error, goes on through transient ones.
+async fn transfer(b: &dyn Backend, rest: &[&str], out: &mut Out) -> anyhow::Result<ExitCode> {
+    let (name, mut rest) = rest
+        .split_first()
+        .ok_or_else(|| anyhow!("usage: /TRANSFER name remote local"))?;
+    let mut priority = Priority::Normal;
+    while let Some(flag) = rest.first().filter(|f| f.starts_with('/')) {
+        match flag.to_ascii_uppercase().as_str() {
+            "/DOWNLOAD" | "/DYNAMIC" => rest = &rest[1..],
+            "/PRIORITY" => {
+                let p = rest
+                    .get(1)
+                    .ok_or_else(|| anyhow!("/PRIORITY needs a value"))?;
+                priority = p.parse().map_err(|e: String| anyhow!(e))?;
+                rest = &rest[2..];
+            }
+            "/UPLOAD" => bail!("upload transfers are not supported yet"),
+            other => bail!("unknown /TRANSFER switch {other}"),
+        }
+    }
+    if rest.is_empty() || rest.len() % 2 != 0 {
+        bail!("usage: /TRANSFER name [/PRIORITY p] remote local [remote local ...]");
+    }
+    let id: JobId = b.create_job(name, JobType::Download).await?;
+    b.set_property(id, PropertyChange::Priority(priority))
+        .await?;
+    let files = rest.chunks(2).map(|p| NewFile::new(p[0], p[1])).collect();
+    if let Err(e) = b.add_files(id, files).await {
+        let _ = b.cancel(id).await;
+        return Err(e.into());
+    }
+    b.resume(id).await?;
+    out.line(format!(
+        "DISPLAY: '{name}' TYPE: DOWNLOAD STATE: QUEUED PRIORITY: {}",
+        priority_word(priority)
+    ));
+    let state = b.wait(id, None).await?;
+    let j = b.job(id).await?;
+    if state == JobState::Transferred {
+        b.complete(id).await?;
+        out.line(format!(
+            "Transfer complete. {} / {} bytes.",
+            j.bytes_transferred,
+            bytes(j.bytes_total)
+        ));
+        return Ok(ExitCode::SUCCESS);
+    }
+    if let Some(e) = &j.error {
+        out.line(format!("ERROR CODE:    {} - {}", e.code, e.description));
+    }
+    b.cancel(id).await?;
+    out.line(format!(
+        "Transfer canceled: the job is {}.",
+        state_word(state)
+    ));
+    Ok(ExitCode::FAILURE)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> JobInfo {
+        let mut job = ebb::Job::new(
+            "myDownloadJob",
+            JobType::Download,
+            ebb::Owner {
+                uid: 1000,
+                name: "ann".into(),
+            },
+            Timestamp::from_millis(0),
+        )
+        .unwrap();
+        job.files.push(
+            serde_json::from_value(serde_json::json!({
+                "remote_url": "https://downloadsrv/10mb.zip",
+                "local_path": "/tmp/10mb.zip",
+                "temp_path": "/tmp/.ebb-x-0.tmp",
+                "bytes_total": null,
+                "bytes_transferred": 0,
+                "completed": false
+            }))
+            .unwrap(),
+        );
+        job.info()
+    }
+
+    #[test]
+    fn list_line_is_bitsadmins() {
+        let j = sample();
+        assert_eq!(
+            list_line(&j),
+            format!(
+                "{} 'myDownloadJob' SUSPENDED 0 / 1 0 / UNKNOWN",
+                j.id.braced_upper()
+            )
+        );
+    }
+
+    #[test]
+    fn verbose_info_keeps_the_key_value_layout() {
+        let j = sample();
+        let text = info_verbose(&j);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[0],
+            format!("GUID: {} DISPLAY: myDownloadJob", j.id.braced_upper())
+        );
+        assert_eq!(lines[1], "TYPE: DOWNLOAD STATE: SUSPENDED OWNER: ann");
+        assert_eq!(lines[2], "PRIORITY: NORMAL FILES: 0 / 1 BYTES: 0 / UNKNOWN");
+        assert!(
+            lines[3].starts_with("CREATION TIME: ") && lines[3].contains(" MODIFICATION TIME: ")
+        );
+        assert_eq!(lines[4], "COMPLETION TIME: UNKNOWN");
+        assert_eq!(
+            lines[5],
+            "NOTIFY INTERFACE: UNREGISTERED NOTIFICATION FLAGS: 3"
+        );
+        assert_eq!(
+            lines[6],
+            "RETRY DELAY: 600 NO PROGRESS TIMEOUT: 1209600 ERROR COUNT: 0"
+        );
+        assert_eq!(
+            lines[7],
+            "PROXY USAGE: PRECONFIG PROXY LIST: NULL PROXY BYPASS LIST: NULL"
+        );
+        assert_eq!(lines[8], "DESCRIPTION: ");
+        assert_eq!(lines[9], "JOB FILES:");
+        assert_eq!(
+            lines[10],
+            "0 / UNKNOWN WORKING https://downloadsrv/10mb.zip -> /tmp/10mb.zip"
+        );
+        assert_eq!(lines[11], "NOTIFICATION COMMAND LINE: none");
+    }
+
+    #[test]
+    fn times_print_as_bitsadmin_does() {
+        let t = bits_time(Timestamp::from_millis(1_795_000_000_000));
+        let re_ok = t.split(' ').count() == 3 && (t.ends_with(" AM") || t.ends_with(" PM"));
+        assert!(re_ok && t.contains("/2026 "), "{t}");
+    }
+}
