@@ -470,6 +470,9 @@ async fn a_bitsadmin_script_runs_to_completion() {
         bitsadmin /rawreturn /getstate "$job" > "$OUT/state.out"
         bitsadmin /rawreturn /create second > "$OUT/raw-create.out"
         bitsadmin /list > "$OUT/list.out"
+        printf '# two files\n%s %s\n%s %s\n' "$URL" "$OUT/set1" "$URL" "$OUT/set2" > "$OUT/set.txt"
+        bitsadmin /addfileset second "$OUT/set.txt" | grep -q Added
+        bitsadmin /listfiles second > "$OUT/files.out"
         if bitsadmin /util /repairservice 2> "$OUT/unsupported.err"; then exit 4; fi
     "#;
     let cli = support::Cli::daemon(dir.path());
@@ -513,6 +516,16 @@ async fn a_bitsadmin_script_runs_to_completion() {
         "{list:?}"
     );
     assert!(read("unsupported.err").contains("not supported by ebb"));
+    let files = read("files.out");
+    assert!(files.ends_with("\nListed 2 file(s).\n"), "{files:?}");
+    assert!(
+        files.contains(&format!(
+            "0 / UNKNOWN WORKING {} -> {}/set2",
+            origin.url("/b.bin"),
+            dir.path().display()
+        )),
+        "{files:?}"
+    );
     if let Some(pid) = started_pid(&first) {
         stop_daemon(pid);
     }

@@ -314,6 +314,73 @@ async fn dispatch(
             out.line(format!("Added {} -> {} to job.", r[1], r[2]));
             ExitCode::SUCCESS
         }
+        "/ADDFILESET" => {
+            let r = need(rest, 2, "/ADDFILESET job textfile")?;
+            let id = b.find(r[0]).await?;
+            let text = std::fs::read_to_string(r[1]).map_err(|e| anyhow!("{}: {e}", r[1]))?;
+            let files = file_set(&text)?;
+            let n = files.len();
+            b.add_files(id, files).await?;
+            out.line(format!("Added {n} file(s) to job."));
+            ExitCode::SUCCESS
+        }
+        "/ADDFILEWITHRANGES" => {
+            let r = need(
+                rest,
+                4,
+                "/ADDFILEWITHRANGES job remote_url local_name range_list",
+            )?;
+            let id = b.find(r[0]).await?;
+            let ranges = ebb::ByteRange::parse_list(r[3])?;
+            b.add_files(id, vec![NewFile::new(r[1], r[2]).with_ranges(ranges)])
+                .await?;
+            out.line(format!("Added {} -> {} to job.", r[1], r[2]));
+            ExitCode::SUCCESS
+        }
+        "/LISTFILES" => {
+            let id = b.find(need(rest, 1, "/LISTFILES job")?[0]).await?;
+            let j = b.job(id).await?;
+            for f in &j.files {
+                out.line(format!(
+                    "{} / {} {} {} -> {}",
+                    f.bytes_transferred,
+                    bytes(f.bytes_total),
+                    if f.completed { "COMPLETED" } else { "WORKING" },
+                    f.remote_url,
+                    f.local_path.display()
+                ));
+            }
+            out.line("");
+            out.line(format!("Listed {} file(s).", j.files.len()));
+            ExitCode::SUCCESS
+        }
+        "/MONITOR" => {
+            let refresh = rest
+                .iter()
+                .position(|a| a.eq_ignore_ascii_case("/REFRESH"))
+                .and_then(|i| rest.get(i + 1))
+                .map_or(Ok(5), |s| number(s))?;
+            print!("{}", std::mem::take(&mut out.text));
+            conn.close().await;
+            return crate::watch::monitor(
+                args,
+                std::time::Duration::from_secs(u64::from(refresh.max(1))),
+            )
+            .await;
+        }
+        "/REMOVECREDENTIALS" => {
+            let r = need(rest, 2, "/REMOVECREDENTIALS job SERVER|PROXY [scheme]")?;
+            let id = b.find(r[0]).await?;
+            let target = match r[1].to_ascii_uppercase().as_str() {
+                "SERVER" => ebb::CredentialTarget::Server,
+                "PROXY" => ebb::CredentialTarget::Proxy,
+                other => bail!("credential target {other}: SERVER or PROXY"),
+            };
+            b.set_property(id, PropertyChange::Credentials(target, None))
+                .await?;
+            out.line("Credentials removed.");
+            ExitCode::SUCCESS
+        }
         "/RESUME" | "/SUSPEND" | "/CANCEL" | "/COMPLETE" => {
             let id = b.find(need(rest, 1, "job")?[0]).await?;
             let done = match command {
@@ -409,6 +476,21 @@ async fn dispatch(
     };
     conn.close().await;
     Ok(code)
+}
+
+/// `/ADDFILESET`'s file: one `remote local` pair per line; `#` starts a comment line.
+fn file_set(text: &str) -> anyhow::Result<Vec<NewFile>> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(|l| {
+            let mut words = l.split_whitespace();
+            match (words.next(), words.next(), words.next()) {
+                (Some(remote), Some(local), None) => Ok(NewFile::new(remote, local)),
+                _ => Err(anyhow!("file set line {l:?} is not `remote local`")),
+            }
+        })
+        .collect()
 }
 
 fn take_type<'a>(rest: &'a [&'a str]) -> (JobType, &'a [&'a str]) {
@@ -682,6 +764,20 @@ mod tests {
             "0 / UNKNOWN WORKING https://downloadsrv/10mb.zip -> /tmp/10mb.zip"
         );
         assert_eq!(lines[11], "NOTIFICATION COMMAND LINE: none");
+    }
+
+    #[test]
+    fn file_sets_are_pairs_with_comments() {
+        let set = file_set("# comment\nhttp://h/a /tmp/a\n\n  http://h/b /tmp/b  \n").unwrap();
+        assert_eq!(
+            set,
+            vec![
+                NewFile::new("http://h/a", "/tmp/a"),
+                NewFile::new("http://h/b", "/tmp/b")
+            ]
+        );
+        assert!(file_set("http://h/a").is_err());
+        assert!(file_set("a b c").is_err());
     }
 
     #[test]
