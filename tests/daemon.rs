@@ -383,6 +383,60 @@ async fn the_cli_starts_ebbd_and_jobs_move_after_the_cli_exits() {
     cli.ok(&["complete", &id]);
     assert_eq!(std::fs::read(dir.path().join("a")).unwrap(), a);
     assert_eq!(cli.json(&["info", &id, "--json"])["state"], "acknowledged");
+    // The other verbs of the core issue, the same through the daemon.
+    let v = cli.ok(&["create", "verbs"]).trim().to_owned();
+    let (vb, vc) = (dir.path().join("vb"), dir.path().join("vc"));
+    let wrong = origin.url("/wrong/b");
+    cli.ok(&["add-file", &v, &wrong, vb.to_str().unwrap()]);
+    cli.ok(&[
+        "set",
+        &v,
+        "--priority",
+        "high",
+        "--description",
+        "d",
+        "--min-retry-delay",
+        "9",
+        "--header",
+        "X-A: 1",
+    ]);
+    let j = cli.json(&["info", &v, "--json"]);
+    assert_eq!(
+        (
+            j["priority"].as_str(),
+            j["description"].as_str(),
+            j["minimum_retry_delay"].as_u64()
+        ),
+        (Some("high"), Some("d"), Some(9))
+    );
+    cli.ok(&["resume", &v]);
+    cli.poll_info(&v, |j| j["state"] == "error");
+    assert_eq!(cli.json(&["error", &v, "--json"])["code"], "0x80190194");
+    assert_eq!(
+        cli.ok(&[
+            "replace-remote-prefix",
+            &v,
+            &origin.url("/wrong/"),
+            &origin.url("/")
+        ]),
+        ""
+    );
+    cli.ok(&["add-file", &v, &origin.url("/a"), vc.to_str().unwrap()]);
+    cli.ok(&["set-remote-name", &v, "1", &origin.url("/a")]);
+    assert_eq!(
+        cli.json(&["files", &v, "--json"]).as_array().unwrap().len(),
+        2
+    );
+    cli.ok(&["resume", &v]);
+    cli.ok(&["suspend", &v]);
+    assert_eq!(cli.json(&["info", &v, "--json"])["state"], "suspended");
+    assert_eq!(
+        cli.run(&["wait", &v, "--timeout", "1"]).status.code(),
+        Some(1)
+    );
+    cli.ok(&["cancel", &v]);
+    assert_eq!(cli.json(&["info", &v, "--json"])["state"], "cancelled");
+    assert!(!vb.exists() && !vc.exists());
     // monitor: the bitsadmin-style header and a line per job, until Ctrl-C.
     cli.ok(&["create", "watched"]);
     let mon = cli
@@ -473,6 +527,8 @@ async fn a_bitsadmin_script_runs_to_completion() {
         printf '# two files\n%s %s\n%s %s\n' "$URL" "$OUT/set1" "$URL" "$OUT/set2" > "$OUT/set.txt"
         bitsadmin /addfileset second "$OUT/set.txt" | grep -q Added
         bitsadmin /listfiles second > "$OUT/files.out"
+        bitsadmin /transfer tr /download /PRIORITY high "$URL" "$OUT/tr.bin" > "$OUT/transfer.out"
+        bitsadmin /reset > "$OUT/reset.out"
         if bitsadmin /util /repairservice 2> "$OUT/unsupported.err"; then exit 4; fi
     "#;
     let cli = support::Cli::daemon(dir.path());
@@ -516,6 +572,14 @@ async fn a_bitsadmin_script_runs_to_completion() {
         "{list:?}"
     );
     assert!(read("unsupported.err").contains("not supported by ebb"));
+    assert_eq!(std::fs::read(dir.path().join("tr.bin")).unwrap(), body);
+    assert!(read("transfer.out").contains("Transfer complete."));
+    let reset = read("reset.out");
+    assert!(
+        reset.contains(&format!("{raw} canceled.\n"))
+            && reset.ends_with("\n1 out of 1 jobs canceled.\n"),
+        "{reset:?}"
+    );
     let files = read("files.out");
     assert!(files.ends_with("\nListed 2 file(s).\n"), "{files:?}");
     assert!(

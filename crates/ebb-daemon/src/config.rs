@@ -83,3 +83,43 @@ impl DaemonConfig {
         Ok(base)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_config_file_sets_the_engine() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ebbd.toml");
+        std::fs::write(
+            &path,
+            "socket = \"/tmp/s.sock\"\n[engine]\ncheckpoint_bytes = 1024\ncheckpoint_interval = \"250ms\"\nmax_background_jobs = 3\ntime_slice = \"2s\"\nchunk_timeout = \"9s\"\ninactivity_timeout = \"1day\"\n",
+        )
+        .unwrap();
+        let c = DaemonConfig::load(&path, true).unwrap();
+        assert_eq!(c.socket.as_deref(), Some(Path::new("/tmp/s.sock")));
+        let e = c.engine(EngineConfig::new("/tmp/d")).unwrap();
+        assert_eq!(e.checkpoint.bytes, 1024);
+        assert_eq!(e.checkpoint.interval, std::time::Duration::from_millis(250));
+        assert_eq!(e.max_background_jobs, 3);
+        assert_eq!(e.time_slice, std::time::Duration::from_secs(2));
+        assert_eq!(e.http.chunk_timeout, std::time::Duration::from_secs(9));
+        assert_eq!(
+            e.job_inactivity_timeout,
+            std::time::Duration::from_secs(86_400)
+        );
+        // Unknown keys and bad durations are errors that name the file or key.
+        std::fs::write(&path, "[engine]\nbogus = 1\n").unwrap();
+        assert!(DaemonConfig::load(&path, true).is_err());
+        std::fs::write(&path, "[engine]\ntime_slice = \"soon\"\n").unwrap();
+        let err = DaemonConfig::load(&path, true)
+            .unwrap()
+            .engine(EngineConfig::new("/tmp/d"))
+            .unwrap_err();
+        assert!(format!("{err:#}").contains("time_slice"), "{err:#}");
+        // No file at the default place: the defaults; at an explicit place: an error.
+        assert!(DaemonConfig::load(&dir.path().join("none.toml"), false).is_ok());
+        assert!(DaemonConfig::load(&dir.path().join("none.toml"), true).is_err());
+    }
+}
