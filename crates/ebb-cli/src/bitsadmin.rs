@@ -13,6 +13,7 @@ use ebb::{
 
 use crate::args::EngineArgs;
 use crate::conn::Conn;
+use crate::output;
 
 const BANNER: &str =
     "\nBITSADMIN version 3.0\nBITS administration utility.\n(C) Copyright Microsoft Corp.\n\n";
@@ -180,42 +181,17 @@ pub fn info_verbose(j: &JobInfo) -> String {
         "PROXY USAGE: {usage} PROXY LIST: {list} PROXY BYPASS LIST: {bypass}"
     );
     if let Some(e) = &j.error {
-        if let Some(f) = &e.file {
-            let _ = writeln!(
-                s,
-                "ERROR FILE:    {} -> {}",
-                f.remote_url,
-                f.local_path.display()
-            );
-        }
-        let _ = writeln!(s, "ERROR CODE:    {} - {}", e.code, e.description);
-        let _ = writeln!(
-            s,
-            "ERROR CONTEXT: 0x{:08x} - {}",
-            e.context.number(),
-            e.context.description()
-        );
+        s.push_str(&output::error(e));
     }
     let _ = writeln!(s, "DESCRIPTION: {}", j.description);
     let _ = writeln!(s, "JOB FILES:");
     for f in &j.files {
-        let _ = writeln!(
-            s,
-            "{} / {} {} {} -> {}",
-            f.bytes_transferred,
-            bytes(f.bytes_total),
-            if f.completed { "COMPLETED" } else { "WORKING" },
-            f.remote_url,
-            f.local_path.display()
-        );
+        let _ = writeln!(s, "{}", output::file_line(f));
     }
     let _ = writeln!(
         s,
         "NOTIFICATION COMMAND LINE: {}",
-        p.notify_command_line.as_ref().map_or_else(
-            || "none".to_owned(),
-            |c| c.parameters.clone().unwrap_or_else(|| c.program.clone())
-        )
+        output::notify_line(p.notify_command_line.as_ref())
     );
     s
 }
@@ -341,14 +317,7 @@ async fn dispatch(
             let id = b.find(need(rest, 1, "/LISTFILES job")?[0]).await?;
             let j = b.job(id).await?;
             for f in &j.files {
-                out.line(format!(
-                    "{} / {} {} {} -> {}",
-                    f.bytes_transferred,
-                    bytes(f.bytes_total),
-                    if f.completed { "COMPLETED" } else { "WORKING" },
-                    f.remote_url,
-                    f.local_path.display()
-                ));
+                out.line(output::file_line(f));
             }
             out.line("");
             out.line(format!("Listed {} file(s).", j.files.len()));
@@ -535,20 +504,11 @@ fn getter(command: &str, j: &JobInfo) -> anyhow::Result<String> {
             .map(ToString::to_string)
             .collect::<Vec<_>>()
             .join("\n"),
-        "/GETNOTIFYCMDLINE" => p.notify_command_line.as_ref().map_or_else(
-            || "none".to_owned(),
-            |c| c.parameters.clone().unwrap_or_else(|| c.program.clone()),
+        "/GETNOTIFYCMDLINE" => output::notify_line(p.notify_command_line.as_ref()),
+        "/GETERROR" => j.error.as_ref().map_or_else(
+            || "no error".to_owned(),
+            |e| output::error(e).trim_end().to_owned(),
         ),
-        "/GETERROR" => match &j.error {
-            None => "no error".to_owned(),
-            Some(e) => format!(
-                "ERROR CODE:    {} - {}\nERROR CONTEXT: 0x{:08x} - {}",
-                e.code,
-                e.description,
-                e.context.number(),
-                e.context.description()
-            ),
-        },
         other => bail!("unknown command {other}"),
     })
 }

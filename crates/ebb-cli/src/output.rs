@@ -68,10 +68,7 @@ pub fn info(j: &JobInfo) -> String {
     kv("notify flags:", &format!("0x{:x}", p.notify_flags.0));
     kv(
         "notify command line:",
-        &p.notify_command_line.as_ref().map_or_else(
-            || "none".to_owned(),
-            |c| c.parameters.clone().unwrap_or_else(|| c.program.clone()),
-        ),
+        &notify_line(p.notify_command_line.as_ref()),
     );
     kv("proxy:", &format!("{:?}", p.proxy));
     kv("security flags:", &format!("0x{:x}", p.security_flags.0));
@@ -84,36 +81,46 @@ pub fn info(j: &JobInfo) -> String {
     s
 }
 
+/// The notify command line as BITS shows it, or `none`.
+pub fn notify_line(c: Option<&ebb::NotifyCommandLine>) -> String {
+    c.map_or_else(|| "none".to_owned(), ToString::to_string)
+}
+
+/// One file as BITSAdmin lists it: `done / total STATUS remote -> local`.
+pub fn file_line(f: &JobFile) -> String {
+    format!(
+        "{} / {} {} {} -> {}",
+        f.bytes_transferred,
+        bytes(f.bytes_total),
+        if f.completed { "COMPLETED" } else { "WORKING" },
+        f.remote_url,
+        f.local_path.display()
+    )
+}
+
 pub fn files(files: &[JobFile]) -> String {
     let mut s = String::new();
     for (i, f) in files.iter().enumerate() {
-        let _ = writeln!(
-            s,
-            "{i:>4}  {} / {} {:<9} {} -> {}",
-            f.bytes_transferred,
-            bytes(f.bytes_total),
-            if f.completed { "COMPLETE" } else { "WORKING" },
-            f.remote_url,
-            f.local_path.display()
-        );
+        let _ = writeln!(s, "{i:>4}  {}", file_line(f));
     }
     s
 }
 
+/// A job's error, in BITSAdmin's `ERROR FILE/CODE/CONTEXT` lines.
 pub fn error(e: &JobErrorInfo) -> String {
     let mut s = String::new();
     if let Some(f) = &e.file {
         let _ = writeln!(
             s,
-            "error file:    {} -> {}",
+            "ERROR FILE:    {} -> {}",
             f.remote_url,
             f.local_path.display()
         );
     }
-    let _ = writeln!(s, "error code:    {} - {}", e.code, e.description);
+    let _ = writeln!(s, "ERROR CODE:    {} - {}", e.code, e.description);
     let _ = writeln!(
         s,
-        "error context: 0x{:08x} - {}",
+        "ERROR CONTEXT: 0x{:08x} - {}",
         e.context.number(),
         e.context.description()
     );

@@ -126,6 +126,13 @@ impl NotifyCommandLine {
     }
 }
 
+/// As BITS shows it: the parameters (which name the program first), else the program alone.
+impl fmt::Display for NotifyCommandLine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.parameters.as_deref().unwrap_or(&self.program))
+    }
+}
+
 fn split_words(line: &str) -> Result<Vec<String>> {
     shell_words::split(line)
         .map_err(|e| Error::InvalidArgument(format!("cannot parse command line {line:?}: {e}")))
