@@ -16,8 +16,8 @@ use serde::de::DeserializeOwned;
 use tokio::sync::broadcast;
 
 use crate::{
-    Backend, Completion, Error, ErrorCode, Event, JobId, JobInfo, JobState, JobType, NewFile,
-    PropertyChange, Result, ResumeOutcome, Status,
+    Backend, BandwidthChange, BandwidthStatus, Completion, Error, ErrorCode, Event, JobId, JobInfo,
+    JobState, JobType, NewFile, PropertyChange, Result, ResumeOutcome, Status,
 };
 
 /// A connection to `ebbd`.
@@ -224,5 +224,11 @@ impl Backend for Client {
             }
         });
         rx
+    }
+    async fn bandwidth(&self) -> Result<BandwidthStatus> {
+        self.call(Method::GET, "/bandwidth", None::<&()>).await
+    }
+    async fn set_bandwidth(&self, change: BandwidthChange) -> Result<BandwidthStatus> {
+        self.call(Method::PATCH, "/bandwidth", Some(&change)).await
     }
 }

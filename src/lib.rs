@@ -46,6 +46,7 @@ use async_trait::async_trait;
 use tokio::sync::broadcast;
 
 pub use client::Client;
+pub use ebb_core::bandwidth::{BandwidthChange, BandwidthStatus, Limit};
 pub use ebb_core::*;
 
 /// A transfer backend: the whole public surface of ebb. Every backend gives the same semantics
@@ -80,6 +81,10 @@ pub trait Backend: Send + Sync {
     async fn wait(&self, job: JobId, timeout: Option<Duration>) -> Result<JobState>;
     /// Job and file events from now on.
     fn subscribe(&self) -> broadcast::Receiver<Event>;
+    /// What limits background transfers now, and why.
+    async fn bandwidth(&self) -> Result<BandwidthStatus>;
+    /// Change bandwidth caps or idle estimation at run time; persisted until reset.
+    async fn set_bandwidth(&self, change: BandwidthChange) -> Result<BandwidthStatus>;
 }
 
 #[async_trait]
@@ -125,5 +130,11 @@ impl Backend for Engine {
     }
     fn subscribe(&self) -> broadcast::Receiver<Event> {
         Engine::subscribe(self)
+    }
+    async fn bandwidth(&self) -> Result<BandwidthStatus> {
+        Ok(Engine::bandwidth(self))
+    }
+    async fn set_bandwidth(&self, change: BandwidthChange) -> Result<BandwidthStatus> {
+        Engine::set_bandwidth(self, change).await
     }
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use clap::builder::BoolishValueParser;
 use clap::{Args, Parser, Subcommand};
-use ebb::{JobType, Priority};
+use ebb::{JobType, Limit, Priority};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -178,6 +178,33 @@ pub enum Command {
         index: usize,
         url: String,
     },
+    /// Bandwidth for background jobs: what limits it now, and run-time caps.
+    #[command(subcommand)]
+    Bandwidth(BandwidthCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BandwidthCommand {
+    /// The current target rate, the estimated foreground traffic, and why.
+    Show {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change a cap or the idle estimation now (kept until `ebb bandwidth reset`).
+    #[command(group(clap::ArgGroup::new("what").required(true).multiple(true).args(["max_rate", "idle"])))]
+    Set {
+        /// 10MiB/s, 500KB/s, 80mbit, 0 (pause) or unlimited.
+        #[arg(long, value_parser = parse_limit, value_name = "RATE")]
+        max_rate: Option<Limit>,
+        /// Cap only this background priority (high, normal, low); default: all together.
+        #[arg(long, value_parser = parse_priority, requires = "max_rate")]
+        priority: Option<Priority>,
+        /// Use only the network's idle capacity.
+        #[arg(long, value_parser = parse_on_off, value_name = "on|off")]
+        idle: Option<bool>,
+    },
+    /// Drop run-time changes: back to the configuration file.
+    Reset,
 }
 
 #[derive(Debug, Args)]
@@ -221,6 +248,22 @@ pub struct SetArgs {
     /// Raw BG_SSL_* and redirect bits, decimal or 0x hex.
     #[arg(long, value_parser = parse_u32, value_name = "FLAGS")]
     pub security_flags: Option<u32>,
+    /// This job's own cap: 10MiB/s, 500KB/s, 80mbit, 0 (pause) or unlimited.
+    #[arg(long, value_parser = parse_limit, value_name = "RATE")]
+    pub max_rate: Option<Limit>,
+}
+
+fn parse_limit(s: &str) -> Result<Limit, String> {
+    s.parse()
+        .map_err(|e: ebb::bandwidth::ParseLimitError| e.to_string())
+}
+
+fn parse_on_off(s: &str) -> Result<bool, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "on" | "true" | "yes" | "1" => Ok(true),
+        "off" | "false" | "no" | "0" => Ok(false),
+        _ => Err(format!("expected on or off, not {s:?}")),
+    }
 }
 
 fn parse_type(s: &str) -> Result<JobType, String> {

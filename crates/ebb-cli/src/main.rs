@@ -18,7 +18,7 @@ use ebb::{
     NotifyCommandLine, NotifyFlags, PropertyChange, ProxySettings, RedirectPolicy, SecurityFlags,
 };
 
-use args::{Cli, Command, EngineArgs, SetArgs};
+use args::{BandwidthCommand, Cli, Command, EngineArgs, SetArgs};
 use conn::Conn;
 
 fn main() -> ExitCode {
@@ -265,8 +265,47 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             })
             .await?;
         }
+        Command::Bandwidth(verb) => bandwidth(args, verb).await?,
     }
     Ok(ExitCode::SUCCESS)
+}
+
+async fn bandwidth(args: &EngineArgs, verb: BandwidthCommand) -> anyhow::Result<()> {
+    let c = Conn::open(args, false).await?;
+    let result = async {
+        let (status, json) = match verb {
+            BandwidthCommand::Show { json } => (c.backend().bandwidth().await?, json),
+            BandwidthCommand::Set {
+                max_rate,
+                priority,
+                idle,
+            } => {
+                let change = ebb::BandwidthChange {
+                    max_rate,
+                    priority,
+                    idle,
+                    reset: false,
+                };
+                (c.backend().set_bandwidth(change).await?, false)
+            }
+            BandwidthCommand::Reset => {
+                let change = ebb::BandwidthChange {
+                    reset: true,
+                    ..ebb::BandwidthChange::default()
+                };
+                (c.backend().set_bandwidth(change).await?, false)
+            }
+        };
+        if json {
+            println!("{}", output::json(&status)?);
+        } else {
+            print!("{}", output::bandwidth(&status, c.is_daemon()));
+        }
+        anyhow::Ok(())
+    }
+    .await;
+    c.close().await;
+    result
 }
 
 async fn transfer(
@@ -384,6 +423,9 @@ fn changes(set: &SetArgs, current: SecurityFlags) -> anyhow::Result<Vec<Property
     }
     if let Some(f) = flags {
         out.push(PropertyChange::SecurityFlags(f));
+    }
+    if let Some(r) = set.max_rate {
+        out.push(PropertyChange::MaxRate(r));
     }
     Ok(out)
 }

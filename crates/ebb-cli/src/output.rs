@@ -2,7 +2,8 @@
 
 use std::fmt::Write as _;
 
-use ebb::{JobErrorInfo, JobFile, JobInfo};
+use ebb::bandwidth::{BandwidthStatus, LimitReason, PriorityLimits};
+use ebb::{JobErrorInfo, JobFile, JobInfo, Limit};
 
 fn bytes(n: Option<u64>) -> String {
     n.map_or_else(|| "UNKNOWN".to_owned(), |n| n.to_string())
@@ -72,11 +73,99 @@ pub fn info(j: &JobInfo) -> String {
     );
     kv("proxy:", &format!("{:?}", p.proxy));
     kv("security flags:", &format!("0x{:x}", p.security_flags.0));
+    kv("max rate:", &rate(p.max_rate));
     for h in &p.custom_headers {
         kv("header:", h);
     }
     if let Some(e) = &j.error {
         s.push_str(&error(e));
+    }
+    s
+}
+
+/// A limit in the user's unit and in Mbit/s: `10MiB/s (83.9 Mbit/s)`.
+fn rate(l: Limit) -> String {
+    match (l, l.as_mbit()) {
+        (Limit::BytesPerSec(0), _) => "0 (paused)".to_owned(),
+        (_, Some(m)) => format!("{l} ({m:.1} Mbit/s)"),
+        (_, None) => l.to_string(),
+    }
+}
+
+fn mbit(bytes_per_sec: u64) -> String {
+    format!("{:.1} Mbit/s", bytes_per_sec as f64 * 8.0 / 1e6)
+}
+
+fn limits(l: &PriorityLimits) -> String {
+    format!(
+        "all {}, high {}, normal {}, low {}",
+        l.all, l.high, l.normal, l.low
+    )
+}
+
+/// `ebb bandwidth show`.
+pub fn bandwidth(b: &BandwidthStatus, daemon: bool) -> String {
+    let mut s = String::new();
+    let mut kv = |k: &str, v: &dyn std::fmt::Display| {
+        let _ = writeln!(s, "{k:<18} {v}");
+    };
+    let why = match b.reason {
+        LimitReason::Idle => format!("{} ({})", b.reason, b.idle.reason),
+        LimitReason::Policy => match &b.policy {
+            Some(p) => format!("policy ({})", p.period),
+            None => b.reason.to_string(),
+        },
+        r => r.to_string(),
+    };
+    kv("target rate:", &format!("{} - {why}", rate(b.target_rate)));
+    let i = &b.idle;
+    let onoff = |on: bool| if on { "on" } else { "off" };
+    kv(
+        "idle estimation:",
+        &format!(
+            "{} (counters {}, delay {}){}",
+            onoff(i.enabled),
+            onoff(i.counters),
+            onoff(i.delay),
+            if i.active { ", estimating" } else { "" }
+        ),
+    );
+    if i.active {
+        kv("idle limit:", &format!("{} - {}", rate(i.rate), i.reason));
+    }
+    if let Some(fg) = i.foreground_rate {
+        let on = i.interface.as_deref().unwrap_or("?");
+        kv("foreground:", &format!("{} on {on}", mbit(fg)));
+    }
+    if let Some(c) = i.capacity {
+        kv("capacity seen:", &mbit(c));
+    }
+    if let Some(d) = i.queue_delay_ms {
+        let to = i.probe_target.as_deref().unwrap_or("?");
+        kv("queue delay:", &format!("{d:.0} ms (probing {to})"));
+    }
+    kv("background now:", &mbit(b.background_rate));
+    kv(
+        "caps:",
+        &format!(
+            "{}{}",
+            limits(&b.caps),
+            if b.overridden {
+                " (set at run time)"
+            } else {
+                ""
+            }
+        ),
+    );
+    if let Some(p) = &b.policy {
+        kv("policy:", &format!("{}: {}", p.period, limits(&p.limits)));
+    }
+    if !b.blocked.is_empty() {
+        let names: Vec<&str> = b.blocked.iter().map(|p| p.as_str()).collect();
+        kv("blocked:", &names.join(", "));
+    }
+    if !daemon {
+        s.push_str("(embedded engine: live estimates come from the engine that runs the jobs)\n");
     }
     s
 }

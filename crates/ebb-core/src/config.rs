@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use crate::bandwidth::{BandwidthConfig, WallClock};
 pub use crate::transfer::CheckpointPolicy;
 pub use crate::transfer::HttpConfig;
 
@@ -27,6 +28,10 @@ pub struct EngineConfig {
     pub scheduling: bool,
     /// How often live progress is published for other processes.
     pub live_interval: Duration,
+    /// Caps, schedules and idle-capacity estimation for background jobs.
+    pub bandwidth: BandwidthConfig,
+    /// Where bandwidth schedules read the local time (tests set their own).
+    pub wall_clock: WallClock,
 }
 
 impl EngineConfig {
@@ -41,6 +46,8 @@ impl EngineConfig {
             final_job_retention: Duration::from_secs(7 * 24 * 3600),
             scheduling: true,
             live_interval: Duration::from_millis(500),
+            bandwidth: BandwidthConfig::default(),
+            wall_clock: WallClock::System,
         }
     }
 
@@ -77,6 +84,18 @@ impl EngineConfig {
     #[must_use]
     pub fn with_scheduling(mut self, on: bool) -> Self {
         self.scheduling = on;
+        self
+    }
+
+    #[must_use]
+    pub fn with_bandwidth(mut self, bandwidth: BandwidthConfig) -> Self {
+        self.bandwidth = bandwidth;
+        self
+    }
+
+    #[must_use]
+    pub fn with_wall_clock(mut self, clock: WallClock) -> Self {
+        self.wall_clock = clock;
         self
     }
 

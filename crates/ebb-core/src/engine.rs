@@ -13,6 +13,7 @@ use tokio::sync::{Mutex, Notify, broadcast, mpsc};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::bandwidth::{Bandwidth, BandwidthChange, BandwidthStatus, JobRate};
 use crate::config::EngineConfig;
 use crate::error::{Error, ErrorCode, Result};
 use crate::events::Event;
@@ -49,6 +50,7 @@ struct Inner {
     events: broadcast::Sender<Event>,
     wake: Arc<Notify>,
     clients: Arc<HttpClients>,
+    bandwidth: Arc<Bandwidth>,
     worker_tx: mpsc::UnboundedSender<WorkerMsg>,
     shutdown: CancellationToken,
     loop_task: std::sync::Mutex<Option<JoinHandle<()>>>,
@@ -72,6 +74,7 @@ struct Running {
     stop: CancellationToken,
     handle: JoinHandle<WorkerExit>,
     live: Arc<Live>,
+    rate: Arc<JobRate>,
     started: Instant,
     slice_start: Instant,
 }
@@ -148,19 +151,29 @@ impl Engine {
         }
         let (worker_tx, worker_rx) = mpsc::unbounded_channel();
         let (events, _) = broadcast::channel(4096);
+        let wake = Arc::new(Notify::new());
+        let bandwidth = Bandwidth::open(
+            config.bandwidth.clone(),
+            config.wall_clock.clone(),
+            store.clone(),
+            wake.clone(),
+        )
+        .await?;
         let inner = Arc::new(Inner {
             clients: Arc::new(HttpClients::new(config.http.clone())),
+            bandwidth,
             config,
             store,
             state: Mutex::new(state),
             events,
-            wake: Arc::new(Notify::new()),
+            wake,
             worker_tx,
             shutdown: CancellationToken::new(),
             loop_task: std::sync::Mutex::new(None),
             _lock: lock,
         });
         if inner.config.scheduling {
+            tokio::spawn(inner.bandwidth.clone().monitor(inner.shutdown.clone()));
             let task = tokio::spawn(schedule::run_loop(
                 Arc::downgrade(&inner),
                 worker_rx,
@@ -306,7 +319,27 @@ impl Engine {
         let job = st.get_mut(id, "change properties of")?;
         self.inner
             .change(job, None, |job| job.apply(change, Timestamp::now()))
-            .await
+            .await?;
+        if let (Some(job), Some(run)) = (st.jobs.get(&id), st.running.get(&id)) {
+            run.rate
+                .update(job.properties.priority, job.properties.max_rate);
+        }
+        drop(st);
+        // A priority change may make the job blocked (or free) under policy.
+        self.inner.wake.notify_one();
+        Ok(())
+    }
+
+    /// What limits background transfers now, and why (`ebb bandwidth show`).
+    pub fn bandwidth(&self) -> BandwidthStatus {
+        self.inner.bandwidth.status()
+    }
+
+    /// Change caps or idle estimation at run time (`ebb bandwidth set`); persisted until reset.
+    pub async fn set_bandwidth(&self, change: BandwidthChange) -> Result<BandwidthStatus> {
+        let status = self.inner.bandwidth.change(change).await?;
+        self.inner.wake.notify_one();
+        Ok(status)
     }
 
     /// `ReplaceRemotePrefix`; returns how many files changed.

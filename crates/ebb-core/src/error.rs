@@ -97,6 +97,9 @@ impl ErrorCode {
             Self::BG_E_MAXDOWNLOAD_TIMEOUT => {
                 "The job did not finish within its maximum download time."
             }
+            Self::BG_E_BLOCKED_BY_POLICY => {
+                "Group Policy settings prevent background jobs from transferring at this time."
+            }
             Self::E_TIMEOUT => "The server stopped sending data (timed out).",
             Self::E_INVALIDARG => "One or more arguments are not valid.",
             Self::E_NOTIMPL => "Not implemented.",

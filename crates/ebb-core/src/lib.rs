@@ -30,6 +30,7 @@
 //! hidden temporary files), `scheduler` (who runs now), `engine` (the public handle), and
 //! `events` (what subscribers hear).
 
+pub mod bandwidth;
 pub mod config;
 mod engine;
 pub mod error;

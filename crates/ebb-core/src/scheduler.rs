@@ -28,6 +28,10 @@ pub(crate) struct Slot {
     pub active: Duration,
     pub max_download_time: Duration,
     pub modified_at: Timestamp,
+    /// A bandwidth policy window blocks this job's priority now.
+    pub policy_blocked: bool,
+    /// The job is in TransientError because a policy window blocked it.
+    pub waits_for_policy: bool,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -47,6 +51,8 @@ pub(crate) struct Plan {
     pub give_up: Vec<JobId>,
     pub over_time: Vec<JobId>,
     pub inactive: Vec<JobId>,
+    /// Queued or running jobs a policy window blocks: to TransientError until it ends.
+    pub block: Vec<JobId>,
     /// How long until something changes by itself.
     pub wake_in: Option<Duration>,
 }
@@ -59,6 +65,7 @@ impl Plan {
             && self.give_up.is_empty()
             && self.over_time.is_empty()
             && self.inactive.is_empty()
+            && self.block.is_empty()
     }
 
     fn wake(&mut self, d: Duration) {
@@ -86,6 +93,16 @@ pub(crate) fn plan(slots: &[Slot], rules: Rules, now: Instant, wall: Timestamp) 
             plan.wake(until(idle_until));
         }
         match s.state {
+            // Waiting out a policy window: queued again as soon as it ends, never given up.
+            JobState::TransientError if s.waits_for_policy && !s.policy_blocked => {
+                plan.retry.push(s.id);
+            }
+            JobState::TransientError if s.waits_for_policy => {}
+            JobState::Queued | JobState::Connecting | JobState::Transferring
+                if s.policy_blocked =>
+            {
+                plan.block.push(s.id);
+            }
             JobState::TransientError => {
                 let give_up_at = s.no_progress_since.map(|t| t.plus(s.no_progress_timeout));
                 if give_up_at.is_some_and(|t| t <= wall) {
@@ -114,7 +131,9 @@ pub(crate) fn plan(slots: &[Slot], rules: Rules, now: Instant, wall: Timestamp) 
 }
 
 fn plan_background(slots: &[Slot], rules: Rules, now: Instant, plan: &mut Plan) {
-    let out = |id: &JobId, plan: &Plan| plan.over_time.contains(id) || plan.inactive.contains(id);
+    let out = |id: &JobId, plan: &Plan| {
+        plan.over_time.contains(id) || plan.inactive.contains(id) || plan.block.contains(id)
+    };
     let mut candidates: Vec<&Slot> = slots
         .iter()
         .filter(|s| s.priority.is_background())
@@ -183,6 +202,8 @@ mod tests {
             active: Duration::ZERO,
             max_download_time: Duration::from_secs(1000),
             modified_at: Timestamp::from_millis(0),
+            policy_blocked: false,
+            waits_for_policy: false,
         }
     }
 
@@ -279,5 +300,44 @@ mod tests {
         assert!(p.inactive.is_empty());
         let p = plan(std::slice::from_ref(&idle), RULES, Instant::now(), at(1000));
         assert_eq!(p.inactive, vec![idle.id]);
+    }
+
+    #[test]
+    fn policy_blocks_background_jobs_until_the_window_ends() {
+        let mut running = slot(Priority::Normal, JobState::Transferring, 1);
+        running.slice_start = Some(Instant::now());
+        running.policy_blocked = true;
+        let mut queued = slot(Priority::Normal, JobState::Queued, 2);
+        queued.policy_blocked = true;
+        let low = slot(Priority::Low, JobState::Queued, 3);
+        let fg = slot(Priority::Foreground, JobState::Queued, 4);
+        let p = plan(
+            &[running.clone(), queued.clone(), low.clone(), fg.clone()],
+            RULES,
+            Instant::now(),
+            at(1),
+        );
+        assert_eq!(p.block, vec![running.id, queued.id]);
+        // The unblocked priority takes the background slot; foreground is never blocked.
+        assert_eq!(p.start, vec![fg.id, low.id]);
+        assert!(p.preempt.is_empty());
+
+        // Waiting in TransientError: past its no-progress timeout (100 s) yet never given up,
+        // never retried by the timer...
+        let mut waiting = slot(Priority::Normal, JobState::TransientError, 2);
+        waiting.waits_for_policy = true;
+        waiting.policy_blocked = true;
+        waiting.no_progress_since = Some(at(0));
+        let p = plan(
+            std::slice::from_ref(&waiting),
+            RULES,
+            Instant::now(),
+            at(500),
+        );
+        assert!(p.is_empty(), "{p:?}");
+        // ...and queued again as soon as the window ends.
+        waiting.policy_blocked = false;
+        let p = plan(std::slice::from_ref(&waiting), RULES, Instant::now(), at(2));
+        assert_eq!(p.retry, vec![waiting.id]);
     }
 }

@@ -137,6 +137,34 @@ impl Store {
         .await
     }
 
+    /// A run-time setting, as JSON, if one was stored.
+    pub(crate) async fn setting(&self, key: &'static str) -> Result<Option<String>> {
+        self.call(move |c| {
+            use rusqlite::OptionalExtension;
+            c.query_row("SELECT value FROM settings WHERE key = ?1", [key], |r| {
+                r.get(0)
+            })
+            .optional()
+        })
+        .await
+    }
+
+    /// Store (or with `None`, forget) a run-time setting.
+    pub(crate) async fn set_setting(&self, key: &'static str, value: Option<String>) -> Result<()> {
+        self.call(move |c| {
+            match value {
+                Some(v) => c.execute(
+                    "INSERT INTO settings (key, value) VALUES (?1, ?2)
+                     ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    [key, v.as_str()],
+                ),
+                None => c.execute("DELETE FROM settings WHERE key = ?1", [key]),
+            }
+            .map(drop)
+        })
+        .await
+    }
+
     /// Publish live progress for other processes, without waiting for the disk.
     pub(crate) async fn publish_live(&self, live: Vec<LiveRow>) -> Result<()> {
         self.call(move |c| rows::publish_live(c, &live)).await

@@ -164,6 +164,8 @@ pub(crate) struct FileCx<'a> {
     pub live: &'a Live,
     pub stop: &'a CancellationToken,
     pub clients: &'a HttpClients,
+    /// Bandwidth limits for this job's bytes.
+    pub throttle: &'a crate::bandwidth::Throttle,
     /// Called once, when the first response (or local source) is accepted.
     pub connected: &'a (dyn Fn() + Send + Sync),
 }

@@ -9,6 +9,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
+use ebb_core::bandwidth::{BandwidthChange, BandwidthStatus};
 use ebb_core::protocol::{
     API_PREFIX, API_VERSION, AddFiles, CreateJob, ErrorBody, ListQuery, RemoteUrl, ReplacePrefix,
     Value, VersionInfo, WaitQuery,
@@ -78,6 +79,10 @@ pub fn router(engine: Engine) -> Router {
         )
         .route(&format!("{API_PREFIX}/jobs/{{id}}/wait"), get(wait))
         .route(&format!("{API_PREFIX}/events"), get(events))
+        .route(
+            &format!("{API_PREFIX}/bandwidth"),
+            get(bandwidth).patch(set_bandwidth),
+        )
         .fallback(unknown)
         .with_state(engine)
 }
@@ -141,6 +146,17 @@ async fn set_property(
 ) -> ApiResult<()> {
     e.set_property(job_id(&id)?, change).await?;
     Ok(Json(()))
+}
+
+async fn bandwidth(State(e): State<Engine>) -> Json<BandwidthStatus> {
+    Json(e.bandwidth())
+}
+
+async fn set_bandwidth(
+    State(e): State<Engine>,
+    Json(change): Json<BandwidthChange>,
+) -> ApiResult<BandwidthStatus> {
+    Ok(Json(e.set_bandwidth(change).await?))
 }
 
 async fn add_files(

@@ -12,6 +12,19 @@
 //! chunk_timeout = "60s"
 //! connect_timeout = "30s"
 //! inactivity_timeout = "90days"
+//!
+//! [bandwidth]                 # background jobs only; see docs/bandwidth.md
+//! idle = true                 # use only idle capacity (idle_counters, idle_delay: its signals)
+//! max_rate = { all = "50mbit", low = "1MiB/s" }
+//!
+//! [bandwidth.schedule]
+//! work_hours = { days = ["mon-fri"], hours = "08:00-17:00" }
+//! work = { normal = "2MiB/s", low = "0" }     # 0: blocked (TransientError) in the window
+//! non_work = { low = "10MiB/s" }
+//! [[bandwidth.schedule.maintenance]]          # wins over work and non-work limits
+//! days = ["sun"]
+//! hours = "01:00-05:00"
+//! limits = { all = "unlimited" }
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -27,6 +40,8 @@ pub struct DaemonConfig {
     pub socket: Option<PathBuf>,
     #[serde(default)]
     pub engine: EngineSection,
+    #[serde(default)]
+    pub bandwidth: ebb_core::bandwidth::BandwidthConfig,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -80,6 +95,7 @@ impl DaemonConfig {
         if let Some(d) = duration("inactivity_timeout", e.inactivity_timeout.as_ref())? {
             base = base.with_job_inactivity_timeout(d);
         }
+        base.bandwidth = self.bandwidth.clone();
         Ok(base)
     }
 }
@@ -118,6 +134,25 @@ mod tests {
             .engine(EngineConfig::new("/tmp/d"))
             .unwrap_err();
         assert!(format!("{err:#}").contains("time_slice"), "{err:#}");
+        // The bandwidth section, with a schedule.
+        std::fs::write(
+            &path,
+            "[bandwidth]\nidle_delay = false\nmax_rate = { low = \"1MiB/s\" }\n[bandwidth.schedule]\nwork_hours = { days = [\"mon-fri\"], hours = \"08:00-17:00\" }\nwork = { low = \"0\" }\n",
+        )
+        .unwrap();
+        let e = DaemonConfig::load(&path, true)
+            .unwrap()
+            .engine(EngineConfig::new("/tmp/d"))
+            .unwrap();
+        assert!(e.bandwidth.idle && !e.bandwidth.idle_delay);
+        assert_eq!(
+            e.bandwidth.max_rate.low,
+            ebb_core::bandwidth::Limit::BytesPerSec(1 << 20)
+        );
+        assert!(e.bandwidth.schedule.is_some());
+        std::fs::write(&path, "[bandwidth]\nmax_rate = { all = \"fast\" }\n").unwrap();
+        let err = format!("{:#}", DaemonConfig::load(&path, true).unwrap_err());
+        assert!(err.contains("bad rate"), "{err}");
         // No file at the default place: the defaults; at an explicit place: an error.
         assert!(DaemonConfig::load(&dir.path().join("none.toml"), false).is_ok());
         assert!(DaemonConfig::load(&dir.path().join("none.toml"), true).is_err());

@@ -9,6 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::worker::{Outcome, Worker, WorkerMsg};
 use super::{Inner, Running, State, absorb};
+use crate::bandwidth::JobRate;
 use crate::error::Status;
 use crate::events::Event;
 use crate::model::{Job, JobId, JobState, NotifyFlags, Timestamp};
@@ -70,7 +71,11 @@ impl Inner {
             let slots: Vec<Slot> = st
                 .jobs
                 .values()
-                .map(|j| slot(j, st.running.get(&j.id), now))
+                .map(|j| {
+                    let mut s = slot(j, st.running.get(&j.id), now);
+                    s.policy_blocked = self.bandwidth.blocks(j.properties.priority);
+                    s
+                })
                 .collect();
             let plan = scheduler::plan(&slots, self.rules(), now, Timestamp::now());
             if plan.is_empty() {
@@ -107,6 +112,19 @@ impl Inner {
                 && job.give_up(now)
             {
                 tracing::info!(job_id = %id, "no progress within the no-progress timeout");
+                self.after_error(job).await;
+            }
+        }
+        for id in plan.block {
+            self.stop_worker(st, id).await;
+            let why = self.bandwidth.status().policy.map_or_else(
+                || "a bandwidth limit of 0".to_owned(),
+                |p| format!("the bandwidth limit in {} is 0", p.period),
+            );
+            if let Some(job) = st.jobs.get_mut(&id)
+                && job.block_by_policy(&why, now)
+            {
+                tracing::info!(job_id = %id, %why, "blocked by bandwidth policy");
                 self.after_error(job).await;
             }
         }
@@ -155,7 +173,12 @@ impl Inner {
         self.persist(job).await;
         let live = Arc::new(Live::default());
         let stop = CancellationToken::new();
+        let rate = Arc::new(JobRate::new(
+            job.properties.priority,
+            job.properties.max_rate,
+        ));
         let worker = Worker {
+            throttle: self.bandwidth.throttle(id, rate.clone()),
             job_id: id,
             run,
             files: job.files.clone(),
@@ -177,6 +200,7 @@ impl Inner {
                 stop,
                 handle: tokio::spawn(worker.run()),
                 live,
+                rate,
                 started: now,
                 slice_start: now,
             },
@@ -323,5 +347,7 @@ fn slot(job: &Job, running: Option<&Running>, now: Instant) -> Slot {
         active: Duration::from_millis(job.schedule.active_ms) + run_time,
         max_download_time: Duration::from_secs(u64::from(p.maximum_download_time)),
         modified_at: job.modified_at,
+        policy_blocked: false,
+        waits_for_policy: job.is_blocked_by_policy(),
     }
 }

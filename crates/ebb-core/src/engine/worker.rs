@@ -6,6 +6,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use crate::bandwidth::Throttle;
 use crate::model::{Credentials, JobFile, JobId, JobProperties};
 use crate::store::Store;
 use crate::transfer::{
@@ -60,6 +61,7 @@ pub(crate) struct Worker {
     pub clients: Arc<HttpClients>,
     pub checkpoint: CheckpointPolicy,
     pub live: Arc<Live>,
+    pub throttle: Throttle,
     pub stop: CancellationToken,
     pub tx: mpsc::UnboundedSender<WorkerMsg>,
 }
@@ -97,6 +99,7 @@ impl Worker {
                 live: &self.live,
                 stop: &self.stop,
                 clients: &self.clients,
+                throttle: &self.throttle,
                 connected: &connected,
             };
             let span = tracing::info_span!("file", job_id = %self.job_id, file_index = index);

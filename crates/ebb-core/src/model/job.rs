@@ -335,6 +335,41 @@ impl Job {
         done
     }
 
+    /// A bandwidth policy window with a limit of 0 for this job's priority: Queued, Connecting
+    /// or Transferring -> TransientError with `BG_E_BLOCKED_BY_POLICY`, until the window ends.
+    /// Not a failure of the job: the error count and the no-progress clock are left alone.
+    pub(crate) fn block_by_policy(&mut self, why: &str, now: Timestamp) -> bool {
+        let done = self.transition(
+            &[
+                JobState::Queued,
+                JobState::Connecting,
+                JobState::Transferring,
+            ],
+            JobState::TransientError,
+            now,
+        );
+        if done {
+            let code = ErrorCode::BG_E_BLOCKED_BY_POLICY;
+            self.error = Some(JobError {
+                context: ErrorContext::GeneralQueueManager,
+                code,
+                description: format!("{} ({why})", code.description()),
+                file_index: None,
+            });
+            self.schedule.retry_at = None;
+        }
+        done
+    }
+
+    /// Whether the job waits for a policy window to end.
+    pub fn is_blocked_by_policy(&self) -> bool {
+        self.state == JobState::TransientError
+            && self
+                .error
+                .as_ref()
+                .is_some_and(|e| e.code == ErrorCode::BG_E_BLOCKED_BY_POLICY)
+    }
+
     /// TransientError whose retry time came: -> Queued.
     pub(crate) fn retry(&mut self, now: Timestamp) -> bool {
         let done = self.transition(&[JobState::TransientError], JobState::Queued, now);
@@ -459,6 +494,7 @@ impl Job {
                 super::CredentialTarget::Proxy => self.credentials.proxy = c,
             },
             PropertyChange::SecurityFlags(f) => props.security_flags = f,
+            PropertyChange::MaxRate(r) => props.max_rate = r,
         }
         self.modified_at = now;
         Ok(())

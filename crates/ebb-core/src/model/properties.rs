@@ -3,6 +3,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use super::Priority;
+use crate::bandwidth::Limit;
 use crate::error::{Error, ErrorCode, Result};
 
 /// The settable properties of a job, with BITS's defaults.
@@ -22,6 +23,8 @@ pub struct JobProperties {
     pub custom_headers: Vec<CustomHeader>,
     pub proxy: ProxySettings,
     pub security_flags: SecurityFlags,
+    /// This job's own cap (ebb's addition; BITS has none). Applies to foreground jobs too.
+    pub max_rate: Limit,
 }
 
 impl JobProperties {
@@ -43,6 +46,7 @@ impl Default for JobProperties {
             custom_headers: Vec::new(),
             proxy: ProxySettings::Preconfig,
             security_flags: SecurityFlags::default(),
+            max_rate: Limit::Unlimited,
         }
     }
 }
@@ -452,6 +456,7 @@ pub enum PropertyChange {
     Proxy(ProxySettings),
     Credentials(CredentialTarget, Option<BasicCredentials>),
     SecurityFlags(SecurityFlags),
+    MaxRate(Limit),
 }
 
 #[cfg(test)]

@@ -3,10 +3,16 @@
 use rusqlite::Connection;
 
 /// Every migration in order; `PRAGMA user_version` is the number applied so far.
-const MIGRATIONS: &[(&str, &str)] = &[(
-    "0001_jobs",
-    include_str!("../../../../migrations/0001_jobs.sql"),
-)];
+const MIGRATIONS: &[(&str, &str)] = &[
+    (
+        "0001_jobs",
+        include_str!("../../../../migrations/0001_jobs.sql"),
+    ),
+    (
+        "0002_settings",
+        include_str!("../../../../migrations/0002_settings.sql"),
+    ),
+];
 
 #[derive(Debug)]
 pub(super) enum MigrateError {

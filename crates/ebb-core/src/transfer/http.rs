@@ -449,6 +449,7 @@ async fn fetch_inner(
         if cx.stop.is_cancelled() {
             return Ok(Fetched::Stopped);
         }
+        cx.throttle.note_server(&url);
         let Some(seg) = segments::next(file, remote_size) else {
             if cx.properties.security_flags.redirect_policy() == RedirectPolicy::AllowReport
                 && url != original
@@ -672,8 +673,19 @@ impl Run {
             // Never write past what the server promised.
             let room = expected.map_or(bytes.len() as u64, |e| e.saturating_sub(got));
             let take = (bytes.len() as u64).min(room) as usize;
-            self.write(cx, file, ckpt, &bytes[..take]).await?;
-            got += take as u64;
+            // Bandwidth limits admit bytes piece by piece, so that a large read is not a burst.
+            let mut rest = &bytes[..take];
+            while !rest.is_empty() {
+                let (piece, tail) = rest.split_at(rest.len().min(cx.throttle.piece()));
+                tokio::select! {
+                    biased;
+                    () = cx.stop.cancelled() => return Ok(true),
+                    () = cx.throttle.admit(piece.len()) => {}
+                }
+                self.write(cx, file, ckpt, piece).await?;
+                got += piece.len() as u64;
+                rest = tail;
+            }
         }
         if let Some(e) = expected.filter(|&e| got < e) {
             return Err(Failure::new(

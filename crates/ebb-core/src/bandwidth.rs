@@ -1,0 +1,673 @@
+//! Background jobs use only the network's idle capacity, under limits administrators set.
+//!
+//! Three layers decide how fast a background transfer may go, and the tightest wins:
+//! - **caps**: a global cap, one per priority and one per job, changeable at run time (`ebb
+//!   bandwidth set`, `ebb set JOB --max-rate`); 0 pauses;
+//! - **policy**: a BITS-style schedule (work hours, non-work hours, maintenance windows) whose
+//!   limits apply in their window; a limit of 0 blocks the priority: its jobs go to
+//!   TransientError with `BG_E_BLOCKED_BY_POLICY` and are queued again when the window ends;
+//! - **idle estimate** ([`estimator`]): interface counters minus ebb's own bytes show foreground
+//!   traffic, probe round-trip times show queueing delay; ebb backs off within a second and
+//!   grows back gently, always keeping a trickle.
+//!
+//! Foreground jobs are not throttled (only an explicit per-job cap applies to them). The rates
+//! are enforced by [`limiter`] buckets: one shared by all background jobs, one per priority, one
+//! per job. `docs/bandwidth.md` has the algorithm and its constants.
+
+mod counters;
+pub mod estimator;
+mod limiter;
+pub mod policy;
+mod rate;
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::Notify;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+pub use estimator::IdleReason;
+use estimator::{Estimate, Estimator, Sample, Signals};
+pub(crate) use limiter::Bucket;
+pub use policy::{LocalTime, Period, PriorityLimits, Schedule, WallClock, Weekday};
+pub use rate::{Limit, ParseLimitError};
+
+use crate::error::Result;
+use crate::model::{JobId, Priority};
+use crate::store::Store;
+
+/// How often the estimator samples and the limits are recomputed.
+pub const TICK: Duration = Duration::from_millis(100);
+/// How often the schedule is looked at while no background job runs.
+pub const IDLE_TICK: Duration = Duration::from_secs(1);
+/// How often a delay probe (a TCP connect to the server) is sent while background jobs run.
+pub const PROBE_INTERVAL: Duration = Duration::from_millis(200);
+/// A probe that takes longer than this counts as this much delay.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// The `[bandwidth]` section of the configuration.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BandwidthConfig {
+    /// Caps for background jobs: `all` of them together, and per priority.
+    pub max_rate: PriorityLimits,
+    /// Use only idle capacity (the estimator). Caps and policy apply either way.
+    pub idle: bool,
+    /// The interface-counter signal of the estimator.
+    pub idle_counters: bool,
+    /// The queueing-delay signal of the estimator (TCP connect probes to the server).
+    pub idle_delay: bool,
+    /// The interface to count; by default the one routing to the server.
+    pub interface: Option<String>,
+    /// Work/non-work/maintenance limits.
+    pub schedule: Option<Schedule>,
+}
+
+impl Default for BandwidthConfig {
+    fn default() -> Self {
+        Self {
+            max_rate: PriorityLimits::default(),
+            idle: true,
+            idle_counters: true,
+            idle_delay: true,
+            interface: None,
+            schedule: None,
+        }
+    }
+}
+
+/// A run-time change (`ebb bandwidth set`), persisted until reset.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct BandwidthChange {
+    /// A cap: for all background jobs, or with `priority`, for that priority.
+    pub max_rate: Option<Limit>,
+    pub priority: Option<Priority>,
+    pub idle: Option<bool>,
+    /// Drop every run-time change and return to the configuration file's values.
+    pub reset: bool,
+}
+
+/// What `set` changed, stored under one key in the settings table.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+struct Overrides {
+    all: Option<Limit>,
+    high: Option<Limit>,
+    normal: Option<Limit>,
+    low: Option<Limit>,
+    idle: Option<bool>,
+}
+
+const OVERRIDES_KEY: &str = "bandwidth";
+
+impl Overrides {
+    fn apply(&self, config: &BandwidthConfig) -> BandwidthConfig {
+        let mut c = config.clone();
+        for (slot, value) in [
+            (&mut c.max_rate.all, self.all),
+            (&mut c.max_rate.high, self.high),
+            (&mut c.max_rate.normal, self.normal),
+            (&mut c.max_rate.low, self.low),
+        ] {
+            if let Some(v) = value {
+                *slot = v;
+            }
+        }
+        if let Some(idle) = self.idle {
+            c.idle = idle;
+        }
+        c
+    }
+}
+
+/// What holds the shared background rate where it is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LimitReason {
+    /// Nothing: background jobs may use the whole link.
+    None,
+    /// The global cap.
+    Cap,
+    /// The schedule's limit for the current period.
+    Policy,
+    /// The idle-capacity estimate.
+    Idle,
+}
+
+impl std::fmt::Display for LimitReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::None => "no limit",
+            Self::Cap => "cap",
+            Self::Policy => "policy",
+            Self::Idle => "idle estimate",
+        })
+    }
+}
+
+/// The estimator's view, for `ebb bandwidth show`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct IdleStatus {
+    pub enabled: bool,
+    pub counters: bool,
+    pub delay: bool,
+    /// Whether it is estimating now (background jobs run to a non-loopback server).
+    pub active: bool,
+    pub reason: IdleReason,
+    pub rate: Limit,
+    pub interface: Option<String>,
+    /// Estimated foreground traffic on the interface, bytes/s.
+    pub foreground_rate: Option<u64>,
+    /// The highest total rate seen on the interface lately, bytes/s.
+    pub capacity: Option<u64>,
+    pub queue_delay_ms: Option<f64>,
+    pub probe_target: Option<String>,
+}
+
+/// The schedule's part of the status.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PolicyStatus {
+    pub period: Period,
+    pub limits: PriorityLimits,
+}
+
+/// `ebb bandwidth show`: what limits background transfers now, and why.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BandwidthStatus {
+    /// The rate all background jobs share now.
+    pub target_rate: Limit,
+    pub reason: LimitReason,
+    /// Limits in force per priority (caps and policy; the shared rate comes on top).
+    pub effective: PriorityLimits,
+    /// Caps (configuration with run-time changes applied).
+    pub caps: PriorityLimits,
+    pub policy: Option<PolicyStatus>,
+    /// Background priorities blocked by policy (their jobs wait in TransientError).
+    pub blocked: Vec<Priority>,
+    pub idle: IdleStatus,
+    /// Bytes/s background jobs moved over the last tick.
+    pub background_rate: u64,
+    /// Whether run-time changes override the configuration file.
+    pub overridden: bool,
+}
+
+/// The engine's bandwidth manager: buckets, policy and estimator. One per engine.
+#[derive(Debug)]
+pub struct Bandwidth {
+    config: BandwidthConfig,
+    overrides: Mutex<Overrides>,
+    clock: WallClock,
+    store: Store,
+    global: Bucket,
+    priority: [Bucket; 3],
+    own_rx: AtomicU64,
+    probe_rtt: Mutex<Option<Duration>>,
+    /// Servers of running background jobs, for probes and the route's interface.
+    servers: Mutex<HashMap<JobId, (String, u16)>>,
+    status: Mutex<BandwidthStatus>,
+    /// Tells the scheduler that the blocked set changed.
+    wake: Arc<Notify>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn bucket_index(p: Priority) -> Option<usize> {
+    match p {
+        Priority::Foreground => None,
+        Priority::High => Some(0),
+        Priority::Normal => Some(1),
+        Priority::Low => Some(2),
+    }
+}
+
+const BACKGROUND: [Priority; 3] = [Priority::High, Priority::Normal, Priority::Low];
+
+impl Bandwidth {
+    pub(crate) async fn open(
+        config: BandwidthConfig,
+        clock: WallClock,
+        store: Store,
+        wake: Arc<Notify>,
+    ) -> Result<Arc<Self>> {
+        let overrides = match store.setting(OVERRIDES_KEY).await? {
+            Some(json) => serde_json::from_str(&json).unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "ignoring unreadable bandwidth settings");
+                Overrides::default()
+            }),
+            None => Overrides::default(),
+        };
+        let effective = overrides.apply(&config);
+        let this = Arc::new(Self {
+            global: Bucket::new(Limit::Unlimited),
+            priority: [
+                Bucket::new(Limit::Unlimited),
+                Bucket::new(Limit::Unlimited),
+                Bucket::new(Limit::Unlimited),
+            ],
+            overrides: Mutex::new(overrides),
+            clock,
+            store,
+            own_rx: AtomicU64::new(0),
+            probe_rtt: Mutex::new(None),
+            servers: Mutex::new(HashMap::new()),
+            status: Mutex::new(BandwidthStatus {
+                target_rate: Limit::Unlimited,
+                reason: LimitReason::None,
+                effective: PriorityLimits::default(),
+                caps: effective.max_rate,
+                policy: None,
+                blocked: Vec::new(),
+                idle: IdleStatus {
+                    enabled: effective.idle,
+                    counters: effective.idle_counters,
+                    delay: effective.idle_delay,
+                    active: false,
+                    reason: IdleReason::Quiet,
+                    rate: Limit::Unlimited,
+                    interface: None,
+                    foreground_rate: None,
+                    capacity: None,
+                    queue_delay_ms: None,
+                    probe_target: None,
+                },
+                background_rate: 0,
+                overridden: false,
+            }),
+            config,
+            wake,
+        });
+        this.recompute(None);
+        Ok(this)
+    }
+
+    fn effective_config(&self) -> BandwidthConfig {
+        lock(&self.overrides).apply(&self.config)
+    }
+
+    /// What limits background transfers now.
+    pub fn status(&self) -> BandwidthStatus {
+        lock(&self.status).clone()
+    }
+
+    /// Apply and persist a run-time change; it takes effect within one tick.
+    pub(crate) async fn change(&self, change: BandwidthChange) -> Result<BandwidthStatus> {
+        let json = {
+            let mut o = lock(&self.overrides);
+            if change.reset {
+                *o = Overrides::default();
+            }
+            if let Some(rate) = change.max_rate {
+                let slot = match change.priority {
+                    None | Some(Priority::Foreground) => &mut o.all,
+                    Some(Priority::High) => &mut o.high,
+                    Some(Priority::Normal) => &mut o.normal,
+                    Some(Priority::Low) => &mut o.low,
+                };
+                *slot = Some(rate);
+            }
+            if let Some(idle) = change.idle {
+                o.idle = Some(idle);
+            }
+            (*o != Overrides::default())
+                .then(|| serde_json::to_string(&*o))
+                .transpose()
+                .map_err(|e| crate::Error::InvalidArgument(e.to_string()))?
+        };
+        self.store.set_setting(OVERRIDES_KEY, json).await?;
+        tracing::info!(?change, "bandwidth settings changed");
+        let idle = {
+            let s = lock(&self.status);
+            s.idle.active.then_some(s.idle.rate)
+        };
+        self.recompute(idle.and_then(Limit::bytes_per_sec).map(|r| r as f64));
+        Ok(self.status())
+    }
+
+    /// Whether jobs of priority `p` are blocked by policy now.
+    pub(crate) fn blocks(&self, p: Priority) -> bool {
+        lock(&self.status).blocked.contains(&p)
+    }
+
+    /// The buckets a job's bytes pass through: its own, then (background only) its priority's
+    /// and the shared one.
+    pub(crate) fn throttle(self: &Arc<Self>, job: JobId, rate: Arc<JobRate>) -> Throttle {
+        Throttle {
+            bandwidth: self.clone(),
+            job,
+            own: rate,
+        }
+    }
+
+    /// Recompute every bucket's rate from caps, policy and the idle estimate (bytes/s).
+    fn recompute(&self, idle_rate: Option<f64>) {
+        let config = self.effective_config();
+        let caps = config.max_rate;
+        let policy = config.schedule.as_ref().map(|s| {
+            let (period, limits) = s.at(self.clock.now());
+            PolicyStatus { period, limits }
+        });
+        let policy_limits = policy
+            .as_ref()
+            .map_or_else(PriorityLimits::default, |p| p.limits);
+        let effective = caps.min(policy_limits);
+        for p in BACKGROUND {
+            if let Some(i) = bucket_index(p) {
+                self.priority[i].set_rate(effective.of(p));
+            }
+        }
+        let idle_limit = match idle_rate {
+            Some(r) if config.idle => Limit::BytesPerSec(r as u64),
+            _ => Limit::Unlimited,
+        };
+        let target = effective.all.min(idle_limit);
+        self.global.set_rate(target);
+        let reason = if target.is_unlimited() {
+            LimitReason::None
+        } else if target == caps.all {
+            LimitReason::Cap
+        } else if target == policy_limits.all {
+            LimitReason::Policy
+        } else {
+            LimitReason::Idle
+        };
+        let blocked: Vec<Priority> = BACKGROUND
+            .into_iter()
+            .filter(|&p| effective.blocks(p))
+            .collect();
+        let mut s = lock(&self.status);
+        let changed_blocked = s.blocked != blocked;
+        s.target_rate = target;
+        s.reason = reason;
+        s.effective = effective;
+        s.caps = caps;
+        s.policy = policy;
+        s.blocked = blocked;
+        s.idle.enabled = config.idle;
+        s.idle.counters = config.idle_counters;
+        s.idle.delay = config.idle_delay;
+        s.idle.rate = idle_limit;
+        s.overridden = *lock(&self.overrides) != Overrides::default();
+        drop(s);
+        if changed_blocked {
+            self.wake.notify_one();
+        }
+    }
+
+    pub(crate) fn note_server(&self, job: JobId, url: &url::Url) {
+        if let (Some(host), Some(port)) = (url.host_str(), url.port_or_known_default()) {
+            lock(&self.servers).insert(job, (host.to_owned(), port));
+        }
+    }
+
+    pub(crate) fn forget_server(&self, job: JobId) {
+        lock(&self.servers).remove(&job);
+    }
+
+    /// The monitor: every tick, sample the signals, update the estimate and the buckets.
+    pub(crate) async fn monitor(self: Arc<Self>, stop: CancellationToken) {
+        let mut watch = Watch::new(&self.effective_config());
+        let mut next_probe = Instant::now();
+        loop {
+            // Sample every tick while background jobs run; otherwise only the schedule needs
+            // watching, and once a second is enough.
+            let period = if lock(&self.servers).is_empty() {
+                IDLE_TICK
+            } else {
+                TICK
+            };
+            tokio::select! {
+                () = stop.cancelled() => break,
+                () = tokio::time::sleep(period) => {}
+            }
+            self.on_tick(&mut watch).await;
+            if let Some(addr) = watch.probe
+                && Instant::now() >= next_probe
+            {
+                next_probe = Instant::now() + PROBE_INTERVAL;
+                let me = self.clone();
+                tokio::spawn(async move { me.probe(addr).await });
+            }
+        }
+    }
+
+    async fn probe(&self, addr: SocketAddr) {
+        let start = Instant::now();
+        let rtt =
+            match tokio::time::timeout(PROBE_TIMEOUT, tokio::net::TcpStream::connect(addr)).await {
+                Ok(Ok(_stream)) => start.elapsed(),
+                Ok(Err(e)) => {
+                    tracing::debug!(%addr, error = %e, "delay probe failed");
+                    return;
+                }
+                Err(_) => PROBE_TIMEOUT,
+            };
+        let mut best = lock(&self.probe_rtt);
+        *best = Some(best.map_or(rtt, |b| b.min(rtt)));
+    }
+
+    async fn on_tick(&self, w: &mut Watch) {
+        let config = self.effective_config();
+        let now = Instant::now();
+        let elapsed = now.saturating_duration_since(w.last);
+        w.last = now;
+        let own = self.own_rx.swap(0, Ordering::Relaxed);
+        let server = lock(&self.servers).values().next().cloned();
+        if server != w.server {
+            w.retarget(server.clone(), &config).await;
+        }
+        let signals = Signals {
+            counters: config.idle_counters,
+            delay: config.idle_delay,
+        };
+        w.estimator.set_signals(signals);
+        let active = config.idle && w.server.is_some() && !w.loopback;
+        let estimate = if active {
+            let iface_rx = if config.idle_counters {
+                w.read_counter()
+            } else {
+                None
+            };
+            let rtt = lock(&self.probe_rtt).take();
+            let sample = Sample {
+                elapsed,
+                iface_rx,
+                own_rx: own,
+                rtt,
+            };
+            Some(w.estimator.update(sample, now))
+        } else {
+            w.estimator.reset();
+            None
+        };
+        w.probe = if active && config.idle_delay {
+            w.addr
+        } else {
+            None
+        };
+        self.recompute(estimate.and_then(|e| e.rate));
+        let mut s = lock(&self.status);
+        s.background_rate = (own as f64 / elapsed.as_secs_f64().max(1e-3)) as u64;
+        s.idle.active = active;
+        s.idle.interface.clone_from(&w.iface);
+        s.idle.probe_target = w.server.as_ref().map(|(h, p)| format!("{h}:{p}"));
+        if let Some(e) = estimate {
+            s.idle.reason = e.reason;
+            s.idle.foreground_rate = config.idle_counters.then_some(e.foreground as u64);
+            s.idle.capacity = (e.capacity > 0.0).then_some(e.capacity as u64);
+            s.idle.queue_delay_ms = e.queue_delay.map(|d| d.as_secs_f64() * 1000.0);
+            log_estimate(&e, &s);
+        } else {
+            s.idle.reason = IdleReason::Quiet;
+            s.idle.foreground_rate = None;
+            s.idle.queue_delay_ms = None;
+        }
+    }
+
+    /// Count bytes a background transfer received.
+    fn count(&self, n: usize) {
+        self.own_rx.fetch_add(n as u64, Ordering::Relaxed);
+    }
+}
+
+fn log_estimate(e: &Estimate, s: &BandwidthStatus) {
+    tracing::debug!(
+        target_rate = %s.target_rate,
+        reason = %s.reason,
+        idle_reason = %e.reason,
+        foreground = e.foreground as u64,
+        capacity = e.capacity as u64,
+        queue_delay_ms = e.queue_delay.map(|d| d.as_secs_f64() * 1000.0),
+        background = s.background_rate,
+        "bandwidth"
+    );
+}
+
+/// The monitor's own state.
+#[derive(Debug)]
+struct Watch {
+    estimator: Estimator,
+    last: Instant,
+    server: Option<(String, u16)>,
+    addr: Option<SocketAddr>,
+    loopback: bool,
+    iface: Option<String>,
+    counter: Option<u64>,
+    probe: Option<SocketAddr>,
+}
+
+impl Watch {
+    fn new(config: &BandwidthConfig) -> Self {
+        let now = Instant::now();
+        Self {
+            estimator: Estimator::new(
+                Signals {
+                    counters: config.idle_counters,
+                    delay: config.idle_delay,
+                },
+                now,
+            ),
+            last: now,
+            server: None,
+            addr: None,
+            loopback: false,
+            iface: None,
+            counter: None,
+            probe: None,
+        }
+    }
+
+    /// A new server: resolve it, find the interface that routes to it.
+    async fn retarget(&mut self, server: Option<(String, u16)>, config: &BandwidthConfig) {
+        self.server = server;
+        self.addr = None;
+        self.counter = None;
+        self.iface = None;
+        self.loopback = false;
+        let Some((host, port)) = &self.server else {
+            return;
+        };
+        self.addr = match tokio::net::lookup_host((host.as_str(), *port)).await {
+            Ok(mut addrs) => addrs.next(),
+            Err(e) => {
+                tracing::debug!(%host, error = %e, "cannot resolve server for delay probes");
+                None
+            }
+        };
+        let ip: Option<IpAddr> = self.addr.map(|a| a.ip());
+        // A server on this machine crosses no network: there is no idle capacity to share.
+        self.loopback = ip.is_some_and(|ip| ip.is_loopback());
+        self.iface = config
+            .interface
+            .clone()
+            .or_else(|| ip.and_then(counters::route_interface));
+        tracing::debug!(?self.addr, iface = ?self.iface, loopback = self.loopback, "bandwidth target");
+    }
+
+    fn read_counter(&mut self) -> Option<u64> {
+        let cur = counters::rx_bytes(self.iface.as_deref()?)?;
+        let delta = self.counter.map(|prev| estimator::counter_delta(prev, cur));
+        self.counter = Some(cur);
+        delta
+    }
+}
+
+/// A running job's own cap and priority, changeable while it runs.
+#[derive(Debug)]
+pub(crate) struct JobRate {
+    bucket: Bucket,
+    /// The priority's bucket index; `FOREGROUND` for foreground jobs.
+    class: AtomicUsize,
+}
+
+const FOREGROUND: usize = usize::MAX;
+
+impl JobRate {
+    pub(crate) fn new(priority: Priority, max_rate: Limit) -> Self {
+        Self {
+            bucket: Bucket::new(max_rate),
+            class: AtomicUsize::new(bucket_index(priority).unwrap_or(FOREGROUND)),
+        }
+    }
+
+    /// The job's properties changed while it runs.
+    pub(crate) fn update(&self, priority: Priority, max_rate: Limit) {
+        self.bucket.set_rate(max_rate);
+        self.class.store(
+            bucket_index(priority).unwrap_or(FOREGROUND),
+            Ordering::Relaxed,
+        );
+    }
+
+    fn class(&self) -> Option<usize> {
+        Some(self.class.load(Ordering::Relaxed)).filter(|&c| c != FOREGROUND)
+    }
+}
+
+/// One worker's way through the buckets.
+#[derive(Debug)]
+pub(crate) struct Throttle {
+    bandwidth: Arc<Bandwidth>,
+    job: JobId,
+    own: Arc<JobRate>,
+}
+
+impl Throttle {
+    /// How many bytes to admit at a time.
+    pub(crate) fn piece(&self) -> usize {
+        let mut rate = self.own.bucket.rate();
+        if let Some(i) = self.own.class() {
+            let b = &self.bandwidth;
+            rate = rate.min(b.priority[i].rate()).min(b.global.rate());
+        }
+        limiter::piece_for(rate)
+    }
+
+    /// Wait until `n` bytes may be written.
+    pub(crate) async fn admit(&self, n: usize) {
+        self.own.bucket.acquire(n).await;
+        if let Some(i) = self.own.class() {
+            self.bandwidth.priority[i].acquire(n).await;
+            self.bandwidth.global.acquire(n).await;
+            self.bandwidth.count(n);
+        }
+    }
+
+    /// The server this job talks to now: the target of delay probes.
+    pub(crate) fn note_server(&self, url: &url::Url) {
+        self.bandwidth.note_server(self.job, url);
+    }
+}
+
+impl Drop for Throttle {
+    fn drop(&mut self) {
+        self.bandwidth.forget_server(self.job);
+    }
+}
