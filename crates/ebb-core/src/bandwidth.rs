@@ -476,10 +476,16 @@ impl Bandwidth {
                 None
             };
             let rtt = lock(&self.probe_rtt).take();
+            let own_queued = if config.idle_counters {
+                w.addr.and_then(counters::own_rx_queue)
+            } else {
+                None
+            };
             let sample = Sample {
                 elapsed,
                 iface_rx,
                 own_rx: own,
+                own_queued,
                 rtt,
             };
             Some(w.estimator.update(sample, now))
@@ -511,7 +517,7 @@ impl Bandwidth {
         }
     }
 
-    /// Count bytes a background transfer received.
+    /// Count bytes a background transfer took off its connection.
     fn count(&self, n: usize) {
         self.own_rx.fetch_add(n as u64, Ordering::Relaxed);
     }
@@ -650,13 +656,20 @@ impl Throttle {
         limiter::piece_for(rate)
     }
 
+    /// `n` bytes came off the connection. Counted now, not when admitted: the estimator
+    /// compares them with what the interface saw arrive.
+    pub(crate) fn received(&self, n: usize) {
+        if self.own.class().is_some() {
+            self.bandwidth.count(n);
+        }
+    }
+
     /// Wait until `n` bytes may be written.
     pub(crate) async fn admit(&self, n: usize) {
         self.own.bucket.acquire(n).await;
         if let Some(i) = self.own.class() {
             self.bandwidth.priority[i].acquire(n).await;
             self.bandwidth.global.acquire(n).await;
-            self.bandwidth.count(n);
         }
     }
 

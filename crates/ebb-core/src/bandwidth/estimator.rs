@@ -19,9 +19,21 @@ pub const TARGET_DELAY: Duration = Duration::from_millis(25);
 pub const DECREASE_HOLD: Duration = Duration::from_millis(200);
 /// The deepest single decrease (LEDBAT's GAIN applied to a queue of 2 x TARGET or more).
 pub const GAIN: f64 = 0.5;
+/// The deepest single decrease when the counters show no traffic but ebb's: the queue is ebb's
+/// own (TCP filling the bottleneck), and a 20 % cut drains it without wasting the link.
+pub const GAIN_SELF: f64 = 0.2;
+/// Foreground traffic is measured over this window. ebb counts its bytes when it reads them and
+/// the interface when they arrive; the socket buffer between the two makes per-tick differences
+/// swing both ways, so they are summed over a window before anything is clamped.
+pub const FG_WINDOW: Duration = Duration::from_millis(500);
 /// Foreground traffic below max(FG_FLOOR, FG_SHARE x capacity) is noise, not a user.
 pub const FG_FLOOR: f64 = 32.0 * 1024.0;
 pub const FG_SHARE: f64 = 0.03;
+/// Foreground traffic is "rising" when it grew by more than max(FG_FLOOR, FG_RISE_SHARE x
+/// capacity) over the last FG_RISE_TICKS ticks; ebb then halves its rate (at most once per
+/// DECREASE_HOLD), because a new flow needs room to grow into, not the share it has so far.
+pub const FG_RISE_SHARE: f64 = 0.01;
+pub const FG_RISE_TICKS: usize = 2;
 /// What background jobs may use of the capacity that foreground traffic leaves.
 pub const HEADROOM: f64 = 0.95;
 /// The trickle that always flows: max(TRICKLE_FLOOR, TRICKLE_SHARE x capacity) bytes/s.
@@ -29,10 +41,10 @@ pub const TRICKLE_FLOOR: f64 = 32.0 * 1024.0;
 pub const TRICKLE_SHARE: f64 = 0.02;
 /// Growth per tick once the path is quiet: max(GROW_MUL x rate, GROW_ADD x capacity).
 pub const GROW_MUL: f64 = 0.10;
-pub const GROW_ADD: f64 = 0.04;
-/// Growth stops at this multiple of the capacity estimate, so that ebb alone does not keep a
-/// standing queue at the bottleneck.
-pub const CEILING: f64 = 1.10;
+pub const GROW_ADD: f64 = 0.05;
+/// Growth stops at this multiple of the capacity estimate (in payload bytes), so that ebb alone
+/// does not keep a standing queue at the bottleneck.
+pub const CEILING: f64 = 1.02;
 /// The capacity estimate (the highest total rate seen) halves over this long without a new peak.
 pub const CAPACITY_HALF_LIFE: Duration = Duration::from_secs(300);
 /// Base delay: the minimum RTT in each of the last BASE_HISTORY minutes (RFC 6817's
@@ -45,8 +57,11 @@ pub struct Sample {
     pub elapsed: Duration,
     /// Bytes the route's interface received this tick; `None` when counters are unavailable.
     pub iface_rx: Option<u64>,
-    /// Bytes ebb's background transfers received this tick.
+    /// Bytes ebb's background transfers read this tick.
     pub own_rx: u64,
+    /// Bytes waiting, unread, in the receive queues of ebb's background connections now; their
+    /// change is traffic that is ebb's though not yet read. `None` when unknown.
+    pub own_queued: Option<u64>,
     /// The best probe RTT completed this tick, if any.
     pub rtt: Option<Duration>,
 }
@@ -101,9 +116,15 @@ pub struct Estimator {
     rate: Option<f64>,
     reason: IdleReason,
     capacity: f64,
-    /// Smoothed rates, bytes/s.
+    /// Smoothed own rate, bytes/s.
     own: f64,
+    /// Foreground rate over the window, bytes/s.
     foreground: f64,
+    /// (seconds, interface bytes, own bytes) of the ticks in the window, newest last.
+    window: VecDeque<(f64, f64, f64)>,
+    /// The foreground estimates of the last FG_RISE_TICKS ticks, oldest first.
+    fg_history: VecDeque<f64>,
+    queued_prev: Option<u64>,
     total_prev: Option<f64>,
     /// (minute number, min RTT in that minute), newest last.
     base: VecDeque<(u64, Duration)>,
@@ -133,6 +154,9 @@ impl Estimator {
             capacity: 0.0,
             own: 0.0,
             foreground: 0.0,
+            window: VecDeque::new(),
+            fg_history: VecDeque::new(),
+            queued_prev: None,
             total_prev: None,
             base: VecDeque::new(),
             recent: VecDeque::new(),
@@ -176,6 +200,7 @@ impl Estimator {
 
     pub fn update(&mut self, s: Sample, now: Instant) -> Estimate {
         let dt = s.elapsed.as_secs_f64().max(1e-3);
+        let queued_prev = std::mem::replace(&mut self.queued_prev, s.own_queued);
         let own = s.own_rx as f64 / dt;
         self.own = 0.5 * self.own + 0.5 * own;
         if let Some(rtt) = s.rtt {
@@ -189,53 +214,96 @@ impl Estimator {
             self.total_prev = Some(total);
             let decay = 0.5f64.powf(dt / CAPACITY_HALF_LIFE.as_secs_f64());
             self.capacity = (self.capacity * decay).max(smooth);
-            let fg = (total - OVERHEAD * own).max(0.0);
-            self.foreground = 0.5 * self.foreground + 0.5 * fg;
+            // What arrived for ebb: what it read, plus what its socket buffers gained.
+            let gained = match (queued_prev, s.own_queued) {
+                (Some(a), Some(b)) => b as f64 - a as f64,
+                _ => 0.0,
+            };
+            self.window
+                .push_back((dt, rx as f64, s.own_rx as f64 + gained));
+            while self.window.iter().map(|w| w.0).sum::<f64>() > FG_WINDOW.as_secs_f64() + 1e-6
+                && self.window.len() > 1
+            {
+                self.window.pop_front();
+            }
+            let (secs, iface, mine) = self
+                .window
+                .iter()
+                .fold((0.0, 0.0, 0.0), |a, w| (a.0 + w.0, a.1 + w.1, a.2 + w.2));
+            self.foreground = ((iface - OVERHEAD * mine) / secs).max(0.0);
         } else {
             self.foreground = 0.0;
+            self.window.clear();
         }
         let queue_delay = self.queue_delay().filter(|_| self.signals.delay);
         let delay_high = queue_delay.is_some_and(|d| d > TARGET_DELAY);
         let fg_present = counters && self.foreground > FG_FLOOR.max(FG_SHARE * self.capacity);
+        // Foreground traffic that is still growing wants room now, not what it has now.
+        let before = self.fg_history.front().copied().unwrap_or(0.0);
+        let rising =
+            fg_present && self.foreground - before > FG_FLOOR.max(FG_RISE_SHARE * self.capacity);
+        self.fg_history.push_back(self.foreground);
+        while self.fg_history.len() > FG_RISE_TICKS {
+            self.fg_history.pop_front();
+        }
         let trickle = self.trickle();
+        let idle = fg_present.then(|| (HEADROOM * self.capacity - self.foreground).max(trickle));
         let may_decrease = self
             .last_decrease
             .is_none_or(|t| now.saturating_duration_since(t) >= DECREASE_HOLD);
 
-        if delay_high {
+        if delay_high || rising {
             if may_decrease {
-                let qd = queue_delay.unwrap_or_default().as_secs_f64();
-                let target = TARGET_DELAY.as_secs_f64();
-                let factor = 1.0 - GAIN * ((qd - target) / target).min(1.0);
+                let mut factor = 1.0;
+                if let Some(qd) = queue_delay.filter(|_| delay_high) {
+                    let target = TARGET_DELAY.as_secs_f64();
+                    // A queue with no one else on the interface is ebb's own: a gentle cut
+                    // drains it. Otherwise (someone's traffic, or one the counters cannot see)
+                    // back off in earnest.
+                    let gain = if counters && !fg_present {
+                        GAIN_SELF
+                    } else {
+                        GAIN
+                    };
+                    factor = 1.0 - gain * ((qd.as_secs_f64() - target) / target).min(1.0);
+                }
+                if rising {
+                    factor = factor.min(1.0 - GAIN);
+                }
                 let from = self.rate.unwrap_or(self.own.max(trickle));
                 self.rate = Some((from * factor).max(trickle));
                 self.last_decrease = Some(now);
             }
-            self.reason = IdleReason::QueueDelay;
-        }
-        if fg_present {
-            let idle = (HEADROOM * self.capacity - self.foreground).max(trickle);
-            self.rate = Some(self.rate.map_or(idle, |r| r.min(idle)));
-            if !delay_high {
-                self.reason = IdleReason::Foreground;
-            }
-        }
-        if !delay_high && !fg_present {
-            if let Some(r) = self.rate {
-                // Grow only while the limit is what holds ebb back.
-                if self.own >= 0.7 * r {
-                    let grown = r + (GROW_MUL * r).max(GROW_ADD * self.capacity);
-                    let ceiling = if self.capacity > 0.0 {
-                        CEILING * self.capacity
-                    } else {
-                        f64::INFINITY
-                    };
-                    self.rate = Some(grown.min(ceiling).max(trickle));
-                }
-                self.reason = IdleReason::Recovering;
+            self.reason = if delay_high {
+                IdleReason::QueueDelay
             } else {
-                self.reason = IdleReason::Quiet;
+                IdleReason::Foreground
+            };
+        } else if let Some(r) = self.rate {
+            // Grow only while the limit is what holds ebb back, up to what others leave.
+            if self.own >= 0.7 * r {
+                let grown = r + (GROW_MUL * r).max(GROW_ADD * self.capacity);
+                let ceiling = if self.capacity > 0.0 {
+                    CEILING * self.capacity / OVERHEAD
+                } else {
+                    f64::INFINITY
+                };
+                self.rate = Some(grown.min(ceiling).max(trickle));
             }
+            self.reason = if fg_present {
+                IdleReason::Foreground
+            } else {
+                IdleReason::Recovering
+            };
+        } else {
+            self.reason = if fg_present {
+                IdleReason::Foreground
+            } else {
+                IdleReason::Quiet
+            };
+        }
+        if let Some(idle) = idle {
+            self.rate = Some(self.rate.map_or(idle, |r| r.min(idle)));
         }
         Estimate {
             rate: self.rate,
@@ -251,6 +319,9 @@ impl Estimator {
         self.rate = None;
         self.reason = IdleReason::Quiet;
         self.total_prev = None;
+        self.window.clear();
+        self.fg_history.clear();
+        self.queued_prev = None;
         self.recent.clear();
     }
 }
@@ -295,6 +366,7 @@ mod tests {
                 elapsed: TICK,
                 iface_rx: Some(((ebb * OVERHEAD + fg) * secs) as u64),
                 own_rx: (ebb * secs) as u64,
+                own_queued: None,
                 rtt: Some(BASE + queue),
             };
             self.now += TICK;
@@ -323,16 +395,19 @@ mod tests {
             rates.push((ebb, e.reason));
         }
         let (last, reason) = rates[rates.len() - 1];
-        assert!(last <= 0.05 * LINK, "after 1 s ebb still takes {last}");
+        assert!(last <= 0.1 * LINK, "after 1 s ebb still takes {last}");
         assert_eq!(reason, IdleReason::QueueDelay);
 
-        // It keeps a trickle.
-        for _ in 0..50 {
+        // By 2 s it is down to the trickle, and keeps it.
+        for i in 0..50 {
             let (ebb, _) = net.tick(
                 LINK - net.est.rate.unwrap_or(0.0),
                 Duration::from_millis(90),
             );
             assert!(ebb >= TRICKLE_FLOOR);
+            if i >= 10 {
+                assert!(ebb <= 1.01 * TRICKLE_SHARE * LINK * OVERHEAD, "{ebb}");
+            }
         }
 
         // The foreground flow ends: above 85 % of the link within 5 s.
@@ -349,6 +424,41 @@ mod tests {
     }
 
     #[test]
+    fn a_filling_socket_buffer_is_not_foreground_traffic() {
+        let mut net = Net::new();
+        net.tick(0.0, Duration::ZERO);
+        // The limit drops below what arrives: for 2 s the kernel buffers 2 MB/s that ebb does
+        // not read yet. The interface sees it; the receive queue explains it.
+        let mut queued = 0u64;
+        for i in 0..21 {
+            if i > 0 {
+                queued += 200_000;
+            }
+            let s = Sample {
+                elapsed: TICK,
+                iface_rx: Some(((400_000 + queued.min(200_000)) as f64 * OVERHEAD) as u64),
+                own_rx: 400_000,
+                own_queued: Some(queued),
+                rtt: Some(BASE),
+            };
+            net.now += TICK;
+            let e = net.est.update(s, net.now);
+            assert!(e.foreground < FG_FLOOR, "{}", e.foreground);
+        }
+        // Without the queue figure the same traffic reads as 2 MB/s of someone else's.
+        let s = Sample {
+            elapsed: TICK,
+            iface_rx: Some(((400_000.0 + 200_000.0) * OVERHEAD) as u64),
+            own_rx: 400_000,
+            own_queued: None,
+            rtt: Some(BASE),
+        };
+        net.now += TICK;
+        net.est.window.clear();
+        assert!(net.est.update(s, net.now).foreground > 1_900_000.0);
+    }
+
+    #[test]
     fn counters_alone_leave_a_paced_flow_its_share() {
         let mut net = Net::new();
         net.est.set_signals(Signals {
@@ -358,10 +468,11 @@ mod tests {
         for _ in 0..20 {
             net.tick(0.0, Duration::ZERO);
         }
-        // A paced 1 MiB/s flow (BBR-like: little queue).
+        // A paced 1 MiB/s flow (BBR-like: little queue): ebb yields while it starts, then
+        // within 5 s takes what it leaves.
         let fg = 1_048_576.0;
         let mut e = None;
-        for _ in 0..20 {
+        for _ in 0..50 {
             e = Some(net.tick(fg, Duration::from_millis(5)).1);
         }
         let e = e.unwrap();

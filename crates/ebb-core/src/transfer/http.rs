@@ -670,6 +670,7 @@ impl Run {
                 Ok(Ok(None)) => break,
                 Ok(Ok(Some(bytes))) => bytes,
             };
+            cx.throttle.received(bytes.len());
             // Never write past what the server promised.
             let room = expected.map_or(bytes.len() as u64, |e| e.saturating_sub(got));
             let take = (bytes.len() as u64).min(room) as usize;
