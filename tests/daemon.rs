@@ -10,7 +10,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
 use crate::support::origin::{Origin, Resource};
-use crate::support::{self, data};
+use crate::support::{self, Started, data, started_pid, stop_daemon};
 
 /// A daemon served in-process on a socket in `dir`.
 struct InProcess {
@@ -297,37 +297,6 @@ async fn kill_9_of_ebbd_mid_transfer_then_restart_finishes_with_a_range() {
 }
 
 /// The pid from "ebb: started ebbd (pid N) on ...".
-fn started_pid(stderr: &str) -> Option<u32> {
-    let rest = stderr.split("started ebbd (pid ").nth(1)?;
-    rest.split(')').next()?.parse().ok()
-}
-
-/// The autostarted daemon, stopped by PID when the test ends, however it ends.
-struct Started(u32);
-
-impl Drop for Started {
-    fn drop(&mut self) {
-        if Path::new(&format!("/proc/{}", self.0)).exists() {
-            let _ = Command::new("kill")
-                .args(["-KILL", &self.0.to_string()])
-                .status();
-        }
-    }
-}
-
-fn stop_daemon(pid: u32) {
-    let status = Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Path::new(&format!("/proc/{pid}")).exists() {
-        assert!(Instant::now() < deadline, "ebbd {pid} did not stop");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cli_starts_ebbd_and_jobs_move_after_the_cli_exits() {
     let dir = tempfile::tempdir().unwrap();

@@ -5,7 +5,7 @@ pub mod nginx;
 pub mod origin;
 
 use std::path::{Path, PathBuf};
-use std::process::Output;
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use ebb::{CheckpointPolicy, Engine, EngineConfig, JobId, JobInfo, JobState};
@@ -198,4 +198,37 @@ pub fn temp_files(dir: &Path) -> Vec<PathBuf> {
                 .is_some_and(|n| n.starts_with(".ebb-"))
         })
         .collect()
+}
+
+/// The PID in the CLI's `started ebbd (pid N)` notice.
+pub fn started_pid(stderr: &str) -> Option<u32> {
+    let rest = stderr.split("started ebbd (pid ").nth(1)?;
+    rest.split(')').next()?.parse().ok()
+}
+
+/// The autostarted daemon, stopped by PID when the test ends, however it ends.
+pub struct Started(pub u32);
+
+impl Drop for Started {
+    fn drop(&mut self) {
+        if Path::new(&format!("/proc/{}", self.0)).exists() {
+            let _ = Command::new("kill")
+                .args(["-KILL", &self.0.to_string()])
+                .status();
+        }
+    }
+}
+
+/// SIGTERM the daemon and wait until it is gone.
+pub fn stop_daemon(pid: u32) {
+    let status = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Path::new(&format!("/proc/{pid}")).exists() {
+        assert!(Instant::now() < deadline, "ebbd {pid} did not stop");
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }

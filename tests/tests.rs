@@ -9,6 +9,7 @@
 
 mod support;
 
+mod bandwidth;
 mod cli;
 mod daemon;
 mod downloads;

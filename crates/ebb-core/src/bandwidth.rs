@@ -378,9 +378,10 @@ impl Bandwidth {
         } else {
             LimitReason::Idle
         };
+        // Only a schedule's 0 blocks (TransientError); a cap of 0 pauses the buckets instead.
         let blocked: Vec<Priority> = BACKGROUND
             .into_iter()
-            .filter(|&p| effective.blocks(p))
+            .filter(|&p| policy_limits.blocks(p))
             .collect();
         let mut s = lock(&self.status);
         let changed_blocked = s.blocked != blocked;

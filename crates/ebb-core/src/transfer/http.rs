@@ -28,6 +28,10 @@ pub struct HttpConfig {
     /// A body that delivers nothing for this long is abandoned (a transient error). Measured per
     /// chunk, so that throttling, which only delays reads, never trips it.
     pub chunk_timeout: Duration,
+    /// A wait for bandwidth this long (a pause, a very low cap) ends the response; the rest is
+    /// requested again with a range, because servers drop connections left unread (nginx's
+    /// `send_timeout` is 60 s).
+    pub throttle_reconnect: Duration,
     pub user_agent: String,
 }
 
@@ -36,6 +40,7 @@ impl Default for HttpConfig {
         Self {
             connect_timeout: Duration::from_secs(30),
             chunk_timeout: Duration::from_secs(60),
+            throttle_reconnect: Duration::from_secs(20),
             user_agent: format!("ebb/{}", env!("CARGO_PKG_VERSION")),
         }
     }
@@ -67,6 +72,10 @@ impl HttpClients {
 
     pub(crate) fn chunk_timeout(&self) -> Duration {
         self.config.chunk_timeout
+    }
+
+    pub(crate) fn throttle_reconnect(&self) -> Duration {
+        self.config.throttle_reconnect
     }
 
     fn client(
@@ -538,8 +547,10 @@ async fn fetch_inner(
                 file.bytes_total = content_length(&headers);
                 run.announce(cx);
                 let expected = file.bytes_total;
-                if run.stream(cx, response, file, ckpt, expected).await? {
-                    return Ok(Fetched::Stopped);
+                match run.stream(cx, response, file, ckpt, expected).await? {
+                    Streamed::Stopped => return Ok(Fetched::Stopped),
+                    Streamed::Reconnect => continue,
+                    Streamed::Done => {}
                 }
                 if file.bytes_total.is_none() {
                     file.bytes_total = Some(file.bytes_transferred);
@@ -597,11 +608,13 @@ async fn fetch_inner(
                     file.bytes_total = segments::total(file, remote_size);
                 }
                 run.announce(cx);
-                if run
+                match run
                     .stream(cx, response, file, ckpt, Some(cr.end_exclusive - cr.start))
                     .await?
                 {
-                    return Ok(Fetched::Stopped);
+                    Streamed::Stopped => return Ok(Fetched::Stopped),
+                    Streamed::Reconnect => continue,
+                    Streamed::Done => {}
                 }
                 if whole && seg.end.is_none() && file.bytes_total.is_none() {
                     // `bytes N-M/*`: the server sent the rest of a file of unknown length.
@@ -632,8 +645,16 @@ async fn fetch_inner(
     }
 }
 
+/// How a body ended without error.
+enum Streamed {
+    Done,
+    Stopped,
+    /// Throttled so long that the connection is not worth trusting: request the rest anew.
+    Reconnect,
+}
+
 impl Run {
-    /// Copy a response body into the temporary file. `Ok(true)` if stopped on request.
+    /// Copy a response body into the temporary file.
     async fn stream(
         &mut self,
         cx: &FileCx<'_>,
@@ -641,13 +662,13 @@ impl Run {
         file: &mut JobFile,
         ckpt: &mut Checkpointer,
         expected: Option<u64>,
-    ) -> Result<bool, Failure> {
+    ) -> Result<Streamed, Failure> {
         let url = response.url().clone();
         let mut got = 0u64;
         loop {
             let chunk = tokio::select! {
                 biased;
-                () = cx.stop.cancelled() => return Ok(true),
+                () = cx.stop.cancelled() => return Ok(Streamed::Stopped),
                 c = tokio::time::timeout(cx.clients.chunk_timeout(), response.chunk()) => c,
             };
             let bytes = match chunk {
@@ -678,14 +699,21 @@ impl Run {
             let mut rest = &bytes[..take];
             while !rest.is_empty() {
                 let (piece, tail) = rest.split_at(rest.len().min(cx.throttle.piece()));
+                let asked = tokio::time::Instant::now();
                 tokio::select! {
                     biased;
-                    () = cx.stop.cancelled() => return Ok(true),
+                    () = cx.stop.cancelled() => return Ok(Streamed::Stopped),
                     () = cx.throttle.admit(piece.len()) => {}
                 }
                 self.write(cx, file, ckpt, piece).await?;
                 got += piece.len() as u64;
                 rest = tail;
+                if asked.elapsed() >= cx.clients.throttle_reconnect() {
+                    // The connection sat unread while paused: ask again from here rather than
+                    // wait for the server to drop it and fail.
+                    tracing::debug!(%url, waited = ?asked.elapsed(), "reconnecting after a long throttle");
+                    return Ok(Streamed::Reconnect);
+                }
             }
         }
         if let Some(e) = expected.filter(|&e| got < e) {
@@ -696,7 +724,7 @@ impl Run {
                 format!("({url}: body ended after {got} of {e} bytes)"),
             ));
         }
-        Ok(false)
+        Ok(Streamed::Done)
     }
 }
 
