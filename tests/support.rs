@@ -125,15 +125,15 @@ impl Cli {
         }
     }
 
-    pub fn command(&self, args: &[&str]) -> std::process::Command {
-        let mut c = std::process::Command::new(ebb_bin());
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(ebb_bin());
         c.args(args);
         self.apply_env(&mut c);
         c
     }
 
     /// The environment every `ebb` of this CLI runs with (also for wrappers such as `unshare`).
-    pub fn apply_env(&self, c: &mut std::process::Command) {
+    pub fn apply_env(&self, c: &mut Command) {
         if self.embedded {
             c.env("EBB_EMBEDDED", "1");
         } else {
