@@ -42,6 +42,9 @@ pub const TRICKLE_SHARE: f64 = 0.02;
 /// Growth per tick once the path is quiet: max(GROW_MUL x rate, GROW_ADD x capacity).
 pub const GROW_MUL: f64 = 0.10;
 pub const GROW_ADD: f64 = 0.05;
+/// Growth only while ebb moves at least this share of its limit: a limit far above what ebb
+/// gets would take long to come down when someone needs the link.
+pub const BINDING: f64 = 0.5;
 /// Growth stops at this multiple of the capacity estimate (in payload bytes), so that ebb alone
 /// does not keep a standing queue at the bottleneck.
 pub const CEILING: f64 = 1.02;
@@ -281,7 +284,7 @@ impl Estimator {
             };
         } else if let Some(r) = self.rate {
             // Grow only while the limit is what holds ebb back, up to what others leave.
-            if self.own >= 0.7 * r {
+            if self.own >= BINDING * r {
                 let grown = r + (GROW_MUL * r).max(GROW_ADD * self.capacity);
                 let ceiling = if self.capacity > 0.0 {
                     CEILING * self.capacity / OVERHEAD
