@@ -29,7 +29,7 @@ done
 cargo build --release --quiet --manifest-path "$ROOT/Cargo.toml" --bin ebb
 export EBB=$ROOT/target/release/ebb
 mkdir -p "$OUT"
-bash "$BED" files 300M >/dev/null
+[[ -s $NETBED_DIR/www/big2.bin ]] || bash "$BED" files 300M >/dev/null
 trap 'bash "$BED" down >/dev/null 2>&1 || true' EXIT
 
 scenario() { # TOOL CC -> JSON file

@@ -125,6 +125,10 @@ fn config(args: &EngineArgs, scheduling: bool) -> anyhow::Result<EngineConfig> {
     if let Some(t) = args.connect_timeout {
         c.http.connect_timeout = t;
     }
+    // An embedded engine keeps to the same bandwidth caps and schedules as the daemon would.
+    if let Some(path) = ebb_daemon::config::default_path() {
+        c.bandwidth = ebb_daemon::config::DaemonConfig::load(&path, false)?.bandwidth;
+    }
     Ok(c)
 }
 

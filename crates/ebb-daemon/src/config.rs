@@ -61,6 +61,11 @@ fn duration(key: &str, text: Option<&String>) -> anyhow::Result<Option<std::time
         .transpose()
 }
 
+/// `<config dir>/ebb/ebbd.toml`, e.g. `~/.config/ebb/ebbd.toml`.
+pub fn default_path() -> Option<PathBuf> {
+    dirs::config_dir().map(|d| d.join("ebb").join("ebbd.toml"))
+}
+
 impl DaemonConfig {
     /// Read `path`; a missing file at the default location is the defaults.
     pub fn load(path: &Path, required: bool) -> anyhow::Result<Self> {

@@ -53,10 +53,7 @@ fn logging(foreground: bool, data_dir: &std::path::Path) -> anyhow::Result<()> {
 
 /// Run the daemon until SIGTERM or SIGINT.
 pub async fn run(args: Options) -> anyhow::Result<()> {
-    let config_path = args
-        .config
-        .clone()
-        .or_else(|| dirs::config_dir().map(|d| d.join("ebb").join("ebbd.toml")));
+    let config_path = args.config.clone().or_else(crate::config::default_path);
     let file = match &config_path {
         Some(p) => crate::config::DaemonConfig::load(p, args.config.is_some())?,
         None => crate::config::DaemonConfig::default(),

@@ -25,7 +25,7 @@ pub const GAIN_SELF: f64 = 0.2;
 /// Foreground traffic is measured over this window. ebb counts its bytes when it reads them and
 /// the interface when they arrive; the socket buffer between the two makes per-tick differences
 /// swing both ways, so they are summed over a window before anything is clamped.
-pub const FG_WINDOW: Duration = Duration::from_millis(500);
+pub const FG_WINDOW: Duration = Duration::from_millis(300);
 /// Foreground traffic below max(FG_FLOOR, FG_SHARE x capacity) is noise, not a user.
 pub const FG_FLOOR: f64 = 32.0 * 1024.0;
 pub const FG_SHARE: f64 = 0.03;
@@ -41,7 +41,7 @@ pub const TRICKLE_FLOOR: f64 = 32.0 * 1024.0;
 pub const TRICKLE_SHARE: f64 = 0.02;
 /// Growth per tick once the path is quiet: max(GROW_MUL x rate, GROW_ADD x capacity).
 pub const GROW_MUL: f64 = 0.10;
-pub const GROW_ADD: f64 = 0.05;
+pub const GROW_ADD: f64 = 0.08;
 /// Growth only while ebb moves at least this share of its limit: a limit far above what ebb
 /// gets would take long to come down when someone needs the link.
 pub const BINDING: f64 = 0.5;
