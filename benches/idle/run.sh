@@ -7,8 +7,9 @@
 #   BED=/path/to/bed.sh CCS="cubic" TOOLS="ebb curl" benches/idle/run.sh
 #
 # For each server congestion control: the foreground curl alone (its baseline), then with ebb,
-# aria2c and curl as the background downloader. Prints a markdown table; raw JSON per run goes to
-# $OUT (default target/idle-bench).
+# aria2c and curl as the background downloader. Then how exactly each holds a rate cap (CAPS, in
+# bytes/s): the 10 s average and the worst 100 ms window, as multiples of the cap. Prints markdown
+# tables; raw JSON per run goes to $OUT (default target/idle-bench).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -16,6 +17,7 @@ BED=${BED:-$ROOT/../shared/netbed/bed.sh}
 RATE=${RATE:-50mbit} DELAY=${DELAY:-20ms} QLAT=${QLAT:-100ms}
 CCS=${CCS:-cubic bbr}
 TOOLS=${TOOLS:-ebb aria2c curl}
+CAPS=${CAPS:-500000 2000000}
 OUT=${OUT:-$ROOT/target/idle-bench}
 export NETBED_DIR=${NETBED_DIR:-/tmp/netbed}
 LINK_MBIT=${RATE%mbit}
@@ -57,5 +59,21 @@ print(f"| {cc} | {run['tool']} | {run['bg_alone_mbit']:.1f} ({100*run['bg_alone_
       f"| {fg0:.1f} | {fg:.1f} ({100*fg/fg0:.0f} %) | {run['bg_during_mbit']:.1f} "
       f"| {'never' if rec is None else f'{rec:.1f} s'} |")
 PY
+    done
+done
+
+[[ -n $CAPS ]] || exit 0
+if [[ -z $CCS ]]; then # the cap table alone: a bed with the default congestion control
+    bash "$BED" down >/dev/null 2>&1 || true
+    QLAT=$QLAT bash "$BED" up "$RATE" "$DELAY" >/dev/null
+fi
+echo
+echo "| tool | cap | 10 s average / cap | worst 100 ms window / cap |"
+echo "|---|---|---|---|"
+for tool in $TOOLS; do
+    for cap in $CAPS; do
+        bash "$BED" run python3 "$ROOT/benches/idle/cap.py" "$tool" \
+            http://10.77.1.1:8080/big1.bin "$OUT/cap-$tool" "$cap" |
+            python3 -c "import json, sys; r = json.load(sys.stdin); print('| %s | %s B/s | %.3f | %.2f |' % (r['tool'], r['cap'], r['avg_x'], r['worst_100ms_x']))"
     done
 done
