@@ -674,9 +674,12 @@ impl Throttle {
         }
     }
 
-    /// The server this job talks to now: the target of delay probes.
+    /// The server this job talks to now: the target of delay probes (background jobs only;
+    /// a foreground job's bytes are foreground traffic to the estimator).
     pub(crate) fn note_server(&self, url: &url::Url) {
-        self.bandwidth.note_server(self.job, url);
+        if self.own.class().is_some() {
+            self.bandwidth.note_server(self.job, url);
+        }
     }
 }
 
