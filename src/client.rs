@@ -35,15 +35,28 @@ fn unreachable(socket: &Path, e: &reqwest::Error) -> Error {
     }
 }
 
+/// An HTTP client whose every connection goes to the daemon's socket.
+#[cfg(unix)]
+fn http_client(socket: &Path) -> Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .unix_socket(socket)
+        .build()
+        .map_err(|e| unreachable(socket, &e))
+}
+
+#[cfg(not(unix))]
+fn http_client(_socket: &Path) -> Result<reqwest::Client> {
+    Err(Error::NotSupported(
+        "the ebbd daemon (it serves a Unix socket; on Windows use native BITS)",
+    ))
+}
+
 impl Client {
     /// Connect to the daemon on `socket` and check that it speaks this client's API version.
     pub async fn connect(socket: impl Into<PathBuf>) -> Result<Self> {
         crate::install_crypto_provider();
         let socket = socket.into();
-        let http = reqwest::Client::builder()
-            .unix_socket(socket.clone())
-            .build()
-            .map_err(|e| unreachable(&socket, &e))?;
+        let http = http_client(&socket)?;
         let client = Self { http, socket };
         let version: VersionInfo = client.call(Method::GET, "/version", None::<&()>).await?;
         if version.api != API_VERSION {

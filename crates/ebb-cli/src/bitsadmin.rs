@@ -74,32 +74,13 @@ pub fn list_line(j: &JobInfo) -> String {
 
 /// `M/D/YYYY h:mm:ss AM|PM` in local time, as BITSAdmin prints times.
 fn bits_time(t: Timestamp) -> String {
-    let secs: libc::time_t = t.as_millis().div_euclid(1000);
-    // SAFETY: localtime_r writes only into `tm`, which we own; a zeroed tm is a valid value.
-    #[allow(unsafe_code)]
-    let tm = unsafe {
-        let mut tm: libc::tm = std::mem::zeroed();
-        if libc::localtime_r(&raw const secs, &raw mut tm).is_null() {
-            return "UNKNOWN".to_owned();
+    use chrono::TimeZone;
+    match chrono::Local.timestamp_millis_opt(t.as_millis()) {
+        chrono::LocalResult::Single(local) | chrono::LocalResult::Ambiguous(local, _) => {
+            local.format("%-m/%-d/%Y %-I:%M:%S %p").to_string()
         }
-        tm
-    };
-    let (hour12, half) = match tm.tm_hour {
-        0 => (12, "AM"),
-        h @ 1..=11 => (h, "AM"),
-        12 => (12, "PM"),
-        h => (h - 12, "PM"),
-    };
-    format!(
-        "{}/{}/{} {}:{:02}:{:02} {}",
-        tm.tm_mon + 1,
-        tm.tm_mday,
-        tm.tm_year + 1900,
-        hour12,
-        tm.tm_min,
-        tm.tm_sec,
-        half
-    )
+        chrono::LocalResult::None => "UNKNOWN".to_owned(),
+    }
 }
 
 fn priority_word(p: Priority) -> String {

@@ -2,18 +2,28 @@
 //! this process (`--embedded`).
 
 use std::path::PathBuf;
+#[cfg(not(windows))]
 use std::process::{Command, Stdio};
+#[cfg(not(windows))]
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, anyhow, bail};
-use ebb::{Backend, CheckpointPolicy, Client, Engine, EngineConfig, JobId, JobInfo, JobState};
+use anyhow::anyhow;
+#[cfg(not(windows))]
+use anyhow::{Context, bail};
+#[cfg(not(windows))]
+use ebb::Client;
+use ebb::{Backend, CheckpointPolicy, Engine, EngineConfig, JobId, JobInfo, JobState};
 
 use crate::args::EngineArgs;
 
 /// A backend the CLI talks to.
 pub enum Conn {
     Embedded(Engine),
+    #[cfg(not(windows))]
     Daemon(Client),
+    /// Windows: the system's BITS service.
+    #[cfg(windows)]
+    Native(ebb::Bits),
 }
 
 impl Conn {
@@ -25,18 +35,29 @@ impl Conn {
                 Engine::open(config(args, scheduling)?).await?,
             ));
         }
-        Ok(Self::Daemon(daemon(args).await?))
+        #[cfg(windows)]
+        {
+            Ok(Self::Native(ebb::Bits::connect().await?))
+        }
+        #[cfg(not(windows))]
+        {
+            Ok(Self::Daemon(daemon(args).await?))
+        }
     }
 
     pub fn backend(&self) -> &dyn Backend {
         match self {
             Self::Embedded(e) => e,
+            #[cfg(not(windows))]
             Self::Daemon(c) => c,
+            #[cfg(windows)]
+            Self::Native(b) => b,
         }
     }
 
+    /// Whether a service (ebbd, or BITS on Windows) moves the bytes, not this process.
     pub fn is_daemon(&self) -> bool {
-        matches!(self, Self::Daemon(_))
+        !matches!(self, Self::Embedded(_))
     }
 
     /// Stop an embedded engine (with a final checkpoint); the daemon goes on.
@@ -51,7 +72,10 @@ impl Conn {
 /// engine, so that reading works while another process runs one.
 pub enum Reader {
     Store(PathBuf),
+    #[cfg(not(windows))]
     Daemon(Client),
+    #[cfg(windows)]
+    Native(ebb::Bits),
 }
 
 impl Reader {
@@ -59,14 +83,25 @@ impl Reader {
         if args.embedded {
             return Ok(Self::Store(data_dir(args)?));
         }
-        Ok(Self::Daemon(daemon(args).await?))
+        #[cfg(windows)]
+        {
+            Ok(Self::Native(ebb::Bits::connect().await?))
+        }
+        #[cfg(not(windows))]
+        {
+            Ok(Self::Daemon(daemon(args).await?))
+        }
     }
 
     /// Every job, final ones included.
     pub async fn all_jobs(&self) -> anyhow::Result<Vec<JobInfo>> {
         Ok(match self {
             Self::Store(dir) => ebb::read_jobs(dir)?,
+            #[cfg(not(windows))]
             Self::Daemon(c) => c.all_jobs().await?,
+            // BITS forgets Acknowledged and Cancelled jobs: its list is all there is.
+            #[cfg(windows)]
+            Self::Native(b) => Backend::jobs(b).await?,
         })
     }
 }
@@ -96,6 +131,7 @@ pub fn data_dir(args: &EngineArgs) -> anyhow::Result<PathBuf> {
         .ok_or_else(|| anyhow!("no per-user data directory: set EBB_DATA_DIR"))
 }
 
+#[cfg(not(windows))]
 fn socket(args: &EngineArgs) -> anyhow::Result<PathBuf> {
     args.socket
         .clone()
@@ -133,6 +169,7 @@ fn config(args: &EngineArgs, scheduling: bool) -> anyhow::Result<EngineConfig> {
 }
 
 /// Connect to the daemon, starting one if none answers (unless `--no-autostart`).
+#[cfg(not(windows))]
 async fn daemon(args: &EngineArgs) -> anyhow::Result<Client> {
     let socket = socket(args)?;
     let first = match Client::connect(&socket).await {
@@ -164,6 +201,7 @@ async fn daemon(args: &EngineArgs) -> anyhow::Result<Client> {
 
 /// `ebbd` beside this binary, else this binary as `ebb daemon` (same version either way);
 /// detached from our terminal's process group so that Ctrl-C here does not stop it.
+#[cfg(not(windows))]
 fn start_daemon(args: &EngineArgs, socket: &std::path::Path) -> anyhow::Result<u32> {
     use std::os::unix::process::CommandExt;
     let exe = std::env::current_exe().context("cannot find this program to start the daemon")?;

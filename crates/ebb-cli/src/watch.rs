@@ -6,10 +6,55 @@ use std::time::Duration;
 
 use ebb::{JobId, JobInfo, JobState};
 use indicatif::{ProgressBar, ProgressStyle};
-use tokio::signal::unix::{SignalKind, signal};
 
 use crate::args::EngineArgs;
 use crate::conn::Conn;
+
+/// Ctrl-C and, on Unix, SIGTERM: listened for from creation on (a signal is delivered only to
+/// listeners that exist).
+struct Stop {
+    #[cfg(unix)]
+    int: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    term: tokio::signal::unix::Signal,
+    #[cfg(windows)]
+    int: tokio::signal::windows::CtrlC,
+}
+
+impl Stop {
+    fn listen() -> std::io::Result<Self> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Ok(Self {
+                int: signal(SignalKind::interrupt())?,
+                term: signal(SignalKind::terminate())?,
+            })
+        }
+        #[cfg(windows)]
+        {
+            Ok(Self {
+                int: tokio::signal::windows::ctrl_c()?,
+            })
+        }
+    }
+
+    /// Wait for one; the exit code a shell gives for it (130 Ctrl-C, 143 SIGTERM).
+    async fn recv(&mut self) -> u8 {
+        #[cfg(unix)]
+        {
+            tokio::select! {
+                _ = self.int.recv() => 130,
+                _ = self.term.recv() => 143,
+            }
+        }
+        #[cfg(windows)]
+        {
+            self.int.recv().await;
+            130
+        }
+    }
+}
 
 fn bar() -> ProgressBar {
     if !std::io::stderr().is_terminal() {
@@ -46,9 +91,7 @@ pub async fn until_settled(
     let e = conn.backend();
     let bar = bar();
     let mut events = e.subscribe();
-    // Listen once, before anything else: a signal is delivered only to listeners that exist.
-    let mut int = signal(SignalKind::interrupt())?;
-    let mut term = signal(SignalKind::terminate())?;
+    let mut stop = Stop::listen()?;
     let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
     let mut last_transient = None;
     let info = loop {
@@ -80,8 +123,7 @@ pub async fn until_settled(
         let interrupted = tokio::select! {
             () = ebb::state_changed(&mut events, id) => None,
             () = tokio::time::sleep(tick) => None,
-            _ = int.recv() => Some(130),
-            _ = term.recv() => Some(143),
+            code = stop.recv() => Some(code),
             () = tokio::time::sleep_until(until) => {
                 bar.abandon();
                 conn.close().await;
@@ -131,7 +173,7 @@ pub async fn until_settled(
 /// A table of jobs, redrawn every `refresh` until Ctrl-C.
 pub async fn monitor(args: &EngineArgs, refresh: Duration) -> anyhow::Result<ExitCode> {
     let tty = std::io::stdout().is_terminal();
-    let mut int = signal(SignalKind::interrupt())?;
+    let mut stop = Stop::listen()?;
     let reader = crate::conn::Reader::open(args).await?;
     loop {
         let jobs = reader.all_jobs().await?;
@@ -147,7 +189,7 @@ pub async fn monitor(args: &EngineArgs, refresh: Duration) -> anyhow::Result<Exi
         }
         tokio::select! {
             () = tokio::time::sleep(refresh) => {}
-            _ = int.recv() => return Ok(ExitCode::SUCCESS),
+            _ = stop.recv() => return Ok(ExitCode::SUCCESS),
         }
     }
 }

@@ -30,6 +30,7 @@
 //! hidden temporary files), `scheduler` (who runs now), `engine` (the public handle), and
 //! `events` (what subscribers hear).
 
+pub mod backend;
 pub mod bandwidth;
 pub mod config;
 mod engine;
@@ -50,6 +51,7 @@ pub use config::{CheckpointPolicy, EngineConfig, HttpConfig};
 pub fn install_crypto_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
+pub use backend::Backend;
 pub use engine::{Completion, Engine, read_jobs, resolve, state_changed};
 pub use error::{Error, ErrorCode, ErrorContext, JobError, Result, Status};
 pub use events::Event;

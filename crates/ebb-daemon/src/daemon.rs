@@ -1,10 +1,11 @@
 //! Running the daemon: options, logging, the engine, the socket, and a clean stop.
+// The daemon serves a Unix socket: elsewhere only its options and a clear refusal remain.
+#![cfg_attr(not(unix), allow(unused_imports, dead_code))]
 
 use std::path::PathBuf;
 
 use anyhow::{Context, anyhow};
 use ebb_core::{Engine, EngineConfig};
-use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 
 /// `ebbd`'s options (also those of `ebb daemon`).
@@ -51,8 +52,19 @@ fn logging(foreground: bool, data_dir: &std::path::Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+#[cfg(not(unix))]
+pub async fn run(_args: Options) -> anyhow::Result<()> {
+    anyhow::bail!(
+        "ebbd serves a Unix socket and runs on Unix; on Windows ebb uses the system's BITS \
+         service (or an engine in the app's process)"
+    )
+}
+
 /// Run the daemon until SIGTERM or SIGINT.
+#[cfg(unix)]
 pub async fn run(args: Options) -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+
     let config_path = args.config.clone().or_else(crate::config::default_path);
     let file = match &config_path {
         Some(p) => crate::config::DaemonConfig::load(p, args.config.is_some())?,

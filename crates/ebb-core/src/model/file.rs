@@ -262,6 +262,27 @@ pub struct JobFile {
 }
 
 impl JobFile {
+    /// A file as another backend reports it (native BITS keeps its own temporary files, so
+    /// `temp_path` is empty and there are no validators).
+    pub fn reported(
+        remote_url: String,
+        local_path: PathBuf,
+        bytes_total: Option<u64>,
+        bytes_transferred: u64,
+        completed: bool,
+    ) -> Self {
+        Self {
+            remote_url,
+            local_path,
+            ranges: Vec::new(),
+            temp_path: PathBuf::new(),
+            bytes_total,
+            bytes_transferred,
+            completed,
+            validators: Validators::default(),
+        }
+    }
+
     pub(crate) fn new(job: JobId, index: usize, file: NewFile) -> Self {
         let temp_path = temp_path_for(job, index, &file.local_path);
         Self {

@@ -20,6 +20,16 @@ impl JobId {
         Self(Uuid::new_v4())
     }
 
+    /// The id as one number, fields in the order they are written (as a Windows `GUID`'s
+    /// `from_u128`/`to_u128` read it, so that BITS's job GUIDs and ebb's ids print alike).
+    pub fn as_u128(self) -> u128 {
+        self.0.as_u128()
+    }
+
+    pub fn from_u128(n: u128) -> Self {
+        Self(Uuid::from_u128(n))
+    }
+
     /// The 32 hex digits without hyphens.
     pub fn simple(self) -> String {
         self.0.simple().to_string()

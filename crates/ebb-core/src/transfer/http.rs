@@ -304,7 +304,12 @@ fn os_error(e: &reqwest::Error) -> Option<i32> {
 /// disconnected"; otherwise timeouts, failed connects and broken connections.
 fn transport_code(errno: Option<i32>, timeout: bool, connect: bool) -> ErrorCode {
     #[cfg(unix)]
-    if matches!(errno, Some(libc::ENETUNREACH | libc::ENETDOWN)) {
+    const NETWORK_DOWN: [i32; 2] = [libc::ENETUNREACH, libc::ENETDOWN];
+    #[cfg(windows)]
+    const NETWORK_DOWN: [i32; 2] = [10051, 10050]; // WSAENETUNREACH, WSAENETDOWN
+    #[cfg(not(any(unix, windows)))]
+    const NETWORK_DOWN: [i32; 0] = [];
+    if errno.is_some_and(|e| NETWORK_DOWN.contains(&e)) {
         return ErrorCode::BG_E_NETWORK_DISCONNECTED;
     }
     if timeout {

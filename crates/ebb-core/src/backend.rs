@@ -1,0 +1,103 @@
+//! The one public surface every backend implements: the in-process [`Engine`], the daemon
+//! client (`ebb::Client`) and native BITS on Windows (`ebb-bits`).
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::sync::broadcast;
+
+use crate::bandwidth::{BandwidthChange, BandwidthStatus};
+use crate::{
+    Completion, Engine, Event, JobId, JobInfo, JobState, JobType, NewFile, PropertyChange, Result,
+    ResumeOutcome,
+};
+
+/// A transfer backend: the whole public surface of ebb. Every backend gives the same semantics
+/// (BITS's), the same states and the same error codes.
+#[async_trait]
+pub trait Backend: Send + Sync {
+    /// `CreateJob`: a new job, Suspended, with BITS's defaults.
+    async fn create_job(&self, display_name: &str, job_type: JobType) -> Result<JobId>;
+    /// `AddFile` / `AddFileSet` / `AddFileWithRanges`: all of them or none.
+    async fn add_files(&self, job: JobId, files: Vec<NewFile>) -> Result<()>;
+    /// `Resume`: queue the job.
+    async fn resume(&self, job: JobId) -> Result<ResumeOutcome>;
+    /// `Suspend`: stop it, keeping its progress.
+    async fn suspend(&self, job: JobId) -> Result<()>;
+    /// `Complete`: make the transferred files appear at their final names.
+    async fn complete(&self, job: JobId) -> Result<Completion>;
+    /// `Cancel`: drop the job and its temporary files.
+    async fn cancel(&self, job: JobId) -> Result<()>;
+    /// Any `Set*` call.
+    async fn set_property(&self, job: JobId, change: PropertyChange) -> Result<()>;
+    /// `ReplaceRemotePrefix`; returns how many files changed.
+    async fn replace_remote_prefix(&self, job: JobId, old: &str, new: &str) -> Result<usize>;
+    /// `SetRemoteName` of one file.
+    async fn set_remote_name(&self, job: JobId, file_index: usize, url: &str) -> Result<()>;
+    /// A snapshot of one job, with live progress.
+    async fn job(&self, job: JobId) -> Result<JobInfo>;
+    /// Every job of the caller not yet Acknowledged or Cancelled (as BITS enumerates).
+    async fn jobs(&self) -> Result<Vec<JobInfo>>;
+    /// Find a job by id or unique display name.
+    async fn find(&self, id_or_name: &str) -> Result<JobId>;
+    /// Wait until the job leaves the active states, or `timeout` passes; returns its state.
+    async fn wait(&self, job: JobId, timeout: Option<Duration>) -> Result<JobState>;
+    /// Job and file events from now on.
+    fn subscribe(&self) -> broadcast::Receiver<Event>;
+    /// What limits background transfers now, and why.
+    async fn bandwidth(&self) -> Result<BandwidthStatus>;
+    /// Change bandwidth caps or idle estimation at run time; persisted until reset.
+    async fn set_bandwidth(&self, change: BandwidthChange) -> Result<BandwidthStatus>;
+}
+
+#[async_trait]
+impl Backend for Engine {
+    async fn create_job(&self, display_name: &str, job_type: JobType) -> Result<JobId> {
+        Engine::create_job(self, display_name, job_type).await
+    }
+    async fn add_files(&self, job: JobId, files: Vec<NewFile>) -> Result<()> {
+        Engine::add_files(self, job, files).await
+    }
+    async fn resume(&self, job: JobId) -> Result<ResumeOutcome> {
+        Engine::resume(self, job).await
+    }
+    async fn suspend(&self, job: JobId) -> Result<()> {
+        Engine::suspend(self, job).await
+    }
+    async fn complete(&self, job: JobId) -> Result<Completion> {
+        Engine::complete(self, job).await
+    }
+    async fn cancel(&self, job: JobId) -> Result<()> {
+        Engine::cancel(self, job).await
+    }
+    async fn set_property(&self, job: JobId, change: PropertyChange) -> Result<()> {
+        Engine::set_property(self, job, change).await
+    }
+    async fn replace_remote_prefix(&self, job: JobId, old: &str, new: &str) -> Result<usize> {
+        Engine::replace_remote_prefix(self, job, old, new).await
+    }
+    async fn set_remote_name(&self, job: JobId, file_index: usize, url: &str) -> Result<()> {
+        Engine::set_remote_name(self, job, file_index, url).await
+    }
+    async fn job(&self, job: JobId) -> Result<JobInfo> {
+        Engine::job(self, job).await
+    }
+    async fn jobs(&self) -> Result<Vec<JobInfo>> {
+        Ok(Engine::jobs(self).await)
+    }
+    async fn find(&self, id_or_name: &str) -> Result<JobId> {
+        Engine::find(self, id_or_name).await
+    }
+    async fn wait(&self, job: JobId, timeout: Option<Duration>) -> Result<JobState> {
+        Engine::wait(self, job, timeout).await
+    }
+    fn subscribe(&self) -> broadcast::Receiver<Event> {
+        Engine::subscribe(self)
+    }
+    async fn bandwidth(&self) -> Result<BandwidthStatus> {
+        Ok(Engine::bandwidth(self))
+    }
+    async fn set_bandwidth(&self, change: BandwidthChange) -> Result<BandwidthStatus> {
+        Engine::set_bandwidth(self, change).await
+    }
+}

@@ -1,0 +1,113 @@
+//! The Unix socket: private, owner-only, peers of another uid refused (`SO_PEERCRED`).
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use anyhow::{Context, bail};
+use ebb_core::Engine;
+use ebb_core::protocol::ErrorBody;
+use hyper_util::rt::TokioIo;
+use hyper_util::service::TowerToHyperService;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{UnixListener, UnixStream};
+use tokio_util::sync::CancellationToken;
+
+/// Bind the socket: refuse if a daemon answers there, replace a stale socket file, and make it
+/// readable and writable by its owner only.
+pub fn bind(path: &Path) -> anyhow::Result<UnixListener> {
+    if let Some(dir) = path.parent() {
+        let mut b = std::fs::DirBuilder::new();
+        std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
+        b.recursive(true)
+            .create(dir)
+            .with_context(|| format!("{}: cannot create the socket directory", dir.display()))?;
+    }
+    if path.exists() {
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            bail!("another ebbd already answers on {}", path.display());
+        }
+        std::fs::remove_file(path)
+            .with_context(|| format!("{}: cannot remove the stale socket", path.display()))?;
+    }
+    let listener =
+        UnixListener::bind(path).with_context(|| format!("{}: cannot bind", path.display()))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+        .with_context(|| format!("{}: cannot set mode 0600", path.display()))?;
+    Ok(listener)
+}
+
+fn my_uid() -> u32 {
+    // SAFETY: getuid has no preconditions and cannot fail.
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::getuid()
+    }
+}
+
+/// Serve `engine` on `listener` until `stop` is cancelled.
+pub async fn serve(engine: Engine, listener: UnixListener, stop: CancellationToken) {
+    let router = crate::router(engine);
+    let me = my_uid();
+    loop {
+        let stream = tokio::select! {
+            () = stop.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    continue;
+                }
+            },
+        };
+        match stream.peer_cred() {
+            Ok(cred) if cred.uid() == me => {
+                let service = TowerToHyperService::new(router.clone());
+                let stop = stop.clone();
+                tokio::spawn(async move {
+                    let conn = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service);
+                    tokio::select! {
+                        r = conn => if let Err(e) = r {
+                            tracing::debug!(error = %e, "connection ended with an error");
+                        },
+                        () = stop.cancelled() => {}
+                    }
+                });
+            }
+            Ok(cred) => {
+                tracing::warn!(peer_uid = cred.uid(), "refused a peer of another user");
+                tokio::spawn(refuse(stream, cred.uid(), me));
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot read the peer's credentials; refused"),
+        }
+    }
+}
+
+/// Tell a peer of another user why it is refused, then close. The request is read first (a
+/// little, for a second at most): a reply sent before it would look to the client like a failed
+/// connection rather than a refusal.
+async fn refuse(mut stream: UnixStream, peer: u32, me: u32) {
+    let mut head = Vec::new();
+    let mut buf = [0u8; 1024];
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), async {
+        while head.len() < 16 * 1024 && !head.windows(4).any(|w| w == b"\r\n\r\n") {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => head.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await;
+    let body = serde_json::to_string(&ErrorBody {
+        code: ebb_core::ErrorCode::E_ACCESSDENIED,
+        status: ebb_core::Status::Permanent,
+        message: format!("ebbd of uid {me} serves only its own user, not uid {peer}"),
+    })
+    .unwrap_or_default();
+    let reply = format!(
+        "HTTP/1.1 403 Forbidden\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = stream.write_all(reply.as_bytes()).await;
+    let _ = stream.shutdown().await;
+}
