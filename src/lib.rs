@@ -7,8 +7,9 @@
 //! Background Intelligent Transfer Service, with its states, defaults and error codes.
 //!
 //! Everything an app needs is the [`Backend`] trait. It is implemented by the in-process
-//! [`Engine`] and by [`Client`], which talks to the per-user daemon `ebbd` (native BITS on Windows
-//! follows), so an app switches backend by configuration, not by rewriting.
+//! [`Engine`], by [`Client`], which talks to the per-user daemon `ebbd`, and by [`Bits`], the
+//! system's BITS service on Windows. [`open`] picks one by configuration ([`Choice::Default`]:
+//! native BITS on Windows, the daemon elsewhere), so an app switches backend without rewriting.
 //!
 //! ```
 //! use ebb::{Backend, Engine, EngineConfig, JobState, JobType, NewFile};
@@ -42,5 +43,40 @@ mod client;
 
 pub use client::Client;
 pub use ebb_bits::Bits;
+
+use std::path::PathBuf;
+
+/// Which backend [`open`] gives an app.
+#[derive(Debug, Clone)]
+pub enum Choice {
+    /// The platform's own: native BITS on Windows; elsewhere the per-user daemon (`EBB_SOCKET`,
+    /// else the default socket).
+    Default,
+    /// ebb's portable engine, in this process (on every platform, Windows included).
+    Engine(Box<EngineConfig>),
+    /// The daemon listening on this socket.
+    Daemon(PathBuf),
+    /// The system's BITS service (Windows only; elsewhere an "unavailable" error).
+    Native,
+}
+
+/// Open a backend: the same [`Backend`] calls work on each, so an app switches by configuration.
+pub async fn open(choice: Choice) -> Result<Box<dyn Backend>> {
+    Ok(match choice {
+        Choice::Default if cfg!(windows) => Box::new(Bits::connect().await?),
+        Choice::Default => {
+            let socket = std::env::var_os("EBB_SOCKET")
+                .map(PathBuf::from)
+                .or_else(config::default_socket)
+                .ok_or_else(|| {
+                    Error::InvalidArgument("no per-user runtime directory: set EBB_SOCKET".into())
+                })?;
+            Box::new(Client::connect(socket).await?)
+        }
+        Choice::Engine(config) => Box::new(Engine::open(*config).await?),
+        Choice::Daemon(socket) => Box::new(Client::connect(socket).await?),
+        Choice::Native => Box::new(Bits::connect().await?),
+    })
+}
 pub use ebb_core::bandwidth::{BandwidthChange, BandwidthStatus, Limit};
 pub use ebb_core::*;

@@ -481,3 +481,24 @@ async fn a_symlink_planted_at_the_temporary_name_is_not_followed() {
     );
     e.shutdown().await;
 }
+
+#[tokio::test]
+async fn open_picks_a_backend_by_configuration() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = ebb::open(ebb::Choice::Engine(Box::new(support::config(dir.path()))))
+        .await
+        .unwrap();
+    let id = b.create_job("chosen", JobType::Download).await.unwrap();
+    assert_eq!(b.job(id).await.unwrap().state, JobState::Suspended);
+    // Native BITS exists only on Windows: elsewhere a plain "unavailable".
+    let e = ebb::open(ebb::Choice::Native).await.err().unwrap();
+    assert_eq!(e.code(), ErrorCode::E_NOTIMPL);
+    assert!(e.to_string().contains("only on Windows"), "{e}");
+    // A daemon socket with no daemon: an error that names the socket.
+    let sock = dir.path().join("none.sock");
+    let e = ebb::open(ebb::Choice::Daemon(sock.clone()))
+        .await
+        .err()
+        .unwrap();
+    assert!(e.to_string().contains(&sock.display().to_string()), "{e}");
+}

@@ -65,6 +65,22 @@ fn err(e: &windows::core::Error) -> Error {
     }
 }
 
+/// A failed call, named: `IBackgroundCopyJob::GetTimes: ...`.
+fn failed(call: &str, e: &windows::core::Error) -> Error {
+    match err(e) {
+        Error::Remote {
+            code,
+            status,
+            message,
+        } => Error::Remote {
+            code,
+            status,
+            message: format!("{call}: {message}"),
+        },
+        other => other,
+    }
+}
+
 /// Read a BITS-allocated string and free it.
 fn take(p: PWSTR) -> String {
     if p.is_null() {
@@ -147,7 +163,9 @@ fn credential_target(t: CredentialTarget) -> BG_AUTH_TARGET {
     }
 }
 
-/// Tracks getters that answered `E_NOTIMPL`, and gives their default instead.
+/// Tracks the optional getters that failed while a job was read, and gives their default
+/// instead. Wine's BITS answers `E_NOTIMPL` for several, and `ERROR_NOACCESS` (0x800703E6) for
+/// `GetDescription` of a job without one; Windows answers them all.
 struct Reader {
     gaps: Gaps,
 }
@@ -156,11 +174,12 @@ impl Reader {
     fn get<T>(&mut self, call: &'static str, r: windows::core::Result<T>, or: T) -> Result<T> {
         match r {
             Ok(v) => Ok(v),
-            Err(e) if e.code() == E_NOTIMPL => {
+            Err(e) if e.code() == E_NOTIMPL || e.code().0 as u32 == 0x8007_03E6 => {
+                tracing::debug!(call, code = %format!("0x{:08x}", e.code().0), "BITS getter failed; default used");
                 self.gaps.push(call);
                 Ok(or)
             }
-            Err(e) => Err(err(&e)),
+            Err(e) => Err(failed(call, &e)),
         }
     }
 }
@@ -196,6 +215,15 @@ impl Ctx {
 
     /// Route the job's notifications to our callback object.
     fn watch(&self, job: &IBackgroundCopyJob) {
+        // Set the job's notify flags to what they are before naming the interface: Wine's
+        // service crashed on the first callback of a job whose flags were never set (a read of
+        // 0xFFFF...); on Windows this changes nothing.
+        // SAFETY: COM calls on a live job.
+        unsafe {
+            if let Ok(flags) = job.GetNotifyFlags() {
+                let _ = job.SetNotifyFlags(flags);
+            }
+        }
         // SAFETY: the callback is a live COM object we own.
         if let Err(e) = unsafe { job.SetNotifyInterface(&self.callback) } {
             tracing::debug!(error = %e, "BITS refused the notify interface");
@@ -262,12 +290,13 @@ impl Ctx {
     fn files(&self, job: &IBackgroundCopyJob) -> Result<Vec<JobFile>> {
         // SAFETY: plain COM calls on live interfaces; out-parameters are locals.
         unsafe {
-            let list = job.EnumFiles().map_err(|e| err(&e))?;
+            let list = job.EnumFiles().map_err(|e| failed("EnumFiles", &e))?;
             let mut out = Vec::new();
             loop {
                 let mut slot = [None];
                 let mut got = 0u32;
-                list.Next(&mut slot, &raw mut got).map_err(|e| err(&e))?;
+                list.Next(&mut slot, &raw mut got)
+                    .map_err(|e| failed("IEnumBackgroundCopyFiles::Next", &e))?;
                 let Some(file) = slot[0].take().filter(|_| got == 1) else {
                     break;
                 };
@@ -281,10 +310,11 @@ impl Ctx {
         let mut r = Reader { gaps: Vec::new() };
         // SAFETY: COM calls on a live job; every out-parameter is a local that outlives its call.
         unsafe {
-            let id = job_id(job.GetId().map_err(|e| err(&e))?);
-            let state = state(job.GetState().map_err(|e| err(&e))?.0);
+            let id = job_id(job.GetId().map_err(|e| failed("GetId", &e))?);
+            let state = state(job.GetState().map_err(|e| failed("GetState", &e))?.0);
             let mut progress = BG_JOB_PROGRESS::default();
-            job.GetProgress(&raw mut progress).map_err(|e| err(&e))?;
+            job.GetProgress(&raw mut progress)
+                .map_err(|e| failed("GetProgress", &e))?;
             let mut times = BG_JOB_TIMES::default();
             let _ = r.get("GetTimes", job.GetTimes(&raw mut times), ())?;
             let display_name =
@@ -398,12 +428,16 @@ impl Ctx {
         let flags = if all_users { BG_JOB_ENUM_ALL_USERS } else { 0 };
         // SAFETY: COM calls on live interfaces; out-parameters are locals.
         unsafe {
-            let list = self.manager.EnumJobs(flags).map_err(|e| err(&e))?;
+            let list = self
+                .manager
+                .EnumJobs(flags)
+                .map_err(|e| failed("EnumJobs", &e))?;
             let mut out = Vec::new();
             loop {
                 let mut slot = [None];
                 let mut got = 0u32;
-                list.Next(&mut slot, &raw mut got).map_err(|e| err(&e))?;
+                list.Next(&mut slot, &raw mut got)
+                    .map_err(|e| failed("IEnumBackgroundCopyJobs::Next", &e))?;
                 let Some(job) = slot[0].take().filter(|_| got == 1) else {
                     break;
                 };
@@ -576,10 +610,17 @@ fn proxy(usage: BG_JOB_PROXY_USAGE, list: &str, bypass: &str) -> ProxySettings {
 unsafe fn file_info(file: &IBackgroundCopyFile) -> Result<JobFile> {
     // SAFETY: see the function's contract; out-parameters are locals.
     unsafe {
-        let remote = take(file.GetRemoteName().map_err(|e| err(&e))?);
-        let local = take(file.GetLocalName().map_err(|e| err(&e))?);
+        let remote = take(
+            file.GetRemoteName()
+                .map_err(|e| failed("GetRemoteName", &e))?,
+        );
+        let local = take(
+            file.GetLocalName()
+                .map_err(|e| failed("GetLocalName", &e))?,
+        );
         let mut p = BG_FILE_PROGRESS::default();
-        file.GetProgress(&raw mut p).map_err(|e| err(&e))?;
+        file.GetProgress(&raw mut p)
+            .map_err(|e| failed("IBackgroundCopyFile::GetProgress", &e))?;
         Ok(JobFile::reported(
             remote,
             PathBuf::from(local),
@@ -633,16 +674,41 @@ unsafe fn error_info(
     }
 }
 
-/// The object BITS calls back; it forwards to the backend's event channel.
+/// The object BITS calls back. It must not call into BITS from inside a callback (Wine's
+/// service crashed when it did), so each notice is handed, with its interface, to the COM
+/// thread, which reads the job and sends the event.
 #[implement(IBackgroundCopyCallback2)]
 struct Callback {
+    tasks: mpsc::Sender<Task>,
     events: broadcast::Sender<Event>,
 }
 
+/// An interface moved from BITS's callback thread to our COM thread.
+struct Moved<T>(T);
+// SAFETY: both threads are in the multithreaded apartment, where a proxy may be used from any
+// thread; the value is used on one thread at a time.
+unsafe impl<T> Send for Moved<T> {}
+
+fn id_and_state(job: &IBackgroundCopyJob) -> Option<(JobId, JobState)> {
+    // SAFETY: COM calls on a live job, made on the COM thread.
+    unsafe { Some((job_id(job.GetId().ok()?), state(job.GetState().ok()?.0))) }
+}
+
 impl Callback {
-    fn id_and_state(job: &IBackgroundCopyJob) -> Option<(JobId, JobState)> {
-        // SAFETY: BITS passes a live job for the duration of the call.
-        unsafe { Some((job_id(job.GetId().ok()?), state(job.GetState().ok()?.0))) }
+    fn later(
+        &self,
+        job: &windows::core::Ref<IBackgroundCopyJob>,
+        f: impl FnOnce(&IBackgroundCopyJob, &broadcast::Sender<Event>) + Send + 'static,
+    ) {
+        let Some(job) = job.as_ref().cloned() else {
+            return;
+        };
+        let job = Moved(job);
+        let events = self.events.clone();
+        let _ = self.tasks.send(Box::new(move |_ctx: &Ctx| {
+            let job = job;
+            f(&job.0, &events);
+        }));
     }
 }
 
@@ -651,9 +717,11 @@ impl IBackgroundCopyCallback_Impl for Callback_Impl {
         &self,
         job: windows::core::Ref<IBackgroundCopyJob>,
     ) -> windows::core::Result<()> {
-        if let Some((job_id, _)) = job.as_ref().and_then(Callback::id_and_state) {
-            let _ = self.events.send(Event::JobTransferred { job_id });
-        }
+        self.later(&job, |job, events| {
+            if let Some((job_id, _)) = id_and_state(job) {
+                let _ = events.send(Event::JobTransferred { job_id });
+            }
+        });
         Ok(())
     }
 
@@ -662,26 +730,31 @@ impl IBackgroundCopyCallback_Impl for Callback_Impl {
         job: windows::core::Ref<IBackgroundCopyJob>,
         error: windows::core::Ref<IBackgroundCopyError>,
     ) -> windows::core::Result<()> {
-        let Some((job_id, state)) = job.as_ref().and_then(Callback::id_and_state) else {
-            return Ok(());
-        };
-        let mut r = Reader { gaps: Vec::new() };
-        // SAFETY: BITS passes a live error object for the duration of the call.
-        let info = error
-            .as_ref()
-            .and_then(|e| unsafe { error_info(e, &[], &mut r) }.ok());
-        if let Some(info) = info {
-            let _ = self.events.send(Event::JobError {
-                job_id,
-                state,
-                error: JobError {
-                    context: info.context,
-                    code: info.code,
-                    description: info.description,
-                    file_index: None,
-                },
-            });
-        }
+        let error = Moved(error.as_ref().cloned());
+        self.later(&job, move |job, events| {
+            let error = error;
+            let Some((job_id, state)) = id_and_state(job) else {
+                return;
+            };
+            let mut r = Reader { gaps: Vec::new() };
+            // SAFETY: a live error object, used on the COM thread.
+            let info = error
+                .0
+                .as_ref()
+                .and_then(|e| unsafe { error_info(e, &[], &mut r) }.ok());
+            if let Some(info) = info {
+                let _ = events.send(Event::JobError {
+                    job_id,
+                    state,
+                    error: JobError {
+                        context: info.context,
+                        code: info.code,
+                        description: info.description,
+                        file_index: None,
+                    },
+                });
+            }
+        });
         Ok(())
     }
 
@@ -690,9 +763,11 @@ impl IBackgroundCopyCallback_Impl for Callback_Impl {
         job: windows::core::Ref<IBackgroundCopyJob>,
         _reserved: u32,
     ) -> windows::core::Result<()> {
-        if let Some((job_id, state)) = job.as_ref().and_then(Callback::id_and_state) {
-            let _ = self.events.send(Event::JobModified { job_id, state });
-        }
+        self.later(&job, |job, events| {
+            if let Some((job_id, state)) = id_and_state(job) {
+                let _ = events.send(Event::JobModified { job_id, state });
+            }
+        });
         Ok(())
     }
 }
@@ -703,36 +778,37 @@ impl IBackgroundCopyCallback2_Impl for Callback_Impl {
         job: windows::core::Ref<IBackgroundCopyJob>,
         file: windows::core::Ref<IBackgroundCopyFile>,
     ) -> windows::core::Result<()> {
-        let Some((job_id, _)) = job.as_ref().and_then(Callback::id_and_state) else {
-            return Ok(());
-        };
-        // The model names files by index: find this one among the job's.
-        let index = (|| {
-            let job = job.as_ref()?;
-            let file = file.as_ref()?;
-            // SAFETY: BITS passes live objects for the duration of the call.
-            unsafe {
-                let want = file_info(file).ok()?;
-                let list = job.EnumFiles().ok()?;
-                let mut i = 0;
-                loop {
-                    let mut slot = [None];
-                    let mut got = 0u32;
-                    list.Next(&mut slot, &raw mut got).ok()?;
-                    let f = slot[0].take().filter(|_| got == 1)?;
-                    let f = file_info(&f).ok()?;
-                    if f.remote_url == want.remote_url && f.local_path == want.local_path {
-                        return Some(i);
-                    }
-                    i += 1;
-                }
+        let file = Moved(file.as_ref().cloned());
+        self.later(&job, move |job, events| {
+            let file = file;
+            let Some((job_id, _)) = id_and_state(job) else {
+                return;
+            };
+            // The model names files by index: find this one among the job's.
+            // SAFETY: live objects, used on the COM thread.
+            let index = unsafe {
+                file.0
+                    .as_ref()
+                    .and_then(|f| file_info(f).ok())
+                    .and_then(|want| {
+                        let list = job.EnumFiles().ok()?;
+                        let mut i = 0;
+                        loop {
+                            let mut slot = [None];
+                            let mut got = 0u32;
+                            list.Next(&mut slot, &raw mut got).ok()?;
+                            let f = file_info(&slot[0].take().filter(|_| got == 1)?).ok()?;
+                            if f.remote_url == want.remote_url && f.local_path == want.local_path {
+                                return Some(i);
+                            }
+                            i += 1;
+                        }
+                    })
+            };
+            if let Some(file_index) = index {
+                let _ = events.send(Event::FileTransferred { job_id, file_index });
             }
-        })();
-        if let Some(file_index) = index {
-            let _ = self
-                .events
-                .send(Event::FileTransferred { job_id, file_index });
-        }
+        });
         Ok(())
     }
 }
@@ -744,6 +820,7 @@ impl Com {
         let (events, _) = broadcast::channel(4096);
         let (ready_tx, ready_rx) = oneshot::channel();
         let sender = events.clone();
+        let tasks = tx.clone();
         std::thread::Builder::new()
             .name("ebb-bits-com".into())
             .spawn(move || {
@@ -763,7 +840,11 @@ impl Com {
                         return;
                     }
                 };
-                let callback: IBackgroundCopyCallback2 = Callback { events: sender }.into();
+                let callback: IBackgroundCopyCallback2 = Callback {
+                    tasks,
+                    events: sender,
+                }
+                .into();
                 let ctx = Ctx { manager, callback };
                 let _ = ready_tx.send(Ok(()));
                 while let Ok(task) = rx.recv() {
@@ -830,9 +911,18 @@ impl Com {
     }
 
     pub(crate) async fn cancel(&self, id: JobId) -> Result<()> {
-        // SAFETY: a COM call on a live job.
-        self.call(move |c| unsafe { c.job(id)?.Cancel() }.map_err(|e| err(&e)))
-            .await
+        self.call(move |c| {
+            let job = c.job(id)?;
+            // Unhook our callback first: Wine's service crashed later when a job cancelled in
+            // mid-transfer still had it. On Windows a cancelled job calls nobody anyway.
+            // SAFETY: COM calls on a live job.
+            unsafe {
+                let _ = job.SetNotifyInterface(None::<&windows::core::IUnknown>);
+                job.Cancel()
+            }
+            .map_err(|e| err(&e))
+        })
+        .await
     }
 
     pub(crate) async fn complete(&self, id: JobId) -> Result<Completion> {

@@ -30,8 +30,9 @@ pub struct Bits {
     never: std::convert::Infallible,
 }
 
-/// Calls a job answered with `E_NOTIMPL` while being read, so that its [`JobInfo`] holds
-/// defaults for them (Wine's BITS lacks several getters; Windows has them all).
+/// Getters that failed (`E_NOTIMPL`, or Wine's `ERROR_NOACCESS` for an empty description) while
+/// a job was read, so that its [`JobInfo`] holds defaults for them. Wine's BITS lacks several;
+/// Windows has them all.
 pub type Gaps = Vec<&'static str>;
 
 // Off Windows these bodies cannot await: a `Bits` never exists there.
