@@ -230,30 +230,23 @@ impl Ctx {
         }
     }
 
+    /// `AddFile` for one file, `AddFileSet` (all or none) for several; files with ranges go one
+    /// by one through `AddFileWithRanges`, in the order given.
     fn add(&self, id: JobId, files: &[NewFile]) -> Result<()> {
         let job = self.job(id)?;
         self.watch(&job);
-        let (ranged, whole): (Vec<&NewFile>, Vec<&NewFile>) =
-            files.iter().partition(|f| !f.ranges.is_empty());
-        if whole.len() == 1 && ranged.is_empty() {
-            let f = whole[0];
-            let (remote, local) = (
+        let names = |f: &NewFile| {
+            (
                 HSTRING::from(&f.remote_url),
                 HSTRING::from(f.local_path.as_os_str()),
-            );
-            // SAFETY: both strings outlive the call.
-            return unsafe { job.AddFile(&remote, &local) }.map_err(|e| err(&e));
-        }
-        if !whole.is_empty() {
-            let strings: Vec<(HSTRING, HSTRING)> = whole
-                .iter()
-                .map(|f| {
-                    (
-                        HSTRING::from(&f.remote_url),
-                        HSTRING::from(f.local_path.as_os_str()),
-                    )
-                })
-                .collect();
+            )
+        };
+        if files.iter().all(|f| f.ranges.is_empty()) {
+            let strings: Vec<(HSTRING, HSTRING)> = files.iter().map(names).collect();
+            if let [(remote, local)] = strings.as_slice() {
+                // SAFETY: both strings outlive the call.
+                return unsafe { job.AddFile(remote, local) }.map_err(|e| err(&e));
+            }
             let set: Vec<BG_FILE_INFO> = strings
                 .iter()
                 .map(|(r, l)| BG_FILE_INFO {
@@ -263,26 +256,26 @@ impl Ctx {
                 .collect();
             // SAFETY: the strings the set points into live in `strings` until after the call;
             // BITS only reads them.
-            unsafe { job.AddFileSet(&set) }.map_err(|e| err(&e))?;
+            return unsafe { job.AddFileSet(&set) }.map_err(|e| err(&e));
         }
-        if !ranged.is_empty() {
-            let job3: IBackgroundCopyJob3 = job.cast().map_err(|e| err(&e))?;
-            for f in ranged {
-                let ranges: Vec<BG_FILE_RANGE> = f
-                    .ranges
-                    .iter()
-                    .map(|r| BG_FILE_RANGE {
-                        InitialOffset: r.offset,
-                        Length: r.length.unwrap_or(u64::MAX), // BG_LENGTH_TO_EOF
-                    })
-                    .collect();
-                let (remote, local) = (
-                    HSTRING::from(&f.remote_url),
-                    HSTRING::from(f.local_path.as_os_str()),
-                );
-                // SAFETY: strings and ranges outlive the call.
-                unsafe { job3.AddFileWithRanges(&remote, &local, &ranges) }.map_err(|e| err(&e))?;
-            }
+        let job3: IBackgroundCopyJob3 = job.cast().map_err(|e| err(&e))?;
+        for f in files {
+            let (remote, local) = names(f);
+            let ranges: Vec<BG_FILE_RANGE> = f
+                .ranges
+                .iter()
+                .map(|r| BG_FILE_RANGE {
+                    InitialOffset: r.offset,
+                    Length: r.length.unwrap_or(u64::MAX), // BG_LENGTH_TO_EOF
+                })
+                .collect();
+            // SAFETY: strings and ranges outlive the calls.
+            let added = if ranges.is_empty() {
+                unsafe { job.AddFile(&remote, &local) }
+            } else {
+                unsafe { job3.AddFileWithRanges(&remote, &local, &ranges) }
+            };
+            added.map_err(|e| err(&e))?;
         }
         Ok(())
     }

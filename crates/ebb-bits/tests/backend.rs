@@ -240,6 +240,19 @@ async fn priority_and_headers_reach_the_server(
     println!("priority High accepted; header X-Ebb-Test seen by the server");
 }
 
+/// The suite's tests that take only a backend, a server and a directory: `$m!(a, b, ...)`.
+macro_rules! every_suite_test {
+    ($m:ident) => {
+        $m!(
+            create_add_resume_complete,
+            enumerate_jobs_and_files,
+            http_404_is_a_remote_file_error,
+            complete_after_an_error_is_partial,
+            cancel_mid_transfer_leaves_no_file
+        );
+    };
+}
+
 #[cfg(not(windows))]
 mod engine {
     use super::*;
@@ -264,13 +277,7 @@ mod engine {
         )*};
     }
 
-    suite!(
-        create_add_resume_complete,
-        enumerate_jobs_and_files,
-        http_404_is_a_remote_file_error,
-        complete_after_an_error_is_partial,
-        cancel_mid_transfer_leaves_no_file
-    );
+    every_suite_test!(suite);
 
     #[tokio::test]
     async fn priority_and_headers_reach_the_server() {
@@ -310,13 +317,7 @@ mod bits {
         )*};
     }
 
-    suite!(
-        create_add_resume_complete,
-        enumerate_jobs_and_files,
-        http_404_is_a_remote_file_error,
-        complete_after_an_error_is_partial,
-        cancel_mid_transfer_leaves_no_file
-    );
+    every_suite_test!(suite);
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn priority_and_headers_reach_the_server() {
