@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The Windows check: cross-build the whole workspace for x86_64-pc-windows-gnu, then run the
-# native-BITS backend's tests (crates/ebb-bits/tests) under Wine, against Wine's own BITS
-# service and a loopback HTTP server in the test process.
+# backend suite (crates/ebb-bits/tests) under Wine against both backends: native BITS (Wine's own
+# BITS service) and ebb's portable engine, with a loopback HTTP server in the test process.
 #
 #   ./scripts/windows-check.sh            # installs what it needs (Debian, as root) on first use
 #
@@ -48,7 +48,7 @@ x86_64-w64-mingw32-gcc -O2 -shared -o "$WINEPREFIX/drive_c/windows/system32/bcry
 
 # Only our wineserver: stopped by its own command for this prefix when we are done.
 trap 'wineserver -k >/dev/null 2>&1 || true' EXIT
-echo "windows-check: running ebb-bits' tests under Wine (BITS = Wine's qmgr)"
+echo "windows-check: running the backend suite under Wine (native BITS = Wine's qmgr; ebb's engine)"
 status=0
 # A Cancel in mid-transfer can crash Wine's service shortly after (a read of 0xFFFF... in
 # qmgr.dll, seen here), taking later tests with it: that test runs last, on a fresh wineserver.

@@ -1,5 +1,6 @@
-//! One suite of trait-level tests, run against every backend this platform has: ebb's engine
-//! everywhere, native BITS on Windows (here: under Wine, see `scripts/windows-check.sh`).
+//! One suite of trait-level tests, run against every backend this platform has: ebb's portable
+//! engine everywhere (Windows included), native BITS on Windows (here: under Wine, see
+//! `scripts/windows-check.sh`).
 //!
 //! Where Wine's BITS lacks a call (`E_NOTIMPL`), a test prints `WINE GAP: <call>` and asserts
 //! what it can, so that a Wine that implements the call is noticed: the gap line disappears and
@@ -253,7 +254,6 @@ macro_rules! every_suite_test {
     };
 }
 
-#[cfg(not(windows))]
 mod engine {
     use super::*;
 

@@ -70,9 +70,7 @@ fn remove_temp(f: &JobFile) -> bool {
 /// Make renames durable before the store records Acknowledged.
 fn sync_dirs(dirs: BTreeSet<PathBuf>) -> Result<()> {
     for dir in dirs {
-        std::fs::File::open(&dir)
-            .and_then(|d| d.sync_all())
-            .map_err(|e| Error::io(&dir, e))?;
+        crate::transfer::sync_directory(&dir).map_err(|e| Error::io(&dir, e))?;
     }
     Ok(())
 }

@@ -182,9 +182,16 @@ fn make_durable(
 }
 
 pub(crate) fn sync_dir(dir: &Path) -> Result<(), Failure> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| Failure::local_io(dir, &e))
+    sync_directory(dir).map_err(|e| Failure::local_io(dir, &e))
+}
+
+/// Make a directory's entries (creations, renames) durable. On Windows a directory cannot be
+/// opened for flushing (it takes backup privileges) and NTFS journals its metadata: nothing to do.
+pub(crate) fn sync_directory(dir: &Path) -> std::io::Result<()> {
+    if cfg!(windows) {
+        return Ok(());
+    }
+    File::open(dir).and_then(|d| d.sync_all())
 }
 
 #[cfg(target_os = "linux")]
@@ -212,7 +219,10 @@ fn sync_finished(paths: &[PathBuf]) -> Result<(), Failure> {
 #[cfg(not(target_os = "linux"))]
 fn sync_finished(paths: &[PathBuf]) -> Result<(), Failure> {
     for path in paths {
-        File::open(path)
+        // Opened for writing: Windows flushes only handles that may write.
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(path)
             .and_then(|f| f.sync_data())
             .map_err(|e| Failure::local_io(path, &e))?;
     }
