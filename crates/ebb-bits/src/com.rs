@@ -53,8 +53,11 @@ pub(crate) struct Com {
 /// A COM error as the model's error: its HRESULT is the code (BITS's codes are the model's).
 fn err(e: &windows::core::Error) -> Error {
     let code = ErrorCode(e.code().0 as u32);
-    let status = if matches!(e.code().0 as u32, 0x8007_06BA | 0x8007_06BF | 0x8001_0108) {
-        Status::Transient // RPC server unavailable, call failed, object disconnected
+    let status = if matches!(
+        e.code().0 as u32,
+        0x8007_06BA | 0x8007_06BE | 0x8007_06BF | 0x8001_0108
+    ) {
+        Status::Transient // RPC server unavailable, call failed (twice), object disconnected
     } else {
         Status::Permanent
     };
