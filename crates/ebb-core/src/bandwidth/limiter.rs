@@ -88,6 +88,10 @@ impl Bucket {
     }
 
     pub(crate) fn rate(&self) -> Limit {
+        // The download loop asks per chunk: unlimited answers without the lock.
+        if self.unlimited.load(Ordering::Acquire) {
+            return Limit::Unlimited;
+        }
         self.counters().rate
     }
 
