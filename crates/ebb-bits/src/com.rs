@@ -284,22 +284,8 @@ impl Ctx {
     }
 
     fn files(&self, job: &IBackgroundCopyJob) -> Result<Vec<JobFile>> {
-        // SAFETY: plain COM calls on live interfaces; out-parameters are locals.
-        unsafe {
-            let list = job.EnumFiles().map_err(|e| failed("EnumFiles", &e))?;
-            let mut out = Vec::new();
-            loop {
-                let mut slot = [None];
-                let mut got = 0u32;
-                list.Next(&mut slot, &raw mut got)
-                    .map_err(|e| failed("IEnumBackgroundCopyFiles::Next", &e))?;
-                let Some(file) = slot[0].take().filter(|_| got == 1) else {
-                    break;
-                };
-                out.push(file_info(&file)?);
-            }
-            Ok(out)
-        }
+        // SAFETY: a live job.
+        unsafe { job_files(job)?.iter().map(|f| file_info(f)).collect() }
     }
 
     fn info(&self, job: &IBackgroundCopyJob) -> Result<(JobInfo, Gaps)> {
@@ -570,16 +556,9 @@ impl Ctx {
         let job = self.job(id)?;
         // SAFETY: COM calls on live interfaces; the URL outlives the call.
         unsafe {
-            let list = job.EnumFiles().map_err(|e| err(&e))?;
-            if index > 0 {
-                list.Skip(index as u32).map_err(|e| err(&e))?;
-            }
-            let mut slot = [None];
-            let mut got = 0u32;
-            list.Next(&mut slot, &raw mut got).map_err(|e| err(&e))?;
-            let file = slot[0]
-                .take()
-                .filter(|_| got == 1)
+            let file = job_files(&job)?
+                .into_iter()
+                .nth(index)
                 .ok_or_else(|| Error::InvalidArgument(format!("job {id} has no file {index}")))?;
             let file2: IBackgroundCopyFile2 = file.cast().map_err(|e| err(&e))?;
             file2
@@ -600,6 +579,33 @@ fn proxy(usage: BG_JOB_PROXY_USAGE, list: &str, bypass: &str) -> ProxySettings {
         },
         _ => ProxySettings::Preconfig,
     }
+}
+
+/// A job's files, in BITS's order.
+/// SAFETY (callers): `job` is a live interface.
+unsafe fn job_files(job: &IBackgroundCopyJob) -> Result<Vec<IBackgroundCopyFile>> {
+    // SAFETY: see the function's contract; out-parameters are locals.
+    unsafe {
+        let list = job.EnumFiles().map_err(|e| failed("EnumFiles", &e))?;
+        let mut out = Vec::new();
+        loop {
+            let mut slot = [None];
+            let mut got = 0u32;
+            list.Next(&mut slot, &raw mut got)
+                .map_err(|e| failed("IEnumBackgroundCopyFiles::Next", &e))?;
+            match slot[0].take().filter(|_| got == 1) {
+                Some(file) => out.push(file),
+                None => return Ok(out),
+            }
+        }
+    }
+}
+
+/// The model's index of `f` among `files` (BITS names files by remote and local name).
+fn index_of(files: &[JobFile], f: &JobFile) -> Option<usize> {
+    files
+        .iter()
+        .position(|x| x.remote_url == f.remote_url && x.local_path == f.local_path)
 }
 
 /// SAFETY (callers): `file` is a live interface.
@@ -650,14 +656,11 @@ unsafe fn error_info(
         let file = match e.GetFile() {
             Ok(f) => {
                 let f = file_info(&f)?;
-                files
-                    .iter()
-                    .position(|x| x.remote_url == f.remote_url && x.local_path == f.local_path)
-                    .map(|index| ErrorFile {
-                        index,
-                        remote_url: f.remote_url,
-                        local_path: f.local_path,
-                    })
+                index_of(files, &f).map(|index| ErrorFile {
+                    index,
+                    remote_url: f.remote_url,
+                    local_path: f.local_path,
+                })
             }
             Err(_) => None,
         };
@@ -783,23 +786,11 @@ impl IBackgroundCopyCallback2_Impl for Callback_Impl {
             // The model names files by index: find this one among the job's.
             // SAFETY: live objects, used on the COM thread.
             let index = unsafe {
-                file.0
-                    .as_ref()
-                    .and_then(|f| file_info(f).ok())
-                    .and_then(|want| {
-                        let list = job.EnumFiles().ok()?;
-                        let mut i = 0;
-                        loop {
-                            let mut slot = [None];
-                            let mut got = 0u32;
-                            list.Next(&mut slot, &raw mut got).ok()?;
-                            let f = file_info(&slot[0].take().filter(|_| got == 1)?).ok()?;
-                            if f.remote_url == want.remote_url && f.local_path == want.local_path {
-                                return Some(i);
-                            }
-                            i += 1;
-                        }
-                    })
+                let want = file.0.as_ref().and_then(|f| file_info(f).ok());
+                let all = job_files(job)
+                    .and_then(|fs| fs.iter().map(|f| file_info(f)).collect::<Result<Vec<_>>>());
+                want.zip(all.ok())
+                    .and_then(|(want, all)| index_of(&all, &want))
             };
             if let Some(file_index) = index {
                 let _ = events.send(Event::FileTransferred { job_id, file_index });

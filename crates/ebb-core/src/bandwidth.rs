@@ -284,7 +284,7 @@ impl Bandwidth {
             config,
             wake,
         });
-        this.recompute(None);
+        this.recompute(&this.effective_config(), None);
         Ok(this)
     }
 
@@ -327,13 +327,16 @@ impl Bandwidth {
             let s = lock(&self.status);
             s.idle.active.then_some(s.idle.rate)
         };
-        self.recompute(idle.and_then(Limit::bytes_per_sec).map(|r| r as f64));
+        self.recompute(
+            &self.effective_config(),
+            idle.and_then(Limit::bytes_per_sec).map(|r| r as f64),
+        );
         Ok(self.status())
     }
 
-    /// Whether jobs of priority `p` are blocked by policy now.
-    pub(crate) fn blocks(&self, p: Priority) -> bool {
-        lock(&self.status).blocked.contains(&p)
+    /// The background priorities a policy window blocks now.
+    pub(crate) fn blocked(&self) -> Vec<Priority> {
+        lock(&self.status).blocked.clone()
     }
 
     /// The buckets a job's bytes pass through: its own, then (background only) its priority's
@@ -347,8 +350,7 @@ impl Bandwidth {
     }
 
     /// Recompute every bucket's rate from caps, policy and the idle estimate (bytes/s).
-    fn recompute(&self, idle_rate: Option<f64>) {
-        let config = self.effective_config();
+    fn recompute(&self, config: &BandwidthConfig, idle_rate: Option<f64>) {
         let caps = config.max_rate;
         let policy = config.schedule.as_ref().map(|s| {
             let (period, limits) = s.at(self.clock.now());
@@ -499,7 +501,7 @@ impl Bandwidth {
         } else {
             None
         };
-        self.recompute(estimate.and_then(|e| e.rate));
+        self.recompute(&config, estimate.and_then(|e| e.rate));
         let mut s = lock(&self.status);
         s.background_rate = (own as f64 / elapsed.as_secs_f64().max(1e-3)) as u64;
         s.idle.active = active;

@@ -29,7 +29,8 @@ const MIN_PIECE: u64 = 512;
 const MAX_PIECE: u64 = 64 * 1024;
 
 /// How many bytes a caller should admit at a time under `rate`: 1/40 of a second's worth, so
-/// that any 100 ms window holds at most 0.1 s of rate plus one burst (1.25x).
+/// that any 100 ms window holds at most 0.1 s of rate, one piece of saved credit and one piece
+/// being admitted (1.5x).
 pub(crate) fn piece_for(rate: Limit) -> usize {
     match rate {
         Limit::Unlimited => usize::MAX,

@@ -68,12 +68,13 @@ impl Inner {
         loop {
             let mut st = self.state.lock().await;
             let now = Instant::now();
+            let blocked = self.bandwidth.blocked();
             let slots: Vec<Slot> = st
                 .jobs
                 .values()
                 .map(|j| {
                     let mut s = slot(j, st.running.get(&j.id), now);
-                    s.policy_blocked = self.bandwidth.blocks(j.properties.priority);
+                    s.policy_blocked = blocked.contains(&j.properties.priority);
                     s
                 })
                 .collect();
