@@ -14,6 +14,7 @@ mod cli;
 mod daemon;
 mod downloads;
 mod faults;
+mod hardening;
 mod lifecycle;
 mod nginx;
 mod scheduling;

@@ -89,7 +89,8 @@ pub(crate) struct Live {
     total: AtomicU64,
     /// Bytes moved by this run, all files: "progress" for the no-progress timeout.
     moved: AtomicU64,
-    /// Files finished in this run (in memory; durable at the next checkpoint).
+    /// Files whose last byte this run wrote: `completed` only once a checkpoint made them
+    /// durable (`mark_durable`), so that no reader sees a file done that a crash could lose.
     done: Mutex<Vec<(usize, JobFile)>>,
 }
 
@@ -135,6 +136,17 @@ impl Live {
             done.push((index, file.clone()));
         }
         self.current.store(NONE, Ordering::Relaxed);
+    }
+
+    /// Files a checkpoint made durable and recorded: now they are completed.
+    pub(crate) fn mark_durable(&self, indices: &[usize]) {
+        if let Ok(mut done) = self.done.lock() {
+            for (i, f) in done.iter_mut() {
+                if indices.contains(i) {
+                    f.completed = true;
+                }
+            }
+        }
     }
 
     /// Overlay this run's progress on the engine's copy of the files.
@@ -266,8 +278,9 @@ impl Run {
         ckpt.tick(Some((&self.temp, cx.index, file))).await
     }
 
-    /// Settle the attempt: a finished file joins the next checkpoint's batch; a stopped or failed
-    /// one is checkpointed now, so that the next attempt resumes where this one ended.
+    /// Settle the attempt: a finished file joins the next checkpoint's batch (it is completed
+    /// once that checkpoint is durable, not before); a stopped or failed one is checkpointed
+    /// now, so that the next attempt resumes where this one ended.
     async fn finish(
         self,
         cx: &FileCx<'_>,
@@ -277,10 +290,10 @@ impl Run {
     ) -> Result<Fetched, Failure> {
         match result {
             Ok(Fetched::Completed) => {
-                file.completed = true;
                 file.bytes_total = Some(file.bytes_total.unwrap_or(file.bytes_transferred));
+                let identity = self.temp.identity();
                 drop(self.temp);
-                ckpt.file_done(cx.index, file.clone());
+                ckpt.file_done(cx.index, file.clone(), identity);
                 cx.live.finish_file(cx.index, file);
                 ckpt.tick(None).await?;
                 Ok(Fetched::Completed)

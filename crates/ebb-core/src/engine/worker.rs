@@ -120,22 +120,38 @@ impl Worker {
                 }
             }
         }
-        // Whatever finished must be durable before the job is reported Transferred.
+        // Whatever finished must be durable before the job is reported Transferred; a file
+        // whose last checkpoint failed stays unfinished, and the job fails with that error.
         if let Err(failure) = ckpt.flush(None).await
             && matches!(outcome, Outcome::Transferred)
         {
+            tracing::info!(code = %failure.error.code, error = %failure.error.description, "last checkpoint failed");
             outcome = Outcome::Failed(failure);
         }
+        let durable_done = ckpt.take_durable_done();
+        self.mark_completed(&durable_done);
         WorkerExit {
             files: std::mem::take(&mut self.files),
             outcome,
-            durable_done: ckpt.take_durable_done(),
+            durable_done,
         }
     }
 
-    fn report_durable(&self, ckpt: &mut Checkpointer) {
+    /// Files a checkpoint made durable are completed: in the worker's list (which the engine
+    /// takes back at the end of the run) and in what readers see.
+    fn mark_completed(&mut self, indices: &[usize]) {
+        for &i in indices {
+            if let Some(f) = self.files.get_mut(i) {
+                f.completed = true;
+            }
+        }
+        self.live.mark_durable(indices);
+    }
+
+    fn report_durable(&mut self, ckpt: &mut Checkpointer) {
         let files = ckpt.take_durable_done();
         if !files.is_empty() {
+            self.mark_completed(&files);
             let _ = self.tx.send(WorkerMsg::FilesDurable {
                 job: self.job_id,
                 run: self.run,

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use tokio::task::JoinHandle;
 
 use super::Failure;
-use super::temp_file::TempFile;
+use super::temp_file::{Identity, TempFile};
 use crate::error::{ErrorCode, ErrorContext, Status};
 use crate::model::{JobFile, JobId, Timestamp};
 use crate::store::{FileProgress, Store};
@@ -45,8 +45,9 @@ pub(crate) struct Checkpointer {
     policy: CheckpointPolicy,
     since_bytes: u64,
     since: Instant,
-    /// Finished files whose bytes are not yet known to be durable.
-    pending: Vec<(usize, JobFile)>,
+    /// Finished files whose bytes are not yet known to be durable (as they will be recorded:
+    /// completed), with the identity of their temporary file.
+    pending: Vec<(usize, JobFile, Identity)>,
     in_flight: Option<InFlight>,
     /// Finished files made durable since the last `take_durable_done`.
     durable_done: Vec<usize>,
@@ -75,8 +76,11 @@ impl Checkpointer {
         self.since_bytes += n;
     }
 
-    pub(crate) fn file_done(&mut self, index: usize, file: JobFile) {
-        self.pending.push((index, file));
+    /// A file's last byte is written. It counts as completed once a checkpoint has made it
+    /// durable and recorded it (see `take_durable_done`), never before.
+    pub(crate) fn file_done(&mut self, index: usize, mut file: JobFile, identity: Identity) {
+        file.completed = true;
+        self.pending.push((index, file, identity));
     }
 
     fn due(&self) -> bool {
@@ -119,12 +123,21 @@ impl Checkpointer {
     }
 
     fn start(&mut self, current: Current<'_>) -> Result<InFlight, Failure> {
-        let mut files = std::mem::take(&mut self.pending);
-        let done: Vec<usize> = files.iter().map(|(i, _)| *i).collect();
-        let pending_paths: Vec<PathBuf> = files.iter().map(|(_, f)| f.temp_path.clone()).collect();
+        let pending = std::mem::take(&mut self.pending);
+        let done: Vec<usize> = pending.iter().map(|(i, _, _)| *i).collect();
+        let finished: Vec<(PathBuf, Identity)> = pending
+            .iter()
+            .map(|(_, f, id)| (f.temp_path.clone(), *id))
+            .collect();
+        let mut files: Vec<(usize, JobFile)> =
+            pending.into_iter().map(|(i, f, _)| (i, f)).collect();
         let mut handle = None;
         if let Some((temp, index, file)) = current {
-            handle = Some((temp.sync_handle()?, file.temp_path.clone()));
+            handle = Some(Writing {
+                file: temp.sync_handle()?,
+                path: file.temp_path.clone(),
+                identity: temp.identity(),
+            });
             files.push((index, file.clone()));
         }
         let mut dirs = Vec::new();
@@ -144,7 +157,7 @@ impl Checkpointer {
             files,
         };
         Ok(tokio::spawn(async move {
-            tokio::task::spawn_blocking(move || make_durable(handle, &pending_paths, &dirs))
+            tokio::task::spawn_blocking(move || make_durable(handle, &finished, &dirs))
                 .await
                 .map_err(|e| internal(&e.to_string()))??;
             store
@@ -165,16 +178,31 @@ fn internal(detail: &str) -> Failure {
     )
 }
 
-/// fsync the file being written, the finished files (one `syncfs` on Linux) and new directories.
+/// The file being written, as a background checkpoint holds it.
+struct Writing {
+    file: File,
+    path: PathBuf,
+    identity: Identity,
+}
+
+/// fsync the file being written, the finished files (one `syncfs` on Linux) and new directories,
+/// and make sure each still sits at its name: bytes synced into a deleted file are not kept.
 fn make_durable(
-    current: Option<(File, PathBuf)>,
-    finished: &[PathBuf],
+    current: Option<Writing>,
+    finished: &[(PathBuf, Identity)],
     dirs: &[PathBuf],
 ) -> Result<(), Failure> {
-    if let Some((file, path)) = current {
-        file.sync_data().map_err(|e| Failure::local_io(&path, &e))?;
+    if let Some(w) = current {
+        w.file
+            .sync_data()
+            .map_err(|e| Failure::local_io(&w.path, &e))?;
+        w.identity.check(&w.path)?;
     }
-    sync_finished(finished)?;
+    let paths: Vec<PathBuf> = finished.iter().map(|(p, _)| p.clone()).collect();
+    sync_finished(&paths)?;
+    for (path, identity) in finished {
+        identity.check(path)?;
+    }
     for dir in dirs {
         sync_dir(dir)?;
     }
@@ -191,7 +219,19 @@ pub(crate) fn sync_directory(dir: &Path) -> std::io::Result<()> {
     if cfg!(windows) {
         return Ok(());
     }
-    File::open(dir).and_then(|d| d.sync_all())
+    open_directory(dir).and_then(|d| d.sync_all())
+}
+
+/// Open a directory for syncing; never blocks on a FIFO that took a directory's place.
+fn open_directory(dir: &Path) -> std::io::Result<File> {
+    let mut o = std::fs::OpenOptions::new();
+    o.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.custom_flags(libc::O_DIRECTORY | libc::O_NONBLOCK | libc::O_CLOEXEC);
+    }
+    o.open(dir)
 }
 
 #[cfg(target_os = "linux")]
@@ -205,7 +245,7 @@ fn sync_finished(paths: &[PathBuf]) -> Result<(), Failure> {
         if !devices.insert(std::os::unix::fs::MetadataExt::dev(&meta)) {
             continue;
         }
-        let d = File::open(dir).map_err(|e| Failure::local_io(dir, &e))?;
+        let d = open_directory(dir).map_err(|e| Failure::local_io(dir, &e))?;
         // SAFETY: `d` is an open descriptor for the whole call; syncfs only reads it.
         #[allow(unsafe_code)]
         let rc = unsafe { libc::syncfs(d.as_raw_fd()) };
@@ -220,8 +260,7 @@ fn sync_finished(paths: &[PathBuf]) -> Result<(), Failure> {
 fn sync_finished(paths: &[PathBuf]) -> Result<(), Failure> {
     for path in paths {
         // Opened for writing: Windows flushes only handles that may write.
-        std::fs::OpenOptions::new()
-            .write(true)
+        super::temp_file::nonblocking(std::fs::OpenOptions::new().write(true))
             .open(path)
             .and_then(|f| f.sync_data())
             .map_err(|e| Failure::local_io(path, &e))?;

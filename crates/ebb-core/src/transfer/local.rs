@@ -27,6 +27,37 @@ fn source_failure(path: &std::path::Path, e: &std::io::Error) -> Failure {
     )
 }
 
+/// Open a source file for reading. A FIFO or device would block `open()` or `read()` forever
+/// (and the job, the scheduler and shutdown with it): only regular files are read, checked
+/// before opening and again on the open descriptor, which is opened without blocking.
+fn open_source(path: &std::path::Path) -> Result<(File, std::fs::Metadata), Failure> {
+    let not_regular = || {
+        Failure::new(
+            Status::Permanent,
+            ErrorContext::RemoteFile,
+            ErrorCode::E_INVALIDARG,
+            format!("({} is not a regular file)", path.display()),
+        )
+    };
+    let before = std::fs::metadata(path).map_err(|e| source_failure(path, &e))?;
+    if !before.is_file() {
+        return Err(not_regular());
+    }
+    let mut o = std::fs::OpenOptions::new();
+    o.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC);
+    }
+    let source = o.open(path).map_err(|e| source_failure(path, &e))?;
+    let meta = source.metadata().map_err(|e| source_failure(path, &e))?;
+    if !meta.is_file() {
+        return Err(not_regular());
+    }
+    Ok((source, meta))
+}
+
 pub(super) async fn fetch(
     cx: &FileCx<'_>,
     file: &mut JobFile,
@@ -41,16 +72,7 @@ pub(super) async fn fetch(
             format!("({url} is not a local path)"),
         ));
     };
-    let mut source = File::open(&path).map_err(|e| source_failure(&path, &e))?;
-    let meta = source.metadata().map_err(|e| source_failure(&path, &e))?;
-    if !meta.is_file() {
-        return Err(Failure::new(
-            Status::Permanent,
-            ErrorContext::RemoteFile,
-            ErrorCode::E_INVALIDARG,
-            format!("({} is not a regular file)", path.display()),
-        ));
-    }
+    let (mut source, meta) = open_source(&path)?;
     let size = meta.len();
     let validators = Validators {
         etag: Some(format!("\"{size}\"")),

@@ -1,10 +1,16 @@
 //! The hidden temporary file a download writes into until Complete renames it.
+//!
+//! Opening never blocks: a FIFO or a device planted at our name (say after a crash) would hang
+//! `open()` for writing until a reader came, and with it the job, the scheduler and shutdown.
+//! Files are opened with `O_NONBLOCK` and refused unless they are regular files, checked before
+//! opening (without following links) and again on the open descriptor.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use super::Failure;
+use crate::error::{ErrorCode, ErrorContext, Status};
 
 /// An open temporary file positioned at its end.
 #[derive(Debug)]
@@ -12,23 +18,77 @@ pub(crate) struct TempFile {
     file: File,
     path: PathBuf,
     len: u64,
+    identity: Identity,
+}
+
+/// Which file a path names: a checkpoint makes sure the path still names the file being written
+/// (a deleted or replaced temporary file would otherwise take the bytes with it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Identity {
+    #[cfg(unix)]
+    dev: u64,
+    #[cfg(unix)]
+    ino: u64,
+}
+
+impl Identity {
+    fn of(meta: &std::fs::Metadata) -> Self {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt;
+            Self {
+                dev: meta.dev(),
+                ino: meta.ino(),
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = meta;
+            Self {}
+        }
+    }
+
+    /// Fail unless `path` still names this file, as a regular file.
+    pub(crate) fn check(self, path: &Path) -> Result<(), Failure> {
+        let gone = |why: &str| {
+            Failure::new(
+                Status::Permanent,
+                ErrorContext::LocalFile,
+                ErrorCode::E_FILE_NOT_FOUND,
+                format!(
+                    "({}: the temporary file {why}; was its directory deleted? resume starts the file over)",
+                    path.display()
+                ),
+            )
+        };
+        match std::fs::symlink_metadata(path) {
+            Ok(meta) if meta.is_file() && Self::of(&meta) == self => Ok(()),
+            Ok(_) => Err(gone("was replaced by another file")),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(gone("was removed")),
+            Err(e) => Err(Failure::local_io(path, &e)),
+        }
+    }
+}
+
+/// Options for opening a local file without blocking and without following a symlink.
+pub(crate) fn nonblocking(o: &mut OpenOptions) -> &mut OpenOptions {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK);
+    }
+    o
 }
 
 fn options() -> OpenOptions {
     let mut o = OpenOptions::new();
-    o.write(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        // Never follow a symlink planted at our name.
-        o.custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC);
-    }
+    nonblocking(o.write(true));
     o
 }
 
 impl TempFile {
     /// Start the file afresh, created exclusively. Whatever sits at our name (a stale temp of
-    /// ours, a planted link) is unlinked first; a directory there is an error.
+    /// ours, a planted link or FIFO) is unlinked first; a directory there is an error.
     pub(crate) fn create(path: &Path) -> Result<Self, Failure> {
         let file = match options().create_new(true).open(path) {
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
@@ -44,21 +104,32 @@ impl TempFile {
             other => other,
         }
         .map_err(|e| Failure::local_io(path, &e))?;
+        let meta = file.metadata().map_err(|e| Failure::local_io(path, &e))?;
         Ok(Self {
             file,
             path: path.to_path_buf(),
             len: 0,
+            identity: Identity::of(&meta),
         })
     }
 
     /// Reopen a temp file to continue at `offset`; `None` if it is gone, not a regular file, or
     /// shorter than the durable progress says (then the file starts over).
     pub(crate) fn reopen(path: &Path, offset: u64) -> Result<Option<Self>, Failure> {
+        match std::fs::symlink_metadata(path) {
+            Ok(meta) if meta.is_file() => {}
+            Ok(_) => return Ok(None),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(Failure::local_io(path, &e)),
+        }
         let file = match options().open(path) {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            // Swapped for a link or a FIFO between the check and the open.
             #[cfg(unix)]
-            Err(e) if e.raw_os_error() == Some(libc::ELOOP) => return Ok(None),
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ELOOP | libc::ENXIO)) => {
+                return Ok(None);
+            }
             Err(e) => return Err(Failure::local_io(path, &e)),
         };
         let meta = file.metadata().map_err(|e| Failure::local_io(path, &e))?;
@@ -69,6 +140,7 @@ impl TempFile {
             file,
             path: path.to_path_buf(),
             len: meta.len(),
+            identity: Identity::of(&meta),
         };
         // Bytes past the checkpoint were never claimed: drop them.
         t.truncate_to(offset)?;
@@ -77,6 +149,10 @@ impl TempFile {
 
     pub(crate) fn len(&self) -> u64 {
         self.len
+    }
+
+    pub(crate) fn identity(&self) -> Identity {
+        self.identity
     }
 
     pub(crate) fn truncate_to(&mut self, len: u64) -> Result<(), Failure> {
@@ -102,5 +178,45 @@ impl TempFile {
         self.file
             .try_clone()
             .map_err(|e| Failure::local_io(&self.path, &e))
+    }
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+
+    fn mkfifo(path: &Path) {
+        let status = std::process::Command::new("mkfifo")
+            .arg(path)
+            .status()
+            .expect("mkfifo runs");
+        assert!(status.success());
+    }
+
+    #[test]
+    fn a_fifo_at_our_name_never_blocks() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(".ebb-x-0.tmp");
+        mkfifo(&path);
+        // Without O_NONBLOCK and the checks, this open waits for a reader forever.
+        assert!(TempFile::reopen(&path, 10).unwrap().is_none());
+        let mut t = TempFile::create(&path).unwrap();
+        t.write(b"abc").unwrap();
+        assert!(std::fs::symlink_metadata(&path).unwrap().is_file());
+        t.identity().check(&path).unwrap();
+    }
+
+    #[test]
+    fn identity_notices_removal_and_replacement() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t");
+        let t = TempFile::create(&path).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        let e = t.identity().check(&path).unwrap_err();
+        assert!(e.error.description.contains("was removed"), "{e:?}");
+        assert_eq!(e.error.context, ErrorContext::LocalFile);
+        std::fs::write(&path, b"other").unwrap();
+        let e = t.identity().check(&path).unwrap_err();
+        assert!(e.error.description.contains("replaced"), "{e:?}");
     }
 }

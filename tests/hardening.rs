@@ -1,0 +1,209 @@
+//! Regression tests for what an unlucky user or an attacker found: a file never counts as
+//! transferred unless its last checkpoint is durable, and no local file can stall the daemon.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crate::support::origin::{Origin, Resource};
+use crate::support::{Cli, Started, data, started_pid, stop_daemon};
+
+/// A CLI on a daemon it starts with its first verb; the daemon is reaped when the guard drops.
+fn daemon_cli(dir: &Path) -> (Cli, Started) {
+    let cli = Cli::daemon(dir);
+    let out = cli.run(&["list"]);
+    let said = String::from_utf8_lossy(&out.stderr).into_owned();
+    let pid = started_pid(&said).unwrap_or_else(|| panic!("no start notice: {said:?}"));
+    assert!(out.status.success(), "{said}");
+    (cli, Started(pid))
+}
+
+fn new_job(cli: &Cli, url: &str, dest: &Path) -> String {
+    let id = cli.ok(&["create", "hardening"]).trim().to_owned();
+    cli.ok(&["add-file", &id, url, dest.to_str().unwrap()]);
+    id
+}
+
+/// Poll `info` until `pred` holds, for up to `secs`.
+fn poll(
+    cli: &Cli,
+    id: &str,
+    secs: u64,
+    pred: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let j = cli.json(&["info", id, "--json"]);
+        if pred(&j) {
+            return j;
+        }
+        assert!(Instant::now() < deadline, "condition not reached: {j}");
+        std::thread::sleep(Duration::from_millis(30));
+    }
+}
+
+/// The issue's reproduction: the destination directory is deleted (and made again) while the
+/// file downloads. The bytes went into a deleted file, so the job must fail at the next
+/// checkpoint (not report Transferred with nothing behind it), and resume must start the file
+/// over and finish it byte-identical.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_destination_directory_fails_the_job_and_resume_starts_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let origin = Origin::start().await;
+    let body = data(1_500_000, 90);
+    origin.put("/d", Resource::new(body.clone()).rate(600_000));
+    let (cli, daemon) = daemon_cli(dir.path());
+    let d = dir.path().join("D");
+    std::fs::create_dir(&d).unwrap();
+    let id = new_job(&cli, &origin.url("/d"), &d.join("f"));
+    cli.ok(&["resume", &id]);
+    poll(&cli, &id, 20, |j| {
+        j["bytes_transferred"].as_u64() > Some(100_000)
+    });
+    std::fs::remove_dir_all(&d).unwrap();
+    std::fs::create_dir(&d).unwrap();
+    let j = poll(&cli, &id, 20, |j| j["state"] != "transferring");
+    assert_eq!(j["state"], "error", "{j}");
+    assert_eq!(j["error"]["context"], "local_file", "{j}");
+    assert!(
+        j["error"]["description"]
+            .as_str()
+            .unwrap()
+            .contains("was removed"),
+        "{j}"
+    );
+    assert_eq!(j["files_transferred"], 0, "{j}");
+    cli.ok(&["resume", &id]);
+    let out = cli.run(&["wait", &id, "--timeout", "30s"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    cli.ok(&["complete", &id]);
+    assert_eq!(std::fs::read(d.join("f")).unwrap(), body);
+    stop_daemon(daemon.0);
+}
+
+/// The queue's own disk fills just before a file's last checkpoint, then drains. The file's
+/// completion was never recorded, so it must not count as transferred: before the fix, resume
+/// reported Transferred at once from memory, the store never learnt the file was complete, and
+/// after a daemon restart `complete` dropped the file as a partial complete. Runs in a private
+/// mount namespace with the data directory (database and daemon) on a small tmpfs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_queue_disk_at_the_last_checkpoint_never_completes_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let origin = Origin::start().await;
+    let body = data(800_000, 91);
+    origin.put("/q", Resource::new(body.clone()).rate(400_000));
+    let cli = Cli::daemon(dir.path());
+    std::fs::create_dir_all(&cli.data_dir).unwrap();
+    let script = r#"
+        set -e
+        mount -t tmpfs -o size=4m tmpfs "$EBB_DATA_DIR"
+        id=$("$EBB" create q 2> "$OUT/start.err")
+        pid=$(sed -n 's/.*started ebbd (pid \([0-9]*\)).*/\1/p' "$OUT/start.err")
+        "$EBB" add-file "$id" "$URL" "$OUT/q.bin"
+        "$EBB" set "$id" --no-progress-timeout 0
+        "$EBB" resume "$id"
+        i=0
+        until "$EBB" info "$id" --json | grep -q '"state": *"transferring"'; do
+            i=$((i+1)); [ $i -lt 400 ] || exit 4; sleep 0.05
+        done
+        dd if=/dev/zero of="$EBB_DATA_DIR/filler" bs=4k 2>/dev/null || true
+        if "$EBB" wait "$id" --timeout 30s 2> "$OUT/wait.err"; then exit 5; fi
+        rm "$EBB_DATA_DIR/filler"
+        "$EBB" resume "$id"
+        "$EBB" wait "$id" --timeout 30s
+        kill -TERM "$pid"
+        while kill -0 "$pid" 2>/dev/null; do sleep 0.05; done
+        "$EBB" info "$id" --json > "$OUT/restarted.json" 2> "$OUT/restart.err"
+        "$EBB" complete "$id"
+    "#;
+    let mut unshare = Command::new("unshare");
+    unshare.args(["--map-root-user", "--mount", "sh", "-c", script]);
+    cli.apply_env(&mut unshare);
+    let out = unshare
+        .env("OUT", dir.path())
+        .env("URL", origin.url("/q"))
+        .env("EBB", crate::support::ebb_bin())
+        // No checkpoint before the file's last byte: the first one to fail is the last one.
+        .env("EBB_CHECKPOINT_BYTES", "1000000000")
+        .env("EBB_CHECKPOINT_INTERVAL", "1h")
+        .output()
+        .unwrap();
+    let said = |name: &str| std::fs::read_to_string(dir.path().join(name)).unwrap_or_default();
+    let _first = started_pid(&said("start.err")).map(Started);
+    let _second = started_pid(&said("restart.err")).map(Started);
+    assert!(
+        out.status.success(),
+        "{}: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(said("wait.err").contains("failed"), "{}", said("wait.err"));
+    let j: serde_json::Value = serde_json::from_str(&said("restarted.json")).unwrap();
+    assert_eq!(
+        (j["state"].as_str(), j["files_transferred"].as_u64()),
+        (Some("transferred"), Some(1)),
+        "{j}"
+    );
+    assert_eq!(std::fs::read(dir.path().join("q.bin")).unwrap(), body);
+}
+
+/// After a crash, a FIFO sits at a job's temporary name. Opening it for writing would block
+/// until a reader came: the job, every job behind it, suspend, cancel and SIGTERM with it. The
+/// FIFO is not a file of ours: the job starts the file over, and the daemon stays responsive.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fifo_at_a_temporary_name_never_stalls_the_daemon() {
+    let dir = tempfile::tempdir().unwrap();
+    let origin = Origin::start().await;
+    let body = data(600_000, 92);
+    origin.put("/a", Resource::new(body.clone()).rate(300_000));
+    origin.put("/b", Resource::new(data(50_000, 93)));
+    let (cli, daemon) = daemon_cli(dir.path());
+    let a_dest = dir.path().join("a.bin");
+    let a = new_job(&cli, &origin.url("/a"), &a_dest);
+    cli.ok(&["resume", &a]);
+    // Wait until progress is durable (a checkpoint committed it), then crash.
+    let j = poll(&cli, &a, 20, |j| {
+        j["bytes_transferred"].as_u64() > Some(150_000)
+    });
+    let temp = j["files"][0]["temp_path"].as_str().unwrap().to_owned();
+    std::thread::sleep(Duration::from_millis(300));
+    Command::new("kill")
+        .args(["-KILL", &daemon.0.to_string()])
+        .status()
+        .unwrap();
+    while Path::new(&format!("/proc/{}", daemon.0)).exists()
+        && !std::fs::read_to_string(format!("/proc/{}/stat", daemon.0))
+            .unwrap_or_default()
+            .contains(") Z")
+    {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    std::fs::remove_file(&temp).unwrap();
+    let status = Command::new("mkfifo").arg(&temp).status().unwrap();
+    assert!(status.success());
+
+    // The next verb starts a new daemon, which queues the interrupted job again.
+    let (cli, daemon) = daemon_cli(dir.path());
+    let b = new_job(&cli, &origin.url("/b"), &dir.path().join("b.bin"));
+    cli.ok(&["resume", &b]);
+    let out = cli.run(&["wait", &a, "--timeout", "30s"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = cli.run(&["wait", &b, "--timeout", "30s"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    cli.ok(&["complete", &a]);
+    assert_eq!(std::fs::read(&a_dest).unwrap(), body);
+    cli.ok(&["cancel", &b]);
+    stop_daemon(daemon.0);
+}
