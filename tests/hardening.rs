@@ -207,3 +207,60 @@ async fn a_fifo_at_a_temporary_name_never_stalls_the_daemon() {
     cli.ok(&["cancel", &b]);
     stop_daemon(daemon.0);
 }
+
+/// Server credentials answer a challenge only from the origin the job names: a redirect to
+/// another origin that answers 401 gets nothing (the job fails with the 401), unless the job
+/// allows other origins. A challenge after a redirect within the origin is answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_never_follow_a_redirect_to_another_origin_unless_allowed() {
+    use ebb::{BasicCredentials, CredentialTarget, ErrorCode, JobState, PropertyChange};
+
+    let dir = tempfile::tempdir().unwrap();
+    let (home, stranger) = (Origin::start().await, Origin::start().await);
+    let body = data(10_000, 94);
+    let mut secret = Resource::new(body.clone());
+    secret.basic_auth = Some("ann:s3cret".into());
+    stranger.put("/f", secret.clone());
+    home.put("/f", secret);
+    for (path, to) in [("/away", stranger.url("/f")), ("/here", home.url("/f"))] {
+        home.put(
+            path,
+            Resource {
+                redirect_to: Some(to),
+                ..Resource::default()
+            },
+        );
+    }
+    let e = crate::support::engine(dir.path()).await;
+    let creds = BasicCredentials::new("ann", "s3cret").unwrap();
+    let run = |path: &'static str, across: bool| {
+        let (e, creds, url) = (e.clone(), creds.clone(), home.url(path));
+        let dest = dir.path().join(format!("{}{across}", &path[1..]));
+        async move {
+            let id = e.create_job("creds", ebb::JobType::Download).await.unwrap();
+            e.add_files(id, vec![ebb::NewFile::new(url, dest)])
+                .await
+                .unwrap();
+            let server = PropertyChange::Credentials(CredentialTarget::Server, Some(creds));
+            e.set_property(id, server).await.unwrap();
+            e.set_property(id, PropertyChange::CredentialsAcrossOrigins(across))
+                .await
+                .unwrap();
+            e.resume(id).await.unwrap();
+            crate::support::wait_for(&e, id, 20, |j| !j.state.is_active()).await
+        }
+    };
+    let j = run("/away", false).await;
+    assert_eq!(j.state, JobState::Error);
+    assert_eq!(j.error.unwrap().code, ErrorCode::http(401));
+    assert!(
+        stranger
+            .log("/f")
+            .iter()
+            .all(|r| !r.headers.contains_key("authorization")),
+        "the password went to another origin"
+    );
+    assert_eq!(run("/here", false).await.state, JobState::Transferred);
+    assert_eq!(run("/away", true).await.state, JobState::Transferred);
+    e.shutdown().await;
+}

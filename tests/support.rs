@@ -1,6 +1,7 @@
 //! What the integration tests stand on: real servers on 127.0.0.1 (our origin, nginx), engines
 //! in temp dirs, and the real `ebb` binary.
 
+pub mod certs;
 pub mod nginx;
 pub mod origin;
 

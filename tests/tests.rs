@@ -18,3 +18,4 @@ mod hardening;
 mod lifecycle;
 mod nginx;
 mod scheduling;
+mod tls;

@@ -137,12 +137,20 @@ impl Origin {
     pub async fn start_tls() -> Self {
         let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
         let key = rustls::pki_types::PrivateKeyDer::Pkcs8(cert.signing_key.serialize_der().into());
+        Self::start_tls_with(vec![cert.cert.der().clone()], key).await
+    }
+
+    /// The same origin over HTTPS, presenting this chain (leaf first).
+    pub async fn start_tls_with(
+        chain: Vec<rustls::pki_types::CertificateDer<'static>>,
+        key: rustls::pki_types::PrivateKeyDer<'static>,
+    ) -> Self {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let config = rustls::ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .unwrap()
             .with_no_client_auth()
-            .with_single_cert(vec![cert.cert.der().clone()], key)
+            .with_single_cert(chain, key)
             .unwrap();
         Self::listen(Some(tokio_rustls::TlsAcceptor::from(Arc::new(config)))).await
     }

@@ -548,6 +548,9 @@ impl Ctx {
                 PropertyChange::MaxRate(_) => Err(Error::NotSupported(
                     "a per-job rate cap on native BITS (Windows sets bandwidth by Group Policy)",
                 )),
+                PropertyChange::CredentialsAcrossOrigins(_) => Err(Error::NotSupported(
+                    "choosing where credentials go after a redirect on native BITS",
+                )),
             }
         }
     }

@@ -251,6 +251,10 @@ pub struct SetArgs {
     /// This job's own cap: 10MiB/s, 500KB/s, 80mbit, 0 (pause) or unlimited.
     #[arg(long, value_parser = parse_limit, value_name = "RATE")]
     pub max_rate: Option<Limit>,
+    /// Let server credentials answer a challenge from another origin after a redirect (on/off;
+    /// off by default: they go only to the origin of the file's URL).
+    #[arg(long, value_parser = parse_on_off, value_name = "on|off")]
+    pub credentials_across_origins: Option<bool>,
 }
 
 fn parse_limit(s: &str) -> Result<Limit, String> {

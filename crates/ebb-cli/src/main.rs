@@ -427,5 +427,8 @@ fn changes(set: &SetArgs, current: SecurityFlags) -> anyhow::Result<Vec<Property
     if let Some(r) = set.max_rate {
         out.push(PropertyChange::MaxRate(r));
     }
+    if let Some(b) = set.credentials_across_origins {
+        out.push(PropertyChange::CredentialsAcrossOrigins(b));
+    }
     Ok(out)
 }

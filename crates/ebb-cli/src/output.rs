@@ -74,6 +74,9 @@ pub fn info(j: &JobInfo) -> String {
     kv("proxy:", &format!("{:?}", p.proxy));
     kv("security flags:", &format!("0x{:x}", p.security_flags.0));
     kv("max rate:", &rate(p.max_rate));
+    if p.credentials_across_origins {
+        kv("credentials:", &"sent to other origins after a redirect");
+    }
     for h in &p.custom_headers {
         kv("header:", h);
     }

@@ -160,7 +160,7 @@ impl Engine {
         )
         .await?;
         let inner = Arc::new(Inner {
-            clients: Arc::new(HttpClients::new(config.http.clone())),
+            clients: Arc::new(HttpClients::new(config.http.clone())?),
             bandwidth,
             config,
             store,

@@ -54,6 +54,14 @@ impl ErrorCode {
     pub const E_DISK_FULL: Self = Self(0x8007_0070);
     /// Win32 `ERROR_FILE_NOT_FOUND` as an HRESULT.
     pub const E_FILE_NOT_FOUND: Self = Self(0x8007_0002);
+    /// WinHTTP's certificate errors as HRESULTs, as BITS reports them.
+    pub const SECURE_CERT_DATE_INVALID: Self = Self(0x8007_2F05);
+    pub const SECURE_CERT_CN_INVALID: Self = Self(0x8007_2F06);
+    pub const SECURE_INVALID_CA: Self = Self(0x8007_2F0D);
+    pub const SECURE_CERT_REV_FAILED: Self = Self(0x8007_2F19);
+    pub const SECURE_CERT_REVOKED: Self = Self(0x8007_2F8A);
+    pub const SECURE_FAILURE: Self = Self(0x8007_2F8F);
+    pub const SECURE_CERT_WRONG_USAGE: Self = Self(0x8007_2F93);
     /// Win32 `ERROR_TOO_MANY_REDIRECTS`-like: a redirect the job's policy forbids.
     pub const E_REDIRECT_REFUSED: Self = Self(0x8019_012E);
 
@@ -106,6 +114,21 @@ impl ErrorCode {
             Self::E_ACCESSDENIED => "Access is denied.",
             Self::E_DISK_FULL => "There is not enough space on the disk.",
             Self::E_FILE_NOT_FOUND => "The system cannot find the file specified.",
+            Self::SECURE_CERT_DATE_INVALID => {
+                "The server's certificate is expired or not yet valid."
+            }
+            Self::SECURE_CERT_CN_INVALID => "The server's certificate is for another host name.",
+            Self::SECURE_INVALID_CA => {
+                "The server's certificate is not signed by a trusted certificate authority."
+            }
+            Self::SECURE_CERT_REV_FAILED => {
+                "The revocation status of the server's certificate could not be checked."
+            }
+            Self::SECURE_CERT_REVOKED => "The server's certificate was revoked.",
+            Self::SECURE_FAILURE => "The server's certificate is not valid.",
+            Self::SECURE_CERT_WRONG_USAGE => {
+                "The server's certificate is not meant for TLS servers."
+            }
             Self::E_REDIRECT_REFUSED => {
                 "The server redirected the request and the job's policy forbids it."
             }

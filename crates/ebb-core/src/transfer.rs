@@ -11,6 +11,7 @@ mod http;
 mod local;
 mod segments;
 mod temp_file;
+pub(crate) mod tls;
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};

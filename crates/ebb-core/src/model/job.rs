@@ -505,6 +505,7 @@ impl Job {
             },
             PropertyChange::SecurityFlags(f) => props.security_flags = f,
             PropertyChange::MaxRate(r) => props.max_rate = r,
+            PropertyChange::CredentialsAcrossOrigins(b) => props.credentials_across_origins = b,
         }
         self.modified_at = now;
         Ok(())

@@ -25,6 +25,9 @@ pub struct JobProperties {
     pub security_flags: SecurityFlags,
     /// This job's own cap (ebb's addition; BITS has none). Applies to foreground jobs too.
     pub max_rate: Limit,
+    /// Whether server credentials may answer a challenge from an origin other than the file's
+    /// own, after a redirect (ebb's addition; off by default).
+    pub credentials_across_origins: bool,
 }
 
 impl JobProperties {
@@ -47,6 +50,7 @@ impl Default for JobProperties {
             proxy: ProxySettings::Preconfig,
             security_flags: SecurityFlags::default(),
             max_rate: Limit::Unlimited,
+            credentials_across_origins: false,
         }
     }
 }
@@ -369,7 +373,7 @@ pub struct CredentialsView {
 }
 
 /// `BG_SSL_*` and redirect-policy flags (`SetSecurityFlags`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct SecurityFlags(pub u32);
 
@@ -429,14 +433,18 @@ impl SecurityFlags {
         self.0 & Self::ALLOW_HTTPS_TO_HTTP != 0
     }
 
-    /// Whether certificate errors are to be ignored (any of the `IGNORE_*` bits).
-    pub fn ignores_certificate_errors(self) -> bool {
-        self.0
-            & (Self::IGNORE_CERT_CN_INVALID
-                | Self::IGNORE_CERT_DATE_INVALID
-                | Self::IGNORE_UNKNOWN_CA
-                | Self::IGNORE_CERT_WRONG_USAGE)
-            != 0
+    /// The flags that change certificate checks (`ENABLE_CRL_CHECK` and the `IGNORE_*` bits),
+    /// without the redirect policy. Each relaxes (or, for revocation, adds) exactly its check.
+    #[must_use]
+    pub fn certificate_checks(self) -> Self {
+        Self(
+            self.0
+                & (Self::ENABLE_CRL_CHECK
+                    | Self::IGNORE_CERT_CN_INVALID
+                    | Self::IGNORE_CERT_DATE_INVALID
+                    | Self::IGNORE_UNKNOWN_CA
+                    | Self::IGNORE_CERT_WRONG_USAGE),
+        )
     }
 }
 
@@ -457,6 +465,7 @@ pub enum PropertyChange {
     Credentials(CredentialTarget, Option<BasicCredentials>),
     SecurityFlags(SecurityFlags),
     MaxRate(Limit),
+    CredentialsAcrossOrigins(bool),
 }
 
 #[cfg(test)]

@@ -1,0 +1,280 @@
+//! The HTTP clients: one per distinct proxy and TLS setting, shared by every job that uses it.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use rustls::RootCertStore;
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
+
+use super::super::Failure;
+use super::super::tls::{self, BitsVerifier, CrlCache};
+use super::failure::error_chain;
+use crate::error::{Error, ErrorCode, ErrorContext, Result, Status};
+use crate::model::{BasicCredentials, Credentials, JobProperties, ProxySettings, SecurityFlags};
+
+/// Timeouts and identity of the HTTP client.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HttpConfig {
+    pub connect_timeout: Duration,
+    /// A body that delivers nothing for this long is abandoned (a transient error). Measured per
+    /// chunk, so that throttling, which only delays reads, never trips it.
+    pub chunk_timeout: Duration,
+    /// A wait for bandwidth this long (a pause, a very low cap) ends the response; the rest is
+    /// requested again with a range, because servers drop connections left unread (nginx's
+    /// `send_timeout` is 60 s).
+    pub throttle_reconnect: Duration,
+    pub user_agent: String,
+    /// PEM files of CA certificates trusted besides the system's roots.
+    pub ca_certificates: Vec<PathBuf>,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            connect_timeout: Duration::from_secs(30),
+            chunk_timeout: Duration::from_secs(60),
+            throttle_reconnect: Duration::from_secs(20),
+            user_agent: format!("ebb/{}", env!("CARGO_PKG_VERSION")),
+            ca_certificates: Vec::new(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct ClientKey {
+    proxy: ProxySettings,
+    proxy_credentials: Option<BasicCredentials>,
+    /// The certificate bits of the job's security flags.
+    tls: SecurityFlags,
+}
+
+/// One `reqwest::Client` (and so one connection pool) per distinct proxy/TLS setting, shared by
+/// all jobs that use it, so that many small files reuse keep-alive connections.
+#[derive(Debug)]
+pub(crate) struct HttpClients {
+    config: HttpConfig,
+    clients: Mutex<HashMap<ClientKey, reqwest::Client>>,
+    extra_roots: Vec<CertificateDer<'static>>,
+    /// The system's roots and the extra ones, read once, when a client first needs them.
+    roots: OnceLock<Arc<RootCertStore>>,
+    crls: Arc<CrlCache>,
+}
+
+impl HttpClients {
+    /// Fails if a configured CA file cannot be read or holds no certificate.
+    pub(crate) fn new(config: HttpConfig) -> Result<Self> {
+        crate::install_crypto_provider();
+        let mut extra_roots = Vec::new();
+        for path in &config.ca_certificates {
+            let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
+                .and_then(Iterator::collect)
+                .map_err(|e| Error::io(path, std::io::Error::other(e.to_string())))?;
+            if certs.is_empty() {
+                return Err(Error::io(
+                    path,
+                    std::io::Error::other("no PEM certificate in the file"),
+                ));
+            }
+            extra_roots.extend(certs);
+        }
+        Ok(Self {
+            config,
+            clients: Mutex::new(HashMap::new()),
+            extra_roots,
+            roots: OnceLock::new(),
+            crls: Arc::new(CrlCache::default()),
+        })
+    }
+
+    /// Fetch the CRLs a verifier wanted (over `client`, so the job's proxy applies); `false`
+    /// if none was wanted. A CRL that cannot be fetched means the revocation status is unknown.
+    pub(super) async fn fetch_crls(&self, client: &reqwest::Client) -> Result<bool, Failure> {
+        const MAX_CRL: usize = 16 << 20;
+        let wanted = self.crls.take_wanted();
+        let failed = |url: &str, why: String| {
+            Failure::new(
+                Status::Transient,
+                ErrorContext::GeneralTransport,
+                ErrorCode::SECURE_CERT_REV_FAILED,
+                format!("(certificate revocation list {url}: {why})"),
+            )
+        };
+        for url in &wanted {
+            tracing::debug!(%url, "fetching a certificate revocation list");
+            let response = client
+                .get(url)
+                .send()
+                .await
+                .and_then(reqwest::Response::error_for_status)
+                .map_err(|e| failed(url, error_chain(&e)))?;
+            if response
+                .content_length()
+                .is_some_and(|n| n > MAX_CRL as u64)
+            {
+                return Err(failed(url, "larger than 16 MiB".into()));
+            }
+            let body = response
+                .bytes()
+                .await
+                .map_err(|e| failed(url, error_chain(&e)))?;
+            if body.len() > MAX_CRL {
+                return Err(failed(url, "larger than 16 MiB".into()));
+            }
+            self.crls.insert(url, &body).map_err(|e| failed(url, e))?;
+        }
+        Ok(!wanted.is_empty())
+    }
+
+    pub(crate) fn chunk_timeout(&self) -> Duration {
+        self.config.chunk_timeout
+    }
+
+    pub(crate) fn throttle_reconnect(&self) -> Duration {
+        self.config.throttle_reconnect
+    }
+
+    pub(super) fn client(
+        &self,
+        props: &JobProperties,
+        creds: &Credentials,
+    ) -> Result<reqwest::Client, Failure> {
+        let key = ClientKey {
+            proxy: props.proxy.clone(),
+            proxy_credentials: creds.proxy.clone(),
+            tls: props.security_flags.certificate_checks(),
+        };
+        let mut clients = self.clients.lock().map_err(|_| {
+            Failure::new(
+                Status::Transient,
+                ErrorContext::GeneralTransport,
+                ErrorCode::E_FAIL,
+                String::new(),
+            )
+        })?;
+        if let Some(c) = clients.get(&key) {
+            return Ok(c.clone());
+        }
+        let client = self.build(&key)?;
+        clients.insert(key, client.clone());
+        Ok(client)
+    }
+
+    fn build(&self, key: &ClientKey) -> Result<reqwest::Client, Failure> {
+        let mut b = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(self.config.connect_timeout)
+            .user_agent(self.config.user_agent.clone())
+            .tcp_nodelay(true)
+            .pool_idle_timeout(Duration::from_secs(30));
+        match &key.proxy {
+            ProxySettings::Preconfig | ProxySettings::AutoDetect => {}
+            ProxySettings::NoProxy => b = b.no_proxy(),
+            ProxySettings::Override {
+                proxy_list,
+                bypass_list,
+            } => {
+                for proxy in proxies(proxy_list, bypass_list, key.proxy_credentials.as_ref())? {
+                    b = b.proxy(proxy);
+                }
+            }
+        }
+        if self.own_verifier(key.tls) {
+            b = b.tls_backend_preconfigured(self.tls_config(key.tls)?);
+        }
+        b.build().map_err(|e| {
+            Failure::new(
+                Status::Permanent,
+                ErrorContext::GeneralTransport,
+                ErrorCode::BG_E_INVALID_PROXY_INFO,
+                format!("(cannot build the HTTP client: {})", error_chain(&e)),
+            )
+        })
+    }
+}
+
+impl HttpClients {
+    /// The platform's verifier (Windows' and macOS's own trust) serves jobs without certificate
+    /// flags; every other case is checked by [`BitsVerifier`], one check per flag.
+    fn own_verifier(&self, flags: SecurityFlags) -> bool {
+        flags.0 != 0 || !self.extra_roots.is_empty() || !cfg!(any(windows, target_os = "macos"))
+    }
+
+    fn tls_config(&self, flags: SecurityFlags) -> Result<rustls::ClientConfig, Failure> {
+        let provider = rustls::crypto::CryptoProvider::get_default()
+            .cloned()
+            .unwrap_or_else(|| Arc::new(rustls::crypto::ring::default_provider()));
+        let roots = self
+            .roots
+            .get_or_init(|| Arc::new(tls::root_store(&self.extra_roots)))
+            .clone();
+        let verifier = BitsVerifier::new(flags, roots, &provider, self.crls.clone());
+        let mut config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_protocol_versions(rustls::ALL_VERSIONS)
+            .map_err(|e| {
+                Failure::new(
+                    Status::Permanent,
+                    ErrorContext::GeneralTransport,
+                    ErrorCode::SECURE_FAILURE,
+                    format!("(TLS setup: {e})"),
+                )
+            })?
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(verifier))
+            .with_no_client_auth();
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(config)
+    }
+}
+
+/// BITS's proxy list (`[proto=][proto://]server[:port]`) as reqwest proxies.
+fn proxies(
+    list: &[String],
+    bypass: &[String],
+    creds: Option<&BasicCredentials>,
+) -> Result<Vec<reqwest::Proxy>, Failure> {
+    let bypass: Vec<&str> = bypass
+        .iter()
+        .map(|b| {
+            if b == "<local>" {
+                "localhost,127.0.0.1,::1"
+            } else {
+                b.as_str()
+            }
+        })
+        .collect();
+    let no_proxy = reqwest::NoProxy::from_string(&bypass.join(","));
+    list.iter()
+        .map(|entry| {
+            let (scheme, target) = match entry.split_once('=') {
+                Some((s, t)) => (Some(s.to_ascii_lowercase()), t),
+                None => (None, entry.as_str()),
+            };
+            let target = if target.contains("://") {
+                target.to_owned()
+            } else {
+                format!("http://{target}")
+            };
+            let proxy = match scheme.as_deref() {
+                Some("http") => reqwest::Proxy::http(&target),
+                Some("https") => reqwest::Proxy::https(&target),
+                _ => reqwest::Proxy::all(&target),
+            }
+            .map_err(|e| {
+                Failure::new(
+                    Status::Permanent,
+                    ErrorContext::GeneralTransport,
+                    ErrorCode::BG_E_INVALID_PROXY_INFO,
+                    format!("(proxy {entry:?}: {e})"),
+                )
+            })?;
+            let proxy = match creds {
+                Some(c) => proxy.basic_auth(&c.user_name, &c.password),
+                None => proxy,
+            };
+            Ok(proxy.no_proxy(no_proxy.clone()))
+        })
+        .collect()
+}
