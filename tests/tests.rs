@@ -18,4 +18,5 @@ mod hardening;
 mod lifecycle;
 mod nginx;
 mod scheduling;
+mod socket;
 mod tls;

@@ -123,6 +123,7 @@ impl Engine {
     pub async fn open(config: EngineConfig) -> Result<Self> {
         let lock = DirLock::acquire(&config.data_dir)?;
         let (store, (live, finals)) = Store::open(&config.database_path()).await?;
+        crate::private_dir::fix(&config.data_dir)?;
         let now = Timestamp::now();
         let mut state = State::default();
         let mut purge = Vec::new();

@@ -39,6 +39,7 @@ pub mod events;
 mod lock;
 pub mod model;
 mod notify;
+pub mod private_dir;
 pub mod protocol;
 mod scheduler;
 mod store;

@@ -1,7 +1,7 @@
 //! One engine per data directory: an exclusive lock on `engine.lock`, whose content names the
 //! holder so that a second engine's error can say who is in the way.
 
-use std::fs::{File, OpenOptions, TryLockError};
+use std::fs::{File, TryLockError};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -20,15 +20,9 @@ pub(crate) struct DirLock {
 
 impl DirLock {
     pub(crate) fn acquire(dir: &Path) -> Result<Self> {
-        create_private_dir(dir)?;
+        crate::private_dir::create(dir)?;
         let path = lock_path(dir);
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(|e| Error::io(&path, e))?;
+        let mut file = crate::private_dir::open_file(&path, false)?;
         // A reader probing with a shared lock holds it for microseconds: retry briefly.
         let deadline = Instant::now() + Duration::from_millis(500);
         loop {
@@ -78,15 +72,4 @@ pub(crate) fn engine_running(dir: &Path) -> bool {
         }
         Err(_) => true,
     }
-}
-
-fn create_private_dir(dir: &Path) -> Result<()> {
-    let mut builder = std::fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::DirBuilderExt;
-        builder.mode(0o700);
-    }
-    builder.create(dir).map_err(|e| Error::io(dir, e))
 }

@@ -190,6 +190,9 @@ fn store_err(path: &Path, source: rusqlite::Error) -> Error {
 }
 
 fn open_rw(path: &Path) -> Result<Connection> {
+    // Created 0600 before SQLite sees it: SQLite gives its WAL and shared-memory files the
+    // database's mode.
+    drop(crate::private_dir::open_file(path, false)?);
     let conn = Connection::open(path).map_err(|e| store_err(path, e))?;
     conn.busy_timeout(std::time::Duration::from_secs(10))
         .map_err(|e| store_err(path, e))?;

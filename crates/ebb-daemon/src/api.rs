@@ -46,6 +46,28 @@ impl IntoResponse for ApiError {
 
 type ApiResult<T> = Result<Json<T>, ApiError>;
 
+/// A JSON request body whose rejection (bad JSON, a wrong content type, a missing field) is
+/// answered with the API's JSON error body, as every other error is, not axum's plain text.
+pub(crate) struct JsonBody<T>(T);
+
+impl<T, S> axum::extract::FromRequest<S> for JsonBody<T>
+where
+    Json<T>: axum::extract::FromRequest<S, Rejection = axum::extract::rejection::JsonRejection>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(v)) => Ok(Self(v)),
+            Err(rejection) => Err(ApiError(Error::InvalidArgument(format!(
+                "request body: {}",
+                rejection.body_text()
+            )))),
+        }
+    }
+}
+
 fn job_id(text: &str) -> Result<JobId, ApiError> {
     text.parse()
         .map_err(|e: String| ApiError(Error::InvalidArgument(e)))
@@ -124,7 +146,10 @@ async fn list(
     Ok(Json(e.jobs().await))
 }
 
-async fn create(State(e): State<Engine>, Json(req): Json<CreateJob>) -> ApiResult<Value<JobId>> {
+async fn create(
+    State(e): State<Engine>,
+    JsonBody(req): JsonBody<CreateJob>,
+) -> ApiResult<Value<JobId>> {
     let id = e.create_job(&req.display_name, req.job_type).await?;
     Ok(Json(Value { value: id }))
 }
@@ -142,7 +167,7 @@ async fn job(State(e): State<Engine>, Path(id): Path<String>) -> ApiResult<ebb_c
 async fn set_property(
     State(e): State<Engine>,
     Path(id): Path<String>,
-    Json(change): Json<PropertyChange>,
+    JsonBody(change): JsonBody<PropertyChange>,
 ) -> ApiResult<()> {
     e.set_property(job_id(&id)?, change).await?;
     Ok(Json(()))
@@ -154,7 +179,7 @@ async fn bandwidth(State(e): State<Engine>) -> Json<BandwidthStatus> {
 
 async fn set_bandwidth(
     State(e): State<Engine>,
-    Json(change): Json<BandwidthChange>,
+    JsonBody(change): JsonBody<BandwidthChange>,
 ) -> ApiResult<BandwidthStatus> {
     Ok(Json(e.set_bandwidth(change).await?))
 }
@@ -162,7 +187,7 @@ async fn set_bandwidth(
 async fn add_files(
     State(e): State<Engine>,
     Path(id): Path<String>,
-    Json(req): Json<AddFiles>,
+    JsonBody(req): JsonBody<AddFiles>,
 ) -> ApiResult<()> {
     e.add_files(job_id(&id)?, req.files).await?;
     Ok(Json(()))
@@ -197,7 +222,7 @@ async fn complete(
 async fn replace_prefix(
     State(e): State<Engine>,
     Path(id): Path<String>,
-    Json(req): Json<ReplacePrefix>,
+    JsonBody(req): JsonBody<ReplacePrefix>,
 ) -> ApiResult<Value<usize>> {
     Ok(Json(Value {
         value: e
@@ -209,7 +234,7 @@ async fn replace_prefix(
 async fn set_remote_url(
     State(e): State<Engine>,
     Path((id, index)): Path<(String, usize)>,
-    Json(req): Json<RemoteUrl>,
+    JsonBody(req): JsonBody<RemoteUrl>,
 ) -> ApiResult<()> {
     e.set_remote_name(job_id(&id)?, index, &req.url).await?;
     Ok(Json(()))

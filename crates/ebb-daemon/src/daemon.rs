@@ -34,15 +34,13 @@ fn logging(foreground: bool, data_dir: &std::path::Path) -> anyhow::Result<()> {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
     if foreground {
-        builder.with_writer(std::io::stderr).init();
+        // Colours only for a person at a terminal: not into a redirected log or the journal.
+        let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+        builder.with_ansi(ansi).with_writer(std::io::stderr).init();
     } else {
-        std::fs::create_dir_all(data_dir)
-            .with_context(|| format!("{}: cannot create", data_dir.display()))?;
+        ebb_core::private_dir::create(data_dir)?;
         let path = data_dir.join("ebbd.log");
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
+        let file = ebb_core::private_dir::open_file(&path, true)
             .with_context(|| format!("{}: cannot open the log", path.display()))?;
         builder
             .with_ansi(false)

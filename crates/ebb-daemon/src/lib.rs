@@ -28,4 +28,4 @@ mod socket;
 pub use api::router;
 pub use daemon::{Options, run};
 #[cfg(unix)]
-pub use socket::{bind, serve};
+pub use socket::{ConnectionLimits, bind, serve, serve_with};

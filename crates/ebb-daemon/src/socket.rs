@@ -1,7 +1,13 @@
-//! The Unix socket: private, owner-only, peers of another uid refused (`SO_PEERCRED`).
+//! The Unix socket: private, owner-only, peers of another uid refused (`SO_PEERCRED`), and
+//! guarded against abuse: a cap on connections, a deadline for each request's headers (which
+//! is also the idle timeout between requests), and accept errors backed off and logged once per
+//! interval, so that descriptor exhaustion neither spins a core nor floods the log.
 
-use std::os::unix::fs::PermissionsExt;
+mod limits;
+
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::Path;
+use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use ebb_core::Engine;
@@ -11,6 +17,9 @@ use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
 use tokio_util::sync::CancellationToken;
+
+use limits::AcceptBackoff;
+pub use limits::ConnectionLimits;
 
 /// Bind the socket: refuse if a daemon answers there, replace a stale socket file, and make it
 /// readable and writable by its owner only.
@@ -22,7 +31,14 @@ pub fn bind(path: &Path) -> anyhow::Result<UnixListener> {
             .create(dir)
             .with_context(|| format!("{}: cannot create the socket directory", dir.display()))?;
     }
-    if path.exists() {
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
+        // Only a stale socket of ours is replaced: never a file someone named by mistake.
+        if !meta.file_type().is_socket() {
+            bail!(
+                "{} exists and is not a socket: refusing to replace it (check EBB_SOCKET)",
+                path.display()
+            );
+        }
         if std::os::unix::net::UnixStream::connect(path).is_ok() {
             bail!("another ebbd already answers on {}", path.display());
         }
@@ -44,17 +60,41 @@ fn my_uid() -> u32 {
     }
 }
 
-/// Serve `engine` on `listener` until `stop` is cancelled.
+/// Serve `engine` on `listener` until `stop` is cancelled, with the default limits.
 pub async fn serve(engine: Engine, listener: UnixListener, stop: CancellationToken) {
+    serve_with(engine, listener, stop, ConnectionLimits::default()).await;
+}
+
+/// Serve `engine` on `listener` until `stop` is cancelled.
+pub async fn serve_with(
+    engine: Engine,
+    listener: UnixListener,
+    stop: CancellationToken,
+    limits: ConnectionLimits,
+) {
     let router = crate::router(engine);
     let me = my_uid();
+    let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
+    let mut backoff = AcceptBackoff::default();
     loop {
+        // At the cap, wait for a connection to end before taking the next one: further peers
+        // wait in the listen backlog instead of costing memory.
+        let slot = tokio::select! {
+            () = stop.cancelled() => break,
+            slot = slots.clone().acquire_owned() => match slot {
+                Ok(slot) => slot,
+                Err(_) => break,
+            },
+        };
         let stream = tokio::select! {
             () = stop.cancelled() => break,
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+                Ok((stream, _)) => {
+                    backoff.succeeded();
+                    stream
+                }
                 Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
+                    backoff.failed(&e).await;
                     continue;
                 }
             },
@@ -63,8 +103,12 @@ pub async fn serve(engine: Engine, listener: UnixListener, stop: CancellationTok
             Ok(cred) if cred.uid() == me => {
                 let service = TowerToHyperService::new(router.clone());
                 let stop = stop.clone();
+                let header_timeout = limits.header_timeout;
                 tokio::spawn(async move {
+                    let _slot = slot;
                     let conn = hyper::server::conn::http1::Builder::new()
+                        .timer(hyper_util::rt::TokioTimer::new())
+                        .header_read_timeout(header_timeout)
                         .serve_connection(TokioIo::new(stream), service);
                     tokio::select! {
                         r = conn => if let Err(e) = r {
@@ -76,7 +120,10 @@ pub async fn serve(engine: Engine, listener: UnixListener, stop: CancellationTok
             }
             Ok(cred) => {
                 tracing::warn!(peer_uid = cred.uid(), "refused a peer of another user");
-                tokio::spawn(refuse(stream, cred.uid(), me));
+                tokio::spawn(async move {
+                    let _slot = slot;
+                    refuse(stream, cred.uid(), me).await;
+                });
             }
             Err(e) => tracing::warn!(error = %e, "cannot read the peer's credentials; refused"),
         }

@@ -19,6 +19,8 @@ pub struct ByteRange {
 impl ByteRange {
     /// BITS's limit on ranges per file (`MaxRangesPerFile`).
     pub const MAX_PER_FILE: usize = 500;
+    /// The largest end offset a range may have.
+    pub const MAX_END: u64 = i64::MAX as u64;
 
     /// Parse `OFFSET:LENGTH[,OFFSET:LENGTH...]`, where LENGTH may be `eof`.
     pub fn parse_list(text: &str) -> Result<Vec<Self>> {
@@ -75,6 +77,21 @@ impl ByteRange {
                     ),
                 });
             }
+        }
+        // Offsets are stored as SQLite integers and sent in `Range`: a range must end by 2^63.
+        if let Some(r) = ranges.iter().find(|r| {
+            r.offset > Self::MAX_END
+                || r.length
+                    .is_some_and(|l| r.offset.checked_add(l).is_none_or(|e| e > Self::MAX_END))
+        }) {
+            return Err(Error::InvalidRange {
+                code: ErrorCode::BG_E_INVALID_RANGE,
+                message: format!(
+                    "range {}:{} ends past 2^63 bytes",
+                    r.offset,
+                    fmt_len(r.length)
+                ),
+            });
         }
         if let Some(r) = ranges.iter().find(|r| r.length == Some(0)) {
             return Err(Error::InvalidRange {
@@ -176,6 +193,10 @@ pub fn validate_remote_url(text: &str) -> Result<Url> {
     Ok(url)
 }
 
+/// The longest file name and path the common file systems take (`NAME_MAX`, `PATH_MAX` - 1).
+const MAX_NAME_BYTES: usize = 255;
+const MAX_PATH_BYTES: usize = 4095;
+
 /// A local name must be absolute, free of `..`, not a directory, and its directory must exist.
 pub fn validate_local_path(path: &Path) -> Result<()> {
     check_local_path(path, &mut HashSet::new())
@@ -202,6 +223,27 @@ fn check_local_path(path: &Path, dirs_ok: &mut HashSet<PathBuf>) -> Result<()> {
     {
         return Err(Error::InvalidArgument(format!(
             "local path {shown:?} is not valid UTF-8 or contains control characters"
+        )));
+    }
+    // Refused now, not after the whole file has downloaded and Complete cannot rename it.
+    if path.as_os_str().len() > MAX_PATH_BYTES {
+        return Err(Error::InvalidArgument(format!(
+            "local path {shown:?} is {} bytes long; at most {MAX_PATH_BYTES}",
+            path.as_os_str().len()
+        )));
+    }
+    if let Some(long) = path
+        .components()
+        .find(|c| c.as_os_str().len() > MAX_NAME_BYTES)
+    {
+        return Err(Error::InvalidArgument(format!(
+            "local path {shown:?}: the name {:?}... is {} bytes long; at most {MAX_NAME_BYTES}",
+            long.as_os_str()
+                .to_string_lossy()
+                .chars()
+                .take(40)
+                .collect::<String>(),
+            long.as_os_str().len()
         )));
     }
     let (Some(parent), Some(_)) = (path.parent(), path.file_name()) else {
@@ -327,6 +369,19 @@ mod tests {
         assert_eq!(err.code(), ErrorCode::BG_E_OVERLAPPING_RANGES);
         let after_eof = ByteRange::parse_list("100:eof,200:5").unwrap();
         assert!(ByteRange::validate_list(&after_eof).is_err());
+        for huge in [
+            "18446744073709551000:1000",
+            "9223372036854775807:1",
+            "18446744073709551615:eof",
+        ] {
+            let r = ByteRange::parse_list(huge).unwrap();
+            let err = ByteRange::validate_list(&r).unwrap_err();
+            assert_eq!(err.code(), ErrorCode::BG_E_INVALID_RANGE, "{huge}");
+        }
+        assert!(
+            ByteRange::validate_list(&ByteRange::parse_list("9223372036854775806:1").unwrap())
+                .is_ok()
+        );
         let zero_first = ByteRange::parse_list("10:0,10:5").unwrap();
         assert_eq!(
             ByteRange::validate_list(&zero_first).unwrap_err().code(),
@@ -355,5 +410,14 @@ mod tests {
         assert!(validate_local_path(&dir.path().join("missing/f.bin")).is_err());
         let err = validate_local_path(Path::new("/dev/null")).unwrap_err();
         assert!(err.to_string().contains("not a regular file"), "{err}");
+        let long_name = dir.path().join("n".repeat(256));
+        let err = validate_local_path(&long_name).unwrap_err();
+        assert!(err.to_string().contains("256 bytes long"), "{err}");
+        assert!(validate_local_path(&dir.path().join("n".repeat(255))).is_ok());
+        let deep: PathBuf = std::iter::once(dir.path().to_path_buf())
+            .chain((0..20).map(|_| PathBuf::from("d".repeat(250))))
+            .collect();
+        let err = validate_local_path(&deep.join("f")).unwrap_err();
+        assert!(err.to_string().contains("at most 4095"), "{err}");
     }
 }

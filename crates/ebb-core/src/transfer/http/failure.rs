@@ -139,16 +139,19 @@ pub(super) fn http_failure(status: u16, headers: &HeaderMap, url: &Url) -> Failu
     f
 }
 
+/// The longest `Retry-After` honoured: a server may ask for a pause, not park a job for years.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
+
 fn parse_retry_after(text: &str) -> Option<Duration> {
     let text = text.trim();
-    if let Ok(secs) = text.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    let when = httpdate::parse_http_date(text).ok()?;
-    Some(
+    let wait = if let Ok(secs) = text.parse::<u64>() {
+        Duration::from_secs(secs)
+    } else {
+        let when = httpdate::parse_http_date(text).ok()?;
         when.duration_since(std::time::SystemTime::now())
-            .unwrap_or(Duration::ZERO),
-    )
+            .unwrap_or(Duration::ZERO)
+    };
+    Some(wait.min(MAX_RETRY_AFTER))
 }
 
 #[cfg(test)]
@@ -171,6 +174,13 @@ mod tests {
         let f = http_failure(503, &h, &url);
         assert_eq!(f.status, Status::Transient);
         assert_eq!(f.retry_after, Some(Duration::from_secs(7)));
+        for far in ["99999999999", "Fri, 31 Dec 9999 23:59:59 GMT"] {
+            let h = headers(&[(RETRY_AFTER, far)]);
+            assert_eq!(
+                http_failure(503, &h, &url).retry_after,
+                Some(MAX_RETRY_AFTER)
+            );
+        }
         assert_eq!(f.error.code.0, 0x8019_01F7);
         assert_eq!(
             http_failure(404, &HeaderMap::new(), &url).status,
