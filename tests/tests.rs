@@ -12,6 +12,7 @@ mod support;
 mod bandwidth;
 mod cli;
 mod daemon;
+mod digests;
 mod downloads;
 mod faults;
 mod hardening;

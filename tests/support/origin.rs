@@ -49,6 +49,8 @@ pub enum Fault {
     Refuse416,
     /// A 206 whose Content-Range gives the total as unknown (`bytes a-b/*`).
     UnknownTotal206,
+    /// A 206 whose headers name the asked-for range but whose body starts at byte 0.
+    ShiftedBody206,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -67,6 +69,10 @@ pub struct Resource {
     pub redirect_to: Option<String>,
     /// `user:password` the request must carry as Basic credentials.
     pub basic_auth: Option<String>,
+    /// Send `Repr-Digest: sha-256=:...:` of the body.
+    pub repr_digest: bool,
+    /// Send no Content-Length: the body ends when the connection closes.
+    pub close_delimited: bool,
 }
 
 impl Resource {
@@ -341,6 +347,11 @@ async fn respond<S: Conn>(
         extra += &format!("Last-Modified: {m}\r\n");
     }
     extra += "Accept-Ranges: bytes\r\n";
+    if res.repr_digest {
+        use sha2::Digest as _;
+        let digest = base64_encode(&sha2::Sha256::digest(&res.body));
+        extra += &format!("Repr-Digest: sha-256=:{digest}:\r\n");
+    }
     let (status, start, end) = match wanted.map(|h| parse_range(h, len)) {
         None => (200, 0, len),
         Some(_) if fault == Some(Fault::Refuse416) => {
@@ -370,9 +381,15 @@ async fn respond<S: Conn>(
         }
     };
     log(status);
-    let body = &res.body[start as usize..end as usize];
+    let body = if fault == Some(Fault::ShiftedBody206) {
+        &res.body[..(end - start) as usize]
+    } else {
+        &res.body[start as usize..end as usize]
+    };
     let framing = if res.chunked {
         "Transfer-Encoding: chunked\r\n".to_owned()
+    } else if res.close_delimited {
+        "Connection: close\r\n".to_owned()
     } else {
         format!("Content-Length: {}\r\n", body.len())
     };
@@ -423,6 +440,7 @@ async fn respond<S: Conn>(
             false
         }
         Some(Fault::TruncateAfter(_)) => false,
+        _ if res.close_delimited => false,
         _ => {
             if res.chunked && sock.write_all(b"0\r\n\r\n").await.is_err() {
                 return false;

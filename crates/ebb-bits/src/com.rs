@@ -871,6 +871,11 @@ impl Com {
         if files.is_empty() {
             return Err(Error::InvalidArgument("no files to add".into()));
         }
+        if files.iter().any(|f| f.sha256.is_some()) {
+            return Err(Error::NotSupported(
+                "an expected SHA-256 digest on native BITS (it checks none)",
+            ));
+        }
         self.call(move |c| c.add(id, &files)).await
     }
 

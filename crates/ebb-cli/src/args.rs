@@ -86,6 +86,9 @@ pub enum Command {
         /// Only these byte ranges, e.g. `0:100,2000:eof` (the file holds them in order).
         #[arg(long)]
         ranges: Option<String>,
+        /// The SHA-256 the file must have (64 hex digits; `URL#sha256=HEX` says the same).
+        #[arg(long, value_name = "HEX", value_parser = parse_sha256)]
+        sha256: Option<ebb::Sha256Digest>,
     },
     /// Queue a job; with --wait, run the engine until it leaves the active states.
     Resume {
@@ -268,6 +271,10 @@ fn parse_on_off(s: &str) -> Result<bool, String> {
         "off" | "false" | "no" | "0" => Ok(false),
         _ => Err(format!("expected on or off, not {s:?}")),
     }
+}
+
+fn parse_sha256(s: &str) -> Result<ebb::Sha256Digest, String> {
+    s.parse()
 }
 
 fn parse_type(s: &str) -> Result<JobType, String> {

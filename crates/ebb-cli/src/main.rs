@@ -118,10 +118,14 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             url,
             path,
             ranges,
+            sha256,
         } => {
-            let mut file = NewFile::new(url, absolute(&path)?);
+            let mut file = new_file(&url, &path)?;
             if let Some(r) = ranges {
                 file = file.with_ranges(ByteRange::parse_list(&r)?);
+            }
+            if let Some(d) = sha256 {
+                file = file.with_sha256(d);
             }
             on_job(args, &job, |c, id| async move {
                 c.backend().add_files(id, vec![file]).await?;
@@ -308,6 +312,19 @@ async fn bandwidth(args: &EngineArgs, verb: BandwidthCommand) -> anyhow::Result<
     result
 }
 
+/// A file from the command line: `URL#sha256=HEX` carries the digest the file must have (the
+/// fragment is never sent to the server).
+fn new_file(url: &str, path: &Path) -> anyhow::Result<NewFile> {
+    let local = absolute(path)?;
+    match url.split_once("#sha256=") {
+        Some((url, hex)) => {
+            let digest: ebb::Sha256Digest = hex.parse().map_err(|e: String| anyhow!(e))?;
+            Ok(NewFile::new(url, local).with_sha256(digest))
+        }
+        None => Ok(NewFile::new(url, local)),
+    }
+}
+
 async fn transfer(
     args: &EngineArgs,
     priority: Option<ebb::Priority>,
@@ -323,7 +340,7 @@ async fn transfer(
     }
     let files = pairs
         .chunks(2)
-        .map(|p| Ok(NewFile::new(p[0].clone(), absolute(Path::new(&p[1]))?)))
+        .map(|p| new_file(&p[0], Path::new(&p[1])))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let conn = Conn::open(args, true).await?;
     let b = conn.backend();

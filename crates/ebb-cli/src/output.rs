@@ -41,6 +41,11 @@ pub fn info(j: &JobInfo) -> String {
     kv("state:", &j.state.bits_name());
     kv("priority:", &p.priority);
     kv("owner:", &format!("{} (uid {})", j.owner, j.owner_uid));
+    for (i, f) in j.files.iter().enumerate() {
+        if let Some(note) = digest_note(f) {
+            kv(&format!("file {i} digest:"), &note);
+        }
+    }
     kv(
         "files:",
         &format!("{} / {}", j.files_transferred, j.files_total),
@@ -194,8 +199,18 @@ pub fn files(files: &[JobFile]) -> String {
     let mut s = String::new();
     for (i, f) in files.iter().enumerate() {
         let _ = writeln!(s, "{i:>4}  {}", file_line(f));
+        if let Some(note) = digest_note(f) {
+            let _ = writeln!(s, "      {note}");
+        }
     }
     s
+}
+
+/// A file's digest as shown: the one its bytes were verified against, else the one expected.
+fn digest_note(f: &JobFile) -> Option<String> {
+    f.verified_sha256
+        .map(|d| format!("sha256 {d} (verified)"))
+        .or_else(|| f.expected_sha256.map(|d| format!("sha256 {d} (expected)")))
 }
 
 /// A job's error, in BITSAdmin's `ERROR FILE/CODE/CONTEXT` lines.

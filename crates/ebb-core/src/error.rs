@@ -54,6 +54,8 @@ impl ErrorCode {
     pub const E_DISK_FULL: Self = Self(0x8007_0070);
     /// Win32 `ERROR_FILE_NOT_FOUND` as an HRESULT.
     pub const E_FILE_NOT_FOUND: Self = Self(0x8007_0002);
+    /// Win32 `ERROR_CRC` ("data error") as an HRESULT: the bytes fail their SHA-256 digest.
+    pub const E_DIGEST_MISMATCH: Self = Self(0x8007_0017);
     /// WinHTTP's certificate errors as HRESULTs, as BITS reports them.
     pub const SECURE_CERT_DATE_INVALID: Self = Self(0x8007_2F05);
     pub const SECURE_CERT_CN_INVALID: Self = Self(0x8007_2F06);
@@ -114,6 +116,7 @@ impl ErrorCode {
             Self::E_ACCESSDENIED => "Access is denied.",
             Self::E_DISK_FULL => "There is not enough space on the disk.",
             Self::E_FILE_NOT_FOUND => "The system cannot find the file specified.",
+            Self::E_DIGEST_MISMATCH => "The file's bytes do not match its SHA-256 digest.",
             Self::SECURE_CERT_DATE_INVALID => {
                 "The server's certificate is expired or not yet valid."
             }

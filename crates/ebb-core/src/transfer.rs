@@ -7,8 +7,10 @@
 //! for longer than the chunk timeout is abandoned as a transient error.
 
 mod checkpoint;
+mod digest;
 mod http;
 mod local;
+mod run;
 mod segments;
 mod temp_file;
 pub(crate) mod tls;
@@ -23,6 +25,7 @@ pub use checkpoint::CheckpointPolicy;
 pub(crate) use checkpoint::{Checkpointer, sync_directory};
 pub(crate) use http::HttpClients;
 pub use http::HttpConfig;
+use run::Run;
 
 use crate::error::{ErrorCode, ErrorContext, JobError, Status, io_code, io_is_transient};
 use crate::model::{Credentials, JobFile, JobProperties};
@@ -191,6 +194,8 @@ pub(crate) enum Fetched {
 }
 
 /// Fetch one file into its temporary file, from wherever its progress says.
+/// A file whose bytes fail their digest is fetched once more from the start; a second
+/// mismatch is the job's error.
 pub(crate) async fn fetch(
     cx: &FileCx<'_>,
     file: &mut JobFile,
@@ -204,117 +209,27 @@ pub(crate) async fn fetch(
             e.to_string(),
         )
     })?;
-    cx.live.set_current(cx.index, file);
-    let result = if url.scheme() == "file" {
-        local::fetch(cx, file, &url, ckpt).await
-    } else {
-        http::fetch(cx, file, url, ckpt).await
-    };
+    let mut result = fetch_once(cx, file, &url, ckpt).await;
+    if let Err(f) = &result
+        && f.error.code == ErrorCode::E_DIGEST_MISMATCH
+        && !cx.stop.is_cancelled()
+    {
+        tracing::warn!(error = %f.error.description, "digest mismatch; fetching the file once more");
+        result = fetch_once(cx, file, &url, ckpt).await;
+    }
     result.map_err(|f| f.with_file(cx.index))
 }
 
-/// One attempt at one file: its open temporary file and whether the job was told it connected.
-/// Invariant: `file.bytes_transferred == temp.len()` whenever control leaves a method.
-#[derive(Debug)]
-pub(crate) struct Run {
-    temp: temp_file::TempFile,
-    announced: bool,
-}
-
-impl Run {
-    /// Open the temporary file at the durable progress, or start the file over if the bytes
-    /// the store counts are not there.
-    fn new(cx: &FileCx<'_>, file: &mut JobFile) -> Result<Self, Failure> {
-        let reopened = if file.bytes_transferred > 0 {
-            temp_file::TempFile::reopen(&file.temp_path, file.bytes_transferred)?
-        } else {
-            None
-        };
-        let temp = if let Some(t) = reopened {
-            t
-        } else {
-            if file.bytes_transferred > 0 {
-                tracing::warn!(path = %file.temp_path.display(), "temporary file lost; starting the file over");
-            }
-            reset(file);
-            temp_file::TempFile::create(&file.temp_path)?
-        };
-        cx.live.update(file);
-        Ok(Self {
-            temp,
-            announced: false,
-        })
+async fn fetch_once(
+    cx: &FileCx<'_>,
+    file: &mut JobFile,
+    url: &url::Url,
+    ckpt: &mut Checkpointer,
+) -> Result<Fetched, Failure> {
+    cx.live.set_current(cx.index, file);
+    if url.scheme() == "file" {
+        local::fetch(cx, file, url, ckpt).await
+    } else {
+        http::fetch(cx, file, url.clone(), ckpt).await
     }
-
-    /// Throw the bytes away and start the file over.
-    fn restart(&mut self, cx: &FileCx<'_>, file: &mut JobFile) -> Result<(), Failure> {
-        self.temp.truncate_to(0)?;
-        reset(file);
-        cx.live.update(file);
-        Ok(())
-    }
-
-    /// Tell the job it is transferring (Connecting -> Transferring), once.
-    fn announce(&mut self, cx: &FileCx<'_>) {
-        if !self.announced {
-            self.announced = true;
-            (cx.connected)();
-        }
-    }
-
-    async fn write(
-        &mut self,
-        cx: &FileCx<'_>,
-        file: &mut JobFile,
-        ckpt: &mut Checkpointer,
-        data: &[u8],
-    ) -> Result<(), Failure> {
-        self.temp.write(data)?;
-        let n = data.len() as u64;
-        file.bytes_transferred += n;
-        debug_assert_eq!(file.bytes_transferred, self.temp.len());
-        cx.live.update(file);
-        cx.live.add_moved(n);
-        ckpt.add(n);
-        ckpt.tick(Some((&self.temp, cx.index, file))).await
-    }
-
-    /// Settle the attempt: a finished file joins the next checkpoint's batch (it is completed
-    /// once that checkpoint is durable, not before); a stopped or failed one is checkpointed
-    /// now, so that the next attempt resumes where this one ended.
-    async fn finish(
-        self,
-        cx: &FileCx<'_>,
-        file: &mut JobFile,
-        ckpt: &mut Checkpointer,
-        result: Result<Fetched, Failure>,
-    ) -> Result<Fetched, Failure> {
-        match result {
-            Ok(Fetched::Completed) => {
-                file.bytes_total = Some(file.bytes_total.unwrap_or(file.bytes_transferred));
-                let identity = self.temp.identity();
-                drop(self.temp);
-                ckpt.file_done(cx.index, file.clone(), identity);
-                cx.live.finish_file(cx.index, file);
-                ckpt.tick(None).await?;
-                Ok(Fetched::Completed)
-            }
-            Ok(Fetched::Stopped) => {
-                ckpt.flush(Some((&self.temp, cx.index, file))).await?;
-                Ok(Fetched::Stopped)
-            }
-            Err(failure) => {
-                if let Err(e) = ckpt.flush(Some((&self.temp, cx.index, file))).await {
-                    tracing::warn!(error = %e.error.description, "could not checkpoint after a failure");
-                }
-                Err(failure)
-            }
-        }
-    }
-}
-
-fn reset(file: &mut JobFile) {
-    file.bytes_transferred = 0;
-    file.validators = crate::model::Validators::default();
-    file.bytes_total = None;
 }

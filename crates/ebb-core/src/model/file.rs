@@ -4,7 +4,7 @@ use std::path::{Component, Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use url::Url;
 
-use super::JobId;
+use super::{JobId, Sha256Digest};
 use crate::error::{Error, ErrorCode, Result};
 
 /// One byte range of a remote file (`BG_FILE_RANGE`); `length: None` reads to the end of the file
@@ -114,6 +114,10 @@ pub struct Validators {
     pub etag: Option<String>,
     /// `Last-Modified`, as the server sent it.
     pub last_modified: Option<String>,
+    /// The SHA-256 the server claims for the whole file (`Repr-Digest`, `Content-Digest` of a
+    /// whole body, or `Digest`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<Sha256Digest>,
 }
 
 impl Validators {
@@ -130,6 +134,9 @@ pub struct NewFile {
     pub local_path: PathBuf,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ranges: Vec<ByteRange>,
+    /// The SHA-256 the file's bytes must have: a file that does not match is never Transferred.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<Sha256Digest>,
 }
 
 impl NewFile {
@@ -138,7 +145,14 @@ impl NewFile {
             remote_url: remote_url.into(),
             local_path: local_path.into(),
             ranges: Vec::new(),
+            sha256: None,
         }
+    }
+
+    #[must_use]
+    pub fn with_sha256(mut self, digest: Sha256Digest) -> Self {
+        self.sha256 = Some(digest);
+        self
     }
 
     #[must_use]
@@ -301,6 +315,15 @@ pub struct JobFile {
     pub completed: bool,
     #[serde(default)]
     pub validators: Validators,
+    /// The SHA-256 the app expects of the file's bytes.
+    #[serde(default)]
+    pub expected_sha256: Option<Sha256Digest>,
+    /// The SHA-256 the transferred bytes were checked against (the app's or the server's).
+    #[serde(default)]
+    pub verified_sha256: Option<Sha256Digest>,
+    /// The running hash of the bytes so far, as of the durable progress (not on the wire).
+    #[serde(skip)]
+    pub(crate) hash_state: Option<Vec<u8>>,
 }
 
 impl JobFile {
@@ -322,6 +345,9 @@ impl JobFile {
             bytes_transferred,
             completed,
             validators: Validators::default(),
+            expected_sha256: None,
+            verified_sha256: None,
+            hash_state: None,
         }
     }
 
@@ -336,7 +362,21 @@ impl JobFile {
             bytes_transferred: 0,
             completed: false,
             validators: Validators::default(),
+            expected_sha256: file.sha256,
+            verified_sha256: None,
+            hash_state: None,
         }
+    }
+
+    /// The digest the file's bytes must match, if any: the app's, and for a whole file the
+    /// server's claim.
+    pub(crate) fn digests_to_check(&self) -> [Option<Sha256Digest>; 2] {
+        let server = self
+            .ranges
+            .is_empty()
+            .then_some(self.validators.sha256)
+            .flatten();
+        [self.expected_sha256, server]
     }
 }
 

@@ -12,6 +12,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0002_settings",
         include_str!("../../../../migrations/0002_settings.sql"),
     ),
+    (
+        "0003_digests",
+        include_str!("../../../../migrations/0003_digests.sql"),
+    ),
 ];
 
 #[derive(Debug)]

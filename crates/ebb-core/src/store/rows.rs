@@ -7,7 +7,7 @@ use rusqlite::{Connection, Row, Transaction, params};
 
 use crate::model::{
     BasicCredentials, Credentials, Job, JobFile, JobId, JobProperties, JobState, Owner, Schedule,
-    Timestamp, Validators,
+    Sha256Digest, Timestamp, Validators,
 };
 
 fn to_i64(v: u64) -> i64 {
@@ -150,13 +150,16 @@ pub(crate) fn upsert_file(
     } else {
         Some(serde_json::to_string(&f.ranges).map_err(json_err)?)
     };
+    let hex = |d: Option<Sha256Digest>| d.map(|d| d.to_string());
     conn.prepare_cached(
         "INSERT INTO files (job_id, idx, remote_url, local_path, ranges, temp_path, bytes_total,
-             bytes_transferred, completed, etag, last_modified)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+             bytes_transferred, completed, etag, last_modified, expected_sha256, server_sha256,
+             verified_sha256, hash_state)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
          ON CONFLICT (job_id, idx) DO UPDATE SET remote_url = ?3, local_path = ?4, ranges = ?5,
              temp_path = ?6, bytes_total = ?7, bytes_transferred = ?8, completed = ?9,
-             etag = ?10, last_modified = ?11",
+             etag = ?10, last_modified = ?11, expected_sha256 = ?12, server_sha256 = ?13,
+             verified_sha256 = ?14, hash_state = ?15",
     )?
     .execute(params![
         job.to_string(),
@@ -170,6 +173,10 @@ pub(crate) fn upsert_file(
         f.completed,
         f.validators.etag,
         f.validators.last_modified,
+        hex(f.expected_sha256),
+        hex(f.validators.sha256),
+        hex(f.verified_sha256),
+        f.hash_state,
     ])?;
     Ok(())
 }
@@ -286,6 +293,12 @@ fn parse_text<T: std::str::FromStr<Err = String>>(r: &Row<'_>, col: usize) -> ru
         .map_err(|e: String| parse_err(col, BadValue(e)))
 }
 
+fn parse_digest(r: &Row<'_>, col: usize) -> rusqlite::Result<Option<Sha256Digest>> {
+    let text: Option<String> = r.get(col)?;
+    text.map(|t| t.parse().map_err(|e: String| parse_err(col, BadValue(e))))
+        .transpose()
+}
+
 fn credentials(user: Option<String>, password: Option<String>) -> Option<BasicCredentials> {
     user.map(|user_name| BasicCredentials {
         user_name,
@@ -390,7 +403,8 @@ pub(crate) fn load_jobs(conn: &Connection, which: Selection) -> rusqlite::Result
     let (filter, args) = which.filter("job_id");
     let mut files = conn.prepare(&format!(
         "SELECT job_id, idx, remote_url, local_path, ranges, temp_path, bytes_total,
-                bytes_transferred, completed, etag, last_modified
+                bytes_transferred, completed, etag, last_modified, expected_sha256, server_sha256,
+                verified_sha256, hash_state
          FROM files {filter} ORDER BY job_id, idx"
     ))?;
     let rows = files.query_map(rusqlite::params_from_iter(&args), |r| {
@@ -412,7 +426,11 @@ pub(crate) fn load_jobs(conn: &Connection, which: Selection) -> rusqlite::Result
                 validators: Validators {
                     etag: r.get(9)?,
                     last_modified: r.get(10)?,
+                    sha256: parse_digest(r, 12)?,
                 },
+                expected_sha256: parse_digest(r, 11)?,
+                verified_sha256: parse_digest(r, 13)?,
+                hash_state: r.get(14)?,
             },
         ))
     })?;

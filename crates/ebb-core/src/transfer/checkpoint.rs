@@ -83,7 +83,7 @@ impl Checkpointer {
         self.pending.push((index, file, identity));
     }
 
-    fn due(&self) -> bool {
+    pub(crate) fn due(&self) -> bool {
         (self.since_bytes > 0 || !self.pending.is_empty())
             && (self.since_bytes >= self.policy.bytes
                 || self.since.elapsed() >= self.policy.interval)

@@ -193,7 +193,7 @@ async fn fetch_inner(
                 use_auth = true;
             }
             StatusCode::OK => {
-                let new = validators_of(&headers);
+                let new = validators_of(&headers, is_identity(&headers));
                 if !whole {
                     if sent_if_range {
                         // If-Range failed: the remote file changed under our ranges.
@@ -215,6 +215,7 @@ async fn fetch_inner(
                 }
                 file.validators = new;
                 file.bytes_total = content_length(&headers);
+                run.begin_hash(file);
                 run.announce(cx);
                 let expected = file.bytes_total;
                 match run.stream(cx, response, file, ckpt, expected).await? {
@@ -227,7 +228,7 @@ async fn fetch_inner(
                 }
             }
             StatusCode::PARTIAL_CONTENT => {
-                let new = validators_of(&headers);
+                let new = validators_of(&headers, false);
                 let cr = parse_content_range(&headers);
                 let length = content_length(&headers);
                 let honest = cr.is_some_and(|cr| {
@@ -261,7 +262,10 @@ async fn fetch_inner(
                 }
                 if file.validators == Validators::default() {
                     file.validators = new;
+                } else if file.validators.sha256.is_none() {
+                    file.validators.sha256 = new.sha256;
                 }
+                run.begin_hash(file);
                 if whole {
                     file.bytes_total = file.bytes_total.or(cr.total);
                 } else if remote_size.is_none()

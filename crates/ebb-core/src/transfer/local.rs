@@ -77,6 +77,7 @@ pub(super) async fn fetch(
     let validators = Validators {
         etag: Some(format!("\"{size}\"")),
         last_modified: meta.modified().ok().map(httpdate::fmt_http_date),
+        sha256: None,
     };
     if let Some(why) = segments::out_of_bounds(file, size) {
         return Err(Failure::new(

@@ -1,0 +1,213 @@
+//! One attempt at one file: its open temporary file, whether the job was told it connected,
+//! and the running hash of its bytes when a digest is to be checked.
+//!
+//! The hash covers the file's bytes from the first; its state is saved into the file (and so
+//! into every checkpoint) together with the byte count it covers, so that a resume continues it
+//! only when the count is the durable progress. Otherwise the file is read once at the end.
+
+use super::checkpoint::Checkpointer;
+use super::digest::{FileHash, hash_file};
+use super::{Failure, Fetched, FileCx, temp_file};
+use crate::error::{ErrorCode, ErrorContext, Status};
+use crate::model::{JobFile, Validators};
+
+/// One attempt at one file.
+/// Invariant: `file.bytes_transferred == temp.len()` whenever control leaves a method.
+#[derive(Debug)]
+pub(crate) struct Run {
+    temp: temp_file::TempFile,
+    announced: bool,
+    /// The hash of bytes `0..file.bytes_transferred`, when a digest is to be checked and the
+    /// hash is known from the first byte.
+    hash: Option<FileHash>,
+}
+
+impl Run {
+    /// Open the temporary file at the durable progress, or start the file over if the bytes
+    /// the store counts are not there.
+    pub(super) fn new(cx: &FileCx<'_>, file: &mut JobFile) -> Result<Self, Failure> {
+        let reopened = if file.bytes_transferred > 0 {
+            temp_file::TempFile::reopen(&file.temp_path, file.bytes_transferred)?
+        } else {
+            None
+        };
+        let temp = if let Some(t) = reopened {
+            t
+        } else {
+            if file.bytes_transferred > 0 {
+                tracing::warn!(path = %file.temp_path.display(), "temporary file lost; starting the file over");
+            }
+            reset(file);
+            temp_file::TempFile::create(&file.temp_path)?
+        };
+        cx.live.update(file);
+        let hash = saved_hash(file);
+        let mut run = Self {
+            temp,
+            announced: false,
+            hash,
+        };
+        run.begin_hash(file);
+        Ok(run)
+    }
+
+    /// Throw the bytes away and start the file over.
+    pub(super) fn restart(&mut self, cx: &FileCx<'_>, file: &mut JobFile) -> Result<(), Failure> {
+        self.temp.truncate_to(0)?;
+        reset(file);
+        self.hash = None;
+        self.begin_hash(file);
+        cx.live.update(file);
+        Ok(())
+    }
+
+    /// Start hashing at the first byte if a digest is to be checked (the app's, or one the
+    /// server just named).
+    pub(super) fn begin_hash(&mut self, file: &JobFile) {
+        if self.hash.is_none()
+            && file.bytes_transferred == 0
+            && file.digests_to_check().iter().any(Option::is_some)
+        {
+            self.hash = Some(FileHash::default());
+        }
+    }
+
+    /// Tell the job it is transferring (Connecting -> Transferring), once.
+    pub(super) fn announce(&mut self, cx: &FileCx<'_>) {
+        if !self.announced {
+            self.announced = true;
+            (cx.connected)();
+        }
+    }
+
+    pub(super) async fn write(
+        &mut self,
+        cx: &FileCx<'_>,
+        file: &mut JobFile,
+        ckpt: &mut Checkpointer,
+        data: &[u8],
+    ) -> Result<(), Failure> {
+        self.temp.write(data)?;
+        if let Some(h) = &mut self.hash {
+            h.update(data);
+        }
+        let n = data.len() as u64;
+        file.bytes_transferred += n;
+        debug_assert_eq!(file.bytes_transferred, self.temp.len());
+        cx.live.update(file);
+        cx.live.add_moved(n);
+        ckpt.add(n);
+        if ckpt.due() {
+            self.save_hash(file);
+        }
+        ckpt.tick(Some((&self.temp, cx.index, file))).await
+    }
+
+    /// Put the hash state into the file, so that the next checkpoint stores it.
+    fn save_hash(&self, file: &mut JobFile) {
+        file.hash_state = self.hash.as_ref().map(|h| {
+            let mut state = file.bytes_transferred.to_le_bytes().to_vec();
+            state.extend(h.save());
+            state
+        });
+    }
+
+    /// Settle the attempt: a finished file is checked against its digests, then joins the next
+    /// checkpoint's batch (it is completed once that checkpoint is durable, not before); a
+    /// stopped or failed one is checkpointed now, so that the next attempt resumes where this
+    /// one ended.
+    pub(super) async fn finish(
+        mut self,
+        cx: &FileCx<'_>,
+        file: &mut JobFile,
+        ckpt: &mut Checkpointer,
+        result: Result<Fetched, Failure>,
+    ) -> Result<Fetched, Failure> {
+        let result = match result {
+            Ok(Fetched::Completed) => self.verify(file).await.map(|()| Fetched::Completed),
+            other => other,
+        };
+        match result {
+            Ok(Fetched::Completed) => {
+                file.bytes_total = Some(file.bytes_total.unwrap_or(file.bytes_transferred));
+                file.hash_state = None;
+                let identity = self.temp.identity();
+                drop(self.temp);
+                ckpt.file_done(cx.index, file.clone(), identity);
+                cx.live.finish_file(cx.index, file);
+                ckpt.tick(None).await?;
+                Ok(Fetched::Completed)
+            }
+            Ok(Fetched::Stopped) => {
+                self.save_hash(file);
+                ckpt.flush(Some((&self.temp, cx.index, file))).await?;
+                Ok(Fetched::Stopped)
+            }
+            Err(failure) => {
+                self.save_hash(file);
+                if let Err(e) = ckpt.flush(Some((&self.temp, cx.index, file))).await {
+                    tracing::warn!(error = %e.error.description, "could not checkpoint after a failure");
+                }
+                Err(failure)
+            }
+        }
+    }
+
+    /// Check the finished bytes against the app's digest and the server's. A mismatch throws
+    /// the bytes away (the file starts over) and is an error.
+    async fn verify(&mut self, file: &mut JobFile) -> Result<(), Failure> {
+        let wanted = file.digests_to_check();
+        if wanted.iter().all(Option::is_none) {
+            return Ok(());
+        }
+        let got = if let Some(h) = self.hash.take() {
+            h.finish()
+        } else {
+            // The hash did not start at the first byte: read the file once.
+            let path = file.temp_path.clone();
+            tokio::task::spawn_blocking(move || hash_file(&path))
+                .await
+                .map_err(|e| Failure::local_io(&file.temp_path, &std::io::Error::other(e)))??
+        };
+        let Some(want) = wanted.into_iter().flatten().find(|&w| w != got) else {
+            tracing::debug!(sha256 = %got, "digest verified");
+            file.verified_sha256 = Some(got);
+            return Ok(());
+        };
+        let whose = if file.expected_sha256 == Some(want) {
+            "the expected"
+        } else {
+            "the server's"
+        };
+        let url = file.remote_url.clone();
+        self.temp.truncate_to(0)?;
+        reset(file);
+        Err(Failure::new(
+            Status::Permanent,
+            ErrorContext::RemoteFile,
+            ErrorCode::E_DIGEST_MISMATCH,
+            format!("({url}: the bytes have SHA-256 {got}, not {whose} {want})"),
+        ))
+    }
+}
+
+/// The hash state saved with the durable progress, if it covers exactly that progress.
+fn saved_hash(file: &JobFile) -> Option<FileHash> {
+    if file.bytes_transferred == 0 {
+        return None;
+    }
+    let state = file.hash_state.as_deref()?;
+    let (count, saved) = state.split_at_checked(8)?;
+    let count = u64::from_le_bytes(count.try_into().ok()?);
+    (count == file.bytes_transferred)
+        .then(|| FileHash::restore(saved))
+        .flatten()
+}
+
+fn reset(file: &mut JobFile) {
+    file.bytes_transferred = 0;
+    file.validators = Validators::default();
+    file.bytes_total = None;
+    file.hash_state = None;
+    file.verified_sha256 = None;
+}
