@@ -11,6 +11,7 @@ mod support;
 
 mod bandwidth;
 mod cli;
+mod crashes;
 mod daemon;
 mod digests;
 mod downloads;
