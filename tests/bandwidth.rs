@@ -266,10 +266,18 @@ async fn a_long_pause_reconnects_with_a_range_instead_of_failing() {
     let mut config = support::config(dir.path());
     config.http.throttle_reconnect = Duration::from_millis(500);
     let e = Engine::open(config).await.unwrap();
-    let id = start_job(&e, origin.url("/f"), &dir.path().join("f")).await;
+    // Capped before it starts: on a busy machine an uncapped start could finish the file first.
+    let id = e.create_job("pause", ebb::JobType::Download).await.unwrap();
+    e.add_files(
+        id,
+        vec![ebb::NewFile::new(origin.url("/f"), dir.path().join("f"))],
+    )
+    .await
+    .unwrap();
     e.set_property(id, PropertyChange::MaxRate(Limit::BytesPerSec(100_000)))
         .await
         .unwrap();
+    e.resume(id).await.unwrap();
     wait_for(&e, id, 20, |j| j.bytes_transferred > 0).await;
     e.set_property(id, PropertyChange::MaxRate(Limit::PAUSED))
         .await

@@ -20,5 +20,6 @@ mod hardening;
 mod lifecycle;
 mod nginx;
 mod scheduling;
+mod secrets;
 mod socket;
 mod tls;

@@ -239,9 +239,13 @@ pub struct SetArgs {
     /// preconfig | no_proxy | autodetect | override:PROXY[,PROXY][;BYPASS[,BYPASS]]
     #[arg(long)]
     pub proxy: Option<String>,
-    /// server|proxy:USER:PASSWORD (Basic), or server|proxy:none to remove.
+    /// server|proxy:USER:PASSWORD (Basic), or server|proxy:none to remove. On a command line
+    /// the password is visible to other processes: prefer --credentials-from.
     #[arg(long, value_name = "TARGET:USER:PASSWORD")]
     pub credentials: Vec<String>,
+    /// Read TARGET:USER:PASSWORD lines from a file, or from stdin with `-`.
+    #[arg(long, value_name = "FILE")]
+    pub credentials_from: Option<PathBuf>,
     /// allow | report | disallow
     #[arg(long)]
     pub redirect_policy: Option<String>,

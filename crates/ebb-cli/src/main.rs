@@ -312,6 +312,22 @@ async fn bandwidth(args: &EngineArgs, verb: BandwidthCommand) -> anyhow::Result<
     result
 }
 
+/// `--credentials-from`: one `server|proxy:USER:PASSWORD` per line, from a file or stdin
+/// (`-`), so that a password never sits on a command line (where `ps` shows it).
+fn credential_lines(from: &Path) -> anyhow::Result<Vec<String>> {
+    let text = if from == Path::new("-") {
+        std::io::read_to_string(std::io::stdin()).context("cannot read credentials from stdin")?
+    } else {
+        std::fs::read_to_string(from)
+            .with_context(|| format!("{}: cannot read credentials", from.display()))?
+    };
+    Ok(text
+        .lines()
+        .map(|l| l.strip_suffix('\r').unwrap_or(l).to_owned())
+        .filter(|l| !l.trim().is_empty())
+        .collect())
+}
+
 /// A file from the command line: `URL#sha256=HEX` carries the digest the file must have (the
 /// fragment is never sent to the server).
 fn new_file(url: &str, path: &Path) -> anyhow::Result<NewFile> {
@@ -407,7 +423,11 @@ fn changes(set: &SetArgs, current: SecurityFlags) -> anyhow::Result<Vec<Property
     if let Some(p) = &set.proxy {
         out.push(PropertyChange::Proxy(ProxySettings::parse(p)?));
     }
-    for c in &set.credentials {
+    let mut specs = set.credentials.clone();
+    if let Some(from) = &set.credentials_from {
+        specs.extend(credential_lines(from)?);
+    }
+    for c in &specs {
         let (target, rest) = c
             .split_once(':')
             .ok_or_else(|| anyhow!("credentials must be server|proxy:USER:PASSWORD"))?;

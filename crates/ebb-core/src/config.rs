@@ -32,12 +32,17 @@ pub struct EngineConfig {
     pub bandwidth: BandwidthConfig,
     /// Where bandwidth schedules read the local time (tests set their own).
     pub wall_clock: WallClock,
+    /// The key that seals passwords in the queue: a file apart from the data directory
+    /// (default `<config dir>/ebb/secret.key`).
+    pub secret_key: PathBuf,
 }
 
 impl EngineConfig {
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        let data_dir = data_dir.into();
         Self {
-            data_dir: data_dir.into(),
+            secret_key: crate::secret_key::default_path(&data_dir),
+            data_dir,
             checkpoint: CheckpointPolicy::default(),
             http: HttpConfig::default(),
             max_background_jobs: 1,

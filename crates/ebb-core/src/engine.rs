@@ -122,7 +122,14 @@ impl Engine {
     /// crashed engine left Connecting or Transferring are queued again.
     pub async fn open(config: EngineConfig) -> Result<Self> {
         let lock = DirLock::acquire(&config.data_dir)?;
-        let (store, (live, finals)) = Store::open(&config.database_path()).await?;
+        let key = crate::secret_key::load_or_create(&config.secret_key)?;
+        let sealer = crate::store::Sealer::new(&key).ok_or_else(|| {
+            Error::io(
+                &config.secret_key,
+                std::io::Error::other("not a usable key"),
+            )
+        })?;
+        let (store, (live, finals)) = Store::open(&config.database_path(), sealer).await?;
         crate::private_dir::fix(&config.data_dir)?;
         let now = Timestamp::now();
         let mut state = State::default();

@@ -42,6 +42,7 @@ mod notify;
 pub mod private_dir;
 pub mod protocol;
 mod scheduler;
+pub mod secret_key;
 mod store;
 mod transfer;
 

@@ -7,6 +7,7 @@
 
 mod migrate;
 mod rows;
+mod sealing;
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
@@ -18,6 +19,7 @@ use crate::error::{Error, Result};
 use crate::model::{Job, JobId, JobState, Timestamp};
 
 pub(crate) use rows::{FileProgress, JobRow, LiveRow, Selection};
+pub(crate) use sealing::Sealer;
 
 /// What an engine loads at open: the live jobs, and the final ones without their files.
 pub(crate) type Loaded = (Vec<Job>, Vec<(JobId, JobState, String, Timestamp)>);
@@ -29,19 +31,25 @@ type Task = Box<dyn FnOnce(&mut Connection) + Send>;
 pub(crate) struct Store {
     tx: mpsc::Sender<Task>,
     path: PathBuf,
+    sealer: std::sync::Arc<Sealer>,
 }
 
 impl Store {
     /// Open (creating if needed) the database at `path`, apply migrations and load the jobs.
-    pub(crate) async fn open(path: &Path) -> Result<(Self, Loaded)> {
+    /// Passwords are sealed with `sealer`; any an older ebb left in plaintext are sealed now.
+    pub(crate) async fn open(path: &Path, sealer: Sealer) -> Result<(Self, Loaded)> {
         let (tx, rx) = mpsc::channel::<Task>();
         let (ready_tx, ready_rx) = oneshot::channel();
         let owned = path.to_path_buf();
+        let sealer = std::sync::Arc::new(sealer);
+        let thread_sealer = sealer.clone();
         std::thread::Builder::new()
             .name("ebb-store".into())
             .spawn(move || {
                 let opened = open_rw(&owned).and_then(|mut conn| {
-                    let loaded = rows::load_jobs(&conn, Selection::Live)
+                    rows::seal_plaintext(&mut conn, &thread_sealer)
+                        .map_err(|e| store_err(&owned, e))?;
+                    let loaded = rows::load_jobs(&conn, Selection::Live, Some(&thread_sealer))
                         .and_then(|live| Ok((live, rows::load_finals(&conn)?)))
                         .map_err(|e| store_err(&owned, e))?;
                     rows::clear_live(&mut conn).map_err(|e| store_err(&owned, e))?;
@@ -67,6 +75,7 @@ impl Store {
             Self {
                 tx,
                 path: path.to_path_buf(),
+                sealer,
             },
             jobs,
         ))
@@ -89,29 +98,31 @@ impl Store {
 
     /// One job with its files, e.g. a final job the engine no longer holds.
     pub(crate) async fn load_job(&self, id: JobId) -> Result<Option<Job>> {
-        self.call(move |c| rows::load_jobs(c, Selection::One(id)))
+        let sealer = self.sealer.clone();
+        self.call(move |c| rows::load_jobs(c, Selection::One(id), Some(&sealer)))
             .await
             .map(|mut jobs| jobs.pop())
     }
 
     pub(crate) async fn insert_job(&self, job: &Job) -> Result<()> {
-        let job = job.clone();
+        let row = JobRow::new(job, &self.sealer);
+        let files = job.files.clone();
         self.call(move |c| {
             let tx = c.transaction()?;
-            rows::insert_job(&tx, &job)?;
+            rows::insert_job(&tx, &row, &files)?;
             tx.commit()
         })
         .await
     }
 
     pub(crate) async fn update_job(&self, job: &Job) -> Result<()> {
-        let row = JobRow::from(job);
+        let row = JobRow::new(job, &self.sealer);
         self.call(move |c| rows::update_job_row(c, &row)).await
     }
 
     /// Persist the job row and the given files (by index) in one transaction.
     pub(crate) async fn update_job_and_files(&self, job: &Job, indices: Vec<usize>) -> Result<()> {
-        let row = JobRow::from(job);
+        let row = JobRow::new(job, &self.sealer);
         let files: Vec<_> = indices
             .into_iter()
             .filter_map(|i| job.files.get(i).map(|f| (i, f.clone())))
@@ -196,10 +207,13 @@ fn open_rw(path: &Path) -> Result<Connection> {
     let conn = Connection::open(path).map_err(|e| store_err(path, e))?;
     conn.busy_timeout(std::time::Duration::from_secs(10))
         .map_err(|e| store_err(path, e))?;
+    // secure_delete: a replaced or deleted row (a password sealed anew, a dropped credential)
+    // is overwritten, not left in a free page.
     conn.execute_batch(
         "PRAGMA journal_mode = WAL;
          PRAGMA synchronous = FULL;
-         PRAGMA foreign_keys = ON;",
+         PRAGMA foreign_keys = ON;
+         PRAGMA secure_delete = ON;",
     )
     .map_err(|e| store_err(path, e))?;
     migrate::apply(&conn).map_err(|e| match e {
@@ -233,7 +247,8 @@ pub(crate) fn read_jobs(path: &Path, live: bool) -> Result<Vec<Job>> {
     if version == 0 {
         return Ok(Vec::new());
     }
-    let mut jobs = rows::load_jobs(&conn, Selection::All).map_err(|e| store_err(path, e))?;
+    // Readers show user names only: passwords stay sealed.
+    let mut jobs = rows::load_jobs(&conn, Selection::All, None).map_err(|e| store_err(path, e))?;
     if live {
         rows::overlay_live(&conn, &mut jobs).map_err(|e| store_err(path, e))?;
     }

@@ -302,6 +302,8 @@ impl Job {
         self.check_modifiable("cancel")?;
         self.state = JobState::Cancelled;
         self.modified_at = now;
+        // A final job will never authenticate again: its secrets go.
+        self.credentials = Credentials::default();
         Ok(())
     }
 
@@ -319,6 +321,7 @@ impl Job {
         self.check_completable()?;
         self.state = JobState::Acknowledged;
         self.modified_at = now;
+        self.credentials = Credentials::default();
         Ok(())
     }
 

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use rusqlite::{Connection, Row, Transaction, params};
 
+use super::sealing::{Opened, Sealer};
 use crate::model::{
     BasicCredentials, Credentials, Job, JobFile, JobId, JobProperties, JobState, Owner, Schedule,
     Sha256Digest, Timestamp, Validators,
@@ -47,7 +48,9 @@ pub(crate) struct JobRow {
     state: &'static str,
     owner: Owner,
     properties: String,
-    credentials: Credentials,
+    /// User name and sealed password of the server and proxy credentials.
+    server: Option<(String, String)>,
+    proxy: Option<(String, String)>,
     created_at: i64,
     modified_at: i64,
     completed_at: Option<i64>,
@@ -56,8 +59,13 @@ pub(crate) struct JobRow {
     schedule: Schedule,
 }
 
-impl From<&Job> for JobRow {
-    fn from(job: &Job) -> Self {
+impl JobRow {
+    /// The row of `job`, its passwords sealed.
+    pub(crate) fn new(job: &Job, sealer: &Sealer) -> Self {
+        let seal = |c: &Option<BasicCredentials>, field| {
+            c.as_ref()
+                .map(|c| (c.user_name.clone(), sealer.seal(job.id, field, &c.password)))
+        };
         Self {
             id: job.id,
             display_name: job.display_name.clone(),
@@ -67,7 +75,8 @@ impl From<&Job> for JobRow {
             owner: job.owner.clone(),
             // Serialising plain data cannot fail; an empty object would load as the defaults.
             properties: serde_json::to_string(&job.properties).unwrap_or_else(|_| "{}".into()),
-            credentials: job.credentials.clone(),
+            server: seal(&job.credentials.server, "server"),
+            proxy: seal(&job.credentials.proxy, "proxy"),
             created_at: job.created_at.as_millis(),
             modified_at: job.modified_at.as_millis(),
             completed_at: job.completed_at.map(Timestamp::as_millis),
@@ -81,8 +90,11 @@ impl From<&Job> for JobRow {
     }
 }
 
-pub(crate) fn insert_job(tx: &Transaction<'_>, job: &Job) -> rusqlite::Result<()> {
-    let row = JobRow::from(job);
+pub(crate) fn insert_job(
+    tx: &Transaction<'_>,
+    row: &JobRow,
+    files: &[JobFile],
+) -> rusqlite::Result<()> {
     tx.execute(
         "INSERT INTO jobs (id, display_name, description, job_type, state, owner_uid, owner_name,
              properties, created_at, modified_at) VALUES (?1, ?2, '', ?3, ?4, ?5, ?6, '{}', ?7, ?7)",
@@ -96,16 +108,18 @@ pub(crate) fn insert_job(tx: &Transaction<'_>, job: &Job) -> rusqlite::Result<()
             row.created_at
         ],
     )?;
-    update_job_row(tx, &row)?;
-    for (i, f) in job.files.iter().enumerate() {
-        upsert_file(tx, job.id, i, f)?;
+    update_job_row(tx, row)?;
+    for (i, f) in files.iter().enumerate() {
+        upsert_file(tx, row.id, i, f)?;
     }
     Ok(())
 }
 
 pub(crate) fn update_job_row(conn: &Connection, row: &JobRow) -> rusqlite::Result<()> {
-    let (su, sp) = split_credentials(row.credentials.server.as_ref());
-    let (pu, pp) = split_credentials(row.credentials.proxy.as_ref());
+    let split =
+        |c: &Option<(String, String)>| c.as_ref().map(|(u, p)| (u.clone(), p.clone())).unzip();
+    let (su, sp) = split(&row.server);
+    let (pu, pp) = split(&row.proxy);
     conn.prepare_cached(
         "UPDATE jobs SET display_name = ?2, description = ?3, state = ?4, properties = ?5,
              server_user = ?6, server_password = ?7, proxy_user = ?8, proxy_password = ?9,
@@ -135,8 +149,40 @@ pub(crate) fn update_job_row(conn: &Connection, row: &JobRow) -> rusqlite::Resul
     Ok(())
 }
 
-fn split_credentials(c: Option<&BasicCredentials>) -> (Option<&str>, Option<&str>) {
-    c.map_or((None, None), |c| (Some(&c.user_name), Some(&c.password)))
+/// Seal the passwords an older ebb stored in plaintext, and make sure none survives in the
+/// write-ahead log.
+pub(crate) fn seal_plaintext(conn: &mut Connection, sealer: &Sealer) -> rusqlite::Result<()> {
+    let plain: Vec<(String, Option<String>, Option<String>)> = conn
+        .prepare(
+            "SELECT id, server_password, proxy_password FROM jobs
+             WHERE substr(server_password, 1, 5) != 'ebk1:' OR substr(proxy_password, 1, 5) != 'ebk1:'",
+        )?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    if plain.is_empty() {
+        return Ok(());
+    }
+    let tx = conn.transaction()?;
+    for (id, server, proxy) in &plain {
+        let job: JobId = id.parse().map_err(|e: String| parse_err(0, BadValue(e)))?;
+        let reseal = |stored: &Option<String>, field| {
+            stored.as_ref().map(|p| match sealer.open(job, field, p) {
+                Opened::Plain(text) => sealer.seal(job, field, &text),
+                _ => p.clone(),
+            })
+        };
+        tx.execute(
+            "UPDATE jobs SET server_password = ?2, proxy_password = ?3 WHERE id = ?1",
+            params![id, reseal(server, "server"), reseal(proxy, "proxy")],
+        )?;
+    }
+    tx.commit()?;
+    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+    tracing::info!(
+        jobs = plain.len(),
+        "sealed passwords an older ebb stored in plaintext"
+    );
+    Ok(())
 }
 
 pub(crate) fn upsert_file(
@@ -299,10 +345,24 @@ fn parse_digest(r: &Row<'_>, col: usize) -> rusqlite::Result<Option<Sha256Digest
         .transpose()
 }
 
-fn credentials(user: Option<String>, password: Option<String>) -> Option<BasicCredentials> {
+fn credentials(
+    user: Option<String>,
+    stored: Option<String>,
+    sealer: Option<(&Sealer, JobId, &str)>,
+) -> Option<BasicCredentials> {
+    let password = match (stored, sealer) {
+        (Some(stored), Some((sealer, job, field))) => match sealer.open(job, field, &stored) {
+            Opened::Sealed(p) | Opened::Plain(p) => p,
+            Opened::Unreadable => {
+                tracing::warn!(job_id = %job, field, "cannot open a sealed password (was the key replaced?): set the job's credentials again");
+                String::new()
+            }
+        },
+        _ => String::new(),
+    };
     user.map(|user_name| BasicCredentials {
         user_name,
-        password: password.unwrap_or_default(),
+        password,
     })
 }
 
@@ -350,7 +410,12 @@ pub(crate) fn load_finals(
     .collect()
 }
 
-pub(crate) fn load_jobs(conn: &Connection, which: Selection) -> rusqlite::Result<Vec<Job>> {
+/// Load jobs. Passwords are opened with `sealer`; without one (a reader), they are left empty.
+pub(crate) fn load_jobs(
+    conn: &Connection,
+    which: Selection,
+    sealer: Option<&Sealer>,
+) -> rusqlite::Result<Vec<Job>> {
     let (filter, args) = which.filter("id");
     let mut stmt = conn.prepare(&format!(
         "SELECT id, display_name, description, job_type, state, owner_uid, owner_name, properties,
@@ -369,8 +434,12 @@ pub(crate) fn load_jobs(conn: &Connection, which: Selection) -> rusqlite::Result
                 None => None,
             };
             let state: JobState = parse_text(r, 4)?;
+            let id = parse_id(r, 0)?;
+            let open = |user: Option<String>, stored: Option<String>, field| {
+                credentials(user, stored, sealer.map(|s| (s, id, field)))
+            };
             Ok(Job {
-                id: parse_id(r, 0)?,
+                id,
                 display_name: r.get(1)?,
                 description: r.get(2)?,
                 job_type: parse_text(r, 3)?,
@@ -381,8 +450,8 @@ pub(crate) fn load_jobs(conn: &Connection, which: Selection) -> rusqlite::Result
                 },
                 properties,
                 credentials: Credentials {
-                    server: credentials(r.get(8)?, r.get(9)?),
-                    proxy: credentials(r.get(10)?, r.get(11)?),
+                    server: open(r.get(8)?, r.get(9)?, "server"),
+                    proxy: open(r.get(10)?, r.get(11)?, "proxy"),
                 },
                 files: Vec::new(),
                 created_at: Timestamp::from_millis(r.get(12)?),

@@ -1,0 +1,111 @@
+//! Secrets at rest: passwords sealed in the queue under a key kept apart from it, plaintext
+//! from an older ebb sealed on open, credentials dropped when a job is final, and passwords
+//! read from stdin so they never sit on a command line.
+
+use std::io::Write as _;
+
+use ebb::{BasicCredentials, CredentialTarget, JobState, JobType, NewFile, PropertyChange};
+
+use crate::support::origin::{Origin, Resource};
+use crate::support::{self, Cli, data, wait_state};
+
+const PASSWORD: &str = "correct-horse-battery";
+
+/// Every byte of the data directory's files, as text, for a search.
+fn raw_bytes(dir: &std::path::Path) -> String {
+    let mut all = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            all.extend(std::fs::read(&path).unwrap());
+        }
+    }
+    String::from_utf8_lossy(&all).into_owned()
+}
+
+fn stored_password(dir: &std::path::Path, id: ebb::JobId) -> Option<String> {
+    let db = rusqlite::Connection::open(dir.join("data/ebb.db")).unwrap();
+    db.query_row(
+        "SELECT server_password FROM jobs WHERE id = ?1",
+        [id.to_string()],
+        |r| r.get(0),
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn passwords_are_sealed_at_rest_and_dropped_when_the_job_is_final() {
+    let dir = tempfile::tempdir().unwrap();
+    let origin = Origin::start().await;
+    let body = data(20_000, 80);
+    let mut r = Resource::new(body.clone());
+    r.basic_auth = Some(format!("ann:{PASSWORD}"));
+    origin.put("/s", r);
+    let e = support::engine(dir.path()).await;
+    let id = e.create_job("secret", JobType::Download).await.unwrap();
+    let dest = dir.path().join("s");
+    e.add_files(id, vec![NewFile::new(origin.url("/s"), &dest)])
+        .await
+        .unwrap();
+    let creds = BasicCredentials::new("ann", PASSWORD).unwrap();
+    e.set_property(
+        id,
+        PropertyChange::Credentials(CredentialTarget::Server, Some(creds)),
+    )
+    .await
+    .unwrap();
+    e.shutdown().await;
+    drop(e);
+    let stored = stored_password(dir.path(), id).unwrap();
+    assert!(stored.starts_with("ebk1:"), "{stored}");
+    assert!(!raw_bytes(&dir.path().join("data")).contains(PASSWORD));
+
+    // An older ebb stored it in plaintext: the next open seals it, and nothing of it is left
+    // in the database or its log.
+    let db = rusqlite::Connection::open(dir.path().join("data/ebb.db")).unwrap();
+    db.execute(
+        "UPDATE jobs SET server_password = ?2 WHERE id = ?1",
+        [id.to_string(), PASSWORD.to_owned()],
+    )
+    .unwrap();
+    drop(db);
+    let e = support::engine(dir.path()).await;
+    assert!(
+        stored_password(dir.path(), id)
+            .unwrap()
+            .starts_with("ebk1:")
+    );
+    assert!(!raw_bytes(&dir.path().join("data")).contains(PASSWORD));
+    // The sealed password still authenticates.
+    e.resume(id).await.unwrap();
+    wait_state(&e, id, JobState::Transferred, 20).await;
+    e.complete(id).await.unwrap();
+    assert_eq!(std::fs::read(&dest).unwrap(), body);
+    // Final: the credentials are gone from the store.
+    assert_eq!(stored_password(dir.path(), id), None);
+    let j = e.job(id).await.unwrap();
+    assert_eq!(j.credentials.server_user, None);
+    e.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_come_from_stdin_and_never_show() {
+    let dir = tempfile::tempdir().unwrap();
+    let cli = Cli::new(dir.path());
+    let id = cli.ok(&["create", "quiet"]).trim().to_owned();
+    let mut child = cli
+        .command(&["set", &id, "--credentials-from", "-"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    writeln!(child.stdin.take().unwrap(), "server:ann:{PASSWORD}").unwrap();
+    assert!(child.wait().unwrap().success());
+    let info = cli.ok(&["info", &id, "--json"]);
+    let j: serde_json::Value = serde_json::from_str(&info).unwrap();
+    assert_eq!(j["credentials"]["server_user"], "ann", "{info}");
+    assert!(!info.contains(PASSWORD));
+    assert!(!cli.ok(&["info", &id]).contains(PASSWORD));
+    assert!(!raw_bytes(&cli.data_dir).contains(PASSWORD));
+    let key = cli.data_dir.with_extension("key");
+    assert!(key.exists(), "the key lives apart from the data directory");
+}
