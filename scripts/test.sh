@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Run ebb's whole test suite. Installs what the tests need (nginx) when it is missing.
+# Run ebb's whole test suite. Installs what the tests need (nginx, GNOME Keyring, ...) when it
+# is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -7,6 +8,9 @@ need=()
 command -v nginx >/dev/null 2>&1 || [[ -x /usr/sbin/nginx ]] || need+=(nginx)
 command -v unshare >/dev/null 2>&1 && command -v setpriv >/dev/null 2>&1 || need+=(util-linux)
 command -v curl >/dev/null 2>&1 || need+=(curl)
+# The platform secret store's test: a private session bus with GNOME Keyring on it.
+command -v dbus-run-session >/dev/null 2>&1 || need+=(dbus)
+command -v gnome-keyring-daemon >/dev/null 2>&1 || need+=(gnome-keyring)
 if ((${#need[@]})); then
   echo "installing test dependencies: ${need[*]}" >&2
   sudo=""

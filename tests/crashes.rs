@@ -24,6 +24,7 @@ fn spawn_ebbd(dir: &Path) -> Child {
         .arg("--foreground")
         .env("EBB_DATA_DIR", dir.join("data"))
         .env("EBB_SOCKET", &socket)
+        .env("EBB_SECRET_STORE", "file")
         .env("EBB_CHECKPOINT_BYTES", CHECKPOINT_BYTES.to_string())
         .env("EBB_CHECKPOINT_INTERVAL", "100ms")
         .env("EBB_LOG", "warn")

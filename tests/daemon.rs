@@ -227,6 +227,7 @@ fn spawn_ebbd(dir: &Path) -> Reaped {
         .arg("--foreground")
         .env("EBB_DATA_DIR", dir.join("data"))
         .env("EBB_SOCKET", dir.join("run/ebbd.sock"))
+        .env("EBB_SECRET_STORE", "file")
         .env("EBB_CHECKPOINT_BYTES", "65536")
         .env("EBB_CHECKPOINT_INTERVAL", "100ms")
         .env("EBB_LOG", "warn")
@@ -443,15 +444,26 @@ async fn an_ebb_without_ebbd_beside_it_runs_its_own_daemon() {
     let dest = dir.path().join("s");
     // The CLI's environment, on a copy of `ebb` with no `ebbd` beside it.
     let cmd = cli.command(&[]);
-    let out = Command::new(alone.join("ebb"))
-        .args(["transfer", &origin.url("/s"), dest.to_str().unwrap()])
-        .envs(
-            cmd.get_envs()
-                .filter_map(|(k, v)| v.map(|v| (k.to_owned(), v.to_owned()))),
-        )
-        .env_remove("EBB_EMBEDDED")
-        .output()
-        .unwrap();
+    // The copy was just written: a process another test forks meanwhile may hold its descriptor
+    // for an instant (ETXTBSY until that child execs). Try again briefly.
+    let mut tries = 0;
+    let out = loop {
+        let run = Command::new(alone.join("ebb"))
+            .args(["transfer", &origin.url("/s"), dest.to_str().unwrap()])
+            .envs(
+                cmd.get_envs()
+                    .filter_map(|(k, v)| v.map(|v| (k.to_owned(), v.to_owned()))),
+            )
+            .env_remove("EBB_EMBEDDED")
+            .output();
+        match run {
+            Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy && tries < 50 => {
+                tries += 1;
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            other => break other.unwrap(),
+        }
+    };
     let said = String::from_utf8_lossy(&out.stderr).into_owned();
     let pid = started_pid(&said).unwrap_or_else(|| panic!("no start notice: {said:?}"));
     let _reaped = Started(pid);

@@ -264,3 +264,67 @@ async fn credentials_never_follow_a_redirect_to_another_origin_unless_allowed() 
     assert_eq!(run("/away", true).await.state, JobState::Transferred);
     e.shutdown().await;
 }
+
+/// A server that sends more header than the client takes: a permanent, clear error (not a
+/// "connection closed" retried every ten minutes for two weeks).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_response_headers_are_a_permanent_error() {
+    use ebb::{ErrorCode, JobState};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = s.read(&mut buf).await;
+                let big = "a".repeat(600 * 1024);
+                let reply =
+                    format!("HTTP/1.1 200 OK\r\nX-Big: {big}\r\nContent-Length: 1\r\n\r\nx");
+                let _ = s.write_all(reply.as_bytes()).await;
+            });
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let e = crate::support::engine(dir.path()).await;
+    let url = format!("http://{addr}/big");
+    let id = crate::support::start_job(&e, url, &dir.path().join("big")).await;
+    let j = crate::support::wait_for(&e, id, 20, |j| !j.state.is_active()).await;
+    assert_eq!(j.state, JobState::Error);
+    let err = j.error.unwrap();
+    assert_eq!(err.code, ErrorCode::BG_E_INVALID_SERVER_RESPONSE);
+    assert!(err.description.contains("too large"), "{}", err.description);
+    e.shutdown().await;
+}
+
+/// A name the file system cannot hold is refused when the file is added, not after the whole
+/// file has downloaded and Complete cannot rename it; so is a range that ends past 2^63.
+#[test]
+fn impossible_names_and_ranges_are_refused_at_add_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let cli = Cli::new(dir.path());
+    let id = cli.ok(&["create", "names"]).trim().to_owned();
+    let long = dir.path().join("n".repeat(256));
+    let out = cli.run(&[
+        "add-file",
+        &id,
+        "http://127.0.0.1:9/f",
+        long.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("256 bytes long"));
+    let dest = dir.path().join("r");
+    let out = cli.run(&[
+        "add-file",
+        &id,
+        "http://127.0.0.1:9/f",
+        dest.to_str().unwrap(),
+        "--ranges",
+        "18446744073709551000:1000",
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("2^63"));
+    let j = cli.json(&["info", &id, "--json"]);
+    assert_eq!(j["files_total"], 0, "nothing was added: {j}");
+}

@@ -109,3 +109,63 @@ async fn credentials_come_from_stdin_and_never_show() {
     let key = cli.data_dir.with_extension("key");
     assert!(key.exists(), "the key lives apart from the data directory");
 }
+
+/// With a secret store on the session bus (GNOME Keyring on a private `dbus-run-session`), the
+/// key lives there and the key file holds only a marker; the sealed password still
+/// authenticates. Without the bus, the store cannot be reached, and the CLI says so instead of
+/// making a new key that would orphan the password.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_key_lives_in_the_platform_secret_store_when_there_is_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let origin = Origin::start().await;
+    let body = data(30_000, 81);
+    let mut r = Resource::new(body.clone());
+    r.basic_auth = Some(format!("ann:{PASSWORD}"));
+    origin.put("/k", r);
+    let cli = Cli::new(dir.path());
+    let home = dir.path().join("home");
+    std::fs::create_dir(&home).unwrap();
+    let script = r#"
+        set -e
+        printf 'unlock' | gnome-keyring-daemon --unlock --components=secrets > /dev/null
+        id=$("$EBB" create kept)
+        "$EBB" add-file "$id" "$URL" "$OUT/k.bin"
+        printf 'server:ann:%s\n' "$PASSWORD" | "$EBB" set "$id" --credentials-from -
+        "$EBB" resume "$id" --wait
+        "$EBB" complete "$id"
+        echo "$id" > "$OUT/id"
+    "#;
+    let mut session = std::process::Command::new("dbus-run-session");
+    session.args(["--", "sh", "-c", script]);
+    cli.apply_env(&mut session);
+    let out = session
+        .env("EBB_SECRET_STORE", "platform")
+        .env("HOME", &home)
+        .env("XDG_DATA_HOME", home.join("share"))
+        .env("OUT", dir.path())
+        .env("URL", origin.url("/k"))
+        .env("PASSWORD", PASSWORD)
+        .env("EBB", support::ebb_bin())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(std::fs::read(dir.path().join("k.bin")).unwrap(), body);
+    let key_file = std::fs::read_to_string(cli.data_dir.with_extension("key")).unwrap();
+    assert!(key_file.starts_with("ebb-secret-store v1 "), "{key_file:?}");
+    // No bus: the key cannot be had, and the CLI says why.
+    let out = cli
+        .command(&["create", "later"])
+        .env("EBB_SECRET_STORE", "platform")
+        .env("HOME", &home)
+        .env_remove("DBUS_SESSION_BUS_ADDRESS")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("secret store"), "{said}");
+}

@@ -130,6 +130,7 @@ async fn descriptor_exhaustion_neither_spins_nor_floods_the_log() {
         .arg("--foreground")
         .env("EBB_DATA_DIR", dir.path().join("data"))
         .env("EBB_SOCKET", &socket)
+        .env("EBB_SECRET_STORE", "file")
         .env("EBB_LOG", "warn")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -195,6 +196,7 @@ fn a_socket_path_that_names_a_file_is_never_deleted() {
         .arg("--foreground")
         .env("EBB_DATA_DIR", dir.path().join("data"))
         .env("EBB_SOCKET", &precious)
+        .env("EBB_SECRET_STORE", "file")
         .output()
         .unwrap();
     assert!(!out.status.success());
@@ -213,6 +215,7 @@ fn a_redirected_foreground_log_has_no_colours() {
         .arg("--foreground")
         .env("EBB_DATA_DIR", dir.path().join("data"))
         .env("EBB_SOCKET", &socket)
+        .env("EBB_SECRET_STORE", "file")
         .env_remove("EBB_LOG")
         .stdin(Stdio::null())
         .stderr(std::fs::File::create(&log).unwrap())

@@ -33,6 +33,7 @@ pub fn config(dir: &Path) -> EngineConfig {
     c.http.chunk_timeout = Duration::from_secs(2);
     c.http.connect_timeout = Duration::from_secs(2);
     c.secret_key = dir.join("secret.key");
+    c.platform_secret_store = false;
     c
 }
 
@@ -144,6 +145,7 @@ impl Cli {
         c.env("EBB_DATA_DIR", &self.data_dir)
             .env("EBB_SOCKET", &self.socket)
             .env("EBB_SECRET_KEY", self.data_dir.with_extension("key"))
+            .env("EBB_SECRET_STORE", "file")
             .env_remove("EBB_NO_AUTOSTART")
             .env("EBB_CHECKPOINT_BYTES", "65536")
             .env("EBB_CHECKPOINT_INTERVAL", "100ms")

@@ -32,9 +32,12 @@ pub struct EngineConfig {
     pub bandwidth: BandwidthConfig,
     /// Where bandwidth schedules read the local time (tests set their own).
     pub wall_clock: WallClock,
-    /// The key that seals passwords in the queue: a file apart from the data directory
-    /// (default `<config dir>/ebb/secret.key`).
+    /// The key file: the key that seals passwords in the queue, or a marker naming it in the
+    /// platform's secret store (default `<config dir>/ebb/secret.key`, or `EBB_SECRET_KEY`).
     pub secret_key: PathBuf,
+    /// Whether a new key goes in the platform's secret store when one answers (default yes;
+    /// `EBB_SECRET_STORE=file` says no).
+    pub platform_secret_store: bool,
 }
 
 impl EngineConfig {
@@ -42,6 +45,7 @@ impl EngineConfig {
         let data_dir = data_dir.into();
         Self {
             secret_key: crate::secret_key::default_path(&data_dir),
+            platform_secret_store: std::env::var_os("EBB_SECRET_STORE").is_none_or(|v| v != "file"),
             data_dir,
             checkpoint: CheckpointPolicy::default(),
             http: HttpConfig::default(),

@@ -122,7 +122,9 @@ impl Engine {
     /// crashed engine left Connecting or Transferring are queued again.
     pub async fn open(config: EngineConfig) -> Result<Self> {
         let lock = DirLock::acquire(&config.data_dir)?;
-        let key = crate::secret_key::load_or_create(&config.secret_key)?;
+        let key =
+            crate::secret_key::load_or_create(&config.secret_key, config.platform_secret_store)
+                .await?;
         let sealer = crate::store::Sealer::new(&key).ok_or_else(|| {
             Error::io(
                 &config.secret_key,
