@@ -3,7 +3,7 @@
 
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::support::origin::{Origin, Resource};
 use crate::support::{Cli, Started, data, started_pid, stop_daemon};
@@ -24,24 +24,6 @@ fn new_job(cli: &Cli, url: &str, dest: &Path) -> String {
     id
 }
 
-/// Poll `info` until `pred` holds, for up to `secs`.
-fn poll(
-    cli: &Cli,
-    id: &str,
-    secs: u64,
-    pred: impl Fn(&serde_json::Value) -> bool,
-) -> serde_json::Value {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        let j = cli.json(&["info", id, "--json"]);
-        if pred(&j) {
-            return j;
-        }
-        assert!(Instant::now() < deadline, "condition not reached: {j}");
-        std::thread::sleep(Duration::from_millis(30));
-    }
-}
-
 /// The reproduction: the destination directory is deleted (and made again) while the
 /// file downloads. The bytes went into a deleted file, so the job must fail at the next
 /// checkpoint (not report Transferred with nothing behind it), and resume must start the file
@@ -57,12 +39,10 @@ async fn a_deleted_destination_directory_fails_the_job_and_resume_starts_over() 
     std::fs::create_dir(&d).unwrap();
     let id = new_job(&cli, &origin.url("/d"), &d.join("f"));
     cli.ok(&["resume", &id]);
-    poll(&cli, &id, 20, |j| {
-        j["bytes_transferred"].as_u64() > Some(100_000)
-    });
+    cli.poll_info(&id, |j| j["bytes_transferred"].as_u64() > Some(100_000));
     std::fs::remove_dir_all(&d).unwrap();
     std::fs::create_dir(&d).unwrap();
-    let j = poll(&cli, &id, 20, |j| j["state"] != "transferring");
+    let j = cli.poll_info(&id, |j| j["state"] != "transferring");
     assert_eq!(j["state"], "error", "{j}");
     assert_eq!(j["error"]["context"], "local_file", "{j}");
     assert!(
@@ -166,9 +146,7 @@ async fn a_fifo_at_a_temporary_name_never_stalls_the_daemon() {
     let a = new_job(&cli, &origin.url("/a"), &a_dest);
     cli.ok(&["resume", &a]);
     // Wait until progress is durable (a checkpoint committed it), then crash.
-    let j = poll(&cli, &a, 20, |j| {
-        j["bytes_transferred"].as_u64() > Some(150_000)
-    });
+    let j = cli.poll_info(&a, |j| j["bytes_transferred"].as_u64() > Some(150_000));
     let temp = j["files"][0]["temp_path"].as_str().unwrap().to_owned();
     std::thread::sleep(Duration::from_millis(300));
     Command::new("kill")

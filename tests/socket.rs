@@ -13,6 +13,8 @@ use ebb::Backend;
 
 use crate::support;
 
+const VERSION: &str = "GET /v1/version HTTP/1.1\r\nhost: ebbd\r\nconnection: close\r\n\r\n";
+
 /// A daemon served in-process with the given limits.
 async fn serve(dir: &Path, limits: ebb_daemon::ConnectionLimits) -> (PathBuf, CancellationToken) {
     let engine = support::engine(dir).await;
@@ -55,13 +57,9 @@ async fn slow_and_idle_connections_are_closed_and_connections_are_capped() {
     for _ in 0..6 {
         idle.push(UnixStream::connect(&socket).await.unwrap());
     }
-    let ok = exchange(
-        &socket,
-        "GET /v1/version HTTP/1.1\r\nhost: ebbd\r\nconnection: close\r\n\r\n",
-        10,
-    )
-    .await
-    .expect("a request behind idle connections is answered");
+    let ok = exchange(&socket, VERSION, 10)
+        .await
+        .expect("a request behind idle connections is answered");
     assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
     for mut s in idle {
         let mut buf = [0u8; 16];
@@ -156,13 +154,9 @@ async fn descriptor_exhaustion_neither_spins_nor_floods_the_log() {
         &said[..said.len().min(2000)]
     );
     drop(held);
-    let text = exchange(
-        &socket,
-        "GET /v1/version HTTP/1.1\r\nhost: ebbd\r\nconnection: close\r\n\r\n",
-        20,
-    )
-    .await
-    .expect("ebbd answers again");
+    let text = exchange(&socket, VERSION, 20)
+        .await
+        .expect("ebbd answers again");
     assert!(text.starts_with("HTTP/1.1 200"), "{text}");
     assert!(child.try_wait().unwrap().is_none(), "ebbd died");
     terminate(&mut child);

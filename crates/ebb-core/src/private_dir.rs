@@ -24,16 +24,21 @@ pub fn create(dir: &Path) -> Result<()> {
 }
 
 /// Open (creating if needed) a file in the private directory for appending or updating; a new
-/// file is 0600 from the start, an old one is made so.
+/// file is 0600 from the start, an old one is made so. Never blocks on a FIFO put in its place,
+/// and refuses anything that is not a regular file.
 pub fn open_file(path: &Path, append: bool) -> Result<File> {
     let mut o = OpenOptions::new();
     o.create(true).read(!append).write(true).append(append);
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
-        o.mode(0o600);
+        o.mode(0o600)
+            .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW | libc::O_CLOEXEC);
     }
     let file = o.open(path).map_err(|e| Error::io(path, e))?;
+    if !file.metadata().map_err(|e| Error::io(path, e))?.is_file() {
+        return Err(Error::io(path, std::io::Error::other("not a regular file")));
+    }
     restrict(path, 0o600)?;
     Ok(file)
 }

@@ -148,8 +148,21 @@ fn write_new(path: &Path, content: &[u8]) -> Result<()> {
 }
 
 fn read(path: &Path) -> Result<Option<Stored>> {
-    let mut file = match std::fs::File::open(path) {
-        Ok(f) => f,
+    let mut o = std::fs::OpenOptions::new();
+    o.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC);
+    }
+    let mut file = match o.open(path) {
+        Ok(f) if f.metadata().is_ok_and(|m| m.is_file()) => f,
+        Ok(_) => {
+            return Err(Error::io(
+                path,
+                std::io::Error::other("the key file is not a regular file"),
+            ));
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(Error::io(path, e)),
     };

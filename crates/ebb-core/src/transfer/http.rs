@@ -402,18 +402,22 @@ impl Run {
     }
 }
 
+/// A header map for unit tests of this module and its children.
+#[cfg(test)]
+pub(super) fn test_headers(pairs: &[(reqwest::header::HeaderName, &str)]) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    for (k, v) in pairs {
+        if let Ok(v) = reqwest::header::HeaderValue::from_str(v) {
+            h.insert(k.clone(), v);
+        }
+    }
+    h
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use reqwest::header::HeaderValue;
-
-    fn headers(pairs: &[(reqwest::header::HeaderName, &str)]) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        for (k, v) in pairs {
-            h.insert(k.clone(), HeaderValue::from_str(v).unwrap());
-        }
-        h
-    }
+    use test_headers as headers;
 
     #[test]
     fn https_to_http_redirect_needs_the_flag() {

@@ -131,15 +131,7 @@ pub(super) fn changed(old: &Validators, new: &Validators) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use reqwest::header::HeaderValue;
-
-    fn headers(pairs: &[(reqwest::header::HeaderName, &str)]) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        for (k, v) in pairs {
-            h.insert(k.clone(), HeaderValue::from_str(v).unwrap());
-        }
-        h
-    }
+    use crate::transfer::http::test_headers as headers;
 
     #[test]
     fn content_range_parsing() {
