@@ -139,8 +139,9 @@ async fn thirty_kill_9s_of_ebbd_lose_nothing_and_refetch_at_most_a_checkpoint() 
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
     }
-    // One checkpoint: the byte budget, or what arrives within its 100 ms interval, plus a read.
-    let bound = CHECKPOINT_BYTES.max(RATE / 10) + 64 * 1024;
+    // One checkpoint: the byte budget, or what arrives within its 100 ms interval; twice, for
+    // the checkpoint that may be in flight at the kill, plus a read.
+    let bound = 2 * CHECKPOINT_BYTES.max(RATE / 10) + 64 * 1024;
     eprintln!(
         "crash loop: {KILLS} kills, {measured} resumes measured, worst re-fetch {worst} bytes"
     );

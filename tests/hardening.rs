@@ -145,10 +145,31 @@ async fn a_fifo_at_a_temporary_name_never_stalls_the_daemon() {
     let a_dest = dir.path().join("a.bin");
     let a = new_job(&cli, &origin.url("/a"), &a_dest);
     cli.ok(&["resume", &a]);
-    // Wait until progress is durable (a checkpoint committed it), then crash.
+    // Wait until progress is durable (a checkpoint committed it to the store), then crash.
     let j = cli.poll_info(&a, |j| j["bytes_transferred"].as_u64() > Some(150_000));
     let temp = j["files"][0]["temp_path"].as_str().unwrap().to_owned();
-    std::thread::sleep(Duration::from_millis(300));
+    let db = rusqlite::Connection::open_with_flags(
+        cli.data_dir.join("ebb.db"),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .unwrap();
+    let durable = || -> i64 {
+        db.query_row(
+            "SELECT bytes_transferred FROM files WHERE job_id = ?1",
+            [&a],
+            |r| r.get(0),
+        )
+        .unwrap()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while durable() == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no checkpoint committed"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    drop(db);
     Command::new("kill")
         .args(["-KILL", &daemon.0.to_string()])
         .status()

@@ -88,6 +88,38 @@ async fn passwords_are_sealed_at_rest_and_dropped_when_the_job_is_final() {
     e.shutdown().await;
 }
 
+/// Another key than the one the passwords were sealed with (a different EBB_SECRET_KEY, a lost
+/// key file): the queue is not opened, since writing the jobs back would destroy the passwords;
+/// told to forget them, it opens without them.
+#[tokio::test]
+async fn a_queue_sealed_with_another_key_is_not_opened_unless_told_to_forget() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = support::engine(dir.path()).await;
+    let id = e.create_job("keyed", JobType::Download).await.unwrap();
+    let creds = BasicCredentials::new("ann", PASSWORD).unwrap();
+    e.set_property(
+        id,
+        PropertyChange::Credentials(CredentialTarget::Server, Some(creds)),
+    )
+    .await
+    .unwrap();
+    e.shutdown().await;
+    drop(e);
+    let mut other = support::config(dir.path());
+    other.secret_key = dir.path().join("another.key");
+    let err = ebb::Engine::open(other.clone()).await.unwrap_err();
+    assert!(err.to_string().contains("another key"), "{err}");
+    assert!(
+        stored_password(dir.path(), id).is_some(),
+        "nothing was destroyed"
+    );
+    other.forget_sealed_passwords = true;
+    let e = ebb::Engine::open(other).await.unwrap();
+    assert_eq!(e.job(id).await.unwrap().credentials.server_user, None);
+    assert_eq!(stored_password(dir.path(), id), None);
+    e.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn credentials_come_from_stdin_and_never_show() {
     let dir = tempfile::tempdir().unwrap();

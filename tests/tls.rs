@@ -47,7 +47,7 @@ fn client_only(serial: u64) -> Leaf {
 }
 
 #[allow(clippy::too_many_lines)]
-fn cases(ca: &TestCa, crl_url: &str) -> Vec<Case> {
+fn cases(ca: &TestCa, crl_url: &str, stale_crl_url: &str) -> Vec<Case> {
     use ErrorCode as E;
     let case = |name, served: &Served, flags, expect| Case {
         name,
@@ -73,6 +73,15 @@ fn cases(ca: &TestCa, crl_url: &str) -> Vec<Case> {
     let listed = ca.leaf(&Leaf {
         crl_url: Some(crl_url.to_owned()),
         ..Leaf::good(10)
+    });
+    let stale = ca.leaf(&Leaf {
+        crl_url: Some(stale_crl_url.to_owned()),
+        ..Leaf::good(11)
+    });
+    // A CA certificate of a trusted authority used as a server's: not an unknown CA.
+    let known_ca = ca.leaf(&Leaf {
+        ca: true,
+        ..Leaf::good(12)
     });
     vec![
         case("trusted", &good, 0, Ok(())),
@@ -172,6 +181,24 @@ fn cases(ca: &TestCa, crl_url: &str) -> Vec<Case> {
             Err(E::SECURE_CERT_REVOKED),
         ),
         case("not revoked, CRL check", &listed, CRL, Ok(())),
+        case(
+            "out-of-date CRL",
+            &stale,
+            CRL,
+            Err(E::SECURE_CERT_REV_FAILED),
+        ),
+        case(
+            "out-of-date CRL, dates ignored",
+            &stale,
+            CRL | DATE,
+            Err(E::SECURE_CERT_REV_FAILED),
+        ),
+        case(
+            "CA certificate as a server's, CA ignored",
+            &known_ca,
+            CA,
+            Err(E::SECURE_INVALID_CA),
+        ),
         case("every flag", &own_old, CN | DATE | CA | USAGE, Ok(())),
     ]
 }
@@ -184,15 +211,14 @@ async fn each_security_flag_relaxes_exactly_its_own_check() {
     std::fs::write(&ca_file, ca.pem()).unwrap();
     let crl_origin = Origin::start().await;
     crl_origin.put("/ca.crl", Resource::new(ca.crl(&[9])));
+    crl_origin.put("/old.crl", Resource::new(ca.crl_until(&[], 2023)));
     let body = data(20_000, 50);
     let mut config = support::config(dir.path());
     config.http.ca_certificates = vec![ca_file];
     let e = ebb::Engine::open(config).await.unwrap();
     let mut running: Vec<(Case, JobId, Origin)> = Vec::new();
-    for (i, case) in cases(&ca, &crl_origin.url("/ca.crl"))
-        .into_iter()
-        .enumerate()
-    {
+    let (crl, stale) = (crl_origin.url("/ca.crl"), crl_origin.url("/old.crl"));
+    for (i, case) in cases(&ca, &crl, &stale).into_iter().enumerate() {
         let origin = Origin::start_tls_with(case.served.0.clone(), case.served.1.clone_key()).await;
         origin.put("/f", Resource::new(body.clone()));
         let id = e.create_job(case.name, JobType::Download).await.unwrap();

@@ -97,9 +97,14 @@ impl TestCa {
 
     /// A CRL (DER) revoking these serial numbers.
     pub fn crl(&self, revoked: &[u64]) -> Vec<u8> {
+        self.crl_until(revoked, 2099)
+    }
+
+    /// A CRL whose next update is due on the first of January of `year`.
+    pub fn crl_until(&self, revoked: &[u64], year: i32) -> Vec<u8> {
         let params = CertificateRevocationListParams {
-            this_update: date_time_ymd(2025, 1, 1),
-            next_update: date_time_ymd(2099, 1, 1),
+            this_update: date_time_ymd(2022, 1, 1),
+            next_update: date_time_ymd(year, 1, 1),
             crl_number: SerialNumber::from(1u64),
             issuing_distribution_point: None,
             revoked_certs: revoked

@@ -38,6 +38,9 @@ pub struct EngineConfig {
     /// Whether a new key goes in the platform's secret store when one answers (default yes;
     /// `EBB_SECRET_STORE=file` says no).
     pub platform_secret_store: bool,
+    /// Drop passwords sealed with a key that is not this one, instead of refusing to open the
+    /// queue (`EBB_FORGET_SEALED_PASSWORDS=1`, for a key lost for good).
+    pub forget_sealed_passwords: bool,
 }
 
 impl EngineConfig {
@@ -46,6 +49,8 @@ impl EngineConfig {
         Self {
             secret_key: crate::secret_key::default_path(&data_dir),
             platform_secret_store: std::env::var_os("EBB_SECRET_STORE").is_none_or(|v| v != "file"),
+            forget_sealed_passwords: std::env::var_os("EBB_FORGET_SEALED_PASSWORDS")
+                .is_some_and(|v| v == "1"),
             data_dir,
             checkpoint: CheckpointPolicy::default(),
             http: HttpConfig::default(),

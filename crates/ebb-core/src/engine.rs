@@ -125,12 +125,13 @@ impl Engine {
         let key =
             crate::secret_key::load_or_create(&config.secret_key, config.platform_secret_store)
                 .await?;
-        let sealer = crate::store::Sealer::new(&key).ok_or_else(|| {
-            Error::io(
-                &config.secret_key,
-                std::io::Error::other("not a usable key"),
-            )
-        })?;
+        let sealer =
+            crate::store::Sealer::new(&key, config.forget_sealed_passwords).ok_or_else(|| {
+                Error::io(
+                    &config.secret_key,
+                    std::io::Error::other("not a usable key"),
+                )
+            })?;
         let (store, (live, finals)) = Store::open(&config.database_path(), sealer).await?;
         crate::private_dir::fix(&config.data_dir)?;
         let now = Timestamp::now();

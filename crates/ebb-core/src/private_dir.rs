@@ -23,6 +23,19 @@ pub fn create(dir: &Path) -> Result<()> {
     restrict(dir, 0o700)
 }
 
+/// Create `dir` (and missing parents) as 0700, leaving an existing directory as it is: for a
+/// directory ebb does not own, such as the one a configured key file sits in.
+pub fn create_missing(dir: &Path) -> Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(dir).map_err(|e| Error::io(dir, e))
+}
+
 /// Open (creating if needed) a file in the private directory for appending or updating; a new
 /// file is 0600 from the start, an old one is made so. Never blocks on a FIFO put in its place,
 /// and refuses anything that is not a regular file.

@@ -44,7 +44,8 @@ enum Stored {
     InPlatformStore(String),
 }
 
-fn fingerprint(key: &[u8; 32]) -> String {
+/// Names a key without revealing it: the first 8 bytes of its SHA-256, in hex.
+pub(crate) fn fingerprint(key: &[u8; 32]) -> String {
     use sha2::Digest as _;
     use std::fmt::Write as _;
     sha2::Sha256::digest(key)[..8]
@@ -85,7 +86,7 @@ pub(crate) async fn load_or_create(path: &Path, platform: bool) -> Result<[u8; 3
         None => {}
     }
     if let Some(dir) = path.parent() {
-        crate::private_dir::create(dir)?;
+        crate::private_dir::create_missing(dir)?;
     }
     let mut key = [0u8; 32];
     SystemRandom::new()

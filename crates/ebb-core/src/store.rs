@@ -47,6 +47,20 @@ impl Store {
             .name("ebb-store".into())
             .spawn(move || {
                 let opened = open_rw(&owned).and_then(|mut conn| {
+                    if let Err(other) = rows::check_key(&mut conn, &thread_sealer)
+                        .map_err(|e| store_err(&owned, e))?
+                    {
+                        return Err(Error::Corrupt {
+                            path: owned.clone(),
+                            message: format!(
+                                "its passwords are sealed with another key (fingerprint {other}) \
+                                 than this one ({}): point EBB_SECRET_KEY at that key's file; if \
+                                 that key is lost for good, start once with \
+                                 EBB_FORGET_SEALED_PASSWORDS=1 to drop those passwords",
+                                thread_sealer.fingerprint()
+                            ),
+                        });
+                    }
                     rows::seal_plaintext(&mut conn, &thread_sealer)
                         .map_err(|e| store_err(&owned, e))?;
                     let loaded = rows::load_jobs(&conn, Selection::Live, Some(&thread_sealer))
@@ -96,6 +110,16 @@ impl Store {
         result.map_err(|e| store_err(&self.path, e))
     }
 
+    /// The row of `job`, its passwords sealed.
+    fn row(&self, job: &Job) -> Result<JobRow> {
+        JobRow::new(job, &self.sealer).ok_or_else(|| {
+            Error::io(
+                &self.path,
+                std::io::Error::other("no random source to seal a password with"),
+            )
+        })
+    }
+
     /// One job with its files, e.g. a final job the engine no longer holds.
     pub(crate) async fn load_job(&self, id: JobId) -> Result<Option<Job>> {
         let sealer = self.sealer.clone();
@@ -105,7 +129,7 @@ impl Store {
     }
 
     pub(crate) async fn insert_job(&self, job: &Job) -> Result<()> {
-        let row = JobRow::new(job, &self.sealer);
+        let row = self.row(job)?;
         let files = job.files.clone();
         self.call(move |c| {
             let tx = c.transaction()?;
@@ -116,13 +140,13 @@ impl Store {
     }
 
     pub(crate) async fn update_job(&self, job: &Job) -> Result<()> {
-        let row = JobRow::new(job, &self.sealer);
+        let row = self.row(job)?;
         self.call(move |c| rows::update_job_row(c, &row)).await
     }
 
     /// Persist the job row and the given files (by index) in one transaction.
     pub(crate) async fn update_job_and_files(&self, job: &Job, indices: Vec<usize>) -> Result<()> {
-        let row = JobRow::new(job, &self.sealer);
+        let row = self.row(job)?;
         let files: Vec<_> = indices
             .into_iter()
             .filter_map(|i| job.files.get(i).map(|f| (i, f.clone())))

@@ -88,6 +88,7 @@ impl Worker {
             }
         };
         let mut outcome = Outcome::Transferred;
+        let initial = self.files.clone();
         for index in 0..self.files.len() {
             if self.files[index].completed {
                 continue;
@@ -130,6 +131,15 @@ impl Worker {
         }
         let durable_done = ckpt.take_durable_done();
         self.mark_completed(&durable_done);
+        if ckpt.failed() {
+            // Bytes past the last good checkpoint may be lost (a failed fsync is not retried):
+            // the next run starts each unfinished file from what the store has.
+            for (i, f) in self.files.iter_mut().enumerate() {
+                if !f.completed {
+                    *f = ckpt.last_committed(i).unwrap_or(&initial[i]).clone();
+                }
+            }
+        }
         WorkerExit {
             files: std::mem::take(&mut self.files),
             outcome,

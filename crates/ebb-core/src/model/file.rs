@@ -187,6 +187,14 @@ pub fn validate_remote_url(text: &str) -> Result<Url> {
                     "remote URL {text:?} has no host"
                 )));
             }
+            // A password in the URL would be stored, logged and shown with it.
+            if !url.username().is_empty() || url.password().is_some() {
+                return Err(Error::InvalidArgument(format!(
+                    "remote URL of host {} carries a user name or password: give them as the \
+                     job's credentials (ebb set JOB --credentials-from -), not in the URL",
+                    url.host_str().unwrap_or_default()
+                )));
+            }
         }
         "file" => {
             let path = url.to_file_path().map_err(|()| {
@@ -210,6 +218,8 @@ pub fn validate_remote_url(text: &str) -> Result<Url> {
 /// The longest file name and path the common file systems take (`NAME_MAX`, `PATH_MAX` - 1).
 const MAX_NAME_BYTES: usize = 255;
 const MAX_PATH_BYTES: usize = 4095;
+/// `.ebb-<32 hex digits>-<index>.tmp`, with room for any index.
+const MAX_TEMP_NAME: usize = ".ebb-".len() + 32 + 1 + 20 + ".tmp".len();
 
 /// A local name must be absolute, free of `..`, not a directory, and its directory must exist.
 pub fn validate_local_path(path: &Path) -> Result<()> {
@@ -239,11 +249,16 @@ fn check_local_path(path: &Path, dirs_ok: &mut HashSet<PathBuf>) -> Result<()> {
             "local path {shown:?} is not valid UTF-8 or contains control characters"
         )));
     }
-    // Refused now, not after the whole file has downloaded and Complete cannot rename it.
-    if path.as_os_str().len() > MAX_PATH_BYTES {
+    // Refused now, not after the whole file has downloaded and Complete cannot rename it. The
+    // hidden temporary file beside it must fit too.
+    let dir_len = path.parent().map_or(0, |p| p.as_os_str().len());
+    let longest = path.as_os_str().len().max(dir_len + 1 + MAX_TEMP_NAME);
+    if longest > MAX_PATH_BYTES {
         return Err(Error::InvalidArgument(format!(
-            "local path {shown:?} is {} bytes long; at most {MAX_PATH_BYTES}",
-            path.as_os_str().len()
+            "local path {shown:?} is {} bytes long (its temporary file's {}); at most \
+             {MAX_PATH_BYTES}",
+            path.as_os_str().len(),
+            dir_len + 1 + MAX_TEMP_NAME
         )));
     }
     if let Some(long) = path
@@ -437,6 +452,9 @@ mod tests {
         assert!(validate_remote_url("ftp://h/x").is_err());
         assert!(validate_remote_url("http://h/a\r\nX: y").is_err());
         assert!(validate_remote_url("not a url").is_err());
+        let err = validate_remote_url("https://ann:s3cret@h/x").unwrap_err();
+        assert!(!err.to_string().contains("s3cret"), "{err}");
+        assert!(validate_remote_url("https://ann@h/x").is_err());
     }
 
     #[test]

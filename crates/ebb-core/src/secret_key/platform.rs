@@ -1,6 +1,6 @@
 //! The platform's secret store: Secret Service on Linux and the BSDs (GNOME Keyring, KWallet,
 //! KeePassXC), the Keychain on macOS, the Credential Manager on Windows. Calls block (D-Bus, a
-//! possible unlock prompt): they run on a blocking thread under a deadline.
+//! possible unlock prompt): they run on a thread of their own under a deadline.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,13 +25,23 @@ fn store() -> keyring_core::Result<Arc<CredentialStore>> {
     Ok(store)
 }
 
+/// Run `f` on a thread of its own, waiting at most `DEADLINE`. Not on the runtime's blocking
+/// pool: a call that never returns (an unlock prompt nobody answers) must not keep the runtime,
+/// and so the process, from ending.
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> keyring_core::Result<T> + Send + 'static,
 ) -> Result<T, String> {
-    match tokio::time::timeout(DEADLINE, tokio::task::spawn_blocking(f)).await {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("ebb-secret-store".into())
+        .spawn(move || {
+            let _ = tx.send(f());
+        })
+        .map_err(|e| e.to_string())?;
+    match tokio::time::timeout(DEADLINE, rx).await {
         Ok(Ok(Ok(v))) => Ok(v),
         Ok(Ok(Err(e))) => Err(e.to_string()),
-        Ok(Err(e)) => Err(e.to_string()),
+        Ok(Err(_)) => Err("the secret store's thread ended".into()),
         Err(_) => Err(format!("no answer within {DEADLINE:?}")),
     }
 }

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 
-use rusqlite::{Connection, Row, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
 
 use super::sealing::{Opened, Sealer};
 use crate::model::{
@@ -60,13 +60,15 @@ pub(crate) struct JobRow {
 }
 
 impl JobRow {
-    /// The row of `job`, its passwords sealed.
-    pub(crate) fn new(job: &Job, sealer: &Sealer) -> Self {
-        let seal = |c: &Option<BasicCredentials>, field| {
-            c.as_ref()
-                .map(|c| (c.user_name.clone(), sealer.seal(job.id, field, &c.password)))
+    /// The row of `job`, its passwords sealed; `None` if a password cannot be sealed.
+    pub(crate) fn new(job: &Job, sealer: &Sealer) -> Option<Self> {
+        let seal = |c: &Option<BasicCredentials>, field| match c {
+            None => Some(None),
+            Some(c) => sealer
+                .seal(job.id, field, &c.password)
+                .map(|p| Some((c.user_name.clone(), p))),
         };
-        Self {
+        Some(Self {
             id: job.id,
             display_name: job.display_name.clone(),
             description: job.description.clone(),
@@ -75,8 +77,8 @@ impl JobRow {
             owner: job.owner.clone(),
             // Serialising plain data cannot fail; an empty object would load as the defaults.
             properties: serde_json::to_string(&job.properties).unwrap_or_else(|_| "{}".into()),
-            server: seal(&job.credentials.server, "server"),
-            proxy: seal(&job.credentials.proxy, "proxy"),
+            server: seal(&job.credentials.server, "server")?,
+            proxy: seal(&job.credentials.proxy, "proxy")?,
             created_at: job.created_at.as_millis(),
             modified_at: job.modified_at.as_millis(),
             completed_at: job.completed_at.map(Timestamp::as_millis),
@@ -86,7 +88,7 @@ impl JobRow {
                 .as_ref()
                 .and_then(|e| serde_json::to_string(e).ok()),
             schedule: job.schedule.clone(),
-        }
+        })
     }
 }
 
@@ -167,7 +169,7 @@ pub(crate) fn seal_plaintext(conn: &mut Connection, sealer: &Sealer) -> rusqlite
         let job: JobId = id.parse().map_err(|e: String| parse_err(0, BadValue(e)))?;
         let reseal = |stored: &Option<String>, field| {
             stored.as_ref().map(|p| match sealer.open(job, field, p) {
-                Opened::Plain(text) => sealer.seal(job, field, &text),
+                Opened::Plain(text) => sealer.seal(job, field, &text).unwrap_or_else(|| p.clone()),
                 _ => p.clone(),
             })
         };
@@ -177,12 +179,67 @@ pub(crate) fn seal_plaintext(conn: &mut Connection, sealer: &Sealer) -> rusqlite
         )?;
     }
     tx.commit()?;
-    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+    let busy: i64 = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))?;
+    if busy != 0 {
+        tracing::warn!(
+            "a reader kept the write-ahead log: old plaintext may stay in it until the next checkpoint"
+        );
+    }
     tracing::info!(
         jobs = plain.len(),
         "sealed passwords an older ebb stored in plaintext"
     );
     Ok(())
+}
+
+const KEY_SETTING: &str = "secret_key_fingerprint";
+
+/// Make sure the queue's passwords are sealed with `sealer`'s key. Another key's passwords
+/// could not be opened, and writing the jobs back would replace them with nothing: refuse,
+/// unless told to forget them. `Err(fingerprint)` names the key they need.
+pub(crate) fn check_key(
+    conn: &mut Connection,
+    sealer: &Sealer,
+) -> rusqlite::Result<Result<(), String>> {
+    let stored: Option<String> = conn
+        .query_row(
+            "SELECT value FROM settings WHERE key = ?1",
+            [KEY_SETTING],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let sealed_jobs: i64 = conn.query_row(
+        "SELECT count(*) FROM jobs WHERE substr(server_password, 1, 5) = 'ebk1:'
+             OR substr(proxy_password, 1, 5) = 'ebk1:'",
+        [],
+        |r| r.get(0),
+    )?;
+    let tx = conn.transaction()?;
+    if let Some(other) = stored.filter(|s| s != sealer.fingerprint())
+        && sealed_jobs > 0
+    {
+        if !sealer.forgets_others() {
+            return Ok(Err(other));
+        }
+        tracing::warn!(jobs = sealed_jobs, key = %other, "dropping passwords sealed with a lost key: set the jobs' credentials again");
+        tx.execute(
+            "UPDATE jobs SET server_user = NULL, server_password = NULL
+             WHERE substr(server_password, 1, 5) = 'ebk1:'",
+            [],
+        )?;
+        tx.execute(
+            "UPDATE jobs SET proxy_user = NULL, proxy_password = NULL
+             WHERE substr(proxy_password, 1, 5) = 'ebk1:'",
+            [],
+        )?;
+    }
+    tx.execute(
+        "INSERT INTO settings (key, value) VALUES (?1, ?2)
+         ON CONFLICT (key) DO UPDATE SET value = ?2",
+        [KEY_SETTING, sealer.fingerprint()],
+    )?;
+    tx.commit()?;
+    Ok(Ok(()))
 }
 
 pub(crate) fn upsert_file(
@@ -353,9 +410,11 @@ fn credentials(
     let password = match (stored, sealer) {
         (Some(stored), Some((sealer, job, field))) => match sealer.open(job, field, &stored) {
             Opened::Sealed(p) | Opened::Plain(p) => p,
+            // Damaged (the key is checked at open): sending `user:` with no password could
+            // lock an account, so the job has no credentials until they are set again.
             Opened::Unreadable => {
-                tracing::warn!(job_id = %job, field, "cannot open a sealed password (was the key replaced?): set the job's credentials again");
-                String::new()
+                tracing::warn!(job_id = %job, field, "cannot open a sealed password: set the job's credentials again");
+                return None;
             }
         },
         _ => String::new(),

@@ -19,6 +19,9 @@ const PAD: usize = 32;
 pub(crate) struct Sealer {
     key: LessSafeKey,
     rng: SystemRandom,
+    fingerprint: String,
+    /// Drop passwords sealed under another key instead of refusing to open the queue.
+    forget_others: bool,
 }
 
 impl std::fmt::Debug for Sealer {
@@ -43,36 +46,45 @@ fn aad(job: JobId, field: &str) -> String {
 
 impl Sealer {
     /// `None` only if the key were not a ChaCha20-Poly1305 key (it always is: 32 bytes).
-    pub(crate) fn new(key: &[u8; 32]) -> Option<Self> {
+    pub(crate) fn new(key: &[u8; 32], forget_others: bool) -> Option<Self> {
         let unbound = UnboundKey::new(&CHACHA20_POLY1305, key).ok()?;
         Some(Self {
             key: LessSafeKey::new(unbound),
             rng: SystemRandom::new(),
+            fingerprint: crate::secret_key::fingerprint(key),
+            forget_others,
         })
     }
 
-    pub(crate) fn seal(&self, job: JobId, field: &str, password: &str) -> String {
+    /// Names the key without revealing it (the start of its SHA-256).
+    pub(crate) fn fingerprint(&self) -> &str {
+        &self.fingerprint
+    }
+
+    pub(crate) fn forgets_others(&self) -> bool {
+        self.forget_others
+    }
+
+    /// Seal a password; `None` if the system's random source fails (a nonce must never repeat).
+    pub(crate) fn seal(&self, job: JobId, field: &str, password: &str) -> Option<String> {
         let mut buf = (password.len() as u32).to_le_bytes().to_vec();
         buf.extend_from_slice(password.as_bytes());
         buf.resize(buf.len().div_ceil(PAD) * PAD, 0);
         let mut nonce = [0u8; NONCE_LEN];
-        // The system's random source does not fail on the platforms ebb runs on; if it did, a
-        // fixed nonce under a random key would still not reveal the password to a reader.
-        let _ = self.rng.fill(&mut nonce);
-        let sealed = self.key.seal_in_place_append_tag(
-            Nonce::assume_unique_for_key(nonce),
-            Aad::from(aad(job, field).as_bytes()),
-            &mut buf,
-        );
-        if sealed.is_err() {
-            return String::new();
-        }
+        self.rng.fill(&mut nonce).ok()?;
+        self.key
+            .seal_in_place_append_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(aad(job, field).as_bytes()),
+                &mut buf,
+            )
+            .ok()?;
         let mut out = String::with_capacity(PREFIX.len() + 2 * (NONCE_LEN + buf.len()));
         out.push_str(PREFIX);
         for b in nonce.iter().chain(&buf) {
             let _ = write!(out, "{b:02x}");
         }
-        out
+        Some(out)
     }
 
     pub(crate) fn open(&self, job: JobId, field: &str, stored: &str) -> Opened {
@@ -122,9 +134,9 @@ mod tests {
 
     #[test]
     fn sealed_passwords_open_only_for_their_job_field_and_key() {
-        let s = Sealer::new(&[7; 32]).unwrap();
+        let s = Sealer::new(&[7; 32], false).unwrap();
         let (job, other) = (JobId::new(), JobId::new());
-        let sealed = s.seal(job, "server", "s3cret");
+        let sealed = s.seal(job, "server", "s3cret").unwrap();
         assert!(sealed.starts_with(PREFIX) && !sealed.contains("s3cret"));
         assert_eq!(
             s.open(job, "server", &sealed),
@@ -133,12 +145,14 @@ mod tests {
         assert_eq!(s.open(job, "proxy", &sealed), Opened::Unreadable);
         assert_eq!(s.open(other, "server", &sealed), Opened::Unreadable);
         assert_eq!(
-            Sealer::new(&[8; 32]).unwrap().open(job, "server", &sealed),
+            Sealer::new(&[8; 32], false)
+                .unwrap()
+                .open(job, "server", &sealed),
             Opened::Unreadable
         );
         // Two seals of one password differ (random nonce); lengths do not show.
-        assert_ne!(sealed, s.seal(job, "server", "s3cret"));
-        assert_eq!(sealed.len(), s.seal(job, "server", "a").len());
+        assert_ne!(Some(&sealed), s.seal(job, "server", "s3cret").as_ref());
+        assert_eq!(sealed.len(), s.seal(job, "server", "a").unwrap().len());
         assert_eq!(
             s.open(job, "server", "legacy"),
             Opened::Plain("legacy".into())

@@ -6,7 +6,7 @@
 //! progress it commits is the progress as of the moment it started, so it never claims a byte
 //! that was written after the sync began.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -35,7 +35,15 @@ impl Default for CheckpointPolicy {
     }
 }
 
-type InFlight = JoinHandle<Result<Vec<usize>, Failure>>;
+type InFlight = JoinHandle<Result<Committed, Failure>>;
+
+/// What a checkpoint recorded: the finished files it made durable, and every file as the store
+/// now has it.
+#[derive(Debug)]
+struct Committed {
+    done: Vec<usize>,
+    files: Vec<(usize, JobFile)>,
+}
 
 /// One job run's checkpoint state.
 #[derive(Debug)]
@@ -52,6 +60,16 @@ pub(crate) struct Checkpointer {
     /// Finished files made durable since the last `take_durable_done`.
     durable_done: Vec<usize>,
     dirs_synced: HashSet<PathBuf>,
+    /// Per file system, a descriptor of the earliest finished file not yet made durable: a
+    /// `syncfs` through it reports any write-back error since that file was opened (one through
+    /// a descriptor opened later would not).
+    anchors: HashMap<u64, File>,
+    /// Each file as the last successful checkpoint recorded it.
+    committed: HashMap<usize, JobFile>,
+    /// A checkpoint failed: nothing more is recorded in this run. A second fsync of a file
+    /// whose write-back failed reports success on Linux, so trying again would claim bytes that
+    /// may be lost.
+    failed: Option<Failure>,
 }
 
 /// The file being written, as a checkpoint sees it.
@@ -69,6 +87,9 @@ impl Checkpointer {
             in_flight: None,
             durable_done: Vec::new(),
             dirs_synced: HashSet::new(),
+            anchors: HashMap::new(),
+            committed: HashMap::new(),
+            failed: None,
         }
     }
 
@@ -77,10 +98,28 @@ impl Checkpointer {
     }
 
     /// A file's last byte is written. It counts as completed once a checkpoint has made it
-    /// durable and recorded it (see `take_durable_done`), never before.
-    pub(crate) fn file_done(&mut self, index: usize, mut file: JobFile, identity: Identity) {
+    /// durable and recorded it (see `take_durable_done`), never before. `writer` is a
+    /// descriptor of the file as it was written.
+    pub(crate) fn file_done(
+        &mut self,
+        index: usize,
+        mut file: JobFile,
+        identity: Identity,
+        writer: File,
+    ) {
         file.completed = true;
+        self.anchors.entry(identity.device()).or_insert(writer);
         self.pending.push((index, file, identity));
+    }
+
+    /// Whether a checkpoint of this run failed (nothing after it was recorded).
+    pub(crate) fn failed(&self) -> bool {
+        self.failed.is_some()
+    }
+
+    /// File `index` as the last successful checkpoint of this run recorded it.
+    pub(crate) fn last_committed(&self, index: usize) -> Option<&JobFile> {
+        self.committed.get(&index)
     }
 
     pub(crate) fn due(&self) -> bool {
@@ -91,10 +130,16 @@ impl Checkpointer {
 
     /// Between chunks: collect a finished background checkpoint, and start one if it is due.
     pub(crate) async fn tick(&mut self, current: Current<'_>) -> Result<(), Failure> {
+        let due = self.due();
+        self.tick_if(due, current).await
+    }
+
+    /// `tick`, with `due` decided by the caller (who saved the hash state for it).
+    pub(crate) async fn tick_if(&mut self, due: bool, current: Current<'_>) -> Result<(), Failure> {
         if self.in_flight.as_ref().is_some_and(JoinHandle::is_finished) {
             self.collect().await?;
         }
-        if self.in_flight.is_none() && self.due() {
+        if self.in_flight.is_none() && due {
             self.in_flight = Some(self.start(current)?);
         }
         Ok(())
@@ -116,13 +161,42 @@ impl Checkpointer {
 
     async fn collect(&mut self) -> Result<(), Failure> {
         if let Some(handle) = self.in_flight.take() {
-            let done = handle.await.map_err(|e| internal(&e.to_string()))??;
-            self.durable_done.extend(done);
+            let result = match handle.await {
+                Ok(r) => r,
+                Err(e) => Err(internal(&e.to_string())),
+            };
+            match result {
+                Ok(c) => {
+                    self.durable_done.extend(c.done);
+                    self.committed.extend(c.files);
+                }
+                Err(failure) => {
+                    self.failed = Some(failure.clone());
+                    return Err(failure);
+                }
+            }
         }
         Ok(())
     }
 
     fn start(&mut self, current: Current<'_>) -> Result<InFlight, Failure> {
+        if let Some(failure) = &self.failed {
+            return Err(failure.clone());
+        }
+        // The fallible step first: a failure here leaves the pending files pending.
+        let writing = match current {
+            Some((temp, index, file)) => Some((
+                Writing {
+                    file: temp.sync_handle()?,
+                    path: file.temp_path.clone(),
+                    identity: temp.identity(),
+                },
+                index,
+                file.clone(),
+            )),
+            None => None,
+        };
+        let anchors: Vec<File> = self.anchors.drain().map(|(_, f)| f).collect();
         let pending = std::mem::take(&mut self.pending);
         let done: Vec<usize> = pending.iter().map(|(i, _, _)| *i).collect();
         let finished: Vec<(PathBuf, Identity)> = pending
@@ -132,13 +206,9 @@ impl Checkpointer {
         let mut files: Vec<(usize, JobFile)> =
             pending.into_iter().map(|(i, f, _)| (i, f)).collect();
         let mut handle = None;
-        if let Some((temp, index, file)) = current {
-            handle = Some(Writing {
-                file: temp.sync_handle()?,
-                path: file.temp_path.clone(),
-                identity: temp.identity(),
-            });
-            files.push((index, file.clone()));
+        if let Some((w, index, file)) = writing {
+            handle = Some(w);
+            files.push((index, file));
         }
         let mut dirs = Vec::new();
         for (_, f) in &files {
@@ -157,14 +227,15 @@ impl Checkpointer {
             files,
         };
         Ok(tokio::spawn(async move {
-            tokio::task::spawn_blocking(move || make_durable(handle, &finished, &dirs))
+            tokio::task::spawn_blocking(move || make_durable(handle, &finished, anchors, &dirs))
                 .await
                 .map_err(|e| internal(&e.to_string()))??;
+            let files = progress.files.clone();
             store
                 .commit_progress(progress)
                 .await
                 .map_err(|e| internal(&e.to_string()))?;
-            Ok(done)
+            Ok(Committed { done, files })
         }))
     }
 }
@@ -190,6 +261,7 @@ struct Writing {
 fn make_durable(
     current: Option<Writing>,
     finished: &[(PathBuf, Identity)],
+    anchors: Vec<File>,
     dirs: &[PathBuf],
 ) -> Result<(), Failure> {
     if let Some(w) = current {
@@ -199,7 +271,7 @@ fn make_durable(
         w.identity.check(&w.path)?;
     }
     let paths: Vec<PathBuf> = finished.iter().map(|(p, _)| p.clone()).collect();
-    sync_finished(&paths)?;
+    sync_finished(&paths, anchors)?;
     for (path, identity) in finished {
         identity.check(path)?;
     }
@@ -235,29 +307,27 @@ fn open_directory(dir: &Path) -> std::io::Result<File> {
 }
 
 #[cfg(target_os = "linux")]
-fn sync_finished(paths: &[PathBuf]) -> Result<(), Failure> {
+fn sync_finished(paths: &[PathBuf], anchors: Vec<File>) -> Result<(), Failure> {
     use std::os::fd::AsRawFd;
-    // One syncfs per filesystem instead of one fsync per small file.
-    let dirs: HashSet<&Path> = paths.iter().filter_map(|p| p.parent()).collect();
-    let mut devices = HashSet::new();
-    for dir in dirs {
-        let meta = std::fs::metadata(dir).map_err(|e| Failure::local_io(dir, &e))?;
-        if !devices.insert(std::os::unix::fs::MetadataExt::dev(&meta)) {
-            continue;
-        }
-        let d = open_directory(dir).map_err(|e| Failure::local_io(dir, &e))?;
-        // SAFETY: `d` is an open descriptor for the whole call; syncfs only reads it.
+    // One syncfs per file system instead of one fsync per small file, through the descriptor
+    // of the earliest finished file on it (see `Checkpointer::anchors`).
+    let Some(named) = paths.first() else {
+        return Ok(());
+    };
+    for anchor in anchors {
+        // SAFETY: `anchor` is an open descriptor for the whole call; syncfs only reads it.
         #[allow(unsafe_code)]
-        let rc = unsafe { libc::syncfs(d.as_raw_fd()) };
+        let rc = unsafe { libc::syncfs(anchor.as_raw_fd()) };
         if rc != 0 {
-            return Err(Failure::local_io(dir, &std::io::Error::last_os_error()));
+            return Err(Failure::local_io(named, &std::io::Error::last_os_error()));
         }
     }
     Ok(())
 }
 
 #[cfg(not(target_os = "linux"))]
-fn sync_finished(paths: &[PathBuf]) -> Result<(), Failure> {
+fn sync_finished(paths: &[PathBuf], anchors: Vec<File>) -> Result<(), Failure> {
+    drop(anchors);
     for path in paths {
         // Opened for writing: Windows flushes only handles that may write.
         super::temp_file::nonblocking(std::fs::OpenOptions::new().write(true))

@@ -39,9 +39,12 @@ impl FileHash {
     }
 }
 
-/// Hash a whole file (a resumed file whose running state was lost). Blocking: call it from a
-/// blocking thread.
-pub(crate) fn hash_file(path: &Path) -> Result<Sha256Digest, Failure> {
+/// Hash a whole file (a resumed file whose running state was lost); `None` if `stop` is
+/// cancelled first. Blocking: call it from a blocking thread.
+pub(crate) fn hash_file(
+    path: &Path,
+    stop: &tokio_util::sync::CancellationToken,
+) -> Result<Option<Sha256Digest>, Failure> {
     let mut o = std::fs::OpenOptions::new();
     let mut file = super::temp_file::nonblocking(o.read(true))
         .open(path)
@@ -49,11 +52,14 @@ pub(crate) fn hash_file(path: &Path) -> Result<Sha256Digest, Failure> {
     let mut hash = FileHash::default();
     let mut buf = vec![0u8; 1 << 20];
     loop {
+        if stop.is_cancelled() {
+            return Ok(None);
+        }
         let n = file
             .read(&mut buf)
             .map_err(|e| Failure::local_io(path, &e))?;
         if n == 0 {
-            return Ok(hash.finish());
+            return Ok(Some(hash.finish()));
         }
         hash.update(&buf[..n]);
     }
@@ -89,9 +95,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("f");
         std::fs::write(&path, b"abc").unwrap();
+        let stop = tokio_util::sync::CancellationToken::new();
         assert_eq!(
-            hash_file(&path).unwrap().to_string(),
+            hash_file(&path, &stop).unwrap().unwrap().to_string(),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
+        stop.cancel();
+        assert_eq!(hash_file(&path, &stop).unwrap(), None);
     }
 }

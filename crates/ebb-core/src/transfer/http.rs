@@ -106,7 +106,8 @@ async fn fetch_inner(
     let mut remote_size: Option<u64> = None;
     let mut crl_rounds = 0u8;
     // Server credentials answer a challenge (as in BITS), and only from the origin the job
-    // names, unless the job allows other origins: a redirect must not hand them to a stranger.
+    // names (or its own host upgraded to HTTPS), unless the job allows other origins: a
+    // redirect must not hand them to a stranger.
     let may_authenticate =
         |to: &Url| to.origin() == original.origin() || cx.properties.credentials_across_origins;
     loop {
@@ -161,13 +162,14 @@ async fn fetch_inner(
         };
         let response = match response {
             Ok(r) => r,
-            // With revocation checks on, the first handshake names the CRLs it lacks.
+            // With revocation checks on, a handshake names the CRLs it lacks (or another job of
+            // this engine is fetching them): fetch, and connect again.
             Err(e)
                 if crl_rounds < 2
                     && certificate_error(&e)
-                        == Some(rustls::CertificateError::UnknownRevocationStatus)
-                    && cx.clients.fetch_crls(&client).await? =>
+                        == Some(rustls::CertificateError::UnknownRevocationStatus) =>
             {
+                cx.clients.fetch_crls(&client, cx.stop).await?;
                 crl_rounds += 1;
                 continue;
             }

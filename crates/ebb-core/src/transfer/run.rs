@@ -97,10 +97,11 @@ impl Run {
         cx.live.update(file);
         cx.live.add_moved(n);
         ckpt.add(n);
-        if ckpt.due() {
+        let due = ckpt.due();
+        if due {
             self.save_hash(file);
         }
-        ckpt.tick(Some((&self.temp, cx.index, file))).await
+        ckpt.tick_if(due, Some((&self.temp, cx.index, file))).await
     }
 
     /// Put the hash state into the file, so that the next checkpoint stores it.
@@ -124,7 +125,7 @@ impl Run {
         result: Result<Fetched, Failure>,
     ) -> Result<Fetched, Failure> {
         let result = match result {
-            Ok(Fetched::Completed) => self.verify(file).await.map(|()| Fetched::Completed),
+            Ok(Fetched::Completed) => self.verify(cx, file).await,
             other => other,
         };
         match result {
@@ -132,8 +133,9 @@ impl Run {
                 file.bytes_total = Some(file.bytes_total.unwrap_or(file.bytes_transferred));
                 file.hash_state = None;
                 let identity = self.temp.identity();
+                let writer = self.temp.sync_handle()?;
                 drop(self.temp);
-                ckpt.file_done(cx.index, file.clone(), identity);
+                ckpt.file_done(cx.index, file.clone(), identity, writer);
                 cx.live.finish_file(cx.index, file);
                 ckpt.tick(None).await?;
                 Ok(Fetched::Completed)
@@ -153,26 +155,31 @@ impl Run {
         }
     }
 
-    /// Check the finished bytes against the app's digest and the server's. A mismatch throws
-    /// the bytes away (the file starts over) and is an error.
-    async fn verify(&mut self, file: &mut JobFile) -> Result<(), Failure> {
+    /// Check the finished bytes against the app's digest and the server's: `Completed`, or
+    /// `Stopped` if told to stop while reading the file for its hash. A mismatch throws the
+    /// bytes away (the file starts over) and is an error.
+    async fn verify(&mut self, cx: &FileCx<'_>, file: &mut JobFile) -> Result<Fetched, Failure> {
         let wanted = file.digests_to_check();
         if wanted.iter().all(Option::is_none) {
-            return Ok(());
+            return Ok(Fetched::Completed);
         }
         let got = if let Some(h) = self.hash.take() {
             h.finish()
         } else {
             // The hash did not start at the first byte: read the file once.
-            let path = file.temp_path.clone();
-            tokio::task::spawn_blocking(move || hash_file(&path))
+            let (path, stop) = (file.temp_path.clone(), cx.stop.clone());
+            let hashed = tokio::task::spawn_blocking(move || hash_file(&path, &stop))
                 .await
-                .map_err(|e| Failure::local_io(&file.temp_path, &std::io::Error::other(e)))??
+                .map_err(|e| Failure::local_io(&file.temp_path, &std::io::Error::other(e)))??;
+            let Some(got) = hashed else {
+                return Ok(Fetched::Stopped);
+            };
+            got
         };
         let Some(want) = wanted.into_iter().flatten().find(|&w| w != got) else {
             tracing::debug!(sha256 = %got, "digest verified");
             file.verified_sha256 = Some(got);
-            return Ok(());
+            return Ok(Fetched::Completed);
         };
         let whose = if file.expected_sha256 == Some(want) {
             "the expected"

@@ -48,6 +48,18 @@ impl Identity {
         }
     }
 
+    /// The file system the file lives on (0 where that is not known).
+    pub(crate) fn device(self) -> u64 {
+        #[cfg(unix)]
+        {
+            self.dev
+        }
+        #[cfg(not(unix))]
+        {
+            0
+        }
+    }
+
     /// Fail unless `path` still names this file, as a regular file.
     pub(crate) fn check(self, path: &Path) -> Result<(), Failure> {
         let gone = |why: &str| {

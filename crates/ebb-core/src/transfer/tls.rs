@@ -52,11 +52,19 @@ impl ExtendedKeyUsageValidator for Usage {
 }
 
 /// CRLs by distribution-point URL, shared by every verifier of an engine, and the URLs a
-/// verifier wanted and did not have.
+/// verifier wanted and did not have. A CRL past its nextUpdate counts as missing, so that it is
+/// fetched anew rather than failing every job until the engine restarts.
 #[derive(Debug, Default)]
 pub(crate) struct CrlCache {
-    crls: Mutex<HashMap<String, Arc<CertRevocationList<'static>>>>,
+    crls: Mutex<HashMap<String, Cached>>,
     wanted: Mutex<BTreeSet<String>>,
+}
+
+#[derive(Debug)]
+struct Cached {
+    crl: Arc<CertRevocationList<'static>>,
+    /// nextUpdate, in seconds since the epoch (none: valid until replaced).
+    next_update: Option<u64>,
 }
 
 impl CrlCache {
@@ -64,8 +72,16 @@ impl CrlCache {
     pub(crate) fn insert(&self, url: &str, der: &[u8]) -> Result<(), String> {
         let crl = webpki::OwnedCertRevocationList::from_der(der)
             .map_err(|e| format!("{url}: not a certificate revocation list ({e})"))?;
+        let next_update = x509_parser::parse_x509_crl(der)
+            .ok()
+            .and_then(|(_, c)| c.next_update())
+            .and_then(|t| u64::try_from(t.timestamp()).ok());
         if let Ok(mut crls) = self.crls.lock() {
-            crls.insert(url.to_owned(), Arc::new(crl.into()));
+            let cached = Cached {
+                crl: Arc::new(crl.into()),
+                next_update,
+            };
+            crls.insert(url.to_owned(), cached);
         }
         Ok(())
     }
@@ -78,27 +94,33 @@ impl CrlCache {
             .unwrap_or_default()
     }
 
-    /// One CRL for each certificate that names any; `Err` with the URLs of those missing.
+    /// One current CRL for each certificate that names any; `Err` with the URLs of those
+    /// missing or out of date, which are also remembered as wanted.
     fn lookup(
         &self,
         certs: &[&CertificateDer<'_>],
-    ) -> Result<Vec<Arc<CertRevocationList<'static>>>, Vec<String>> {
+        now: UnixTime,
+    ) -> Result<Vec<Arc<CertRevocationList<'static>>>, ()> {
         let Ok(crls) = self.crls.lock() else {
-            return Err(Vec::new());
+            return Err(());
         };
+        let current = |c: &&Cached| c.next_update.is_none_or(|t| now.as_secs() < t);
         let (mut found, mut missing) = (Vec::new(), Vec::new());
         for cert in certs {
             let urls = crl_urls(cert);
-            match urls.iter().find_map(|u| crls.get(u)) {
-                Some(crl) => found.push(crl.clone()),
+            match urls.iter().find_map(|u| crls.get(u).filter(current)) {
+                Some(c) => found.push(c.crl.clone()),
                 None => missing.extend(urls),
             }
         }
+        drop(crls);
         if missing.is_empty() {
-            Ok(found)
-        } else {
-            Err(missing)
+            return Ok(found);
         }
+        if let Ok(mut wanted) = self.wanted.lock() {
+            wanted.extend(missing);
+        }
+        Err(())
     }
 }
 
@@ -123,6 +145,12 @@ fn crl_urls(der: &CertificateDer<'_>) -> Vec<String> {
         }
     }
     urls
+}
+
+/// Whether a certificate names itself as its issuer.
+fn self_issued(der: &CertificateDer<'_>) -> bool {
+    x509_parser::parse_x509_certificate(der.as_ref())
+        .is_ok_and(|(_, c)| c.issuer().as_raw() == c.subject().as_raw())
 }
 
 /// The usage of a leaf webpki never looked at (it stops at "CA used as end entity" first).
@@ -174,25 +202,19 @@ impl BitsVerifier {
         now: UnixTime,
     ) -> Result<(), TlsError> {
         let leaf = EndEntityCert::try_from(end_entity).map_err(pki_error)?;
-        let crls = if self.has(SecurityFlags::ENABLE_CRL_CHECK) {
+        // The chain first: a server whose certificates fail their checks makes ebb fetch
+        // nothing.
+        self.check_chain(&leaf, end_entity, intermediates, now, &[])?;
+        if self.has(SecurityFlags::ENABLE_CRL_CHECK) {
             let certs: Vec<&CertificateDer<'_>> =
                 std::iter::once(end_entity).chain(intermediates).collect();
-            match self.crls.lookup(&certs) {
-                Ok(found) => found,
-                Err(missing) => {
-                    if let Ok(mut wanted) = self.crls.wanted.lock() {
-                        wanted.extend(missing);
-                    }
-                    return Err(TlsError::InvalidCertificate(
-                        CertificateError::UnknownRevocationStatus,
-                    ));
-                }
-            }
-        } else {
-            Vec::new()
-        };
-        let crl_refs: Vec<&CertRevocationList<'static>> = crls.iter().map(AsRef::as_ref).collect();
-        self.check_chain(&leaf, end_entity, intermediates, now, &crl_refs)?;
+            let crls = self.crls.lookup(&certs, now).map_err(|()| {
+                TlsError::InvalidCertificate(CertificateError::UnknownRevocationStatus)
+            })?;
+            let crl_refs: Vec<&CertRevocationList<'static>> =
+                crls.iter().map(AsRef::as_ref).collect();
+            self.check_chain(&leaf, end_entity, intermediates, now, &crl_refs)?;
+        }
         if !self.has(SecurityFlags::IGNORE_CERT_CN_INVALID) {
             leaf.verify_is_valid_for_subject_name(server_name)
                 .map_err(pki_error)?;
@@ -218,11 +240,9 @@ impl BitsVerifier {
             let revocation = webpki::RevocationOptionsBuilder::new(crls).ok().map(|b| {
                 b.with_depth(webpki::RevocationCheckDepth::Chain)
                     .with_status_policy(webpki::UnknownStatusPolicy::Allow)
-                    .with_expiration_policy(if time == now {
-                        webpki::ExpirationPolicy::Enforce
-                    } else {
-                        webpki::ExpirationPolicy::Ignore
-                    })
+                    // Out-of-date CRLs never get here (see `CrlCache::lookup`, against the
+                    // real time): the check time may be shifted into a certificate's validity.
+                    .with_expiration_policy(webpki::ExpirationPolicy::Ignore)
                     .build()
             });
             let verified = leaf.verify_for_usage(
@@ -245,7 +265,8 @@ impl BitsVerifier {
                 // The certificates' own checks ran before the search for an anchor.
                 Err(webpki::Error::UnknownIssuer) if any_ca => return Ok(()),
                 // A self-signed leaf marked as a CA: its dates passed, its usage is not yet seen.
-                Err(webpki::Error::CaUsedAsEndEntity) if any_ca => {
+                // A CA certificate from a known authority used as a server's is not "unknown".
+                Err(webpki::Error::CaUsedAsEndEntity) if any_ca && self_issued(end_entity) => {
                     if !usage.any {
                         leaf_usage_ok(end_entity)?;
                     }

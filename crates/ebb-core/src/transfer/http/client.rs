@@ -89,43 +89,34 @@ impl HttpClients {
         })
     }
 
-    /// Fetch the CRLs a verifier wanted (over `client`, so the job's proxy applies); `false`
-    /// if none was wanted. A CRL that cannot be fetched means the revocation status is unknown.
-    pub(super) async fn fetch_crls(&self, client: &reqwest::Client) -> Result<bool, Failure> {
-        const MAX_CRL: usize = 16 << 20;
-        let wanted = self.crls.take_wanted();
-        let failed = |url: &str, why: String| {
-            Failure::new(
-                Status::Transient,
-                ErrorContext::GeneralTransport,
-                ErrorCode::SECURE_CERT_REV_FAILED,
-                format!("(certificate revocation list {url}: {why})"),
-            )
-        };
-        for url in &wanted {
+    /// Fetch the CRLs a verifier wanted (over `client`, so the job's proxy applies). A CRL that
+    /// cannot be fetched means the revocation status is unknown. Each fetch is bounded in size
+    /// (16 MiB) and time (the connect timeout plus the chunk timeout), and ends when `stop` does.
+    pub(super) async fn fetch_crls(
+        &self,
+        client: &reqwest::Client,
+        stop: &tokio_util::sync::CancellationToken,
+    ) -> Result<(), Failure> {
+        for url in self.crls.take_wanted() {
             tracing::debug!(%url, "fetching a certificate revocation list");
-            let response = client
-                .get(url)
-                .send()
-                .await
-                .and_then(reqwest::Response::error_for_status)
-                .map_err(|e| failed(url, error_chain(&e)))?;
-            if response
-                .content_length()
-                .is_some_and(|n| n > MAX_CRL as u64)
-            {
-                return Err(failed(url, "larger than 16 MiB".into()));
-            }
-            let body = response
-                .bytes()
-                .await
-                .map_err(|e| failed(url, error_chain(&e)))?;
-            if body.len() > MAX_CRL {
-                return Err(failed(url, "larger than 16 MiB".into()));
-            }
-            self.crls.insert(url, &body).map_err(|e| failed(url, e))?;
+            let deadline = self.config.connect_timeout + self.config.chunk_timeout;
+            let body = tokio::select! {
+                () = stop.cancelled() => return Ok(()),
+                r = tokio::time::timeout(deadline, fetch_capped(client, &url)) => {
+                    r.unwrap_or_else(|_| Err(format!("no answer within {deadline:?}")))
+                }
+            };
+            let fetched = body.and_then(|b| self.crls.insert(&url, &b));
+            fetched.map_err(|why| {
+                Failure::new(
+                    Status::Transient,
+                    ErrorContext::GeneralTransport,
+                    ErrorCode::SECURE_CERT_REV_FAILED,
+                    format!("(certificate revocation list {url}: {why})"),
+                )
+            })?;
         }
-        Ok(!wanted.is_empty())
+        Ok(())
     }
 
     pub(crate) fn chunk_timeout(&self) -> Duration {
@@ -227,6 +218,25 @@ impl HttpClients {
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
         Ok(config)
     }
+}
+
+/// A body of at most 16 MiB, read as it arrives.
+async fn fetch_capped(client: &reqwest::Client, url: &str) -> Result<Vec<u8>, String> {
+    const MAX: usize = 16 << 20;
+    let mut response = client
+        .get(url)
+        .send()
+        .await
+        .and_then(reqwest::Response::error_for_status)
+        .map_err(|e| error_chain(&e))?;
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(|e| error_chain(&e))? {
+        if body.len() + chunk.len() > MAX {
+            return Err("larger than 16 MiB".into());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 /// BITS's proxy list (`[proto=][proto://]server[:port]`) as reqwest proxies.
