@@ -33,6 +33,13 @@ fn stored_password(dir: &std::path::Path, id: ebb::JobId) -> Option<String> {
     .unwrap()
 }
 
+/// Give the job server credentials: ann and `PASSWORD`.
+async fn set_password(e: &ebb::Engine, id: ebb::JobId) {
+    let creds = BasicCredentials::new("ann", PASSWORD).unwrap();
+    let change = PropertyChange::Credentials(CredentialTarget::Server, Some(creds));
+    e.set_property(id, change).await.unwrap();
+}
+
 #[tokio::test]
 async fn passwords_are_sealed_at_rest_and_dropped_when_the_job_is_final() {
     let dir = tempfile::tempdir().unwrap();
@@ -47,13 +54,7 @@ async fn passwords_are_sealed_at_rest_and_dropped_when_the_job_is_final() {
     e.add_files(id, vec![NewFile::new(origin.url("/s"), &dest)])
         .await
         .unwrap();
-    let creds = BasicCredentials::new("ann", PASSWORD).unwrap();
-    e.set_property(
-        id,
-        PropertyChange::Credentials(CredentialTarget::Server, Some(creds)),
-    )
-    .await
-    .unwrap();
+    set_password(&e, id).await;
     e.shutdown().await;
     drop(e);
     let stored = stored_password(dir.path(), id).unwrap();
@@ -96,13 +97,7 @@ async fn a_queue_sealed_with_another_key_is_not_opened_unless_told_to_forget() {
     let dir = tempfile::tempdir().unwrap();
     let e = support::engine(dir.path()).await;
     let id = e.create_job("keyed", JobType::Download).await.unwrap();
-    let creds = BasicCredentials::new("ann", PASSWORD).unwrap();
-    e.set_property(
-        id,
-        PropertyChange::Credentials(CredentialTarget::Server, Some(creds)),
-    )
-    .await
-    .unwrap();
+    set_password(&e, id).await;
     e.shutdown().await;
     drop(e);
     let mut other = support::config(dir.path());
