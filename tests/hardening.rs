@@ -327,3 +327,42 @@ fn impossible_names_and_ranges_are_refused_at_add_file() {
     let j = cli.json(&["info", &id, "--json"]);
     assert_eq!(j["files_total"], 0, "nothing was added: {j}");
 }
+
+/// A file counts as completed only once durable, but then at once: its FileTransferred event
+/// and its completed flag do not wait for the next, slower file of the job to end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_durable_file_is_announced_while_the_next_one_moves() {
+    use ebb::{Event, JobType, NewFile};
+
+    let dir = tempfile::tempdir().unwrap();
+    let origin = Origin::start().await;
+    origin.put("/small", Resource::new(data(10_000, 95)));
+    origin.put("/slow", Resource::new(data(2_000_000, 96)).rate(400_000));
+    let e = crate::support::engine(dir.path()).await;
+    let mut events = e.subscribe();
+    let id = e.create_job("two", JobType::Download).await.unwrap();
+    let files = vec![
+        NewFile::new(origin.url("/small"), dir.path().join("small")),
+        NewFile::new(origin.url("/slow"), dir.path().join("slow")),
+    ];
+    e.add_files(id, files).await.unwrap();
+    e.resume(id).await.unwrap();
+    let announced = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            if let Ok(Event::FileTransferred { file_index: 0, .. }) = events.recv().await {
+                return;
+            }
+        }
+    })
+    .await;
+    assert!(announced.is_ok(), "file 0 was not announced");
+    let j = e.job(id).await.unwrap();
+    assert!(j.files[0].completed, "{j:?}");
+    assert!(
+        !j.files[1].completed && j.files[1].bytes_transferred < 2_000_000,
+        "the slow file was still moving: {:?}",
+        j.files[1]
+    );
+    e.cancel(id).await.unwrap();
+    e.shutdown().await;
+}

@@ -77,6 +77,17 @@ struct Running {
     rate: Arc<JobRate>,
     started: Instant,
     slice_start: Instant,
+    /// Files whose FileTransferred event was sent while the run went on.
+    announced: HashSet<usize>,
+}
+
+/// Of the files a run made durable, those whose event was not sent yet.
+fn unannounced(announced: &HashSet<usize>, durable: &[usize]) -> Vec<usize> {
+    durable
+        .iter()
+        .copied()
+        .filter(|i| !announced.contains(i))
+        .collect()
 }
 
 impl State {
@@ -529,18 +540,19 @@ impl Inner {
 
     /// Stop a job's worker, wait for its final checkpoint, and take its files' state back.
     async fn stop_worker(&self, st: &mut State, id: JobId) {
-        let Some(running) = st.running.remove(&id) else {
+        let Some(mut running) = st.running.remove(&id) else {
             return;
         };
         running.stop.cancel();
         let started = running.started;
         let live = running.live.clone();
+        let announced = std::mem::take(&mut running.announced);
         match running.handle.await {
             Ok(exit) => {
                 if let Some(job) = st.jobs.get_mut(&id) {
                     absorb(job, &exit, started, &live);
                 }
-                self.emit_files_done(id, &exit.durable_done);
+                self.emit_files_done(id, &unannounced(&announced, &exit.durable_done));
             }
             Err(e) => tracing::error!(job_id = %id, error = %e, "worker ended abnormally"),
         }

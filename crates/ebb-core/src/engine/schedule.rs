@@ -1,6 +1,7 @@
 //! The engine's scheduling loop: applies the scheduler's plans, starts and stops workers, and
 //! turns worker results into state transitions, events and notify programs.
 
+use std::collections::HashSet;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
@@ -8,7 +9,7 @@ use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use super::worker::{Outcome, Worker, WorkerMsg};
-use super::{Inner, Running, State, absorb};
+use super::{Inner, Running, State, absorb, unannounced};
 use crate::bandwidth::JobRate;
 use crate::error::Status;
 use crate::events::Event;
@@ -204,6 +205,7 @@ impl Inner {
                 rate,
                 started: now,
                 slice_start: now,
+                announced: HashSet::new(),
             },
         );
     }
@@ -220,7 +222,8 @@ impl Inner {
                 }
             }
             WorkerMsg::FilesDurable { job, run, files } => {
-                if st.running.get(&job).is_some_and(|r| r.run == run) {
+                if let Some(r) = st.running.get_mut(&job).filter(|r| r.run == run) {
+                    r.announced.extend(files.iter().copied());
                     if let Some(j) = st.jobs.get_mut(&job) {
                         j.modified_at = Timestamp::now();
                     }
@@ -237,9 +240,10 @@ impl Inner {
 
     /// A worker ended by itself: Transferred, or failed.
     async fn finish_run(&self, st: &mut State, id: JobId) {
-        let Some(running) = st.running.remove(&id) else {
+        let Some(mut running) = st.running.remove(&id) else {
             return;
         };
+        let announced = std::mem::take(&mut running.announced);
         let exit = match running.handle.await {
             Ok(exit) => exit,
             Err(e) => {
@@ -252,7 +256,7 @@ impl Inner {
             return;
         };
         absorb(job, &exit, running.started, &running.live);
-        self.emit_files_done(id, &exit.durable_done);
+        self.emit_files_done(id, &unannounced(&announced, &exit.durable_done));
         let now = Timestamp::now();
         match exit.outcome {
             Outcome::Transferred if job.all_files_done() => {

@@ -78,8 +78,21 @@ impl Worker {
     }
 
     async fn run_files(&mut self) -> WorkerExit {
-        let mut ckpt = Checkpointer::new(self.store.clone(), self.job_id, self.checkpoint);
         let (job, run, tx) = (self.job_id, self.run, self.tx.clone());
+        // Files are announced the moment a checkpoint makes them durable, even while a later
+        // file of the job is still being fetched.
+        let (live, durable_tx) = (self.live.clone(), tx.clone());
+        let announce = move |files: &[usize]| {
+            live.mark_durable(files);
+            let files = files.to_vec();
+            let _ = durable_tx.send(WorkerMsg::FilesDurable { job, run, files });
+        };
+        let mut ckpt = Checkpointer::new(
+            self.store.clone(),
+            self.job_id,
+            self.checkpoint,
+            Box::new(announce),
+        );
         let told = std::sync::atomic::AtomicBool::new(false);
         // Once per run: later files of the job are not news.
         let connected = move || {
@@ -89,6 +102,7 @@ impl Worker {
         };
         let mut outcome = Outcome::Transferred;
         let initial = self.files.clone();
+        let mut durable_done = Vec::new();
         for index in 0..self.files.len() {
             if self.files[index].completed {
                 continue;
@@ -107,7 +121,7 @@ impl Worker {
             let result = transfer::fetch(&cx, &mut self.files[index], &mut ckpt)
                 .instrument(span)
                 .await;
-            self.report_durable(&mut ckpt);
+            durable_done.extend(self.mark_completed(&mut ckpt));
             match result {
                 Ok(Fetched::Completed) => {}
                 Ok(Fetched::Stopped) => {
@@ -129,8 +143,7 @@ impl Worker {
             tracing::info!(code = %failure.error.code, error = %failure.error.description, "last checkpoint failed");
             outcome = Outcome::Failed(failure);
         }
-        let durable_done = ckpt.take_durable_done();
-        self.mark_completed(&durable_done);
+        durable_done.extend(self.mark_completed(&mut ckpt));
         if ckpt.failed() {
             // Bytes past the last good checkpoint may be lost (a failed fsync is not retried):
             // the next run starts each unfinished file from what the store has.
@@ -147,26 +160,16 @@ impl Worker {
         }
     }
 
-    /// Files a checkpoint made durable are completed: in the worker's list (which the engine
-    /// takes back at the end of the run) and in what readers see.
-    fn mark_completed(&mut self, indices: &[usize]) {
-        for &i in indices {
+    /// Files a checkpoint made durable are completed, in the worker's list (which the engine
+    /// takes back at the end of the run); returns them. Readers and subscribers were told
+    /// already (see `announce`).
+    fn mark_completed(&mut self, ckpt: &mut Checkpointer) -> Vec<usize> {
+        let durable = ckpt.take_durable_done();
+        for &i in &durable {
             if let Some(f) = self.files.get_mut(i) {
                 f.completed = true;
             }
         }
-        self.live.mark_durable(indices);
-    }
-
-    fn report_durable(&mut self, ckpt: &mut Checkpointer) {
-        let files = ckpt.take_durable_done();
-        if !files.is_empty() {
-            self.mark_completed(&files);
-            let _ = self.tx.send(WorkerMsg::FilesDurable {
-                job: self.job_id,
-                run: self.run,
-                files,
-            });
-        }
+        durable
     }
 }

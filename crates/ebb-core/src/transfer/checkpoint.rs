@@ -45,8 +45,10 @@ struct Committed {
     files: Vec<(usize, JobFile)>,
 }
 
+/// Told which finished files a checkpoint just made durable.
+pub(crate) type Announce = Box<dyn Fn(&[usize]) + Send + Sync>;
+
 /// One job run's checkpoint state.
-#[derive(Debug)]
 pub(crate) struct Checkpointer {
     store: Store,
     job_id: JobId,
@@ -66,18 +68,35 @@ pub(crate) struct Checkpointer {
     anchors: HashMap<u64, File>,
     /// Each file as the last successful checkpoint recorded it.
     committed: HashMap<usize, JobFile>,
+    announce: Announce,
     /// A checkpoint failed: nothing more is recorded in this run. A second fsync of a file
     /// whose write-back failed reports success on Linux, so trying again would claim bytes that
     /// may be lost.
     failed: Option<Failure>,
 }
 
+impl std::fmt::Debug for Checkpointer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Checkpointer")
+            .field("job_id", &self.job_id)
+            .field("pending", &self.pending.len())
+            .field("failed", &self.failed.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
 /// The file being written, as a checkpoint sees it.
 pub(crate) type Current<'a> = Option<(&'a TempFile, usize, &'a JobFile)>;
 
 impl Checkpointer {
-    pub(crate) fn new(store: Store, job_id: JobId, policy: CheckpointPolicy) -> Self {
+    pub(crate) fn new(
+        store: Store,
+        job_id: JobId,
+        policy: CheckpointPolicy,
+        announce: Announce,
+    ) -> Self {
         Self {
+            announce,
             store,
             job_id,
             policy,
@@ -167,6 +186,9 @@ impl Checkpointer {
             };
             match result {
                 Ok(c) => {
+                    if !c.done.is_empty() {
+                        (self.announce)(&c.done);
+                    }
                     self.durable_done.extend(c.done);
                     self.committed.extend(c.files);
                 }
