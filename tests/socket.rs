@@ -111,6 +111,10 @@ async fn malformed_requests_get_the_json_error_body() {
         assert_eq!(err["code"], "0x80070057", "{err}");
         assert_eq!(err["status"], "permanent", "{err}");
     }
+    let bad_query = "GET /v1/jobs?all=maybe HTTP/1.1\r\nhost: ebbd\r\nconnection: close\r\n\r\n";
+    let text = exchange(&socket, bad_query, 10).await.unwrap();
+    assert!(text.starts_with("HTTP/1.1 400"), "{text}");
+    assert!(text.contains("\"code\":\"0x80070057\""), "{text}");
     stop.cancel();
 }
 

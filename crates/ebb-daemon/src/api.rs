@@ -68,6 +68,30 @@ where
     }
 }
 
+/// A query string, rejected (say `timeout_ms=soon`) with the API's JSON error body.
+pub(crate) struct QueryArgs<T>(T);
+
+impl<T, S> axum::extract::FromRequestParts<S> for QueryArgs<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, ApiError> {
+        match Query::<T>::from_request_parts(parts, state).await {
+            Ok(Query(v)) => Ok(Self(v)),
+            Err(rejection) => Err(ApiError(Error::InvalidArgument(format!(
+                "query: {}",
+                rejection.body_text()
+            )))),
+        }
+    }
+}
+
 fn job_id(text: &str) -> Result<JobId, ApiError> {
     text.parse()
         .map_err(|e: String| ApiError(Error::InvalidArgument(e)))
@@ -137,7 +161,7 @@ async fn unknown(uri: axum::http::Uri) -> Response {
 
 async fn list(
     State(e): State<Engine>,
-    Query(q): Query<ListQuery>,
+    QueryArgs(q): QueryArgs<ListQuery>,
 ) -> ApiResult<Vec<ebb_core::JobInfo>> {
     if q.all {
         // Final jobs live only in the store: read it as any other reader would.
@@ -243,7 +267,7 @@ async fn set_remote_url(
 async fn wait(
     State(e): State<Engine>,
     Path(id): Path<String>,
-    Query(q): Query<WaitQuery>,
+    QueryArgs(q): QueryArgs<WaitQuery>,
 ) -> ApiResult<Value<ebb_core::JobState>> {
     let timeout = q.timeout_ms.map(Duration::from_millis);
     Ok(Json(Value {
