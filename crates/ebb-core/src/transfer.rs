@@ -144,9 +144,10 @@ impl Live {
 
     /// Files a checkpoint made durable and recorded: now they are completed.
     pub(crate) fn mark_durable(&self, indices: &[usize]) {
+        let durable: std::collections::HashSet<usize> = indices.iter().copied().collect();
         if let Ok(mut done) = self.done.lock() {
-            for (i, f) in done.iter_mut() {
-                if indices.contains(i) {
+            for (i, f) in done.iter_mut().rev() {
+                if durable.contains(i) {
                     f.completed = true;
                 }
             }

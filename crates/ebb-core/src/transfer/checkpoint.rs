@@ -37,12 +37,12 @@ impl Default for CheckpointPolicy {
 
 type InFlight = JoinHandle<Result<Committed, Failure>>;
 
-/// What a checkpoint recorded: the finished files it made durable, and every file as the store
-/// now has it.
+/// What a checkpoint recorded: the finished files it made durable, and the file being written
+/// as the store now has it.
 #[derive(Debug)]
 struct Committed {
     done: Vec<usize>,
-    files: Vec<(usize, JobFile)>,
+    current: Option<(usize, JobFile)>,
 }
 
 /// Told which finished files a checkpoint just made durable.
@@ -66,7 +66,7 @@ pub(crate) struct Checkpointer {
     /// `syncfs` through it reports any write-back error since that file was opened (one through
     /// a descriptor opened later would not).
     anchors: HashMap<u64, File>,
-    /// Each file as the last successful checkpoint recorded it.
+    /// Unfinished files as the last successful checkpoint recorded them.
     committed: HashMap<usize, JobFile>,
     announce: Announce,
     /// A checkpoint failed: nothing more is recorded in this run. A second fsync of a file
@@ -118,17 +118,25 @@ impl Checkpointer {
 
     /// A file's last byte is written. It counts as completed once a checkpoint has made it
     /// durable and recorded it (see `take_durable_done`), never before. `writer` is a
-    /// descriptor of the file as it was written.
+    /// descriptor of the file as it was written, when `wants_anchor` asked for one.
     pub(crate) fn file_done(
         &mut self,
         index: usize,
         mut file: JobFile,
         identity: Identity,
-        writer: File,
+        writer: Option<File>,
     ) {
         file.completed = true;
-        self.anchors.entry(identity.device()).or_insert(writer);
+        if let Some(writer) = writer {
+            self.anchors.entry(identity.device()).or_insert(writer);
+        }
         self.pending.push((index, file, identity));
+    }
+
+    /// Whether a finished file on this file system should hand over a descriptor (the first
+    /// of a batch does; the others need not cost one).
+    pub(crate) fn wants_anchor(&self, identity: Identity) -> bool {
+        !self.anchors.contains_key(&identity.device())
     }
 
     /// Whether a checkpoint of this run failed (nothing after it was recorded).
@@ -190,7 +198,7 @@ impl Checkpointer {
                         (self.announce)(&c.done);
                     }
                     self.durable_done.extend(c.done);
-                    self.committed.extend(c.files);
+                    self.committed.extend(c.current);
                 }
                 Err(failure) => {
                     self.failed = Some(failure.clone());
@@ -228,8 +236,10 @@ impl Checkpointer {
         let mut files: Vec<(usize, JobFile)> =
             pending.into_iter().map(|(i, f, _)| (i, f)).collect();
         let mut handle = None;
+        let mut current = None;
         if let Some((w, index, file)) = writing {
             handle = Some(w);
+            current = Some((index, file.clone()));
             files.push((index, file));
         }
         let mut dirs = Vec::new();
@@ -252,12 +262,11 @@ impl Checkpointer {
             tokio::task::spawn_blocking(move || make_durable(handle, &finished, anchors, &dirs))
                 .await
                 .map_err(|e| internal(&e.to_string()))??;
-            let files = progress.files.clone();
             store
                 .commit_progress(progress)
                 .await
                 .map_err(|e| internal(&e.to_string()))?;
-            Ok(Committed { done, files })
+            Ok(Committed { done, current })
         }))
     }
 }

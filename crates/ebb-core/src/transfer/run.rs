@@ -133,7 +133,11 @@ impl Run {
                 file.bytes_total = Some(file.bytes_total.unwrap_or(file.bytes_transferred));
                 file.hash_state = None;
                 let identity = self.temp.identity();
-                let writer = self.temp.sync_handle()?;
+                let writer = if ckpt.wants_anchor(identity) {
+                    Some(self.temp.sync_handle()?)
+                } else {
+                    None
+                };
                 drop(self.temp);
                 ckpt.file_done(cx.index, file.clone(), identity, writer);
                 cx.live.finish_file(cx.index, file);
