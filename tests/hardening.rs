@@ -18,6 +18,16 @@ fn daemon_cli(dir: &Path) -> (Cli, Started) {
     (cli, Started(pid))
 }
 
+/// `ebb wait` (30 s at most) must end with the job Transferred.
+fn wait_transferred(cli: &Cli, id: &str) {
+    let out = cli.run(&["wait", id, "--timeout", "30s"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 fn new_job(cli: &Cli, url: &str, dest: &Path) -> String {
     let id = cli.ok(&["create", "hardening"]).trim().to_owned();
     cli.ok(&["add-file", &id, url, dest.to_str().unwrap()]);
@@ -54,12 +64,7 @@ async fn a_deleted_destination_directory_fails_the_job_and_resume_starts_over() 
     );
     assert_eq!(j["files_transferred"], 0, "{j}");
     cli.ok(&["resume", &id]);
-    let out = cli.run(&["wait", &id, "--timeout", "30s"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    wait_transferred(&cli, &id);
     cli.ok(&["complete", &id]);
     assert_eq!(std::fs::read(d.join("f")).unwrap(), body);
     stop_daemon(daemon.0);
@@ -189,18 +194,8 @@ async fn a_fifo_at_a_temporary_name_never_stalls_the_daemon() {
     let (cli, daemon) = daemon_cli(dir.path());
     let b = new_job(&cli, &origin.url("/b"), &dir.path().join("b.bin"));
     cli.ok(&["resume", &b]);
-    let out = cli.run(&["wait", &a, "--timeout", "30s"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let out = cli.run(&["wait", &b, "--timeout", "30s"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    wait_transferred(&cli, &a);
+    wait_transferred(&cli, &b);
     cli.ok(&["complete", &a]);
     assert_eq!(std::fs::read(&a_dest).unwrap(), body);
     cli.ok(&["cancel", &b]);

@@ -12,14 +12,7 @@ use crate::error::{Error, Result};
 
 /// Create `dir` (and its parents) as 0700, or make an existing one 0700.
 pub fn create(dir: &Path) -> Result<()> {
-    let mut builder = std::fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::DirBuilderExt;
-        builder.mode(0o700);
-    }
-    builder.create(dir).map_err(|e| Error::io(dir, e))?;
+    create_missing(dir)?;
     restrict(dir, 0o700)
 }
 

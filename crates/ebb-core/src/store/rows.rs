@@ -214,8 +214,12 @@ pub(crate) fn check_key(
         [],
         |r| r.get(0),
     )?;
+    if stored.as_deref() == Some(sealer.fingerprint()) {
+        // The usual open: nothing to write (and no commit to wait for).
+        return Ok(Ok(()));
+    }
     let tx = conn.transaction()?;
-    if let Some(other) = stored.filter(|s| s != sealer.fingerprint())
+    if let Some(other) = stored
         && sealed_jobs > 0
     {
         if !sealer.forgets_others() {
