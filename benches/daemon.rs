@@ -1,13 +1,15 @@
 //! `cargo bench --bench daemon`: what a round trip through `ebbd` costs, and what the daemon
-//! holds in memory with 10,000 queued jobs. Starts the release `ebbd` (build it first:
+//! holds in memory with 10,000 queued jobs. `cargo bench --bench daemon -- list-latency`: how
+//! long a `list` takes while 4 jobs of large files are suspended and resumed in a loop (each
+//! suspend waits for its job's final checkpoint). Starts the release `ebbd` (build it first:
 //! `cargo build --release --bins`) on a private socket and data directory, drives it with
-//! `ebb::Client`, and stops it by its PID.
+//! `ebb::Client`, and stops it by its PID. `EBBD=path` benches another build of `ebbd`.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use ebb::{Backend, Client, JobType, NewFile};
+use ebb::{Backend, Client, JobId, JobType, Limit, NewFile, PropertyChange};
 
 fn rss_kib(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
@@ -34,7 +36,8 @@ async fn connect(socket: &Path) -> Client {
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let ebbd = root.join("target/release/ebbd");
+    let ebbd =
+        std::env::var_os("EBBD").map_or_else(|| root.join("target/release/ebbd"), PathBuf::from);
     assert!(
         ebbd.exists(),
         "build it first: cargo build --release --bins"
@@ -52,7 +55,90 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let pid = child.id();
     let c = connect(&socket).await;
     let url = format!("file://{}", source.display());
+    if std::env::args().any(|a| a == "list-latency") {
+        list_latency(&c, &dir).await?;
+    } else {
+        round_trips(&c, &dir, &url, pid).await?;
+    }
 
+    // Stop the daemon we started, by its PID.
+    Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()?;
+    child.wait()?;
+    std::fs::remove_dir_all(&dir)?;
+    Ok(())
+}
+
+/// Median and 99th percentile of 1,000 `list` calls while 4 jobs of 8 GiB files (capped at
+/// 1 GB/s each, so they do not finish) are suspended and resumed, one after another, for
+/// as long as the calls take.
+async fn list_latency(c: &Client, dir: &Path) -> Result<(), Box<dyn std::error::Error>> {
+    let big = dir.join("big.bin");
+    std::fs::File::create(&big)?.set_len(8 << 30)?;
+    let url = format!("file://{}", big.display());
+    let mut jobs: Vec<JobId> = Vec::new();
+    for i in 0..4 {
+        let id = c.create_job(&format!("big{i}"), JobType::Download).await?;
+        c.add_files(
+            id,
+            vec![NewFile::new(&url, dir.join(format!("big{i}.bin")))],
+        )
+        .await?;
+        c.set_property(
+            id,
+            PropertyChange::MaxRate(Limit::BytesPerSec(1_000_000_000)),
+        )
+        .await?;
+        c.resume(id).await?;
+        jobs.push(id);
+    }
+    let stop = tokio_util::sync::CancellationToken::new();
+    let churn = {
+        let (c, jobs, stop) = (c.clone(), jobs.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut cycles = 0u64;
+            while !stop.is_cancelled() {
+                for &id in &jobs {
+                    c.suspend(id).await?;
+                    c.resume(id).await?;
+                    tokio::time::sleep(Duration::from_millis(25)).await;
+                }
+                cycles += 1;
+            }
+            Ok::<u64, ebb::Error>(cycles)
+        })
+    };
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let mut took = Vec::with_capacity(1000);
+    for _ in 0..1000 {
+        let t = Instant::now();
+        let listed = c.jobs().await?.len();
+        took.push(t.elapsed());
+        assert_eq!(listed, 4);
+    }
+    stop.cancel();
+    let cycles = churn.await??;
+    took.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    println!(
+        "| list, 1,000 calls, 4 jobs suspended and resumed ({cycles} rounds) | median {:.2} ms | p99 {:.2} ms | max {:.2} ms |",
+        ms(took[took.len() / 2]),
+        ms(took[took.len() * 99 / 100]),
+        ms(took[took.len() - 1]),
+    );
+    for id in jobs {
+        c.cancel(id).await?;
+    }
+    Ok(())
+}
+
+async fn round_trips(
+    c: &Client,
+    dir: &Path,
+    url: &str,
+    pid: u32,
+) -> Result<(), Box<dyn std::error::Error>> {
     // 1,000 jobs: create + add-file + resume + complete, one after another.
     let n = 1000;
     let (mut t_create, mut t_add, mut t_resume, mut t_complete) = (
@@ -67,7 +153,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let id = c.create_job(&format!("rt{i}"), JobType::Download).await?;
         t_create += t.elapsed();
         let t = Instant::now();
-        c.add_files(id, vec![NewFile::new(&url, dir.join(format!("rt{i}.bin")))])
+        c.add_files(id, vec![NewFile::new(url, dir.join(format!("rt{i}.bin")))])
             .await?;
         t_add += t.elapsed();
         let t = Instant::now();
@@ -98,7 +184,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let t = Instant::now();
     for i in 0..queued {
         let id = c.create_job(&format!("q{i}"), JobType::Download).await?;
-        c.add_files(id, vec![NewFile::new(&url, dir.join(format!("q{i}.bin")))])
+        c.add_files(id, vec![NewFile::new(url, dir.join(format!("q{i}.bin")))])
             .await?;
     }
     let listed = c.jobs().await?.len();
@@ -108,11 +194,5 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         rss_kib(pid)
     );
 
-    // Stop the daemon we started, by its PID.
-    Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status()?;
-    child.wait()?;
-    std::fs::remove_dir_all(&dir)?;
     Ok(())
 }

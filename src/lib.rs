@@ -39,9 +39,7 @@
 //! }
 //! ```
 
-mod client;
-
-pub use client::Client;
+pub use ebb_api::Client;
 pub use ebb_bits::Bits;
 
 use std::path::PathBuf;

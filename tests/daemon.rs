@@ -135,6 +135,64 @@ async fn errors_keep_their_bits_codes_over_the_socket() {
     daemon.stop().await;
 }
 
+/// The same wrong calls on a backend, in order: the errors they return.
+async fn wrong_calls(b: &dyn Backend, dir: &Path) -> Vec<ebb::Error> {
+    let id = b.create_job("wrong", JobType::Download).await.unwrap();
+    let upload = b.create_job("up", JobType::Upload).await.unwrap();
+    let two = vec![
+        NewFile::new("http://127.0.0.1:9/a", dir.join("a")),
+        NewFile::new("http://127.0.0.1:9/b", dir.join("b")),
+    ];
+    let mut errors = vec![
+        b.job(ebb::JobId::new()).await.unwrap_err(),
+        b.find("nobody").await.unwrap_err(),
+        b.resume(id).await.unwrap_err(),
+        b.add_files(id, vec![NewFile::new("ftp://x/y", dir.join("c"))])
+            .await
+            .unwrap_err(),
+        b.add_files(upload, two).await.unwrap_err(),
+        b.resume(upload).await.unwrap_err(),
+        b.set_remote_name(id, 7, "http://127.0.0.1:9/z")
+            .await
+            .unwrap_err(),
+    ];
+    b.cancel(id).await.unwrap();
+    errors.push(b.suspend(id).await.unwrap_err());
+    errors
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_come_back_from_the_daemon_as_the_engine_returns_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = InProcess::start(dir.path()).await;
+    let client = daemon.client().await;
+    let over_socket = wrong_calls(&client, dir.path()).await;
+    let in_process = wrong_calls(&daemon.engine, dir.path()).await;
+    assert_eq!(over_socket.len(), in_process.len());
+    for (remote, local) in over_socket.iter().zip(&in_process) {
+        assert_eq!(
+            std::mem::discriminant(remote),
+            std::mem::discriminant(local),
+            "{remote:?} is not {local:?}"
+        );
+        assert_eq!(
+            (remote.code(), remote.status()),
+            (local.code(), local.status())
+        );
+    }
+    // Code written against the engine matches the same way against the client.
+    assert!(matches!(over_socket[0], ebb::Error::NotFound(_)));
+    assert!(matches!(over_socket[2], ebb::Error::Empty(_)));
+    assert!(matches!(over_socket[3], ebb::Error::InvalidArgument(_)));
+    assert!(matches!(over_socket[4], ebb::Error::TooManyFiles));
+    assert!(matches!(over_socket[5], ebb::Error::NotSupported(_)));
+    assert!(matches!(
+        &over_socket[7],
+        ebb::Error::InvalidState { state: JobState::Cancelled, action, .. } if action == "suspend"
+    ));
+    daemon.stop().await;
+}
+
 /// One raw HTTP/1.1 request over the socket; returns (status line, body).
 async fn raw(socket: &Path, path: &str) -> (String, String) {
     let mut s = tokio::net::UnixStream::connect(socket).await.unwrap();

@@ -19,6 +19,7 @@ mod faults;
 mod hardening;
 mod lifecycle;
 mod nginx;
+mod queue;
 mod scheduling;
 mod secrets;
 mod socket;

@@ -546,10 +546,11 @@ impl Ctx {
                     .and_then(|h| h.SetSecurityFlags(f.0))
                     .map_err(e),
                 PropertyChange::MaxRate(_) => Err(Error::NotSupported(
-                    "a per-job rate cap on native BITS (Windows sets bandwidth by Group Policy)",
+                    "a per-job rate cap on native BITS (Windows sets bandwidth by Group Policy)"
+                        .into(),
                 )),
                 PropertyChange::CredentialsAcrossOrigins(_) => Err(Error::NotSupported(
-                    "choosing where credentials go after a redirect on native BITS",
+                    "choosing where credentials go after a redirect on native BITS".into(),
                 )),
             }
         }
@@ -873,7 +874,7 @@ impl Com {
         }
         if files.iter().any(|f| f.sha256.is_some()) {
             return Err(Error::NotSupported(
-                "an expected SHA-256 digest on native BITS (it checks none)",
+                "an expected SHA-256 digest on native BITS (it checks none)".into(),
             ));
         }
         self.call(move |c| c.add(id, &files)).await

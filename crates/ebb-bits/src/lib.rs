@@ -49,7 +49,7 @@ impl Bits {
         #[cfg(not(windows))]
         {
             Err(Error::NotSupported(
-                "native BITS (it exists only on Windows; use ebb's engine or daemon)",
+                "native BITS (it exists only on Windows; use ebb's engine or daemon)".into(),
             ))
         }
     }
@@ -173,7 +173,7 @@ impl Backend for Bits {
     }
     async fn bandwidth(&self) -> Result<BandwidthStatus> {
         Err(Error::NotSupported(
-            "ebb's bandwidth controls on native BITS (Windows sets them by Group Policy)",
+            "ebb's bandwidth controls on native BITS (Windows sets them by Group Policy)".into(),
         ))
     }
     async fn set_bandwidth(&self, _change: BandwidthChange) -> Result<BandwidthStatus> {

@@ -83,10 +83,10 @@ impl Backend for Engine {
         Engine::job(self, job).await
     }
     async fn jobs(&self) -> Result<Vec<JobInfo>> {
-        Ok(Engine::jobs(self).await)
+        Ok(Engine::jobs(self))
     }
     async fn find(&self, id_or_name: &str) -> Result<JobId> {
-        Engine::find(self, id_or_name).await
+        Engine::find(self, id_or_name)
     }
     async fn wait(&self, job: JobId, timeout: Option<Duration>) -> Result<JobState> {
         Engine::wait(self, job, timeout).await

@@ -5,12 +5,16 @@
 //! *status* — transient (try again later, BITS's `TRANSIENT_ERROR`) or permanent (`ERROR`). Every
 //! I/O error names the path or URL it concerns.
 
+mod detail;
+
+use std::borrow::Cow;
 use std::fmt;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
 use crate::model::{JobId, JobState};
+pub use detail::ErrorDetail;
 
 /// A BITS result code (an `HRESULT`), e.g. `0x80190194` for HTTP 404.
 ///
@@ -252,7 +256,7 @@ pub enum Error {
     InvalidState {
         job: JobId,
         state: JobState,
-        action: &'static str,
+        action: Cow<'static, str>,
     },
     #[error("job {0} has no files: add a file before resuming")]
     Empty(JobId),
@@ -263,7 +267,7 @@ pub enum Error {
     #[error("{message} (0x{code:08x})", code = .code.0)]
     InvalidRange { code: ErrorCode, message: String },
     #[error("{0} is not supported yet")]
-    NotSupported(&'static str),
+    NotSupported(Cow<'static, str>),
     #[error("data directory {dir} is in use by another engine ({holder})")]
     Locked { dir: PathBuf, holder: String },
     #[error("database {path}: {source}")]

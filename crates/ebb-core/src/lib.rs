@@ -40,7 +40,6 @@ mod lock;
 pub mod model;
 mod notify;
 pub mod private_dir;
-pub mod protocol;
 mod scheduler;
 pub mod secret_key;
 mod store;

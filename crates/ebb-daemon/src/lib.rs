@@ -19,13 +19,12 @@
 //! # }
 //! ```
 
-mod api;
 pub mod config;
 mod daemon;
 #[cfg(unix)]
 mod socket;
 
-pub use api::router;
 pub use daemon::{Options, run};
+pub use ebb_api::router;
 #[cfg(unix)]
 pub use socket::{ConnectionLimits, bind, serve, serve_with};

@@ -10,8 +10,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
+use ebb_api::ErrorBody;
 use ebb_core::Engine;
-use ebb_core::protocol::ErrorBody;
 use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -149,6 +149,7 @@ async fn refuse(mut stream: UnixStream, peer: u32, me: u32) {
         code: ebb_core::ErrorCode::E_ACCESSDENIED,
         status: ebb_core::Status::Permanent,
         message: format!("ebbd of uid {me} serves only its own user, not uid {peer}"),
+        detail: ebb_core::error::ErrorDetail::Remote,
     })
     .unwrap_or_default();
     let reply = format!(

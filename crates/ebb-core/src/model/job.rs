@@ -244,7 +244,7 @@ impl Job {
         Error::InvalidState {
             job: self.id,
             state: self.state,
-            action,
+            action: action.into(),
         }
     }
 

@@ -3,6 +3,8 @@
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
+use std::path::Path;
+use std::sync::Arc;
 
 use url::Url;
 
@@ -14,7 +16,7 @@ use crate::model::{JobFile, Validators};
 
 const CHUNK: usize = 1 << 20;
 
-fn source_failure(path: &std::path::Path, e: &std::io::Error) -> Failure {
+fn source_failure(path: &Path, e: &std::io::Error) -> Failure {
     let status = match e.kind() {
         std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied => Status::Permanent,
         _ => Status::Transient,
@@ -30,7 +32,7 @@ fn source_failure(path: &std::path::Path, e: &std::io::Error) -> Failure {
 /// Open a source file for reading. A FIFO or device would block `open()` or `read()` forever
 /// (and the job, the scheduler and shutdown with it): only regular files are read, checked
 /// before opening and again on the open descriptor, which is opened without blocking.
-fn open_source(path: &std::path::Path) -> Result<(File, std::fs::Metadata), Failure> {
+fn open_source(path: &Path) -> Result<(File, std::fs::Metadata), Failure> {
     let not_regular = || {
         Failure::new(
             Status::Permanent,
@@ -72,7 +74,8 @@ pub(super) async fn fetch(
             format!("({url} is not a local path)"),
         ));
     };
-    let (mut source, meta) = open_source(&path)?;
+    let (source, meta) = open_source(&path)?;
+    let source = Arc::new(source);
     let size = meta.len();
     let validators = Validators {
         etag: Some(format!("\"{size}\"")),
@@ -98,18 +101,15 @@ pub(super) async fn fetch(
         run.announce(cx);
         let mut buf = vec![0u8; CHUNK];
         while let Some(seg) = segments::next(file, Some(size)) {
-            source
-                .seek(SeekFrom::Start(seg.start))
-                .map_err(|e| source_failure(&path, &e))?;
+            let mut at = seg.start;
             let mut left = seg.end.unwrap_or(size).saturating_sub(seg.start);
             while left > 0 {
                 if cx.stop.is_cancelled() {
                     return Ok(Fetched::Stopped);
                 }
                 let want = (left as usize).min(CHUNK);
-                let n = source
-                    .read(&mut buf[..want])
-                    .map_err(|e| source_failure(&path, &e))?;
+                let n;
+                (buf, n) = read_at(&source, &path, at, buf, want).await?;
                 if n == 0 {
                     return Err(Failure::new(
                         Status::Transient,
@@ -123,10 +123,34 @@ pub(super) async fn fetch(
                 }
                 run.write(cx, file, ckpt, &buf[..n]).await?;
                 left -= n as u64;
+                at += n as u64;
             }
         }
         Ok(Fetched::Completed)
     }
     .await;
     run.finish(cx, file, ckpt, result).await
+}
+
+/// Read up to `want` bytes at `offset` on a blocking thread (a slow disk or network mount must
+/// not hold an async thread, nor the CLI's progress display on its one thread); the buffer
+/// comes back with the count.
+async fn read_at(
+    source: &Arc<File>,
+    path: &Path,
+    offset: u64,
+    mut buf: Vec<u8>,
+    want: usize,
+) -> Result<(Vec<u8>, usize), Failure> {
+    let source = source.clone();
+    let read = tokio::task::spawn_blocking(move || {
+        let mut f: &File = &source;
+        f.seek(SeekFrom::Start(offset))?;
+        let n = f.read(&mut buf[..want])?;
+        Ok::<_, std::io::Error>((buf, n))
+    })
+    .await
+    .map_err(std::io::Error::other)
+    .and_then(|r| r);
+    read.map_err(|e| source_failure(path, &e))
 }

@@ -1,10 +1,8 @@
-//! The daemon's wire protocol (HTTP/JSON over a Unix socket), shared by `ebbd` and the client.
-//! `docs/api.md` describes it for people.
+//! The request and reply bodies of API version 1 (the job model's own types, `JobInfo`,
+//! `NewFile`, `PropertyChange`, `Completion`, `Event`, cross as their serde forms).
 
+use ebb_core::{JobState, JobType, NewFile};
 use serde::{Deserialize, Serialize};
-
-use crate::error::{Error, ErrorCode, Status};
-use crate::model::{JobState, JobType, NewFile};
 
 /// The API version: every path starts with `/v1`.
 pub const API_VERSION: u32 = 1;
@@ -16,34 +14,6 @@ pub const API_PREFIX: &str = "/v1";
 pub struct VersionInfo {
     pub api: u32,
     pub ebbd: String,
-}
-
-/// The body of every error response.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ErrorBody {
-    pub code: ErrorCode,
-    pub status: Status,
-    pub message: String,
-}
-
-impl From<&Error> for ErrorBody {
-    fn from(e: &Error) -> Self {
-        Self {
-            code: e.code(),
-            status: e.status(),
-            message: e.to_string(),
-        }
-    }
-}
-
-impl From<ErrorBody> for Error {
-    fn from(b: ErrorBody) -> Self {
-        Error::Remote {
-            code: b.code,
-            status: b.status,
-            message: b.message,
-        }
-    }
 }
 
 /// `POST /v1/jobs`.

@@ -1,4 +1,4 @@
-//! The daemon client: the [`Backend`](crate::Backend) trait over `ebbd`'s HTTP/JSON API on its
+//! The daemon client: the [`Backend`] trait over `ebbd`'s HTTP/JSON API on its
 //! Unix socket. An app switches from the in-process engine to the shared daemon by
 //! configuration: both implement the same trait.
 
@@ -6,19 +6,19 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use ebb_core::protocol::{
-    API_PREFIX, API_VERSION, AddFiles, CreateJob, ErrorBody, RemoteUrl, ReplacePrefix, Value,
-    VersionInfo,
+use ebb_core::bandwidth::{BandwidthChange, BandwidthStatus};
+use ebb_core::{
+    Backend, Completion, Error, ErrorCode, Event, JobId, JobInfo, JobState, JobType, NewFile,
+    PropertyChange, Result, ResumeOutcome, Status,
 };
 use reqwest::Method;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::sync::broadcast;
 
-use crate::{
-    Backend, BandwidthChange, BandwidthStatus, Completion, Error, ErrorCode, Event, JobId, JobInfo,
-    JobState, JobType, NewFile, PropertyChange, Result, ResumeOutcome, Status,
-};
+use crate::error::ErrorBody;
+use crate::routes::{self, path};
+use crate::wire::{API_VERSION, AddFiles, CreateJob, RemoteUrl, ReplacePrefix, Value, VersionInfo};
 
 /// A connection to `ebbd`.
 #[derive(Clone, Debug)]
@@ -47,18 +47,20 @@ fn http_client(socket: &Path) -> Result<reqwest::Client> {
 #[cfg(not(unix))]
 fn http_client(_socket: &Path) -> Result<reqwest::Client> {
     Err(Error::NotSupported(
-        "the ebbd daemon (it serves a Unix socket; on Windows use native BITS)",
+        "the ebbd daemon (it serves a Unix socket; on Windows use native BITS)".into(),
     ))
 }
 
 impl Client {
     /// Connect to the daemon on `socket` and check that it speaks this client's API version.
     pub async fn connect(socket: impl Into<PathBuf>) -> Result<Self> {
-        crate::install_crypto_provider();
+        ebb_core::install_crypto_provider();
         let socket = socket.into();
         let http = http_client(&socket)?;
         let client = Self { http, socket };
-        let version: VersionInfo = client.call(Method::GET, "/version", None::<&()>).await?;
+        let version: VersionInfo = client
+            .call(Method::GET, &path(routes::VERSION, &[]), None::<&()>)
+            .await?;
         if version.api != API_VERSION {
             return Err(Error::Remote {
                 code: ErrorCode::E_NOTIMPL,
@@ -74,9 +76,9 @@ impl Client {
         Ok(client)
     }
 
+    /// A route's path (see [`routes::path`]) as a URL: the host is ignored on a Unix socket.
     fn url(path: &str) -> String {
-        // The host is ignored on a Unix socket; the path carries the version.
-        format!("http://ebbd{API_PREFIX}{path}")
+        format!("http://ebbd{path}")
     }
 
     async fn call<T: DeserializeOwned>(
@@ -120,24 +122,14 @@ impl Client {
 
     /// Every job the daemon has, Acknowledged and Cancelled ones included.
     pub async fn all_jobs(&self) -> Result<Vec<JobInfo>> {
-        self.call(Method::GET, "/jobs?all=true", None::<&()>).await
+        let all = format!("{}?all=true", path(routes::JOBS, &[]));
+        self.call(Method::GET, &all, None::<&()>).await
     }
 
-    async fn post<T: DeserializeOwned>(&self, path: String) -> Result<T> {
-        self.call(Method::POST, &path, None::<&()>).await
+    async fn post<T: DeserializeOwned>(&self, route: &str, job: JobId) -> Result<T> {
+        let p = path(route, &[&job.to_string()]);
+        self.call(Method::POST, &p, None::<&()>).await
     }
-}
-
-/// Path segments are job ids and display names: escape what a URL path cannot carry.
-fn segment(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 #[async_trait]
@@ -147,78 +139,75 @@ impl Backend for Client {
             display_name: display_name.to_owned(),
             job_type,
         };
-        let v: Value<JobId> = self.call(Method::POST, "/jobs", Some(&req)).await?;
+        let v: Value<JobId> = self
+            .call(Method::POST, &path(routes::JOBS, &[]), Some(&req))
+            .await?;
         Ok(v.value)
     }
     async fn add_files(&self, job: JobId, files: Vec<NewFile>) -> Result<()> {
-        self.call(
-            Method::POST,
-            &format!("/jobs/{job}/files"),
-            Some(&AddFiles { files }),
-        )
-        .await
+        let p = path(routes::FILES, &[&job.to_string()]);
+        self.call(Method::POST, &p, Some(&AddFiles { files })).await
     }
     async fn resume(&self, job: JobId) -> Result<ResumeOutcome> {
-        let v: Value<ResumeOutcome> = self.post(format!("/jobs/{job}/resume")).await?;
+        let v: Value<ResumeOutcome> = self.post(routes::RESUME, job).await?;
         Ok(v.value)
     }
     async fn suspend(&self, job: JobId) -> Result<()> {
-        self.post(format!("/jobs/{job}/suspend")).await
+        self.post(routes::SUSPEND, job).await
     }
     async fn complete(&self, job: JobId) -> Result<Completion> {
-        self.post(format!("/jobs/{job}/complete")).await
+        self.post(routes::COMPLETE, job).await
     }
     async fn cancel(&self, job: JobId) -> Result<()> {
-        self.post(format!("/jobs/{job}/cancel")).await
+        self.post(routes::CANCEL, job).await
     }
     async fn set_property(&self, job: JobId, change: PropertyChange) -> Result<()> {
-        self.call(Method::PATCH, &format!("/jobs/{job}"), Some(&change))
-            .await
+        let p = path(routes::JOB, &[&job.to_string()]);
+        self.call(Method::PATCH, &p, Some(&change)).await
     }
     async fn replace_remote_prefix(&self, job: JobId, old: &str, new: &str) -> Result<usize> {
         let req = ReplacePrefix {
             old: old.to_owned(),
             new: new.to_owned(),
         };
-        let path = format!("/jobs/{job}/replace-remote-prefix");
-        let v: Value<usize> = self.call(Method::POST, &path, Some(&req)).await?;
+        let p = path(routes::REPLACE_PREFIX, &[&job.to_string()]);
+        let v: Value<usize> = self.call(Method::POST, &p, Some(&req)).await?;
         Ok(v.value)
     }
     async fn set_remote_name(&self, job: JobId, file_index: usize, url: &str) -> Result<()> {
-        let path = format!("/jobs/{job}/files/{file_index}/remote-url");
+        let p = path(
+            routes::REMOTE_URL,
+            &[&job.to_string(), &file_index.to_string()],
+        );
         let req = RemoteUrl {
             url: url.to_owned(),
         };
-        self.call(Method::PUT, &path, Some(&req)).await
+        self.call(Method::PUT, &p, Some(&req)).await
     }
     async fn job(&self, job: JobId) -> Result<JobInfo> {
-        self.call(Method::GET, &format!("/jobs/{job}"), None::<&()>)
-            .await
+        let p = path(routes::JOB, &[&job.to_string()]);
+        self.call(Method::GET, &p, None::<&()>).await
     }
     async fn jobs(&self) -> Result<Vec<JobInfo>> {
-        self.call(Method::GET, "/jobs", None::<&()>).await
+        self.call(Method::GET, &path(routes::JOBS, &[]), None::<&()>)
+            .await
     }
     async fn find(&self, id_or_name: &str) -> Result<JobId> {
-        let path = format!("/find/{}", segment(id_or_name));
-        let v: Value<JobId> = self.call(Method::GET, &path, None::<&()>).await?;
+        let p = path(routes::FIND, &[id_or_name]);
+        let v: Value<JobId> = self.call(Method::GET, &p, None::<&()>).await?;
         Ok(v.value)
     }
     async fn wait(&self, job: JobId, timeout: Option<Duration>) -> Result<JobState> {
         let query = timeout.map_or_else(String::new, |t| format!("?timeout_ms={}", t.as_millis()));
-        let v: Value<JobState> = self
-            .call(
-                Method::GET,
-                &format!("/jobs/{job}/wait{query}"),
-                None::<&()>,
-            )
-            .await?;
+        let p = format!("{}{query}", path(routes::WAIT, &[&job.to_string()]));
+        let v: Value<JobState> = self.call(Method::GET, &p, None::<&()>).await?;
         Ok(v.value)
     }
     /// Events arrive over one streaming request (NDJSON); the receiver closes when the daemon
     /// goes away. Must be called within a tokio runtime.
     fn subscribe(&self) -> broadcast::Receiver<Event> {
         let (tx, rx) = broadcast::channel(4096);
-        let req = self.http.get(Self::url("/events"));
+        let req = self.http.get(Self::url(&path(routes::EVENTS, &[])));
         tokio::spawn(async move {
             let Ok(mut resp) = req.send().await else {
                 return;
@@ -239,9 +228,11 @@ impl Backend for Client {
         rx
     }
     async fn bandwidth(&self) -> Result<BandwidthStatus> {
-        self.call(Method::GET, "/bandwidth", None::<&()>).await
+        self.call(Method::GET, &path(routes::BANDWIDTH, &[]), None::<&()>)
+            .await
     }
     async fn set_bandwidth(&self, change: BandwidthChange) -> Result<BandwidthStatus> {
-        self.call(Method::PATCH, "/bandwidth", Some(&change)).await
+        self.call(Method::PATCH, &path(routes::BANDWIDTH, &[]), Some(&change))
+            .await
     }
 }

@@ -1,0 +1,394 @@
+//! The queue task: the one owner of the engine's jobs. API calls arrive as [`Request`]s,
+//! workers report as [`WorkerMsg`]s, and the scheduler's plans are applied here, one at a time.
+//! Every change is committed to the store before readers see it on the [`View`].
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use super::view::View;
+use super::worker::{WorkerExit, WorkerMsg};
+use super::{Completion, Shared, files};
+use crate::bandwidth::JobRate;
+use crate::error::{Error, ErrorCode, Result};
+use crate::events::Event;
+use crate::model::{
+    Job, JobFile, JobId, JobType, NewFile, PropertyChange, ResumeOutcome, Timestamp,
+};
+use crate::transfer::Live;
+
+pub(super) type Reply<T> = oneshot::Sender<Result<T>>;
+
+/// A repair of a job's remote names; returns how many files changed.
+pub(super) type Repair = Box<dyn FnOnce(&mut Job, Timestamp) -> Result<usize> + Send>;
+
+/// An API call, with where its answer goes.
+pub(super) enum Request {
+    Create(Box<Job>, Reply<()>),
+    AddFiles(JobId, Vec<NewFile>, Reply<()>),
+    Resume(JobId, Reply<ResumeOutcome>),
+    Suspend(JobId, Reply<()>),
+    Cancel(JobId, Reply<()>),
+    Complete(JobId, Reply<Completion>),
+    SetProperty(JobId, PropertyChange, Reply<()>),
+    Repair(JobId, Repair, Reply<usize>),
+}
+
+impl std::fmt::Debug for Request {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (name, id) = match self {
+            Self::Create(job, _) => ("create", job.id),
+            Self::AddFiles(id, ..) => ("add-files", *id),
+            Self::Resume(id, _) => ("resume", *id),
+            Self::Suspend(id, _) => ("suspend", *id),
+            Self::Cancel(id, _) => ("cancel", *id),
+            Self::Complete(id, _) => ("complete", *id),
+            Self::SetProperty(id, ..) => ("set", *id),
+            Self::Repair(id, ..) => ("repair", *id),
+        };
+        write!(f, "Request::{name}({id})")
+    }
+}
+
+/// A job's run in progress.
+#[derive(Debug)]
+pub(super) struct Running {
+    pub run: u64,
+    pub stop: CancellationToken,
+    pub handle: JoinHandle<WorkerExit>,
+    pub live: Arc<Live>,
+    pub rate: Arc<JobRate>,
+    pub started: Instant,
+    pub slice_start: Instant,
+    /// Files whose FileTransferred event was sent while the run went on.
+    pub announced: HashSet<usize>,
+}
+
+/// The queue task's state.
+#[derive(Debug)]
+pub(super) struct Queue {
+    pub shared: Arc<Shared>,
+    pub view: Arc<View>,
+    pub running: HashMap<JobId, Running>,
+    pub next_seq: i64,
+    pub next_run: u64,
+    pub worker_tx: mpsc::UnboundedSender<WorkerMsg>,
+}
+
+/// Checks of files to add that need the job: its type, and the files it has.
+pub(super) fn check_additions(job: &Job, new: &[NewFile]) -> Result<()> {
+    if job.job_type != JobType::Download && job.files.len() + new.len() > 1 {
+        return Err(Error::TooManyFiles);
+    }
+    if job.job_type != JobType::Download && new.iter().any(|f| !f.ranges.is_empty()) {
+        return Err(Error::InvalidArgument(
+            "byte ranges are for download jobs only".into(),
+        ));
+    }
+    let mut seen: HashSet<&Path> = job.files.iter().map(|f| f.local_path.as_path()).collect();
+    for f in new {
+        if !seen.insert(&f.local_path) {
+            return Err(Error::InvalidArgument(format!(
+                "local path {} is already a file of this job",
+                f.local_path.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Run blocking file work on a blocking thread.
+pub(super) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|_| Error::ShutDown)?
+}
+
+impl Queue {
+    /// Serve requests, worker reports and the scheduler until shut down or every handle is
+    /// gone; then stop every run with a final checkpoint and queue its job for the next start.
+    pub async fn run(
+        mut self,
+        mut requests: mpsc::UnboundedReceiver<Request>,
+        mut worker_rx: mpsc::UnboundedReceiver<WorkerMsg>,
+    ) {
+        let shutdown = self.shared.shutdown.clone();
+        let wake = self.shared.wake.clone();
+        let mut live_tick = tokio::time::interval(self.shared.config.live_interval);
+        live_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // Whether the live table may hold rows: one more publish after the last run clears it.
+        let mut live_rows = false;
+        loop {
+            let wake_in = if self.shared.config.scheduling {
+                self.schedule().await
+            } else {
+                None
+            };
+            let publishing = !self.running.is_empty();
+            let sleep = wake_in.unwrap_or(Duration::from_secs(3600));
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                request = requests.recv() => match request {
+                    Some(request) => self.handle(request).await,
+                    None => break,
+                },
+                Some(msg) = worker_rx.recv() => self.on_worker(msg).await,
+                () = wake.notified() => {}
+                () = tokio::time::sleep(sleep) => {}
+                _ = live_tick.tick(), if publishing || live_rows => {
+                    self.publish_live().await;
+                    live_rows = publishing;
+                }
+            }
+        }
+        self.stop_all().await;
+        shutdown.cancel();
+    }
+
+    async fn handle(&mut self, request: Request) {
+        match request {
+            Request::Create(job, reply) => answer(reply, self.create(*job).await),
+            Request::AddFiles(id, new, reply) => answer(reply, self.add_files(id, new).await),
+            Request::Resume(id, reply) => answer(reply, self.resume(id).await),
+            Request::Suspend(id, reply) => answer(reply, self.suspend(id).await),
+            Request::Cancel(id, reply) => answer(reply, self.cancel(id).await),
+            Request::Complete(id, reply) => answer(reply, self.complete(id).await),
+            Request::SetProperty(id, change, reply) => {
+                answer(reply, self.set_property(id, change).await);
+            }
+            Request::Repair(id, f, reply) => answer(reply, self.repair(id, f).await),
+        }
+    }
+
+    /// The job to `action` (see [`Board::get`](super::view::Board::get)).
+    pub fn job(&self, id: JobId, action: &'static str) -> Result<Arc<Job>> {
+        self.view.read().get(id, action)
+    }
+
+    pub fn take_seq(&mut self) -> i64 {
+        self.next_seq += 1;
+        self.next_seq
+    }
+
+    async fn create(&mut self, job: Job) -> Result<()> {
+        self.shared.store.insert_job(&job).await?;
+        tracing::info!(job_id = %job.id, name = job.display_name, job_type = %job.job_type, "job created");
+        self.show(job);
+        Ok(())
+    }
+
+    async fn add_files(&mut self, id: JobId, new: Vec<NewFile>) -> Result<()> {
+        let job = self.job(id, "add files to")?;
+        check_additions(&job, &new)?;
+        let first = job.files.len();
+        let indices = (first..first + new.len()).collect();
+        self.change(&job, Some(indices), |job| {
+            for (i, f) in new.into_iter().enumerate() {
+                job.files.push(JobFile::new(id, first + i, f));
+            }
+            job.modified_at = Timestamp::now();
+            Ok(())
+        })
+        .await
+    }
+
+    async fn resume(&mut self, id: JobId) -> Result<ResumeOutcome> {
+        let job = self.job(id, "resume")?;
+        if job.job_type != JobType::Download {
+            return Err(Error::NotSupported(
+                "transferring upload and upload-reply jobs".into(),
+            ));
+        }
+        let seq = self.take_seq();
+        self.change(&job, None, |job| job.resume(Timestamp::now(), seq))
+            .await
+    }
+
+    async fn suspend(&mut self, id: JobId) -> Result<()> {
+        self.job(id, "suspend")?;
+        self.stop_worker(id).await;
+        let job = self.job(id, "suspend")?;
+        self.change(&job, None, |job| job.suspend(Timestamp::now()))
+            .await?;
+        Ok(())
+    }
+
+    async fn cancel(&mut self, id: JobId) -> Result<()> {
+        self.job(id, "cancel")?;
+        self.stop_worker(id).await;
+        let job = self.job(id, "cancel")?;
+        self.cancel_job(&job).await
+    }
+
+    async fn complete(&mut self, id: JobId) -> Result<Completion> {
+        self.job(id, "complete")?.check_completable()?;
+        self.stop_worker(id).await;
+        let job = self.job(id, "complete")?;
+        let files = job.files.clone();
+        let tally = blocking(move || files::complete(&files)).await?;
+        self.change(&job, None, |job| job.acknowledge(Timestamp::now()))
+            .await?;
+        let code = if tally.dropped > 0 {
+            ErrorCode::BG_S_PARTIAL_COMPLETE
+        } else if tally.undeleted > 0 {
+            ErrorCode::BG_S_UNABLE_TO_DELETE_FILES
+        } else {
+            ErrorCode::S_OK
+        };
+        tracing::info!(job_id = %id, kept = tally.kept, dropped = tally.dropped, "job completed");
+        Ok(Completion {
+            code,
+            files_kept: tally.kept,
+            files_dropped: tally.dropped,
+        })
+    }
+
+    async fn set_property(&mut self, id: JobId, change: PropertyChange) -> Result<()> {
+        let job = self.job(id, "change properties of")?;
+        self.change(&job, None, |job| job.apply(change, Timestamp::now()))
+            .await?;
+        if let (Ok(job), Some(run)) = (self.job(id, "change"), self.running.get(&id)) {
+            run.rate
+                .update(job.properties.priority, job.properties.max_rate);
+        }
+        Ok(())
+    }
+
+    async fn repair(&mut self, id: JobId, f: Repair) -> Result<usize> {
+        let job = self.job(id, "repair")?;
+        let all = (0..job.files.len()).collect();
+        self.change(&job, Some(all), |job| f(job, Timestamp::now()))
+            .await
+    }
+
+    /// Stop a job's worker, wait for its final checkpoint, and take its files' state back.
+    pub async fn stop_worker(&mut self, id: JobId) {
+        let Some(mut running) = self.running.remove(&id) else {
+            return;
+        };
+        running.stop.cancel();
+        let announced = std::mem::take(&mut running.announced);
+        match (&mut running.handle).await {
+            Ok(exit) => {
+                self.absorb(id, &exit, &running);
+                self.shared
+                    .emit_files_done(id, &unannounced(&announced, &exit.durable_done));
+            }
+            Err(e) => {
+                self.view.write().live.remove(&id);
+                tracing::error!(job_id = %id, error = %e, "worker ended abnormally");
+            }
+        }
+    }
+
+    /// Take a finished run's file state and time into the job, and show it in place of the
+    /// run's live progress. The files are as the run's checkpoints committed them.
+    pub fn absorb(&self, id: JobId, exit: &WorkerExit, running: &Running) {
+        let mut board = self.view.write();
+        board.live.remove(&id);
+        let Some(job) = board.jobs.get_mut(&id) else {
+            return;
+        };
+        let job = Arc::make_mut(job);
+        for (slot, file) in job.files.iter_mut().zip(&exit.files) {
+            slot.clone_from(file);
+        }
+        let ran = u64::try_from(running.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        job.schedule.active_ms = job.schedule.active_ms.saturating_add(ran);
+        if running.live.moved() > 0 {
+            job.schedule.no_progress_since = None;
+        }
+    }
+
+    pub async fn cancel_job(&mut self, job: &Job) -> Result<()> {
+        let files = job.files.clone();
+        let undeleted = blocking(move || Ok(files::cancel(&files))).await?;
+        self.change(job, None, |job| job.cancel(Timestamp::now()))
+            .await?;
+        tracing::info!(job_id = %job.id, undeleted, "job cancelled");
+        Ok(())
+    }
+
+    /// Change a job through `f`, persist the result (the job row, and the files at `files`),
+    /// and only then show it to readers, so that they never run ahead of the store. Announces
+    /// the change if `f` changed anything.
+    async fn change<R>(
+        &mut self,
+        job: &Job,
+        files: Option<Vec<usize>>,
+        f: impl FnOnce(&mut Job) -> Result<R>,
+    ) -> Result<R> {
+        let mut updated = job.clone();
+        let result = f(&mut updated)?;
+        if updated == *job {
+            return Ok(result);
+        }
+        match files {
+            None => self.shared.store.update_job(&updated).await?,
+            Some(indices) => {
+                self.shared
+                    .store
+                    .update_job_and_files(&updated, indices)
+                    .await?;
+            }
+        }
+        self.show(updated);
+        Ok(result)
+    }
+
+    /// Show a committed job to readers (a final one leaves memory), and announce it.
+    pub fn show(&self, job: Job) -> Arc<Job> {
+        let (id, state) = (job.id, job.state());
+        let job = Arc::new(job);
+        {
+            let mut board = self.view.write();
+            if state.is_final() {
+                board.retire(&job);
+            } else {
+                board.jobs.insert(id, job.clone());
+            }
+        }
+        self.shared.emit(Event::JobModified { job_id: id, state });
+        job
+    }
+
+    /// At shutdown: every run stops with a final checkpoint, and its job is queued again.
+    async fn stop_all(&mut self) {
+        let running: Vec<JobId> = self.running.keys().copied().collect();
+        for id in running {
+            self.stop_worker(id).await;
+            let Ok(job) = self.job(id, "queue") else {
+                continue;
+            };
+            let mut job = (*job).clone();
+            let seq = job.schedule.queue_seq;
+            if job.requeue(Timestamp::now(), seq) {
+                if let Err(e) = self.shared.store.update_job(&job).await {
+                    tracing::warn!(job_id = %id, error = %e, "cannot record the job as queued");
+                }
+                self.show(job);
+            }
+        }
+    }
+}
+
+fn answer<T>(reply: Reply<T>, result: Result<T>) {
+    // A caller that stopped waiting does not need the answer.
+    let _ = reply.send(result);
+}
+
+/// Of the files a run made durable, those whose event was not sent yet.
+pub(super) fn unannounced(announced: &HashSet<usize>, durable: &[usize]) -> Vec<usize> {
+    durable
+        .iter()
+        .copied()
+        .filter(|i| !announced.contains(i))
+        .collect()
+}

@@ -1,0 +1,55 @@
+//! The queue has one owner, and readers do not wait for it: a `list` is answered while a
+//! suspend waits for its job's final checkpoint.
+
+use std::time::Duration;
+
+use ebb::{JobState, Limit, PropertyChange};
+
+use crate::support::{self, wait_for};
+
+#[tokio::test]
+async fn list_is_answered_while_a_suspend_waits_for_its_final_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("large.bin");
+    std::fs::File::create(&source)
+        .unwrap()
+        .set_len(64 << 20)
+        .unwrap();
+    let e = support::engine(dir.path()).await;
+    let dest = dir.path().join("large.out");
+    let url = format!("file://{}", source.display());
+    let id = support::start_job(&e, url, &dest).await;
+    e.set_property(id, PropertyChange::MaxRate(Limit::BytesPerSec(2 << 20)))
+        .await
+        .unwrap();
+    wait_for(&e, id, 20, |j| j.bytes_transferred > 0).await;
+
+    // Another connection takes the database's write lock: every commit, the suspend's final
+    // checkpoint among them, now waits for it.
+    let db = rusqlite::Connection::open(e.config().database_path()).unwrap();
+    db.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let suspend = tokio::spawn({
+        let e = e.clone();
+        async move { e.suspend(id).await }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!suspend.is_finished(), "the suspend could not commit yet");
+
+    let listed = tokio::time::timeout(Duration::from_secs(5), async {
+        (e.jobs(), e.job(id).await.unwrap(), e.find("test").unwrap())
+    })
+    .await
+    .expect("reads wait for nobody's commit");
+    assert_eq!(listed.0.len(), 1);
+    // What readers see is what the store has: the suspend is not committed yet.
+    assert_eq!(listed.1.state, JobState::Transferring);
+    assert_eq!(listed.2, id);
+    assert!(!suspend.is_finished(), "the list came first");
+
+    db.execute_batch("COMMIT").unwrap();
+    suspend.await.unwrap().unwrap();
+    let info = e.job(id).await.unwrap();
+    assert_eq!(info.state, JobState::Suspended);
+    assert!(info.bytes_transferred > 0);
+    e.shutdown().await;
+}
