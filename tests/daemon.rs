@@ -274,7 +274,7 @@ impl Drop for Reaped {
 }
 
 /// The real `ebbd`, on its own socket and data directory, logging to `ebbd.log` there.
-fn spawn_ebbd(dir: &Path) -> Reaped {
+fn spawn_ebbd(dir: &Path, args: &[&str]) -> Reaped {
     let bin = support::ebb_bin().with_file_name("ebbd");
     let log = std::fs::OpenOptions::new()
         .create(true)
@@ -283,6 +283,7 @@ fn spawn_ebbd(dir: &Path) -> Reaped {
         .unwrap();
     let child = Command::new(bin)
         .arg("--foreground")
+        .args(args)
         .env("EBB_DATA_DIR", dir.join("data"))
         .env("EBB_SOCKET", dir.join("run/ebbd.sock"))
         .env("EBB_SECRET_STORE", "file")
@@ -310,7 +311,7 @@ async fn kill_9_of_ebbd_mid_transfer_then_restart_finishes_with_a_range() {
     let body = data(3_000_000, 61);
     origin.put("/k.bin", Resource::new(body.clone()).rate(1_000_000));
     let socket = dir.path().join("run/ebbd.sock");
-    let mut ebbd = spawn_ebbd(dir.path());
+    let mut ebbd = spawn_ebbd(dir.path(), &[]);
     let c = Client::connect(&socket).await.unwrap();
     let id = c.create_job("k", JobType::Download).await.unwrap();
     let dest = dir.path().join("k.bin");
@@ -327,7 +328,7 @@ async fn kill_9_of_ebbd_mid_transfer_then_restart_finishes_with_a_range() {
     ebbd.0.wait().unwrap();
     assert!(c.job(id).await.is_err(), "the daemon is gone");
     origin.update("/k.bin", |r| r.rate = None);
-    let mut ebbd = spawn_ebbd(dir.path());
+    let mut ebbd = spawn_ebbd(dir.path(), &[]);
     let c = Client::connect(&socket).await.unwrap();
     assert_eq!(
         c.wait(id, Some(Duration::from_secs(30))).await.unwrap(),
@@ -353,6 +354,74 @@ async fn kill_9_of_ebbd_mid_transfer_then_restart_finishes_with_a_range() {
     );
     assert!(ebbd.0.wait().unwrap().success());
     assert!(!socket.exists());
+}
+
+/// Engine settings in daemon mode: a flag goes to the ebbd the call starts; a running ebbd
+/// with other settings refuses the call and names them; ebbd takes every engine flag.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn engine_settings_reach_the_daemon_or_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let cli = support::Cli::daemon(dir.path());
+    let out = cli.run(&["--time-slice", "7s", "--max-background-jobs", "3", "list"]);
+    let said = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{said}");
+    let pid = started_pid(&said).unwrap_or_else(|| panic!("no start notice: {said:?}"));
+    let _reaped = Started(pid);
+    let c = Client::connect(&cli.socket).await.unwrap();
+    let running = c.settings().unwrap();
+    assert_eq!(running.time_slice, Some(Duration::from_secs(7)));
+    assert_eq!(running.max_background_jobs, Some(3));
+    // The same settings again are fine; others are refused, by name, flag or environment.
+    assert!(cli.run(&["--time-slice", "7s", "list"]).status.success());
+    let out = cli.run(&["--time-slice", "9s", "list"]);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(said.contains("--time-slice 9s (it runs with 7s)"), "{said}");
+    let out = cli
+        .command(&["list"])
+        .env("EBB_CONNECT_TIMEOUT", "3s")
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(said.contains("--connect-timeout 3s"), "{said}");
+    stop_daemon(pid);
+
+    // ebbd itself takes every engine flag the README lists.
+    let other = tempfile::tempdir().unwrap();
+    let _ebbd = spawn_ebbd(
+        other.path(),
+        &[
+            "--checkpoint-bytes=4096",
+            "--checkpoint-interval=50ms",
+            "--max-background-jobs=2",
+            "--time-slice=3s",
+            "--chunk-timeout=4s",
+            "--connect-timeout=5s",
+            "--inactivity-timeout=6days",
+        ],
+    );
+    let c = Client::connect(other.path().join("run/ebbd.sock"))
+        .await
+        .unwrap();
+    let s = c.settings().unwrap();
+    assert_eq!(
+        (
+            s.checkpoint_bytes,
+            s.checkpoint_interval,
+            s.max_background_jobs
+        ),
+        (Some(4096), Some(Duration::from_millis(50)), Some(2))
+    );
+    assert_eq!(
+        (s.time_slice, s.chunk_timeout, s.connect_timeout),
+        (
+            Some(Duration::from_secs(3)),
+            Some(Duration::from_secs(4)),
+            Some(Duration::from_secs(5))
+        )
+    );
+    assert_eq!(s.inactivity_timeout, Some(Duration::from_secs(6 * 86_400)));
 }
 
 /// The pid from "ebb: started ebbd (pid N) on ...".
@@ -490,7 +559,7 @@ async fn the_cli_starts_ebbd_and_jobs_move_after_the_cli_exits() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_ebb_without_ebbd_beside_it_runs_its_own_daemon() {
+async fn an_ebb_without_ebbd_beside_it_starts_the_ebbd_on_its_path() {
     let dir = tempfile::tempdir().unwrap();
     let origin = Origin::start().await;
     let body = data(300_000, 64);
@@ -500,17 +569,26 @@ async fn an_ebb_without_ebbd_beside_it_runs_its_own_daemon() {
     std::fs::copy(support::ebb_bin(), alone.join("ebb")).unwrap();
     let cli = support::Cli::daemon(dir.path());
     let dest = dir.path().join("s");
-    // The CLI's environment, on a copy of `ebb` with no `ebbd` beside it.
+    // The CLI's environment, on a copy of `ebb` with no `ebbd` beside it: first with no `ebbd`
+    // on PATH either, then with the built one there.
     let cmd = cli.command(&[]);
+    let envs: Vec<_> = cmd
+        .get_envs()
+        .filter_map(|(k, v)| v.map(|v| (k.to_owned(), v.to_owned())))
+        .collect();
+    let built = support::ebb_bin().parent().unwrap().to_owned();
+    let path = |dirs: &[&Path]| std::env::join_paths(dirs).unwrap();
+
     // The copy was just written: a process another test forks meanwhile may hold its descriptor
     // for an instant (ETXTBSY until that child execs). Try again briefly.
     let mut tries = 0;
     let out = loop {
         let run = Command::new(alone.join("ebb"))
             .args(["transfer", &origin.url("/s"), dest.to_str().unwrap()])
-            .envs(
-                cmd.get_envs()
-                    .filter_map(|(k, v)| v.map(|v| (k.to_owned(), v.to_owned()))),
+            .envs(envs.clone())
+            .env(
+                "PATH",
+                path(&[&built, Path::new("/usr/bin"), Path::new("/bin")]),
             )
             .env_remove("EBB_EMBEDDED")
             .output();
@@ -528,8 +606,25 @@ async fn an_ebb_without_ebbd_beside_it_runs_its_own_daemon() {
     assert!(out.status.success(), "{said}");
     assert_eq!(std::fs::read(&dest).unwrap(), body);
     let cmdline = std::fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap();
-    assert!(cmdline.contains("daemon"), "{cmdline:?}");
+    assert!(
+        cmdline.starts_with(built.join("ebbd").to_str().unwrap()),
+        "{cmdline:?}"
+    );
     stop_daemon(pid);
+    // With no ebbd on PATH either, a clear refusal.
+    let out = Command::new(alone.join("ebb"))
+        .args(["list"])
+        .envs(envs)
+        .env("PATH", path(&[Path::new("/usr/bin"), Path::new("/bin")]))
+        .env_remove("EBB_EMBEDDED")
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains("no ebbd beside") && said.contains("--embedded"),
+        "{said}"
+    );
 }
 
 /// A script in the style of real BITSAdmin scripts, through a `bitsadmin` symlink to `ebb`:

@@ -22,7 +22,10 @@ async fn list_is_answered_while_a_suspend_waits_for_its_final_checkpoint() {
     e.set_property(id, PropertyChange::MaxRate(Limit::BytesPerSec(2 << 20)))
         .await
         .unwrap();
-    wait_for(&e, id, 20, |j| j.bytes_transferred > 0).await;
+    wait_for(&e, id, 20, |j| {
+        j.state == JobState::Transferring && j.bytes_transferred > 0
+    })
+    .await;
 
     // Another connection takes the database's write lock: every commit, the suspend's final
     // checkpoint among them, now waits for it.

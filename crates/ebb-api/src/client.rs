@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use ebb_core::bandwidth::{BandwidthChange, BandwidthStatus};
+use ebb_core::settings::EngineSettings;
 use ebb_core::{
     Backend, Completion, Error, ErrorCode, Event, JobId, JobInfo, JobState, JobType, NewFile,
     PropertyChange, Result, ResumeOutcome, Status,
@@ -25,6 +26,7 @@ use crate::wire::{API_VERSION, AddFiles, CreateJob, RemoteUrl, ReplacePrefix, Va
 pub struct Client {
     http: reqwest::Client,
     socket: PathBuf,
+    settings: Option<EngineSettings>,
 }
 
 fn unreachable(socket: &Path, e: &reqwest::Error) -> Error {
@@ -57,7 +59,11 @@ impl Client {
         ebb_core::install_crypto_provider();
         let socket = socket.into();
         let http = http_client(&socket)?;
-        let client = Self { http, socket };
+        let mut client = Self {
+            http,
+            socket,
+            settings: None,
+        };
         let version: VersionInfo = client
             .call(Method::GET, &path(routes::VERSION, &[]), None::<&()>)
             .await?;
@@ -73,7 +79,13 @@ impl Client {
                 ),
             });
         }
+        client.settings = version.settings;
         Ok(client)
+    }
+
+    /// The settings the daemon's engine runs with (`None` from an ebbd too old to say).
+    pub fn settings(&self) -> Option<&EngineSettings> {
+        self.settings.as_ref()
     }
 
     /// A route's path (see [`routes::path`]) as a URL: the host is ignored on a Unix socket.

@@ -9,9 +9,11 @@ mod jobs;
 
 use axum::Json;
 use axum::Router;
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
+use ebb_core::settings::EngineSettings;
 use ebb_core::{Engine, ErrorCode, Status};
 
 use crate::error::ErrorBody;
@@ -48,10 +50,11 @@ pub fn router(engine: Engine) -> Router {
         .with_state(engine)
 }
 
-async fn version() -> Json<VersionInfo> {
+async fn version(State(e): State<Engine>) -> Json<VersionInfo> {
     Json(VersionInfo {
         api: API_VERSION,
         ebbd: env!("CARGO_PKG_VERSION").to_owned(),
+        settings: Some(EngineSettings::of(e.config())),
     })
 }
 

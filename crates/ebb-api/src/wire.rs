@@ -1,6 +1,7 @@
 //! The request and reply bodies of API version 1 (the job model's own types, `JobInfo`,
 //! `NewFile`, `PropertyChange`, `Completion`, `Event`, cross as their serde forms).
 
+use ebb_core::settings::EngineSettings;
 use ebb_core::{JobState, JobType, NewFile};
 use serde::{Deserialize, Serialize};
 
@@ -14,6 +15,10 @@ pub const API_PREFIX: &str = "/v1";
 pub struct VersionInfo {
     pub api: u32,
     pub ebbd: String,
+    /// The settings the daemon's engine runs with (absent from an older ebbd's answer), so
+    /// that a client asked for other settings can say so instead of ignoring them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settings: Option<EngineSettings>,
 }
 
 /// `POST /v1/jobs`.

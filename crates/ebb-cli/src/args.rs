@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use clap::builder::BoolishValueParser;
 use clap::{Args, Parser, Subcommand};
+use ebb::settings::EngineSettings;
 use ebb::{JobType, Limit, Priority};
 
 #[derive(Debug, Parser)]
@@ -40,32 +41,11 @@ pub struct EngineArgs {
     /// Where the queue lives (default: the per-user data directory).
     #[arg(long, global = true, env = "EBB_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
-    /// Checkpoint after this many bytes (progress is committed only once it is on disk).
-    #[arg(
-        long,
-        global = true,
-        env = "EBB_CHECKPOINT_BYTES",
-        value_name = "BYTES"
-    )]
-    pub checkpoint_bytes: Option<u64>,
-    /// Checkpoint at least this often, e.g. `1s`, `250ms`.
-    #[arg(long, global = true, env = "EBB_CHECKPOINT_INTERVAL", value_parser = parse_duration, value_name = "TIME")]
-    pub checkpoint_interval: Option<Duration>,
-    /// Background jobs that may transfer at once (BITS: 1).
-    #[arg(long, global = true, env = "EBB_MAX_BACKGROUND_JOBS", value_name = "N")]
-    pub max_background_jobs: Option<usize>,
-    /// Time slice of a background job before others of its priority get a turn.
-    #[arg(long, global = true, env = "EBB_TIME_SLICE", value_parser = parse_duration, value_name = "TIME")]
-    pub time_slice: Option<Duration>,
-    /// Abandon a body that delivers nothing for this long (a transient error).
-    #[arg(long, global = true, env = "EBB_CHUNK_TIMEOUT", value_parser = parse_duration, value_name = "TIME")]
-    pub chunk_timeout: Option<Duration>,
-    /// Give up connecting after this long (a transient error).
-    #[arg(long, global = true, env = "EBB_CONNECT_TIMEOUT", value_parser = parse_duration, value_name = "TIME")]
-    pub connect_timeout: Option<Duration>,
-    /// Cancel jobs untouched for this long (BITS: 90 days).
-    #[arg(long, global = true, env = "EBB_INACTIVITY_TIMEOUT", value_parser = parse_duration, value_name = "TIME")]
-    pub inactivity_timeout: Option<Duration>,
+    /// The engine's settings. Embedded, they win over the configuration file's `[engine]`;
+    /// to the daemon, they go to an ebbd this call starts, and one already running with other
+    /// settings refuses the call.
+    #[command(flatten)]
+    pub settings: EngineSettings,
 }
 
 #[derive(Debug, Subcommand)]
@@ -137,7 +117,7 @@ pub enum Command {
     Wait {
         job: String,
         /// Give up waiting after this long: seconds, or e.g. `2m`.
-        #[arg(long, value_parser = parse_duration)]
+        #[arg(long, value_parser = ebb::settings::parse_duration)]
         timeout: Option<Duration>,
     },
     /// Download URL to PATH (pairs may repeat): create, add, resume, wait, complete.
@@ -154,7 +134,7 @@ pub enum Command {
     /// A live table of jobs, refreshed until Ctrl-C (like `bitsadmin /monitor`).
     Monitor {
         /// Seconds between refreshes, or e.g. `500ms`.
-        #[arg(long, default_value = "5", value_parser = parse_duration)]
+        #[arg(long, default_value = "5", value_parser = ebb::settings::parse_duration)]
         refresh: Duration,
     },
     /// BITSAdmin's command line and output (also when `ebb` runs under the name `bitsadmin`).
@@ -166,9 +146,16 @@ pub enum Command {
         )]
         args: Vec<String>,
     },
-    /// Run the daemon in this process (what `ebbd` does; used when no `ebbd` is installed).
+    /// Run `ebbd` (the one beside this program, else the one on PATH) with these arguments.
     #[command(hide = true)]
-    Daemon(ebb_daemon::Options),
+    Daemon {
+        #[arg(
+            trailing_var_arg = true,
+            allow_hyphen_values = true,
+            value_name = "ARGS"
+        )]
+        args: Vec<std::ffi::OsString>,
+    },
     /// Rewrite the start of every remote name of a job (repair after a server move).
     ReplaceRemotePrefix {
         job: String,
@@ -290,13 +277,6 @@ fn parse_priority(s: &str) -> Result<Priority, String> {
 }
 
 /// Seconds (`30`) or a duration with units (`1m30s`, `250ms`).
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    match s.trim().parse::<u64>() {
-        Ok(secs) => Ok(Duration::from_secs(secs)),
-        Err(_) => humantime::parse_duration(s).map_err(|e| format!("{s:?}: {e}")),
-    }
-}
-
 pub fn parse_u32(s: &str) -> Result<u32, String> {
     let t = s.trim();
     let parsed = match t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {

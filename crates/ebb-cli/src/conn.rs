@@ -12,7 +12,8 @@ use anyhow::anyhow;
 use anyhow::{Context, bail};
 #[cfg(not(windows))]
 use ebb::Client;
-use ebb::{Backend, CheckpointPolicy, Engine, EngineConfig, JobId, JobInfo, JobState};
+use ebb::settings::SettingsFile;
+use ebb::{Backend, Engine, EngineConfig, JobId, JobInfo, JobState};
 
 use crate::args::EngineArgs;
 
@@ -125,47 +126,42 @@ pub async fn read_one(args: &EngineArgs, job: &str) -> anyhow::Result<JobInfo> {
 }
 
 pub fn data_dir(args: &EngineArgs) -> anyhow::Result<PathBuf> {
-    args.data_dir
-        .clone()
-        .or_else(ebb::config::default_data_dir)
-        .ok_or_else(|| anyhow!("no per-user data directory: set EBB_DATA_DIR"))
+    Ok(SettingsFile::load_given_or_default(None)?.data_dir(args.data_dir.as_deref())?)
 }
 
 #[cfg(not(windows))]
 fn socket(args: &EngineArgs) -> anyhow::Result<PathBuf> {
-    args.socket
-        .clone()
-        .or_else(ebb::config::default_socket)
-        .ok_or_else(|| anyhow!("no per-user runtime directory: set EBB_SOCKET"))
+    Ok(SettingsFile::load_given_or_default(None)?.socket(args.socket.as_deref())?)
 }
 
+/// An embedded engine's configuration: the same layers as the daemon's (defaults, the
+/// configuration file, the environment and the flags), so it keeps to the same caps and
+/// schedules.
 fn config(args: &EngineArgs, scheduling: bool) -> anyhow::Result<EngineConfig> {
-    let mut c = EngineConfig::new(data_dir(args)?).with_scheduling(scheduling);
-    let defaults = CheckpointPolicy::default();
-    c.checkpoint = CheckpointPolicy {
-        bytes: args.checkpoint_bytes.unwrap_or(defaults.bytes),
-        interval: args.checkpoint_interval.unwrap_or(defaults.interval),
+    let file = SettingsFile::load_given_or_default(None)?;
+    let data_dir = file.data_dir(args.data_dir.as_deref())?;
+    Ok(file
+        .engine_config(data_dir, &args.settings)
+        .with_scheduling(scheduling))
+}
+
+/// A daemon that runs with other settings than this call asks for refuses the call: its
+/// settings were fixed when it started, and they are not silently ignored.
+#[cfg(not(windows))]
+fn check_settings(args: &EngineArgs, client: &Client) -> anyhow::Result<()> {
+    let Some(running) = client.settings() else {
+        return Ok(());
     };
-    if let Some(n) = args.max_background_jobs {
-        c = c.with_max_background_jobs(n);
+    let differ = args.settings.differences(running);
+    if differ.is_empty() {
+        return Ok(());
     }
-    if let Some(t) = args.time_slice {
-        c = c.with_time_slice(t);
-    }
-    if let Some(t) = args.inactivity_timeout {
-        c = c.with_job_inactivity_timeout(t);
-    }
-    if let Some(t) = args.chunk_timeout {
-        c.http.chunk_timeout = t;
-    }
-    if let Some(t) = args.connect_timeout {
-        c.http.connect_timeout = t;
-    }
-    // An embedded engine keeps to the same bandwidth caps and schedules as the daemon would.
-    if let Some(path) = ebb_daemon::config::default_path() {
-        c.bandwidth = ebb_daemon::config::DaemonConfig::load(&path, false)?.bandwidth;
-    }
-    Ok(c)
+    bail!(
+        "ebbd is already running with other settings than asked for: {}. Engine settings \
+         apply when ebbd starts: stop it (it starts again with these on the next call), put \
+         them in its configuration file, or use --embedded",
+        differ.join(", ")
+    )
 }
 
 /// Connect to the daemon, starting one if none answers (unless `--no-autostart`).
@@ -173,7 +169,10 @@ fn config(args: &EngineArgs, scheduling: bool) -> anyhow::Result<EngineConfig> {
 async fn daemon(args: &EngineArgs) -> anyhow::Result<Client> {
     let socket = socket(args)?;
     let first = match Client::connect(&socket).await {
-        Ok(c) => return Ok(c),
+        Ok(c) => {
+            check_settings(args, &c)?;
+            return Ok(c);
+        }
         Err(e) => e,
     };
     if args.no_autostart {
@@ -187,7 +186,10 @@ async fn daemon(args: &EngineArgs) -> anyhow::Result<Client> {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         match Client::connect(&socket).await {
-            Ok(c) => return Ok(c),
+            Ok(c) => {
+                check_settings(args, &c)?;
+                return Ok(c);
+            }
             Err(e) if Instant::now() >= deadline => {
                 bail!(
                     "ebbd (pid {pid}) did not answer on {}: {e}",
@@ -199,29 +201,70 @@ async fn daemon(args: &EngineArgs) -> anyhow::Result<Client> {
     }
 }
 
-/// `ebbd` beside this binary, else this binary as `ebb daemon` (same version either way);
-/// detached from our terminal's process group so that Ctrl-C here does not stop it.
+/// The `ebbd` beside this program (the same build), else the first on PATH.
+#[cfg(not(windows))]
+fn ebbd_program() -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe().context("cannot find this program to start the daemon")?;
+    let beside = exe.parent().map(|d| d.join("ebbd")).filter(|p| p.is_file());
+    let on_path = || {
+        std::env::var_os("PATH").and_then(|path| {
+            std::env::split_paths(&path)
+                .map(|d| d.join("ebbd"))
+                .find(|p| p.is_file())
+        })
+    };
+    beside.or_else(on_path).with_context(|| {
+        format!(
+            "no ebbd beside {} or on PATH: install ebbd, or use --embedded",
+            exe.display()
+        )
+    })
+}
+
+/// An `ebbd` command with this call's data directory and engine settings (flags too).
+#[cfg(not(windows))]
+fn ebbd_command(args: &EngineArgs) -> anyhow::Result<Command> {
+    let mut cmd = Command::new(ebbd_program()?);
+    if let Some(d) = &args.data_dir {
+        cmd.env("EBB_DATA_DIR", d);
+    }
+    if let Some(s) = &args.socket {
+        cmd.env("EBB_SOCKET", s);
+    }
+    for s in args.settings.settings() {
+        cmd.env(s.env, s.value);
+    }
+    Ok(cmd)
+}
+
+/// `ebb daemon ARGS`: this process becomes `ebbd ARGS`; returns only on failure.
+#[cfg(not(windows))]
+pub fn exec_ebbd(args: &EngineArgs, ebbd_args: &[std::ffi::OsString]) -> anyhow::Error {
+    use std::os::unix::process::CommandExt;
+    match ebbd_command(args) {
+        Ok(mut cmd) => anyhow::Error::from(cmd.args(ebbd_args).exec()).context("cannot run ebbd"),
+        Err(e) => e,
+    }
+}
+
+#[cfg(windows)]
+pub fn exec_ebbd(_args: &EngineArgs, _ebbd_args: &[std::ffi::OsString]) -> anyhow::Error {
+    anyhow!("ebbd serves a Unix socket; on Windows ebb uses the system's BITS service")
+}
+
+/// Start `ebbd` detached from our terminal's process group, so that Ctrl-C here does not
+/// stop it.
 #[cfg(not(windows))]
 fn start_daemon(args: &EngineArgs, socket: &std::path::Path) -> anyhow::Result<u32> {
     use std::os::unix::process::CommandExt;
-    let exe = std::env::current_exe().context("cannot find this program to start the daemon")?;
-    let beside = exe.parent().map(|d| d.join("ebbd")).filter(|p| p.exists());
-    let (program, verb) = match beside {
-        Some(ebbd) => (ebbd, None),
-        None => (exe, Some("daemon")),
-    };
-    let mut cmd = Command::new(&program);
-    cmd.args(verb);
+    let mut cmd = ebbd_command(args)?;
     cmd.env("EBB_SOCKET", socket)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .process_group(0);
-    if let Some(d) = &args.data_dir {
-        cmd.env("EBB_DATA_DIR", d);
-    }
     let child = cmd
         .spawn()
-        .with_context(|| format!("cannot start {}", program.display()))?;
+        .with_context(|| format!("cannot start {}", cmd.get_program().display()))?;
     Ok(child.id())
 }

@@ -34,8 +34,8 @@ fn main() -> ExitCode {
         argv.insert(2, "--".into());
     }
     let cli = Cli::parse_from(argv);
-    if let Command::Daemon(options) = cli.command {
-        return daemon(options);
+    if let Command::Daemon { args } = &cli.command {
+        return daemon(&cli.engine, args);
     }
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
@@ -63,18 +63,11 @@ fn main() -> ExitCode {
     }
 }
 
-/// `ebb daemon`: the daemon in this process, on a multi-threaded runtime, logging as `ebbd`.
-fn daemon(options: ebb_daemon::Options) -> ExitCode {
-    let result = tokio::runtime::Runtime::new()
-        .map_err(anyhow::Error::from)
-        .and_then(|rt| rt.block_on(ebb_daemon::run(options)));
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("ebb daemon: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+/// `ebb daemon ARGS`: becomes `ebbd ARGS`, with this call's engine settings.
+fn daemon(engine: &EngineArgs, args: &[std::ffi::OsString]) -> ExitCode {
+    let error = conn::exec_ebbd(engine, args);
+    eprintln!("ebb daemon: {error:#}");
+    ExitCode::FAILURE
 }
 
 /// A local name as the engine wants it: relative names are taken from the current directory.
@@ -253,7 +246,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => return transfer(args, priority, &name, &pairs).await,
         Command::Monitor { refresh } => return watch::monitor(args, refresh).await,
         Command::Bitsadmin { args: words } => return bitsadmin::run(args, &words).await,
-        Command::Daemon(_) => unreachable!("handled before the runtime starts"),
+        Command::Daemon { .. } => unreachable!("handled before the runtime starts"),
         Command::ReplaceRemotePrefix { job, old, new } => {
             let n = on_job(args, &job, |c, id| async move {
                 let n = c.backend().replace_remote_prefix(id, &old, &new).await?;

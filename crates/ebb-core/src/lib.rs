@@ -42,6 +42,7 @@ mod notify;
 pub mod private_dir;
 mod scheduler;
 pub mod secret_key;
+pub mod settings;
 mod store;
 mod transfer;
 

@@ -4,8 +4,9 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, anyhow};
-use ebb_core::{Engine, EngineConfig};
+use anyhow::Context;
+use ebb_core::Engine;
+use ebb_core::settings::{EngineSettings, SettingsFile};
 use tokio_util::sync::CancellationToken;
 
 /// `ebbd`'s options (also those of `ebb daemon`).
@@ -23,10 +24,9 @@ pub struct Options {
     /// Log to stderr (otherwise to ebbd.log in the data directory).
     #[arg(long)]
     pub foreground: bool,
-    #[arg(long, env = "EBB_CHECKPOINT_BYTES", hide = true)]
-    pub checkpoint_bytes: Option<u64>,
-    #[arg(long, env = "EBB_CHECKPOINT_INTERVAL", hide = true, value_parser = humantime::parse_duration)]
-    pub checkpoint_interval: Option<std::time::Duration>,
+    /// The engine's settings; each wins over the configuration file's `[engine]` key.
+    #[command(flatten)]
+    pub engine: EngineSettings,
 }
 
 fn logging(foreground: bool, data_dir: &std::path::Path) -> anyhow::Result<()> {
@@ -63,32 +63,11 @@ pub async fn run(_args: Options) -> anyhow::Result<()> {
 pub async fn run(args: Options) -> anyhow::Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
 
-    let config_path = args.config.clone().or_else(crate::config::default_path);
-    let file = match &config_path {
-        Some(p) => crate::config::DaemonConfig::load(p, args.config.is_some())?,
-        None => crate::config::DaemonConfig::default(),
-    };
-    let data_dir = args
-        .data_dir
-        .clone()
-        .or(file.data_dir.clone())
-        .or_else(ebb_core::config::default_data_dir)
-        .ok_or_else(|| anyhow!("no per-user data directory: set EBB_DATA_DIR"))?;
-    let socket = args
-        .socket
-        .clone()
-        .or(file.socket.clone())
-        .or_else(ebb_core::config::default_socket)
-        .ok_or_else(|| anyhow!("no per-user runtime directory: set EBB_SOCKET"))?;
+    let file = SettingsFile::load_given_or_default(args.config.as_deref())?;
+    let data_dir = file.data_dir(args.data_dir.as_deref())?;
+    let socket = file.socket(args.socket.as_deref())?;
     logging(args.foreground, &data_dir)?;
-    let mut config = file.engine(EngineConfig::new(&data_dir))?;
-    if let Some(b) = args.checkpoint_bytes {
-        config.checkpoint.bytes = b;
-    }
-    if let Some(i) = args.checkpoint_interval {
-        config.checkpoint.interval = i;
-    }
-    let engine = Engine::open(config).await?;
+    let engine = Engine::open(file.engine_config(data_dir.clone(), &args.engine)).await?;
     let listener = crate::bind(&socket)?;
     tracing::info!(socket = %socket.display(), data_dir = %data_dir.display(), pid = std::process::id(), "ebbd ready");
     let stop = CancellationToken::new();

@@ -19,7 +19,6 @@
 //! # }
 //! ```
 
-pub mod config;
 mod daemon;
 #[cfg(unix)]
 mod socket;
