@@ -4,9 +4,8 @@
 
 use std::path::PathBuf;
 
-use anyhow::Context;
-use ebb_core::Engine;
 use ebb_core::settings::{EngineSettings, SettingsFile};
+use ebb_core::{Engine, Error, Result};
 use tokio_util::sync::CancellationToken;
 
 /// `ebbd`'s options (also those of `ebb daemon`).
@@ -29,7 +28,7 @@ pub struct Options {
     pub engine: EngineSettings,
 }
 
-fn logging(foreground: bool, data_dir: &std::path::Path) -> anyhow::Result<()> {
+fn logging(foreground: bool, data_dir: &std::path::Path) -> Result<()> {
     let filter = tracing_subscriber::EnvFilter::try_from_env("EBB_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
@@ -40,8 +39,7 @@ fn logging(foreground: bool, data_dir: &std::path::Path) -> anyhow::Result<()> {
     } else {
         ebb_core::private_dir::create(data_dir)?;
         let path = data_dir.join("ebbd.log");
-        let file = ebb_core::private_dir::open_file(&path, true)
-            .with_context(|| format!("{}: cannot open the log", path.display()))?;
+        let file = ebb_core::private_dir::open_file(&path, true)?;
         builder
             .with_ansi(false)
             .with_writer(std::sync::Mutex::new(file))
@@ -51,16 +49,17 @@ fn logging(foreground: bool, data_dir: &std::path::Path) -> anyhow::Result<()> {
 }
 
 #[cfg(not(unix))]
-pub async fn run(_args: Options) -> anyhow::Result<()> {
-    anyhow::bail!(
-        "ebbd serves a Unix socket and runs on Unix; on Windows ebb uses the system's BITS \
-         service (or an engine in the app's process)"
-    )
+pub async fn run(_args: Options) -> Result<()> {
+    Err(Error::NotSupported(
+        "ebbd on Windows (it serves a Unix socket; there ebb uses the system's BITS service, \
+         or an engine in the app's process)"
+            .into(),
+    ))
 }
 
 /// Run the daemon until SIGTERM or SIGINT.
 #[cfg(unix)]
-pub async fn run(args: Options) -> anyhow::Result<()> {
+pub async fn run(args: Options) -> Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
 
     let file = SettingsFile::load_given_or_default(args.config.as_deref())?;
@@ -71,8 +70,9 @@ pub async fn run(args: Options) -> anyhow::Result<()> {
     let listener = crate::bind(&socket)?;
     tracing::info!(socket = %socket.display(), data_dir = %data_dir.display(), pid = std::process::id(), "ebbd ready");
     let stop = CancellationToken::new();
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
+    let handler = |kind| signal(kind).map_err(|e| Error::io("signal handler", e));
+    let mut term = handler(SignalKind::terminate())?;
+    let mut int = handler(SignalKind::interrupt())?;
     let server = tokio::spawn(crate::serve(engine.clone(), listener, stop.clone()));
     tokio::select! {
         _ = term.recv() => tracing::info!("SIGTERM: stopping"),

@@ -8,7 +8,7 @@
 //! routes.
 //!
 //! ```no_run
-//! # async fn demo() -> anyhow::Result<()> {
+//! # async fn demo() -> ebb_core::Result<()> {
 //! use ebb_core::{Engine, EngineConfig};
 //! let engine = Engine::open(EngineConfig::new("/tmp/ebb-data")).await?;
 //! let listener = ebb_daemon::bind(std::path::Path::new("/tmp/ebb-data/ebbd.sock"))?;

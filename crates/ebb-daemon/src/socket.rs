@@ -9,9 +9,8 @@ use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::Path;
 use std::sync::Arc;
 
-use anyhow::{Context, bail};
 use ebb_api::ErrorBody;
-use ebb_core::Engine;
+use ebb_core::{Engine, Error, Result};
 use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -23,32 +22,38 @@ pub use limits::ConnectionLimits;
 
 /// Bind the socket: refuse if a daemon answers there, replace a stale socket file, and make it
 /// readable and writable by its owner only.
-pub fn bind(path: &Path) -> anyhow::Result<UnixListener> {
+pub fn bind(path: &Path) -> Result<UnixListener> {
+    let failed = |what: &str, at: &Path, e: std::io::Error| Error::Io {
+        path: at.to_path_buf(),
+        source: std::io::Error::new(e.kind(), format!("{what}: {e}")),
+    };
     if let Some(dir) = path.parent() {
         let mut b = std::fs::DirBuilder::new();
         std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
         b.recursive(true)
             .create(dir)
-            .with_context(|| format!("{}: cannot create the socket directory", dir.display()))?;
+            .map_err(|e| failed("cannot create the socket directory", dir, e))?;
     }
     if let Ok(meta) = std::fs::symlink_metadata(path) {
         // Only a stale socket of ours is replaced: never a file someone named by mistake.
         if !meta.file_type().is_socket() {
-            bail!(
+            return Err(Error::InvalidArgument(format!(
                 "{} exists and is not a socket: refusing to replace it (check EBB_SOCKET)",
                 path.display()
-            );
+            )));
         }
         if std::os::unix::net::UnixStream::connect(path).is_ok() {
-            bail!("another ebbd already answers on {}", path.display());
+            return Err(Error::Locked {
+                dir: path.to_path_buf(),
+                holder: "another ebbd answers on it".into(),
+            });
         }
         std::fs::remove_file(path)
-            .with_context(|| format!("{}: cannot remove the stale socket", path.display()))?;
+            .map_err(|e| failed("cannot remove the stale socket", path, e))?;
     }
-    let listener =
-        UnixListener::bind(path).with_context(|| format!("{}: cannot bind", path.display()))?;
+    let listener = UnixListener::bind(path).map_err(|e| failed("cannot bind", path, e))?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-        .with_context(|| format!("{}: cannot set mode 0600", path.display()))?;
+        .map_err(|e| failed("cannot set mode 0600", path, e))?;
     Ok(listener)
 }
 

@@ -210,30 +210,8 @@ impl Estimator {
             self.note_rtt(rtt, now);
         }
         let counters = self.signals.counters && s.iface_rx.is_some();
-        if let (true, Some(rx)) = (counters, s.iface_rx) {
-            let total = rx as f64 / dt;
-            // Two ticks' average: a tick that fired late must not read as a faster link.
-            let smooth = self.total_prev.map_or(total, |p| 0.5 * (p + total));
-            self.total_prev = Some(total);
-            let decay = 0.5f64.powf(dt / CAPACITY_HALF_LIFE.as_secs_f64());
-            self.capacity = (self.capacity * decay).max(smooth);
-            // What arrived for ebb: what it read, plus what its socket buffers gained.
-            let gained = match (queued_prev, s.own_queued) {
-                (Some(a), Some(b)) => b as f64 - a as f64,
-                _ => 0.0,
-            };
-            self.window
-                .push_back((dt, rx as f64, s.own_rx as f64 + gained));
-            while self.window.iter().map(|w| w.0).sum::<f64>() > FG_WINDOW.as_secs_f64() + 1e-6
-                && self.window.len() > 1
-            {
-                self.window.pop_front();
-            }
-            let (secs, iface, mine) = self
-                .window
-                .iter()
-                .fold((0.0, 0.0, 0.0), |a, w| (a.0 + w.0, a.1 + w.1, a.2 + w.2));
-            self.foreground = ((iface - OVERHEAD * mine) / secs).max(0.0);
+        if let Some(rx) = s.iface_rx.filter(|_| counters) {
+            self.count(&s, rx, dt, queued_prev);
         } else {
             self.foreground = 0.0;
             self.window.clear();
@@ -241,69 +219,15 @@ impl Estimator {
         let queue_delay = self.queue_delay().filter(|_| self.signals.delay);
         let delay_high = queue_delay.is_some_and(|d| d > TARGET_DELAY);
         let fg_present = counters && self.foreground > FG_FLOOR.max(FG_SHARE * self.capacity);
-        // Foreground traffic that is still growing wants room now, not what it has now.
-        let before = self.fg_history.front().copied().unwrap_or(0.0);
-        let rising =
-            fg_present && self.foreground - before > FG_FLOOR.max(FG_RISE_SHARE * self.capacity);
-        self.fg_history.push_back(self.foreground);
-        while self.fg_history.len() > FG_RISE_TICKS {
-            self.fg_history.pop_front();
-        }
-        let trickle = self.trickle();
-        let idle = fg_present.then(|| (HEADROOM * self.capacity - self.foreground).max(trickle));
-        let may_decrease = self
-            .last_decrease
-            .is_none_or(|t| now.saturating_duration_since(t) >= DECREASE_HOLD);
-
+        let rising = self.foreground_rising(fg_present);
+        let idle =
+            fg_present.then(|| (HEADROOM * self.capacity - self.foreground).max(self.trickle()));
         if delay_high || rising {
-            if may_decrease {
-                let mut factor = 1.0;
-                if let Some(qd) = queue_delay.filter(|_| delay_high) {
-                    let target = TARGET_DELAY.as_secs_f64();
-                    // A queue with no one else on the interface is ebb's own: a gentle cut
-                    // drains it. Otherwise (someone's traffic, or one the counters cannot see)
-                    // back off in earnest.
-                    let gain = if counters && !fg_present {
-                        GAIN_SELF
-                    } else {
-                        GAIN
-                    };
-                    factor = 1.0 - gain * ((qd.as_secs_f64() - target) / target).min(1.0);
-                }
-                if rising {
-                    factor = factor.min(1.0 - GAIN);
-                }
-                let from = self.rate.unwrap_or(self.own.max(trickle));
-                self.rate = Some((from * factor).max(trickle));
-                self.last_decrease = Some(now);
-            }
-            self.reason = if delay_high {
-                IdleReason::QueueDelay
-            } else {
-                IdleReason::Foreground
-            };
-        } else if let Some(r) = self.rate {
-            // Grow only while the limit is what holds ebb back, up to what others leave.
-            if self.own >= BINDING * r {
-                let grown = r + (GROW_MUL * r).max(GROW_ADD * self.capacity);
-                let ceiling = if self.capacity > 0.0 {
-                    CEILING * self.capacity / OVERHEAD
-                } else {
-                    f64::INFINITY
-                };
-                self.rate = Some(grown.min(ceiling).max(trickle));
-            }
-            self.reason = if fg_present {
-                IdleReason::Foreground
-            } else {
-                IdleReason::Recovering
-            };
+            // A queue with no one else on the interface is ebb's own: a gentle cut drains it.
+            let own_queue = counters && !fg_present;
+            self.back_off(queue_delay.filter(|_| delay_high), own_queue, rising, now);
         } else {
-            self.reason = if fg_present {
-                IdleReason::Foreground
-            } else {
-                IdleReason::Quiet
-            };
+            self.recover(fg_present);
         }
         if let Some(idle) = idle {
             self.rate = Some(self.rate.map_or(idle, |r| r.min(idle)));
@@ -315,6 +239,102 @@ impl Estimator {
             capacity: self.capacity,
             queue_delay,
         }
+    }
+
+    /// The interface counters of one tick: capacity, and the foreground traffic over the window.
+    fn count(&mut self, s: &Sample, rx: u64, dt: f64, queued_prev: Option<u64>) {
+        let total = rx as f64 / dt;
+        // Two ticks' average: a tick that fired late must not read as a faster link.
+        let smooth = self.total_prev.map_or(total, |p| 0.5 * (p + total));
+        self.total_prev = Some(total);
+        let decay = 0.5f64.powf(dt / CAPACITY_HALF_LIFE.as_secs_f64());
+        self.capacity = (self.capacity * decay).max(smooth);
+        // What arrived for ebb: what it read, plus what its socket buffers gained.
+        let gained = match (queued_prev, s.own_queued) {
+            (Some(a), Some(b)) => b as f64 - a as f64,
+            _ => 0.0,
+        };
+        self.window
+            .push_back((dt, rx as f64, s.own_rx as f64 + gained));
+        while self.window.iter().map(|w| w.0).sum::<f64>() > FG_WINDOW.as_secs_f64() + 1e-6
+            && self.window.len() > 1
+        {
+            self.window.pop_front();
+        }
+        let (secs, iface, mine) = self
+            .window
+            .iter()
+            .fold((0.0, 0.0, 0.0), |a, w| (a.0 + w.0, a.1 + w.1, a.2 + w.2));
+        self.foreground = ((iface - OVERHEAD * mine) / secs).max(0.0);
+    }
+
+    /// Whether foreground traffic is still growing: it wants room now, not what it has now.
+    fn foreground_rising(&mut self, fg_present: bool) -> bool {
+        let before = self.fg_history.front().copied().unwrap_or(0.0);
+        let rising =
+            fg_present && self.foreground - before > FG_FLOOR.max(FG_RISE_SHARE * self.capacity);
+        self.fg_history.push_back(self.foreground);
+        while self.fg_history.len() > FG_RISE_TICKS {
+            self.fg_history.pop_front();
+        }
+        rising
+    }
+
+    /// Cut the rate for a queue (`delay`, when it is above target) or rising foreground
+    /// traffic, at most once per hold time.
+    fn back_off(&mut self, delay: Option<Duration>, own_queue: bool, rising: bool, now: Instant) {
+        let may_decrease = self
+            .last_decrease
+            .is_none_or(|t| now.saturating_duration_since(t) >= DECREASE_HOLD);
+        if may_decrease {
+            let mut factor = 1.0;
+            if let Some(qd) = delay {
+                let target = TARGET_DELAY.as_secs_f64();
+                // ebb's own queue drains with a gentle cut; someone's traffic, or a queue the
+                // counters cannot see, calls for backing off in earnest.
+                let gain = if own_queue { GAIN_SELF } else { GAIN };
+                factor = 1.0 - gain * ((qd.as_secs_f64() - target) / target).min(1.0);
+            }
+            if rising {
+                factor = factor.min(1.0 - GAIN);
+            }
+            let trickle = self.trickle();
+            let from = self.rate.unwrap_or(self.own.max(trickle));
+            self.rate = Some((from * factor).max(trickle));
+            self.last_decrease = Some(now);
+        }
+        self.reason = if delay.is_some() {
+            IdleReason::QueueDelay
+        } else {
+            IdleReason::Foreground
+        };
+    }
+
+    /// No queue and no rising traffic: grow while the limit is what holds ebb back, up to what
+    /// others leave.
+    fn recover(&mut self, fg_present: bool) {
+        let Some(r) = self.rate else {
+            self.reason = if fg_present {
+                IdleReason::Foreground
+            } else {
+                IdleReason::Quiet
+            };
+            return;
+        };
+        if self.own >= BINDING * r {
+            let grown = r + (GROW_MUL * r).max(GROW_ADD * self.capacity);
+            let ceiling = if self.capacity > 0.0 {
+                CEILING * self.capacity / OVERHEAD
+            } else {
+                f64::INFINITY
+            };
+            self.rate = Some(grown.min(ceiling).max(self.trickle()));
+        }
+        self.reason = if fg_present {
+            IdleReason::Foreground
+        } else {
+            IdleReason::Recovering
+        };
     }
 
     /// Forget the limit (idle estimation switched off, or no transfers to estimate for).

@@ -227,6 +227,12 @@ pub fn validate_local_path(path: &Path) -> Result<()> {
 }
 
 fn check_local_path(path: &Path, dirs_ok: &mut HashSet<PathBuf>) -> Result<()> {
+    check_path_text(path)?;
+    check_path_on_disk(path, dirs_ok)
+}
+
+/// What the path says by itself: absolute, no `.` or `..`, printable, and short enough.
+fn check_path_text(path: &Path) -> Result<()> {
     let shown = path.display();
     if !path.is_absolute() {
         return Err(Error::InvalidArgument(format!(
@@ -275,6 +281,12 @@ fn check_local_path(path: &Path, dirs_ok: &mut HashSet<PathBuf>) -> Result<()> {
             long.as_os_str().len()
         )));
     }
+    Ok(())
+}
+
+/// What the file system says: the directory exists, and the name is no directory or device.
+fn check_path_on_disk(path: &Path, dirs_ok: &mut HashSet<PathBuf>) -> Result<()> {
+    let shown = path.display();
     let (Some(parent), Some(_)) = (path.parent(), path.file_name()) else {
         return Err(Error::InvalidArgument(format!(
             "local path {shown:?} names no file"

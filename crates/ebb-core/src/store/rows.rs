@@ -487,49 +487,7 @@ pub(crate) fn load_jobs(
          FROM jobs {filter} ORDER BY created_at, rowid"
     ))?;
     let mut jobs = stmt
-        .query_map(rusqlite::params_from_iter(&args), |r| {
-            let properties: String = r.get(7)?;
-            let properties: JobProperties =
-                serde_json::from_str(&properties).map_err(|e| parse_err(7, e))?;
-            let error: Option<String> = r.get(16)?;
-            let error = match error {
-                Some(text) => Some(serde_json::from_str(&text).map_err(|e| parse_err(16, e))?),
-                None => None,
-            };
-            let state: JobState = parse_text(r, 4)?;
-            let id = parse_id(r, 0)?;
-            let open = |user: Option<String>, stored: Option<String>, field| {
-                credentials(user, stored, sealer.map(|s| (s, id, field)))
-            };
-            Ok(Job {
-                id,
-                display_name: r.get(1)?,
-                description: r.get(2)?,
-                job_type: parse_text(r, 3)?,
-                state,
-                owner: Owner {
-                    uid: r.get(5)?,
-                    name: r.get(6)?,
-                },
-                properties,
-                credentials: Credentials {
-                    server: open(r.get(8)?, r.get(9)?, "server"),
-                    proxy: open(r.get(10)?, r.get(11)?, "proxy"),
-                },
-                files: Vec::new(),
-                created_at: Timestamp::from_millis(r.get(12)?),
-                modified_at: Timestamp::from_millis(r.get(13)?),
-                completed_at: r.get::<_, Option<i64>>(14)?.map(Timestamp::from_millis),
-                error_count: r.get(15)?,
-                error,
-                schedule: Schedule {
-                    queue_seq: r.get(17)?,
-                    retry_at: r.get::<_, Option<i64>>(18)?.map(Timestamp::from_millis),
-                    no_progress_since: r.get::<_, Option<i64>>(19)?.map(Timestamp::from_millis),
-                    active_ms: to_u64(r.get(20)?),
-                },
-            })
-        })?
+        .query_map(rusqlite::params_from_iter(&args), |r| job_row(r, sealer))?
         .collect::<rusqlite::Result<Vec<Job>>>()?;
     let index: HashMap<JobId, usize> = jobs.iter().enumerate().map(|(i, j)| (j.id, i)).collect();
     let (filter, args) = which.filter("job_id");
@@ -539,38 +497,85 @@ pub(crate) fn load_jobs(
                 verified_sha256, hash_state
          FROM files {filter} ORDER BY job_id, idx"
     ))?;
-    let rows = files.query_map(rusqlite::params_from_iter(&args), |r| {
-        let ranges: Option<String> = r.get(4)?;
-        let ranges = match ranges {
-            Some(text) => serde_json::from_str(&text).map_err(|e| parse_err(4, e))?,
-            None => Vec::new(),
-        };
-        Ok((
-            parse_id(r, 0)?,
-            JobFile {
-                remote_url: r.get(2)?,
-                local_path: PathBuf::from(r.get::<_, String>(3)?),
-                ranges,
-                temp_path: PathBuf::from(r.get::<_, String>(5)?),
-                bytes_total: r.get::<_, Option<i64>>(6)?.map(to_u64),
-                bytes_transferred: to_u64(r.get(7)?),
-                completed: r.get(8)?,
-                validators: Validators {
-                    etag: r.get(9)?,
-                    last_modified: r.get(10)?,
-                    sha256: parse_digest(r, 12)?,
-                },
-                expected_sha256: parse_digest(r, 11)?,
-                verified_sha256: parse_digest(r, 13)?,
-                hash_state: r.get(14)?,
-            },
-        ))
-    })?;
-    for row in rows {
+    for row in files.query_map(rusqlite::params_from_iter(&args), file_row)? {
         let (id, file) = row?;
         if let Some(&j) = index.get(&id) {
             jobs[j].files.push(file);
         }
     }
     Ok(jobs)
+}
+
+/// One row of `jobs`, in `load_jobs`'s column order, without its files.
+fn job_row(r: &Row<'_>, sealer: Option<&Sealer>) -> rusqlite::Result<Job> {
+    let properties: String = r.get(7)?;
+    let properties: JobProperties =
+        serde_json::from_str(&properties).map_err(|e| parse_err(7, e))?;
+    let error: Option<String> = r.get(16)?;
+    let error = match error {
+        Some(text) => Some(serde_json::from_str(&text).map_err(|e| parse_err(16, e))?),
+        None => None,
+    };
+    let state: JobState = parse_text(r, 4)?;
+    let id = parse_id(r, 0)?;
+    let open = |user: Option<String>, stored: Option<String>, field| {
+        credentials(user, stored, sealer.map(|s| (s, id, field)))
+    };
+    Ok(Job {
+        id,
+        display_name: r.get(1)?,
+        description: r.get(2)?,
+        job_type: parse_text(r, 3)?,
+        state,
+        owner: Owner {
+            uid: r.get(5)?,
+            name: r.get(6)?,
+        },
+        properties,
+        credentials: Credentials {
+            server: open(r.get(8)?, r.get(9)?, "server"),
+            proxy: open(r.get(10)?, r.get(11)?, "proxy"),
+        },
+        files: Vec::new(),
+        created_at: Timestamp::from_millis(r.get(12)?),
+        modified_at: Timestamp::from_millis(r.get(13)?),
+        completed_at: r.get::<_, Option<i64>>(14)?.map(Timestamp::from_millis),
+        error_count: r.get(15)?,
+        error,
+        schedule: Schedule {
+            queue_seq: r.get(17)?,
+            retry_at: r.get::<_, Option<i64>>(18)?.map(Timestamp::from_millis),
+            no_progress_since: r.get::<_, Option<i64>>(19)?.map(Timestamp::from_millis),
+            active_ms: to_u64(r.get(20)?),
+        },
+    })
+}
+
+/// One row of `files`, in `load_jobs`'s column order, with its job's id.
+fn file_row(r: &Row<'_>) -> rusqlite::Result<(JobId, JobFile)> {
+    let ranges: Option<String> = r.get(4)?;
+    let ranges = match ranges {
+        Some(text) => serde_json::from_str(&text).map_err(|e| parse_err(4, e))?,
+        None => Vec::new(),
+    };
+    Ok((
+        parse_id(r, 0)?,
+        JobFile {
+            remote_url: r.get(2)?,
+            local_path: PathBuf::from(r.get::<_, String>(3)?),
+            ranges,
+            temp_path: PathBuf::from(r.get::<_, String>(5)?),
+            bytes_total: r.get::<_, Option<i64>>(6)?.map(to_u64),
+            bytes_transferred: to_u64(r.get(7)?),
+            completed: r.get(8)?,
+            validators: Validators {
+                etag: r.get(9)?,
+                last_modified: r.get(10)?,
+                sha256: parse_digest(r, 12)?,
+            },
+            expected_sha256: parse_digest(r, 11)?,
+            verified_sha256: parse_digest(r, 13)?,
+            hash_state: r.get(14)?,
+        },
+    ))
 }

@@ -1,81 +1,25 @@
 //! HTTP(S) downloads with `reqwest`: ranges, validators, redirects by BITS's policy, proxies,
-//! Basic credentials on challenge.
+//! Basic credentials on challenge. The client pool is `client`, what a response means is
+//! `verdict` (pure), and the fetch loop, acting on verdicts, is here.
 
-use reqwest::StatusCode;
-use reqwest::header::{ACCEPT_ENCODING, HeaderMap, IF_RANGE, LOCATION, RANGE};
+use reqwest::header::{ACCEPT_ENCODING, IF_RANGE, RANGE};
 use url::Url;
 
 use super::checkpoint::Checkpointer;
-use super::segments::{self, Segment};
+use super::segments;
 use super::{Failure, Fetched, FileCx, Run};
 use crate::error::{ErrorCode, ErrorContext, Status};
-use crate::model::{JobFile, JobProperties, RedirectPolicy, Validators};
+use crate::model::{JobFile, RedirectPolicy, Validators};
 use failure::{certificate_error, error_chain, http_failure, transport_failure};
-use headers::{changed, content_length, is_identity, parse_content_range, validators_of};
+use verdict::{Asked, Verdict, classify, range_header};
 
 mod client;
 mod failure;
 mod headers;
+mod verdict;
 
 pub(crate) use client::HttpClients;
 pub use client::HttpConfig;
-
-fn redirect_target(
-    status: u16,
-    headers: &HeaderMap,
-    from: &Url,
-    props: &JobProperties,
-    hops: u8,
-) -> Result<Url, Failure> {
-    let refuse = |why: String| {
-        Failure::new(
-            Status::Permanent,
-            ErrorContext::RemoteFile,
-            ErrorCode::http(status),
-            why,
-        )
-    };
-    let location = headers
-        .get(LOCATION)
-        .and_then(|v| v.to_str().ok())
-        .ok_or_else(|| refuse(format!("({from}: redirect without a Location)")))?;
-    let to = from
-        .join(location)
-        .map_err(|e| refuse(format!("({from}: bad Location {location:?}: {e})")))?;
-    if props.security_flags.redirect_policy() == RedirectPolicy::Disallow {
-        return Err(refuse(format!(
-            "({from} redirects to {to}; the job's redirect policy forbids redirects)"
-        )));
-    }
-    if !matches!(to.scheme(), "http" | "https") {
-        return Err(refuse(format!("({from} redirects to unsupported {to})")));
-    }
-    if from.scheme() == "https"
-        && to.scheme() == "http"
-        && !props.security_flags.allows_https_to_http()
-    {
-        return Err(refuse(format!(
-            "({from} redirects from HTTPS to HTTP {to}; the job does not allow it)"
-        )));
-    }
-    if hops >= 10 {
-        return Err(refuse(format!("({from}: more than 10 redirects)")));
-    }
-    Ok(to)
-}
-
-/// The `Range` value: open-ended for a whole file (its end is the file's end anyway), closed
-/// for a byte range of the file.
-fn range_header(seg: Segment, whole: bool) -> String {
-    match seg.end {
-        Some(end) if !whole => format!("bytes={}-{}", seg.start, end - 1),
-        _ => format!("bytes={}-", seg.start),
-    }
-}
-
-fn protocol_failure(status: Status, code: ErrorCode, detail: String) -> Failure {
-    Failure::new(status, ErrorContext::RemoteFile, code, detail)
-}
 
 /// How many times one run may start a file over before calling the server broken.
 const MAX_RESTARTS: u8 = 3;
@@ -91,6 +35,20 @@ pub(super) async fn fetch(
     run.finish(cx, file, ckpt, result).await
 }
 
+/// Where one file's fetch stands between requests.
+#[derive(Debug)]
+struct Progress {
+    url: Url,
+    hops: u8,
+    restarts: u8,
+    /// Send the job's server credentials (a challenge asked for them).
+    use_auth: bool,
+    /// The server's 206s can be trusted to resume a whole file.
+    trust_ranges: bool,
+    remote_size: Option<u64>,
+    crl_rounds: u8,
+}
+
 async fn fetch_inner(
     cx: &FileCx<'_>,
     run: &mut Run,
@@ -100,11 +58,15 @@ async fn fetch_inner(
 ) -> Result<Fetched, Failure> {
     let client = cx.clients.client(cx.properties, cx.credentials)?;
     let whole = file.ranges.is_empty();
-    let mut url = original.clone();
-    let (mut hops, mut restarts) = (0u8, 0u8);
-    let (mut use_auth, mut trust_ranges) = (false, true);
-    let mut remote_size: Option<u64> = None;
-    let mut crl_rounds = 0u8;
+    let mut at = Progress {
+        url: original.clone(),
+        hops: 0,
+        restarts: 0,
+        use_auth: false,
+        trust_ranges: true,
+        remote_size: None,
+        crl_rounds: 0,
+    };
     // Server credentials answer a challenge (as in BITS), and only from the origin the job
     // names (or its own host upgraded to HTTPS), unless the job allows other origins: a
     // redirect must not hand them to a stranger.
@@ -114,211 +76,212 @@ async fn fetch_inner(
         if cx.stop.is_cancelled() {
             return Ok(Fetched::Stopped);
         }
-        cx.throttle.note_server(&url);
-        let Some(seg) = segments::next(file, remote_size) else {
-            if cx.properties.security_flags.redirect_policy() == RedirectPolicy::AllowReport
-                && url != original
-            {
-                file.remote_url = url.to_string();
-            }
+        cx.throttle.note_server(&at.url);
+        let Some(seg) = next_segment(cx, file, &at, &original)? else {
             return Ok(Fetched::Completed);
         };
-        if restarts > MAX_RESTARTS {
-            return Err(protocol_failure(
-                Status::Transient,
-                ErrorCode::BG_E_INVALID_SERVER_RESPONSE,
-                format!(
-                    "({url}: the file changed or the server answered inconsistently {restarts} times)"
-                ),
-            ));
-        }
         // Resuming needs a validator to prove the bytes we have are of the same file.
-        if whole && seg.start > 0 && (!trust_ranges || file.validators.if_range().is_none()) {
+        if whole && seg.start > 0 && (!at.trust_ranges || file.validators.if_range().is_none()) {
             run.restart(cx, file)?;
-            restarts += 1;
+            at.restarts += 1;
             continue;
         }
-        let ranged = !whole || seg.start > 0;
-        let sent_if_range =
-            ranged && file.bytes_transferred > 0 && file.validators.if_range().is_some();
-        let mut req = client.get(url.clone()).header(ACCEPT_ENCODING, "identity");
-        for h in &cx.properties.custom_headers {
-            req = req.header(h.name.as_str(), h.value.as_str());
-        }
-        if ranged {
-            req = req.header(RANGE, range_header(seg, whole));
-            if let Some(v) = file.validators.if_range().filter(|_| sent_if_range) {
-                req = req.header(IF_RANGE, v);
-            }
-        }
-        if use_auth && let Some(c) = &cx.credentials.server {
-            req = req.basic_auth(&c.user_name, Some(&c.password));
-        }
-        tracing::debug!(%url, range = ranged.then(|| range_header(seg, whole)), "request");
-        let response = tokio::select! {
-            biased;
-            () = cx.stop.cancelled() => return Ok(Fetched::Stopped),
-            r = req.send() => r,
+        let sent_if_range = (!whole || seg.start > 0)
+            && file.bytes_transferred > 0
+            && file.validators.if_range().is_some();
+        let req = request(cx, &client, &at, file, seg);
+        let Some(response) = send(cx, &client, req, &mut at).await? else {
+            continue;
         };
-        let response = match response {
-            Ok(r) => r,
-            // With revocation checks on, a handshake names the CRLs it lacks (or another job of
-            // this engine is fetching them): fetch, and connect again.
-            Err(e)
-                if crl_rounds < 2
-                    && certificate_error(&e)
-                        == Some(rustls::CertificateError::UnknownRevocationStatus) =>
-            {
-                cx.clients.fetch_crls(&client, cx.stop).await?;
-                crl_rounds += 1;
-                continue;
-            }
-            Err(e) => return Err(transport_failure(&url, &e)),
+        let asked = Asked {
+            url: &at.url,
+            seg,
+            whole,
+            sent_if_range,
+            hops: at.hops,
+            may_authenticate: !at.use_auth
+                && cx.credentials.server.is_some()
+                && may_authenticate(&at.url),
+            remote_size: at.remote_size,
         };
-        let status = response.status();
-        let headers = response.headers().clone();
-        match status {
-            StatusCode::MOVED_PERMANENTLY
-            | StatusCode::FOUND
-            | StatusCode::SEE_OTHER
-            | StatusCode::TEMPORARY_REDIRECT
-            | StatusCode::PERMANENT_REDIRECT => {
-                let to = redirect_target(status.as_u16(), &headers, &url, cx.properties, hops)?;
-                use_auth &= may_authenticate(&to);
-                url = to;
-                hops += 1;
-                tracing::debug!(%url, "following redirect");
+        let verdict = classify(
+            response.status(),
+            response.headers(),
+            &asked,
+            file,
+            cx.properties,
+        );
+        match verdict {
+            Verdict::Redirect(to) => {
+                at.use_auth &= may_authenticate(&to);
+                at.url = to;
+                at.hops += 1;
+                tracing::debug!(url = %at.url, "following redirect");
             }
-            StatusCode::UNAUTHORIZED
-                if !use_auth && cx.credentials.server.is_some() && may_authenticate(&url) =>
-            {
-                use_auth = true;
-            }
-            StatusCode::OK => {
-                let new = validators_of(&headers, is_identity(&headers));
-                if !whole {
-                    if sent_if_range {
-                        // If-Range failed: the remote file changed under our ranges.
-                        tracing::info!(%url, "remote file changed; restarting its ranges");
-                        run.restart(cx, file)?;
-                        restarts += 1;
-                        continue;
-                    }
-                    return Err(protocol_failure(
-                        Status::Permanent,
-                        ErrorCode::BG_E_INSUFFICIENT_RANGE_SUPPORT,
-                        format!("({url} answered a range request with the whole file)"),
-                    ));
-                }
-                if file.bytes_transferred > 0 {
-                    tracing::info!(%url, had = file.bytes_transferred, "server sent the whole file; restarting it");
-                    run.restart(cx, file)?;
-                    restarts += 1;
-                }
-                file.validators = new;
-                file.bytes_total = content_length(&headers);
-                run.begin_hash(file);
-                run.announce(cx);
-                let expected = file.bytes_total;
-                match run.stream(cx, response, file, ckpt, expected).await? {
-                    Streamed::Stopped => return Ok(Fetched::Stopped),
-                    Streamed::Reconnect => continue,
-                    Streamed::Done => {}
-                }
-                if file.bytes_total.is_none() {
-                    file.bytes_total = Some(file.bytes_transferred);
-                }
-            }
-            StatusCode::PARTIAL_CONTENT => {
-                let new = validators_of(&headers, false);
-                let cr = parse_content_range(&headers);
-                let length = content_length(&headers);
-                let honest = cr.is_some_and(|cr| {
-                    cr.start == seg.start
-                        && seg.end.is_none_or(|end| cr.end_exclusive <= end)
-                        && length.is_none_or(|l| l == cr.end_exclusive - cr.start)
-                        && (!whole || file.bytes_total.is_none() || cr.total == file.bytes_total)
-                }) && is_identity(&headers);
-                let Some(cr) = cr.filter(|_| honest) else {
-                    if !whole {
-                        return Err(protocol_failure(
-                            Status::Permanent,
-                            ErrorCode::BG_E_INVALID_SERVER_RESPONSE,
-                            format!(
-                                "({url}: Content-Range or encoding of a 206 does not match the request {})",
-                                range_header(seg, whole)
-                            ),
-                        ));
-                    }
-                    tracing::warn!(%url, range = %range_header(seg, whole), "server's 206 does not match the request; fetching the whole file");
-                    trust_ranges = false;
-                    run.restart(cx, file)?;
-                    restarts += 1;
-                    continue;
-                };
-                if file.bytes_transferred > 0 && changed(&file.validators, &new) {
-                    tracing::info!(%url, "remote file changed; restarting it");
-                    run.restart(cx, file)?;
-                    restarts += 1;
-                    continue;
-                }
-                if file.validators == Validators::default() {
-                    file.validators = new;
-                } else if file.validators.sha256.is_none() {
-                    file.validators.sha256 = new.sha256;
-                }
-                run.begin_hash(file);
-                if whole {
-                    file.bytes_total = file.bytes_total.or(cr.total);
-                } else if remote_size.is_none()
-                    && let Some(size) = cr.total
-                {
-                    if let Some(why) = segments::out_of_bounds(file, size) {
-                        return Err(protocol_failure(
-                            Status::Permanent,
-                            ErrorCode::BG_E_INVALID_RANGE,
-                            why,
-                        ));
-                    }
-                    remote_size = Some(size);
-                    file.bytes_total = segments::total(file, remote_size);
-                }
-                run.announce(cx);
-                match run
-                    .stream(cx, response, file, ckpt, Some(cr.end_exclusive - cr.start))
-                    .await?
-                {
-                    Streamed::Stopped => return Ok(Fetched::Stopped),
-                    Streamed::Reconnect => continue,
-                    Streamed::Done => {}
-                }
-                if whole && seg.end.is_none() && file.bytes_total.is_none() {
-                    // `bytes N-M/*`: the server sent the rest of a file of unknown length.
-                    file.bytes_total = Some(file.bytes_transferred);
-                }
-            }
-            StatusCode::RANGE_NOT_SATISFIABLE if whole => {
-                tracing::info!(%url, "416 for our range; restarting the file");
+            Verdict::Authenticate => at.use_auth = true,
+            Verdict::Restart { distrust_ranges } => {
+                at.trust_ranges &= !distrust_ranges;
                 run.restart(cx, file)?;
-                restarts += 1;
+                at.restarts += 1;
             }
-            StatusCode::RANGE_NOT_SATISFIABLE => {
-                return Err(protocol_failure(
-                    Status::Permanent,
-                    ErrorCode::BG_E_INVALID_RANGE,
-                    format!("({url} cannot serve {})", range_header(seg, whole)),
-                ));
-            }
-            s if s.is_success() => {
-                return Err(protocol_failure(
-                    Status::Permanent,
-                    ErrorCode::BG_E_INVALID_SERVER_RESPONSE,
-                    format!("({url} answered {s})"),
-                ));
-            }
-            s => return Err(http_failure(s.as_u16(), &headers, &url)),
+            Verdict::Fail(failure) => return Err(failure),
+            body => match read_body(cx, run, file, ckpt, response, body, &mut at).await? {
+                Streamed::Stopped => return Ok(Fetched::Stopped),
+                Streamed::Reconnect | Streamed::Done => {}
+            },
         }
     }
+}
+
+/// The next bytes to ask for, or `None` once the file is complete (then a redirect the job's
+/// policy reports becomes its remote name). Fails once the server made the file start over
+/// too often.
+fn next_segment(
+    cx: &FileCx<'_>,
+    file: &mut JobFile,
+    at: &Progress,
+    original: &Url,
+) -> Result<Option<segments::Segment>, Failure> {
+    let Some(seg) = segments::next(file, at.remote_size) else {
+        if cx.properties.security_flags.redirect_policy() == RedirectPolicy::AllowReport
+            && at.url != *original
+        {
+            file.remote_url = at.url.to_string();
+        }
+        return Ok(None);
+    };
+    if at.restarts > MAX_RESTARTS {
+        return Err(Failure::new(
+            Status::Transient,
+            ErrorContext::RemoteFile,
+            ErrorCode::BG_E_INVALID_SERVER_RESPONSE,
+            format!(
+                "({}: the file changed or the server answered inconsistently {} times)",
+                at.url, at.restarts
+            ),
+        ));
+    }
+    Ok(Some(seg))
+}
+
+/// The GET for `seg` of `file`: identity encoding, the job's headers, the range with the
+/// validator that proves the bytes kept are of the same file, and credentials once challenged.
+fn request(
+    cx: &FileCx<'_>,
+    client: &reqwest::Client,
+    at: &Progress,
+    file: &JobFile,
+    seg: segments::Segment,
+) -> reqwest::RequestBuilder {
+    let whole = file.ranges.is_empty();
+    let ranged = !whole || seg.start > 0;
+    let mut req = client
+        .get(at.url.clone())
+        .header(ACCEPT_ENCODING, "identity");
+    for h in &cx.properties.custom_headers {
+        req = req.header(h.name.as_str(), h.value.as_str());
+    }
+    if ranged {
+        req = req.header(RANGE, range_header(seg, whole));
+        if let Some(v) = file
+            .validators
+            .if_range()
+            .filter(|_| file.bytes_transferred > 0)
+        {
+            req = req.header(IF_RANGE, v);
+        }
+    }
+    if at.use_auth
+        && let Some(c) = &cx.credentials.server
+    {
+        req = req.basic_auth(&c.user_name, Some(&c.password));
+    }
+    tracing::debug!(url = %at.url, range = ranged.then(|| range_header(seg, whole)), "request");
+    req
+}
+
+/// Send a request; `None` means "ask again": with revocation checks on, a handshake names the
+/// CRLs it lacks (or another job of this engine is fetching them), which are fetched first.
+async fn send(
+    cx: &FileCx<'_>,
+    client: &reqwest::Client,
+    req: reqwest::RequestBuilder,
+    at: &mut Progress,
+) -> Result<Option<reqwest::Response>, Failure> {
+    let response = tokio::select! {
+        biased;
+        () = cx.stop.cancelled() => return Ok(None),
+        r = req.send() => r,
+    };
+    match response {
+        Ok(r) => Ok(Some(r)),
+        Err(e)
+            if at.crl_rounds < 2
+                && certificate_error(&e)
+                    == Some(rustls::CertificateError::UnknownRevocationStatus) =>
+        {
+            cx.clients.fetch_crls(client, cx.stop).await?;
+            at.crl_rounds += 1;
+            Ok(None)
+        }
+        Err(e) => Err(transport_failure(&at.url, &e)),
+    }
+}
+
+/// Take a body the verdict accepted into the file: its validators and size, then its bytes.
+async fn read_body(
+    cx: &FileCx<'_>,
+    run: &mut Run,
+    file: &mut JobFile,
+    ckpt: &mut Checkpointer,
+    response: reqwest::Response,
+    verdict: Verdict,
+    at: &mut Progress,
+) -> Result<Streamed, Failure> {
+    let whole = file.ranges.is_empty();
+    let (expected, to_eof) = match verdict {
+        Verdict::Whole {
+            validators,
+            length,
+            restart_first,
+        } => {
+            if restart_first {
+                run.restart(cx, file)?;
+                at.restarts += 1;
+            }
+            file.validators = validators;
+            file.bytes_total = length;
+            (length, true)
+        }
+        Verdict::Range {
+            validators,
+            range,
+            remote_size,
+        } => {
+            if file.validators == Validators::default() {
+                file.validators = validators;
+            } else if file.validators.sha256.is_none() {
+                file.validators.sha256 = validators.sha256;
+            }
+            if whole {
+                file.bytes_total = file.bytes_total.or(range.total);
+            } else if let Some(size) = remote_size {
+                at.remote_size = Some(size);
+                file.bytes_total = segments::total(file, at.remote_size);
+            }
+            // `bytes N-M/*` for the rest of a whole file: the file ends with this body.
+            let to_eof = whole && range.total.is_none();
+            (Some(range.end_exclusive - range.start), to_eof)
+        }
+        _ => return Ok(Streamed::Done),
+    };
+    run.begin_hash(file);
+    run.announce(cx);
+    let streamed = run.stream(cx, response, file, ckpt, expected).await?;
+    if matches!(streamed, Streamed::Done) && to_eof && file.bytes_total.is_none() {
+        file.bytes_total = Some(file.bytes_transferred);
+    }
+    Ok(streamed)
 }
 
 /// How a body ended without error.
@@ -406,39 +369,14 @@ impl Run {
 
 /// A header map for unit tests of this module and its children.
 #[cfg(test)]
-pub(super) fn test_headers(pairs: &[(reqwest::header::HeaderName, &str)]) -> HeaderMap {
-    let mut h = HeaderMap::new();
+pub(super) fn test_headers(
+    pairs: &[(reqwest::header::HeaderName, &str)],
+) -> reqwest::header::HeaderMap {
+    let mut h = reqwest::header::HeaderMap::new();
     for (k, v) in pairs {
         if let Ok(v) = reqwest::header::HeaderValue::from_str(v) {
             h.insert(k.clone(), v);
         }
     }
     h
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use test_headers as headers;
-
-    #[test]
-    fn https_to_http_redirect_needs_the_flag() {
-        let from = Url::parse("https://a.example/x").unwrap();
-        let h = headers(&[(LOCATION, "http://b.example/y")]);
-        let mut props = JobProperties::default();
-        assert!(redirect_target(302, &h, &from, &props, 0).is_err());
-        props.security_flags = crate::model::SecurityFlags::new(0x800).unwrap();
-        assert_eq!(
-            redirect_target(302, &h, &from, &props, 0).unwrap().as_str(),
-            "http://b.example/y"
-        );
-        let rel = headers(&[(LOCATION, "/z")]);
-        assert_eq!(
-            redirect_target(301, &rel, &from, &props, 0)
-                .unwrap()
-                .as_str(),
-            "https://a.example/z"
-        );
-        assert!(redirect_target(301, &rel, &from, &props, 10).is_err());
-    }
 }
