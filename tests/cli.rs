@@ -7,6 +7,51 @@ fn stderr(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+/// What `info --json` always has: the model's names.
+const JOB_KEYS: &[&str] = &[
+    "id",
+    "display_name",
+    "description",
+    "type",
+    "state",
+    "priority",
+    "owner",
+    "bytes_total",
+    "bytes_transferred",
+    "files_total",
+    "files_transferred",
+    "error_count",
+    "error",
+    "created_at",
+    "modified_at",
+    "completed_at",
+    "files",
+    "minimum_retry_delay",
+    "no_progress_timeout",
+    "maximum_download_time",
+    "notify_flags",
+    "notify_command_line",
+    "custom_headers",
+    "proxy",
+    "credentials",
+    "security_flags",
+];
+
+/// What each of its `files` always has.
+const FILE_KEYS: &[&str] = &[
+    "remote_url",
+    "local_path",
+    "bytes_total",
+    "bytes_transferred",
+    "completed",
+];
+
+fn has_keys(j: &serde_json::Value, keys: &[&str]) {
+    for key in keys {
+        assert!(j.get(key).is_some(), "missing {key} in {j}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn create_prints_the_id_alone_and_json_has_the_model_names() {
     let dir = tempfile::tempdir().unwrap();
@@ -24,50 +69,13 @@ async fn create_prints_the_id_alone_and_json_has_the_model_names() {
         dir.path().join("f").to_str().unwrap(),
     ]);
     let j = cli.json(&["info", id, "--json"]);
-    for key in [
-        "id",
-        "display_name",
-        "description",
-        "type",
-        "state",
-        "priority",
-        "owner",
-        "bytes_total",
-        "bytes_transferred",
-        "files_total",
-        "files_transferred",
-        "error_count",
-        "error",
-        "created_at",
-        "modified_at",
-        "completed_at",
-        "files",
-        "minimum_retry_delay",
-        "no_progress_timeout",
-        "maximum_download_time",
-        "notify_flags",
-        "notify_command_line",
-        "custom_headers",
-        "proxy",
-        "credentials",
-        "security_flags",
-    ] {
-        assert!(j.get(key).is_some(), "missing {key} in {j}");
-    }
+    has_keys(&j, JOB_KEYS);
     assert_eq!(j["id"], id);
     assert_eq!(j["state"], "suspended");
     assert_eq!(j["priority"], "high");
     assert_eq!(j["type"], "download");
     assert_eq!(j["files"][0]["remote_url"], "http://127.0.0.1:9/f");
-    for key in [
-        "remote_url",
-        "local_path",
-        "bytes_total",
-        "bytes_transferred",
-        "completed",
-    ] {
-        assert!(j["files"][0].get(key).is_some(), "missing files[].{key}");
-    }
+    has_keys(&j["files"][0], FILE_KEYS);
     assert_eq!(cli.json(&["list", "--json"])[0]["id"], id);
     assert_eq!(
         cli.json(&["files", id, "--json"]).as_array().unwrap().len(),

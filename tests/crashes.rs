@@ -62,6 +62,52 @@ fn range_starts(origin: &Origin, path: &str) -> Vec<u64> {
         .collect()
 }
 
+/// The crash loop's job: every file of the origin, resumed.
+async fn start(socket: &Path, origin: &Origin, dir: &Path) -> JobId {
+    let client = Client::connect(socket).await.unwrap();
+    let id: JobId = client
+        .create_job("crash loop", JobType::Download)
+        .await
+        .unwrap();
+    let files = (0..FILES)
+        .map(|i| NewFile::new(origin.url(&format!("/f{i}")), dir.join(format!("f{i}"))))
+        .collect();
+    client.add_files(id, files).await.unwrap();
+    client.resume(id).await.unwrap();
+    id
+}
+
+/// After a restart: how many bytes before the durable progress `f` had at the kill the daemon
+/// asks file `i` again from, or `None` if the file was finished (and durable) in between.
+async fn refetch_after_restart(
+    origin: &Origin,
+    socket: &Path,
+    id: JobId,
+    i: usize,
+    f: &ebb::JobFile,
+    kill: usize,
+) -> Option<u64> {
+    let path = format!("/f{i}");
+    let seen = origin.log(&path).len();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let client = Client::connect(socket).await.unwrap();
+    loop {
+        if origin.log(&path).len() > seen {
+            let start = range_starts(origin, &path)[seen];
+            return Some(f.bytes_transferred.saturating_sub(start));
+        }
+        // Finished (and durable) between the look and the kill: nothing to ask again.
+        if client.job(id).await.unwrap().files[i].completed {
+            return None;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no request for {path} after restart {kill}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn thirty_kill_9s_of_ebbd_lose_nothing_and_refetch_at_most_a_checkpoint() {
     let dir = tempfile::tempdir().unwrap();
@@ -72,22 +118,7 @@ async fn thirty_kill_9s_of_ebbd_lose_nothing_and_refetch_at_most_a_checkpoint() 
     }
     let socket = dir.path().join("run/ebbd.sock");
     let mut ebbd = spawn_ebbd(dir.path());
-    let client = Client::connect(&socket).await.unwrap();
-    let id: JobId = client
-        .create_job("crash loop", JobType::Download)
-        .await
-        .unwrap();
-    let files = (0..FILES)
-        .map(|i| {
-            NewFile::new(
-                origin.url(&format!("/f{i}")),
-                dir.path().join(format!("f{i}")),
-            )
-        })
-        .collect();
-    client.add_files(id, files).await.unwrap();
-    client.resume(id).await.unwrap();
-    drop(client);
+    let id = start(&socket, &origin, dir.path()).await;
 
     // Pseudo-random but repeatable moments: 60 to 300 ms after each start.
     let mut x: u64 = 0x2545_F491_4F6C_DD1D;
@@ -117,26 +148,9 @@ async fn thirty_kill_9s_of_ebbd_lose_nothing_and_refetch_at_most_a_checkpoint() 
         else {
             continue;
         };
-        let path = format!("/f{i}");
-        let seen = origin.log(&path).len();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let client = Client::connect(&socket).await.unwrap();
-        loop {
-            if origin.log(&path).len() > seen {
-                let start = range_starts(&origin, &path)[seen];
-                worst = worst.max(f.bytes_transferred.saturating_sub(start));
-                measured += 1;
-                break;
-            }
-            // Finished (and durable) between the look and the kill: nothing to ask again.
-            if client.job(id).await.unwrap().files[i].completed {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no request for {path} after restart {kill}"
-            );
-            tokio::time::sleep(Duration::from_millis(5)).await;
+        if let Some(refetched) = refetch_after_restart(&origin, &socket, id, i, f, kill).await {
+            worst = worst.max(refetched);
+            measured += 1;
         }
     }
     // One checkpoint: the byte budget, or what arrives within its 100 ms interval; twice, for

@@ -237,3 +237,44 @@ pub fn stop_daemon(pid: u32) {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// A daemon this test started, killed (by its PID) when the test ends, however it ends.
+pub struct Reaped(pub std::process::Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The real `ebbd`, on its own socket and data directory, logging to `ebbd.log` there.
+pub fn spawn_ebbd(dir: &Path, args: &[&str]) -> Reaped {
+    let bin = ebb_bin().with_file_name("ebbd");
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("ebbd.log"))
+        .unwrap();
+    let child = Command::new(bin)
+        .arg("--foreground")
+        .args(args)
+        .env("EBB_DATA_DIR", dir.join("data"))
+        .env("EBB_SOCKET", dir.join("run/ebbd.sock"))
+        .env("EBB_SECRET_STORE", "file")
+        .env("EBB_CHECKPOINT_BYTES", "65536")
+        .env("EBB_CHECKPOINT_INTERVAL", "100ms")
+        .env("EBB_LOG", "warn")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let child = Reaped(child);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::os::unix::net::UnixStream::connect(dir.join("run/ebbd.sock")).is_err() {
+        assert!(Instant::now() < deadline, "ebbd did not come up");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child
+}

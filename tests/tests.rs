@@ -10,9 +10,11 @@
 mod support;
 
 mod bandwidth;
+mod bitsadmin;
 mod cli;
 mod crashes;
 mod daemon;
+mod daemon_cli;
 mod digests;
 mod downloads;
 mod faults;

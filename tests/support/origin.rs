@@ -277,20 +277,7 @@ async fn respond<S: Conn>(
     path: String,
     headers: HashMap<String, String>,
 ) -> bool {
-    let (res, fault) = {
-        let mut st = state.lock().unwrap();
-        let fault = st.files.get_mut(&path).and_then(|r| {
-            let f = r.fault.clone()?;
-            if r.fault_times > 0 {
-                r.fault_times -= 1;
-                if r.fault_times == 0 {
-                    r.fault = None;
-                }
-            }
-            Some(f)
-        });
-        (st.files.get(&path).cloned(), fault)
-    };
+    let (res, fault) = take_fault(state, &path);
     let range = headers.get("range").cloned();
     let if_range = headers.get("if-range").cloned();
     let log = |status: u16| {
@@ -307,30 +294,9 @@ async fn respond<S: Conn>(
         log(404);
         return send_simple(sock, 404, "", b"not found").await;
     };
-    if let Some(expected) = &res.basic_auth {
-        let want = format!("Basic {}", base64_encode(expected.as_bytes()));
-        if headers.get("authorization") != Some(&want) {
-            log(401);
-            return send_simple(
-                sock,
-                401,
-                "WWW-Authenticate: Basic realm=\"ebb\"\r\n",
-                b"who are you",
-            )
-            .await;
-        }
-    }
-    if let Some(to) = &res.redirect_to {
-        log(302);
-        return send_simple(sock, 302, &format!("Location: {to}\r\n"), b"").await;
-    }
-    if let Some(Fault::Status(code, retry_after)) = &fault {
-        log(*code);
-        let extra = retry_after
-            .as_ref()
-            .map(|r| format!("Retry-After: {r}\r\n"))
-            .unwrap_or_default();
-        return send_simple(sock, *code, &extra, b"fault").await;
+    if let Some((status, extra, body)) = refusal(&res, fault.as_ref(), &headers) {
+        log(status);
+        return send_simple(sock, status, &extra, body).await;
     }
     let len = res.body.len() as u64;
     let validators_match = if_range
@@ -339,6 +305,64 @@ async fn respond<S: Conn>(
     let wanted = range
         .as_deref()
         .filter(|_| validators_match && fault != Some(Fault::IgnoreRange));
+    let mut extra = validator_headers(&res);
+    let Some((status, start, end)) = span(wanted, len, fault.as_ref(), &mut extra) else {
+        log(416);
+        return send_simple(sock, 416, &format!("Content-Range: bytes */{len}\r\n"), b"").await;
+    };
+    log(status);
+    let body = if fault == Some(Fault::ShiftedBody206) {
+        &res.body[..(end - start) as usize]
+    } else {
+        &res.body[start as usize..end as usize]
+    };
+    send_body(sock, &res, status, &extra, body, fault.as_ref()).await
+}
+
+/// The resource at `path` and the fault for this request (counting it down).
+fn take_fault(state: &Mutex<State>, path: &str) -> (Option<Resource>, Option<Fault>) {
+    let mut st = state.lock().unwrap();
+    let fault = st.files.get_mut(path).and_then(|r| {
+        let f = r.fault.clone()?;
+        if r.fault_times > 0 {
+            r.fault_times -= 1;
+            if r.fault_times == 0 {
+                r.fault = None;
+            }
+        }
+        Some(f)
+    });
+    (st.files.get(path).cloned(), fault)
+}
+
+/// An answer that is not the file: a challenge, a redirect, or a faulty status.
+fn refusal(
+    res: &Resource,
+    fault: Option<&Fault>,
+    headers: &HashMap<String, String>,
+) -> Option<(u16, String, &'static [u8])> {
+    if let Some(expected) = &res.basic_auth {
+        let want = format!("Basic {}", base64_encode(expected.as_bytes()));
+        if headers.get("authorization") != Some(&want) {
+            let challenge = "WWW-Authenticate: Basic realm=\"ebb\"\r\n".to_owned();
+            return Some((401, challenge, b"who are you"));
+        }
+    }
+    if let Some(to) = &res.redirect_to {
+        return Some((302, format!("Location: {to}\r\n"), b""));
+    }
+    if let Some(Fault::Status(code, retry_after)) = fault {
+        let extra = retry_after
+            .as_ref()
+            .map(|r| format!("Retry-After: {r}\r\n"))
+            .unwrap_or_default();
+        return Some((*code, extra, b"fault"));
+    }
+    None
+}
+
+/// ETag, Last-Modified, Accept-Ranges and (if asked) Repr-Digest.
+fn validator_headers(res: &Resource) -> String {
     let mut extra = String::new();
     if let Some(e) = &res.etag {
         extra += &format!("ETag: {e}\r\n");
@@ -352,40 +376,51 @@ async fn respond<S: Conn>(
         let digest = base64_encode(&sha2::Sha256::digest(&res.body));
         extra += &format!("Repr-Digest: sha-256=:{digest}:\r\n");
     }
-    let (status, start, end) = match wanted.map(|h| parse_range(h, len)) {
-        None => (200, 0, len),
-        Some(_) if fault == Some(Fault::Refuse416) => {
-            log(416);
-            return send_simple(sock, 416, &format!("Content-Range: bytes */{len}\r\n"), b"").await;
-        }
-        Some(None) => {
-            log(416);
-            return send_simple(sock, 416, &format!("Content-Range: bytes */{len}\r\n"), b"").await;
-        }
-        Some(Some((a, b))) => {
-            let a = if fault == Some(Fault::LieContentRange) {
-                (a + 7).min(b)
-            } else {
-                a
-            };
-            let total = if fault == Some(Fault::UnknownTotal206) {
-                "*".to_owned()
-            } else {
-                len.to_string()
-            };
-            extra += &format!("Content-Range: bytes {a}-{b}/{total}\r\n");
-            if fault == Some(Fault::Gzip206) {
-                extra += "Content-Encoding: gzip\r\n";
-            }
-            (206, a, b + 1)
-        }
+    extra
+}
+
+/// The status and the `[start, end)` of the body to send for the range `wanted` (with its
+/// Content-Range added to `extra`), or `None` for a 416.
+fn span(
+    wanted: Option<&str>,
+    len: u64,
+    fault: Option<&Fault>,
+    extra: &mut String,
+) -> Option<(u16, u64, u64)> {
+    let Some(h) = wanted else {
+        return Some((200, 0, len));
     };
-    log(status);
-    let body = if fault == Some(Fault::ShiftedBody206) {
-        &res.body[..(end - start) as usize]
+    if fault == Some(&Fault::Refuse416) {
+        return None;
+    }
+    let (a, b) = parse_range(h, len)?;
+    let a = if fault == Some(&Fault::LieContentRange) {
+        (a + 7).min(b)
     } else {
-        &res.body[start as usize..end as usize]
+        a
     };
+    let total = if fault == Some(&Fault::UnknownTotal206) {
+        "*".to_owned()
+    } else {
+        len.to_string()
+    };
+    *extra += &format!("Content-Range: bytes {a}-{b}/{total}\r\n");
+    if fault == Some(&Fault::Gzip206) {
+        *extra += "Content-Encoding: gzip\r\n";
+    }
+    Some((206, a, b + 1))
+}
+
+/// Send the head and `body` as the resource frames it, at its rate, ending as the fault says;
+/// `false` when the connection must end.
+async fn send_body<S: Conn>(
+    sock: &mut S,
+    res: &Resource,
+    status: u16,
+    extra: &str,
+    body: &[u8],
+    fault: Option<&Fault>,
+) -> bool {
     let framing = if res.chunked {
         "Transfer-Encoding: chunked\r\n".to_owned()
     } else if res.close_delimited {
@@ -400,16 +435,36 @@ async fn respond<S: Conn>(
     if sock.write_all(head.as_bytes()).await.is_err() {
         return false;
     }
-    let limit = match &fault {
+    let limit = match fault {
         Some(Fault::StallAfter(n) | Fault::ResetAfter(n) | Fault::TruncateAfter(n)) => {
             (*n as usize).min(body.len())
         }
         _ => body.len(),
     };
+    if !send_paced(sock, res, &body[..limit]).await {
+        return false;
+    }
+    match fault {
+        Some(Fault::StallAfter(_)) => {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            false
+        }
+        Some(Fault::ResetAfter(_)) => {
+            sock.reset_on_close();
+            false
+        }
+        Some(Fault::TruncateAfter(_)) => false,
+        _ if res.close_delimited => false,
+        _ => !res.chunked || sock.write_all(b"0\r\n\r\n").await.is_ok(),
+    }
+}
+
+/// The body in 16 KiB pieces (chunk-framed if the resource is chunked), at its rate.
+async fn send_paced<S: Conn>(sock: &mut S, res: &Resource, body: &[u8]) -> bool {
     let started = Instant::now();
     let mut sent = 0usize;
-    while sent < limit {
-        let n = (limit - sent).min(16 * 1024);
+    while sent < body.len() {
+        let n = (body.len() - sent).min(16 * 1024);
         let piece = &body[sent..sent + n];
         let ok = if res.chunked {
             let mut framed = format!("{n:x}\r\n").into_bytes();
@@ -430,24 +485,7 @@ async fn respond<S: Conn>(
             }
         }
     }
-    match fault {
-        Some(Fault::StallAfter(_)) => {
-            tokio::time::sleep(Duration::from_secs(3600)).await;
-            false
-        }
-        Some(Fault::ResetAfter(_)) => {
-            sock.reset_on_close();
-            false
-        }
-        Some(Fault::TruncateAfter(_)) => false,
-        _ if res.close_delimited => false,
-        _ => {
-            if res.chunked && sock.write_all(b"0\r\n\r\n").await.is_err() {
-                return false;
-            }
-            true
-        }
-    }
+    true
 }
 
 async fn send_simple<S: Conn>(sock: &mut S, status: u16, extra: &str, body: &[u8]) -> bool {

@@ -1,0 +1,37 @@
+//! `ebb info JOB`, `ebb files JOB` and `ebb error JOB`: one job, read.
+
+use crate::args::EngineArgs;
+use crate::{conn, output};
+
+pub async fn info(args: &EngineArgs, job: &str, json: bool) -> anyhow::Result<()> {
+    let j = conn::read_one(args, job).await?;
+    if json {
+        println!("{}", output::json(&j)?);
+    } else {
+        print!("{}", output::info(&j));
+    }
+    Ok(())
+}
+
+pub async fn files(args: &EngineArgs, job: &str, json: bool) -> anyhow::Result<()> {
+    let j = conn::read_one(args, job).await?;
+    if json {
+        println!("{}", output::json(&j.files)?);
+    } else {
+        print!("{}", output::files(&j.files));
+    }
+    Ok(())
+}
+
+pub async fn error(args: &EngineArgs, job: &str, json: bool) -> anyhow::Result<()> {
+    let j = conn::read_one(args, job).await?;
+    if json {
+        println!("{}", output::json(&j.error)?);
+    } else {
+        match &j.error {
+            Some(err) => print!("{}", output::error(err)),
+            None => println!("no error"),
+        }
+    }
+    Ok(())
+}

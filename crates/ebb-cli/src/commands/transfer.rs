@@ -1,0 +1,47 @@
+//! `ebb transfer [--priority P] URL PATH [URL PATH ...]`: create, add, resume, wait, complete.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use ebb::{JobType, PropertyChange};
+
+use crate::args::EngineArgs;
+use crate::conn::Conn;
+use crate::watch;
+
+pub async fn run(
+    args: &EngineArgs,
+    priority: Option<ebb::Priority>,
+    name: &str,
+    pairs: &[String],
+) -> anyhow::Result<ExitCode> {
+    if !pairs.len().is_multiple_of(2) {
+        eprintln!(
+            "ebb transfer: URL and PATH come in pairs ({} arguments given)",
+            pairs.len()
+        );
+        return Ok(ExitCode::from(2));
+    }
+    let files = pairs
+        .chunks(2)
+        .map(|p| crate::new_file(&p[0], Path::new(&p[1])))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let conn = Conn::open(args, true).await?;
+    let b = conn.backend();
+    let id = b.create_job(name, JobType::Download).await?;
+    let setup = async {
+        if let Some(p) = priority {
+            b.set_property(id, PropertyChange::Priority(p)).await?;
+        }
+        b.add_files(id, files).await?;
+        b.resume(id).await?;
+        Ok::<(), ebb::Error>(())
+    };
+    if let Err(err) = setup.await {
+        // Nothing was transferred: leave no job behind.
+        let _ = b.cancel(id).await;
+        conn.close().await;
+        return Err(anyhow::Error::from(err));
+    }
+    watch::until_settled(&conn, id, None, true).await
+}

@@ -1,0 +1,18 @@
+//! `ebb wait JOB [--timeout T]`: runs until the job settles; exit 0 if it is Transferred.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use crate::args::EngineArgs;
+use crate::conn::Conn;
+use crate::watch;
+
+pub async fn run(
+    args: &EngineArgs,
+    job: &str,
+    timeout: Option<Duration>,
+) -> anyhow::Result<ExitCode> {
+    let conn = Conn::open(args, true).await?;
+    let id = conn.backend().find(job).await?;
+    watch::until_settled(&conn, id, timeout, false).await
+}
