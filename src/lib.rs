@@ -63,12 +63,9 @@ pub async fn open(choice: Choice) -> Result<Box<dyn Backend>> {
     Ok(match choice {
         Choice::Default if cfg!(windows) => Box::new(Bits::connect().await?),
         Choice::Default => {
-            let socket = std::env::var_os("EBB_SOCKET")
-                .map(PathBuf::from)
-                .or_else(config::default_socket)
-                .ok_or_else(|| {
-                    Error::InvalidArgument("no per-user runtime directory: set EBB_SOCKET".into())
-                })?;
+            let socket = std::env::var_os("EBB_SOCKET").map(PathBuf::from);
+            let socket =
+                settings::SettingsFile::load_given_or_default(None)?.socket(socket.as_deref())?;
             Box::new(Client::connect(socket).await?)
         }
         Choice::Engine(config) => Box::new(Engine::open(*config).await?),
@@ -76,5 +73,4 @@ pub async fn open(choice: Choice) -> Result<Box<dyn Backend>> {
         Choice::Native => Box::new(Bits::connect().await?),
     })
 }
-pub use ebb_core::bandwidth::{BandwidthChange, BandwidthStatus, Limit};
 pub use ebb_core::*;

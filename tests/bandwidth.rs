@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use ebb::bandwidth::{
+use ebb::{
     BandwidthChange, BandwidthConfig, Limit, LimitReason, LocalTime, Period, Schedule, WallClock,
     Weekday,
 };

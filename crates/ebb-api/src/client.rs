@@ -6,12 +6,12 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use ebb_core::bandwidth::{BandwidthChange, BandwidthStatus};
 use ebb_core::settings::EngineSettings;
 use ebb_core::{
     Backend, Completion, Error, ErrorCode, Event, JobId, JobInfo, JobState, JobType, NewFile,
     PropertyChange, Result, ResumeOutcome, Status,
 };
+use ebb_core::{BandwidthChange, BandwidthStatus};
 use reqwest::Method;
 use serde::Serialize;
 use serde::de::DeserializeOwned;

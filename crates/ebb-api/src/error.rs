@@ -1,7 +1,7 @@
 //! The body of every error answer: the BITS code, the status, the message, and which error it
 //! is ([`ErrorDetail`]), so that the client rebuilds the very variant the engine returned.
 
-use ebb_core::error::ErrorDetail;
+use ebb_core::ErrorDetail;
 use ebb_core::{Error, ErrorCode, Status};
 use serde::{Deserialize, Serialize};
 

@@ -73,7 +73,7 @@ async fn unknown(uri: axum::http::Uri) -> Response {
         code: ErrorCode::E_NOTIMPL,
         status: Status::Permanent,
         message,
-        detail: ebb_core::error::ErrorDetail::Remote,
+        detail: ebb_core::ErrorDetail::Remote,
     };
     (StatusCode::NOT_FOUND, Json(body)).into_response()
 }

@@ -14,11 +14,11 @@ mod com;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use ebb_core::bandwidth::{BandwidthChange, BandwidthStatus};
 use ebb_core::{
     Backend, Completion, Error, Event, JobId, JobInfo, JobState, JobType, NewFile, PropertyChange,
     Result, ResumeOutcome,
 };
+use ebb_core::{BandwidthChange, BandwidthStatus};
 use tokio::sync::broadcast;
 
 /// A connection to the system's BITS service.

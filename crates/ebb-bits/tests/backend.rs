@@ -366,10 +366,7 @@ mod bits {
         }
         // A per-job cap is ebb's, not BITS's: refused plainly on every Windows.
         let e = b
-            .set_property(
-                id,
-                PropertyChange::MaxRate(ebb_core::bandwidth::Limit::BytesPerSec(1)),
-            )
+            .set_property(id, PropertyChange::MaxRate(ebb_core::Limit::BytesPerSec(1)))
             .await
             .unwrap_err();
         assert_eq!(e.code(), ErrorCode::E_NOTIMPL);

@@ -252,8 +252,7 @@ pub struct SetArgs {
 }
 
 fn parse_limit(s: &str) -> Result<Limit, String> {
-    s.parse()
-        .map_err(|e: ebb::bandwidth::ParseLimitError| e.to_string())
+    s.parse().map_err(|e: ebb::ParseLimitError| e.to_string())
 }
 
 fn parse_on_off(s: &str) -> Result<bool, String> {

@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use ebb::bandwidth::{BandwidthStatus, LimitReason, PriorityLimits};
+use ebb::{BandwidthStatus, LimitReason, PriorityLimits};
 use ebb::{JobErrorInfo, JobFile, JobInfo, Limit};
 
 fn bytes(n: Option<u64>) -> String {

@@ -6,7 +6,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio::sync::broadcast;
 
-use crate::bandwidth::{BandwidthChange, BandwidthStatus};
+use crate::model::{BandwidthChange, BandwidthStatus};
 use crate::{
     Completion, Engine, Event, JobId, JobInfo, JobState, JobType, NewFile, PropertyChange, Result,
     ResumeOutcome,

@@ -15,10 +15,8 @@
 //! per job. `docs/bandwidth.md` has the algorithm and its constants.
 
 mod counters;
-pub mod estimator;
+mod estimator;
 mod limiter;
-pub mod policy;
-mod rate;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -31,67 +29,24 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-pub use estimator::IdleReason;
 use estimator::{Estimate, Estimator, Sample, Signals};
 pub(crate) use limiter::Bucket;
-pub use policy::{LocalTime, Period, PriorityLimits, Schedule, WallClock, Weekday};
-pub use rate::{Limit, ParseLimitError};
 
 use crate::error::Result;
-use crate::model::{JobId, Priority};
+use crate::model::{
+    BandwidthChange, BandwidthConfig, BandwidthStatus, IdleReason, IdleStatus, JobId, Limit,
+    LimitReason, PolicyStatus, Priority, PriorityLimits, WallClock,
+};
 use crate::store::Store;
 
 /// How often the estimator samples and the limits are recomputed.
-pub const TICK: Duration = Duration::from_millis(100);
+pub(crate) const TICK: Duration = Duration::from_millis(100);
 /// How often the schedule is looked at while no background job runs.
-pub const IDLE_TICK: Duration = Duration::from_secs(1);
+const IDLE_TICK: Duration = Duration::from_secs(1);
 /// How often a delay probe (a TCP connect to the server) is sent while background jobs run.
-pub const PROBE_INTERVAL: Duration = Duration::from_millis(200);
+const PROBE_INTERVAL: Duration = Duration::from_millis(200);
 /// A probe that takes longer than this counts as this much delay.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
-
-/// The `[bandwidth]` section of the configuration.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct BandwidthConfig {
-    /// Caps for background jobs: `all` of them together, and per priority.
-    pub max_rate: PriorityLimits,
-    /// Use only idle capacity (the estimator). Caps and policy apply either way.
-    pub idle: bool,
-    /// The interface-counter signal of the estimator.
-    pub idle_counters: bool,
-    /// The queueing-delay signal of the estimator (TCP connect probes to the server).
-    pub idle_delay: bool,
-    /// The interface to count; by default the one routing to the server.
-    pub interface: Option<String>,
-    /// Work/non-work/maintenance limits.
-    pub schedule: Option<Schedule>,
-}
-
-impl Default for BandwidthConfig {
-    fn default() -> Self {
-        Self {
-            max_rate: PriorityLimits::default(),
-            idle: true,
-            idle_counters: true,
-            idle_delay: true,
-            interface: None,
-            schedule: None,
-        }
-    }
-}
-
-/// A run-time change (`ebb bandwidth set`), persisted until reset.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct BandwidthChange {
-    /// A cap: for all background jobs, or with `priority`, for that priority.
-    pub max_rate: Option<Limit>,
-    pub priority: Option<Priority>,
-    pub idle: Option<bool>,
-    /// Drop every run-time change and return to the configuration file's values.
-    pub reset: bool,
-}
 
 /// What `set` changed, stored under one key in the settings table.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -124,77 +79,6 @@ impl Overrides {
         }
         c
     }
-}
-
-/// What holds the shared background rate where it is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum LimitReason {
-    /// Nothing: background jobs may use the whole link.
-    None,
-    /// The global cap.
-    Cap,
-    /// The schedule's limit for the current period.
-    Policy,
-    /// The idle-capacity estimate.
-    Idle,
-}
-
-impl std::fmt::Display for LimitReason {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Self::None => "no limit",
-            Self::Cap => "cap",
-            Self::Policy => "policy",
-            Self::Idle => "idle estimate",
-        })
-    }
-}
-
-/// The estimator's view, for `ebb bandwidth show`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct IdleStatus {
-    pub enabled: bool,
-    pub counters: bool,
-    pub delay: bool,
-    /// Whether it is estimating now (background jobs run to a non-loopback server).
-    pub active: bool,
-    pub reason: IdleReason,
-    pub rate: Limit,
-    pub interface: Option<String>,
-    /// Estimated foreground traffic on the interface, bytes/s.
-    pub foreground_rate: Option<u64>,
-    /// The highest total rate seen on the interface lately, bytes/s.
-    pub capacity: Option<u64>,
-    pub queue_delay_ms: Option<f64>,
-    pub probe_target: Option<String>,
-}
-
-/// The schedule's part of the status.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PolicyStatus {
-    pub period: Period,
-    pub limits: PriorityLimits,
-}
-
-/// `ebb bandwidth show`: what limits background transfers now, and why.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct BandwidthStatus {
-    /// The rate all background jobs share now.
-    pub target_rate: Limit,
-    pub reason: LimitReason,
-    /// Limits in force per priority (caps and policy; the shared rate comes on top).
-    pub effective: PriorityLimits,
-    /// Caps (configuration with run-time changes applied).
-    pub caps: PriorityLimits,
-    pub policy: Option<PolicyStatus>,
-    /// Background priorities blocked by policy (their jobs wait in TransientError).
-    pub blocked: Vec<Priority>,
-    pub idle: IdleStatus,
-    /// Bytes/s background jobs moved over the last tick.
-    pub background_rate: u64,
-    /// Whether run-time changes override the configuration file.
-    pub overridden: bool,
 }
 
 /// The engine's bandwidth manager: buckets, policy and estimator. One per engine.

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub use crate::bandwidth::{BandwidthConfig, WallClock};
+pub use crate::model::{BandwidthConfig, WallClock};
 pub use crate::transfer::CheckpointPolicy;
 pub use crate::transfer::HttpConfig;
 

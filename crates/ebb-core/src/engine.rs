@@ -17,11 +17,12 @@ use tokio::sync::{Notify, broadcast, mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::bandwidth::{Bandwidth, BandwidthChange, BandwidthStatus};
+use crate::bandwidth::Bandwidth;
 use crate::config::EngineConfig;
 use crate::error::{Error, ErrorCode, Result};
 use crate::events::Event;
 use crate::lock::DirLock;
+use crate::model::{BandwidthChange, BandwidthStatus};
 use crate::model::{
     Job, JobId, JobInfo, JobState, JobType, NewFile, Owner, PropertyChange, ResumeOutcome,
     Timestamp,

@@ -25,36 +25,39 @@
 //! # }
 //! ```
 //!
-//! Modules, by the noun they hold: [`model`] (jobs, files, states, properties), `store` (the
+//! Modules, by the noun they hold: `model` (jobs, files, states, properties, bandwidth limits and
+//! schedules, BITS's codes; re-exported at the root), `store` (the
 //! SQLite queue, one thread owns the connection), `transfer` (HTTP and `file:` downloads into
 //! hidden temporary files), `scheduler` (who runs now), `engine` (the public handle), and
 //! `events` (what subscribers hear).
 
-pub mod backend;
-pub mod bandwidth;
-pub mod config;
+mod backend;
+mod bandwidth;
+mod config;
 mod engine;
-pub mod error;
-pub mod events;
+mod error;
+mod events;
 mod lock;
-pub mod model;
+mod model;
 mod notify;
 pub mod private_dir;
 mod scheduler;
-pub mod secret_key;
+mod secret_key;
 pub mod settings;
 mod store;
 mod transfer;
 
-pub use config::{CheckpointPolicy, EngineConfig, HttpConfig};
+// One public path per name: the modules above are private, and this is the surface.
+pub use backend::Backend;
+pub use config::{EngineConfig, database_path, default_data_dir, default_socket};
+pub use engine::{Completion, Engine, read_jobs, resolve, state_changed};
+pub use error::{Error, ErrorDetail, Result};
+pub use events::Event;
+pub use model::*;
+pub use transfer::{CheckpointPolicy, HttpConfig};
 
 /// Install ring as the process's TLS crypto provider (reqwest is built without one). Every
 /// `reqwest::Client` in an ebb process is built after this; calling it twice is harmless.
 pub fn install_crypto_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
-pub use backend::Backend;
-pub use engine::{Completion, Engine, read_jobs, resolve, state_changed};
-pub use error::{Error, ErrorCode, ErrorContext, JobError, Result, Status};
-pub use events::Event;
-pub use model::*;

@@ -3,20 +3,35 @@
 //! The state machine lives in [`JobState`] and the transition methods of [`Job`]; nothing else
 //! assigns a state, so an illegal transition cannot be written by accident.
 
+mod bandwidth;
+mod codes;
 mod digest;
 mod file;
+mod identity;
+mod info;
 mod job;
 mod properties;
+mod rate;
+mod schedule;
 mod state;
 mod time;
 
+pub use bandwidth::{
+    BandwidthChange, BandwidthConfig, BandwidthStatus, IdleReason, IdleStatus, LimitReason,
+    PolicyStatus,
+};
+pub use codes::{ErrorCode, ErrorContext, JobError, Status};
 pub use digest::Sha256Digest;
 pub use file::{ByteRange, JobFile, NewFile, Validators, validate_local_path, validate_remote_url};
-pub(crate) use job::Schedule;
-pub use job::{ErrorFile, Job, JobErrorInfo, JobId, JobInfo, JobType, Owner, ResumeOutcome};
+pub use identity::{JobId, JobType, Owner};
+pub use info::{ErrorFile, JobErrorInfo, JobInfo};
+pub(crate) use job::Bookkeeping;
+pub use job::{Job, ResumeOutcome};
 pub use properties::{
     BasicCredentials, CredentialTarget, Credentials, CredentialsView, CustomHeader, JobProperties,
     NotifyCommandLine, NotifyFlags, PropertyChange, ProxySettings, RedirectPolicy, SecurityFlags,
 };
+pub use rate::{Limit, ParseLimitError};
+pub use schedule::{LocalTime, Period, PriorityLimits, Schedule, WallClock, Weekday};
 pub use state::{JobState, Priority};
 pub use time::Timestamp;

@@ -37,9 +37,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::bandwidth::BandwidthConfig;
 use crate::config::EngineConfig;
 use crate::error::{Error, Result};
+use crate::model::BandwidthConfig;
 pub use duration::parse_duration;
 
 /// The engine's tunables. `None` leaves a setting to the layer below.

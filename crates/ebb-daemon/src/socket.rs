@@ -154,7 +154,7 @@ async fn refuse(mut stream: UnixStream, peer: u32, me: u32) {
         code: ebb_core::ErrorCode::E_ACCESSDENIED,
         status: ebb_core::Status::Permanent,
         message: format!("ebbd of uid {me} serves only its own user, not uid {peer}"),
-        detail: ebb_core::error::ErrorDetail::Remote,
+        detail: ebb_core::ErrorDetail::Remote,
     })
     .unwrap_or_default();
     let reply = format!(

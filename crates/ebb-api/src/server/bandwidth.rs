@@ -3,7 +3,7 @@
 use axum::Json;
 use axum::extract::State;
 use ebb_core::Engine;
-use ebb_core::bandwidth::{BandwidthChange, BandwidthStatus};
+use ebb_core::{BandwidthChange, BandwidthStatus};
 
 use super::extract::{ApiResult, JsonBody};
 

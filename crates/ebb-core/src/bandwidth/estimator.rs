@@ -5,54 +5,55 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
+
+use crate::model::IdleReason;
 
 /// Interface bytes per payload byte of a full-size TCP segment (1514 / 1448, Ethernet + IPv4 +
 /// TCP with timestamps): what the interface counts for each byte ebb reads.
-pub const OVERHEAD: f64 = 1.0456;
+const OVERHEAD: f64 = 1.0456;
 /// Queueing delay above which the path is congested (LEDBAT's TARGET; RFC 6817 caps it at
 /// 100 ms, LEDBAT++ uses 60 ms). Lower reacts to gentler foreground flows (BBR adds ~25 ms).
-pub const TARGET_DELAY: Duration = Duration::from_millis(25);
+const TARGET_DELAY: Duration = Duration::from_millis(25);
 /// Multiplicative decrease at most once per this long, so that a queue that is still draining
 /// is not punished twice.
-pub const DECREASE_HOLD: Duration = Duration::from_millis(200);
+const DECREASE_HOLD: Duration = Duration::from_millis(200);
 /// The deepest single decrease (LEDBAT's GAIN applied to a queue of 2 x TARGET or more).
-pub const GAIN: f64 = 0.5;
+const GAIN: f64 = 0.5;
 /// The deepest single decrease when the counters show no traffic but ebb's: the queue is ebb's
 /// own (TCP filling the bottleneck), and a 20 % cut drains it without wasting the link.
-pub const GAIN_SELF: f64 = 0.2;
+const GAIN_SELF: f64 = 0.2;
 /// Foreground traffic is measured over this window. ebb counts its bytes when it reads them and
 /// the interface when they arrive; the socket buffer between the two makes per-tick differences
 /// swing both ways, so they are summed over a window before anything is clamped.
-pub const FG_WINDOW: Duration = Duration::from_millis(300);
+const FG_WINDOW: Duration = Duration::from_millis(300);
 /// Foreground traffic below max(FG_FLOOR, FG_SHARE x capacity) is noise, not a user.
-pub const FG_FLOOR: f64 = 32.0 * 1024.0;
-pub const FG_SHARE: f64 = 0.03;
+const FG_FLOOR: f64 = 32.0 * 1024.0;
+const FG_SHARE: f64 = 0.03;
 /// Foreground traffic is "rising" when it grew by more than max(FG_FLOOR, FG_RISE_SHARE x
 /// capacity) over the last FG_RISE_TICKS ticks; ebb then halves its rate (at most once per
 /// DECREASE_HOLD), because a new flow needs room to grow into, not the share it has so far.
-pub const FG_RISE_SHARE: f64 = 0.01;
-pub const FG_RISE_TICKS: usize = 2;
+const FG_RISE_SHARE: f64 = 0.01;
+const FG_RISE_TICKS: usize = 2;
 /// What background jobs may use of the capacity that foreground traffic leaves.
-pub const HEADROOM: f64 = 0.95;
+const HEADROOM: f64 = 0.95;
 /// The trickle that always flows: max(TRICKLE_FLOOR, TRICKLE_SHARE x capacity) bytes/s.
-pub const TRICKLE_FLOOR: f64 = 32.0 * 1024.0;
-pub const TRICKLE_SHARE: f64 = 0.02;
+const TRICKLE_FLOOR: f64 = 32.0 * 1024.0;
+const TRICKLE_SHARE: f64 = 0.02;
 /// Growth per tick once the path is quiet: max(GROW_MUL x rate, GROW_ADD x capacity).
-pub const GROW_MUL: f64 = 0.10;
-pub const GROW_ADD: f64 = 0.08;
+const GROW_MUL: f64 = 0.10;
+const GROW_ADD: f64 = 0.08;
 /// Growth only while ebb moves at least this share of its limit: a limit far above what ebb
 /// gets would take long to come down when someone needs the link.
-pub const BINDING: f64 = 0.5;
+const BINDING: f64 = 0.5;
 /// Growth stops at this multiple of the capacity estimate (in payload bytes), so that ebb alone
 /// does not keep a standing queue at the bottleneck.
-pub const CEILING: f64 = 1.02;
+const CEILING: f64 = 1.02;
 /// The capacity estimate (the highest total rate seen) halves over this long without a new peak.
-pub const CAPACITY_HALF_LIFE: Duration = Duration::from_secs(300);
+const CAPACITY_HALF_LIFE: Duration = Duration::from_secs(300);
 /// Base delay: the minimum RTT in each of the last BASE_HISTORY minutes (RFC 6817's
 /// BASE_HISTORY).
-pub const BASE_HISTORY: usize = 10;
+const BASE_HISTORY: usize = 10;
 
 /// One tick's observations.
 #[derive(Clone, Copy, Debug, Default)]
@@ -74,31 +75,6 @@ pub struct Sample {
 pub struct Signals {
     pub counters: bool,
     pub delay: bool,
-}
-
-/// Why the idle estimate is what it is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum IdleReason {
-    /// Nothing seen but ebb: no limit.
-    Quiet,
-    /// Queueing delay above target: backing off.
-    QueueDelay,
-    /// Other traffic on the interface: keeping to what it leaves.
-    Foreground,
-    /// The path went quiet again: growing back.
-    Recovering,
-}
-
-impl std::fmt::Display for IdleReason {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Self::Quiet => "network quiet",
-            Self::QueueDelay => "queueing delay",
-            Self::Foreground => "foreground traffic",
-            Self::Recovering => "recovering",
-        })
-    }
 }
 
 /// What the estimator says after a tick.

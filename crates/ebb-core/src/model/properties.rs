@@ -2,8 +2,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use super::Limit;
 use super::Priority;
-use crate::bandwidth::Limit;
 use crate::error::{Error, ErrorCode, Result};
 
 /// The settable properties of a job, with BITS's defaults.

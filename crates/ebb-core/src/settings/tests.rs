@@ -54,7 +54,7 @@ fn bad_files_are_errors_that_name_the_file_and_key() {
     assert!(e.bandwidth.idle && !e.bandwidth.idle_delay);
     assert_eq!(
         e.bandwidth.max_rate.low,
-        crate::bandwidth::Limit::BytesPerSec(1 << 20)
+        crate::model::Limit::BytesPerSec(1 << 20)
     );
     assert!(e.bandwidth.schedule.is_some());
     std::fs::write(&path, "[bandwidth]\nmax_rate = { all = \"fast\" }\n").unwrap();

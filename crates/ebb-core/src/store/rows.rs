@@ -7,8 +7,8 @@ use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
 
 use super::sealing::{Opened, Sealer};
 use crate::model::{
-    BasicCredentials, Credentials, Job, JobFile, JobId, JobProperties, JobState, Owner, Schedule,
-    Sha256Digest, Timestamp, Validators,
+    BasicCredentials, Bookkeeping, Credentials, Job, JobFile, JobId, JobProperties, JobState,
+    Owner, Sha256Digest, Timestamp, Validators,
 };
 
 fn to_i64(v: u64) -> i64 {
@@ -56,7 +56,7 @@ pub(crate) struct JobRow {
     completed_at: Option<i64>,
     error_count: u32,
     error: Option<String>,
-    schedule: Schedule,
+    schedule: Bookkeeping,
 }
 
 impl JobRow {
@@ -542,7 +542,7 @@ fn job_row(r: &Row<'_>, sealer: Option<&Sealer>) -> rusqlite::Result<Job> {
         completed_at: r.get::<_, Option<i64>>(14)?.map(Timestamp::from_millis),
         error_count: r.get(15)?,
         error,
-        schedule: Schedule {
+        schedule: Bookkeeping {
             queue_seq: r.get(17)?,
             retry_at: r.get::<_, Option<i64>>(18)?.map(Timestamp::from_millis),
             no_progress_since: r.get::<_, Option<i64>>(19)?.map(Timestamp::from_millis),

@@ -8,8 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 
-use super::Limit;
-use crate::model::Priority;
+use super::{Limit, Priority};
 
 /// Limits for background jobs: all of them together, and per priority.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

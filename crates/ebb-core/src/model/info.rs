@@ -1,0 +1,99 @@
+//! What callers see of a job: [`JobInfo`], a snapshot with its error and files.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use super::{CredentialsView, Job, JobFile, JobId, JobProperties, JobState, JobType, Timestamp};
+use crate::error::{ErrorCode, ErrorContext};
+
+impl Job {
+    /// A snapshot for callers.
+    pub fn info(&self) -> JobInfo {
+        self.info_with(self.files.clone())
+    }
+
+    /// A snapshot whose files are `files` (this job's files with live progress laid over them).
+    pub(crate) fn info_with(&self, files: Vec<JobFile>) -> JobInfo {
+        let bytes_total = files
+            .iter()
+            .try_fold(0u64, |sum, f| f.bytes_total.map(|t| sum + t));
+        let error = self.error.as_ref().map(|e| JobErrorInfo {
+            context: e.context,
+            code: e.code,
+            description: e.description.clone(),
+            file: e.file_index.and_then(|i| {
+                files.get(i).map(|f| ErrorFile {
+                    index: i,
+                    remote_url: f.remote_url.clone(),
+                    local_path: f.local_path.clone(),
+                })
+            }),
+        });
+        JobInfo {
+            id: self.id,
+            display_name: self.display_name.clone(),
+            description: self.description.clone(),
+            job_type: self.job_type,
+            state: self.state,
+            owner: self.owner.name.clone(),
+            owner_uid: self.owner.uid,
+            bytes_total,
+            bytes_transferred: files.iter().map(|f| f.bytes_transferred).sum(),
+            files_total: files.len(),
+            files_transferred: files.iter().filter(|f| f.completed).count(),
+            error_count: self.error_count,
+            error,
+            created_at: self.created_at,
+            modified_at: self.modified_at,
+            completed_at: self.completed_at,
+            properties: self.properties.clone(),
+            credentials: self.credentials.view(),
+            files,
+        }
+    }
+}
+
+/// The file an error concerns, as reported.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorFile {
+    pub index: usize,
+    pub remote_url: String,
+    pub local_path: PathBuf,
+}
+
+/// A job's last error, as reported.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobErrorInfo {
+    pub context: ErrorContext,
+    pub code: ErrorCode,
+    pub description: String,
+    pub file: Option<ErrorFile>,
+}
+
+/// A snapshot of a job: what `info`, `list` and `--json` show.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobInfo {
+    pub id: JobId,
+    pub display_name: String,
+    pub description: String,
+    #[serde(rename = "type")]
+    pub job_type: JobType,
+    pub state: JobState,
+    pub owner: String,
+    pub owner_uid: u32,
+    /// `None` while any file's size is unknown.
+    pub bytes_total: Option<u64>,
+    pub bytes_transferred: u64,
+    pub files_total: usize,
+    pub files_transferred: usize,
+    pub error_count: u32,
+    pub error: Option<JobErrorInfo>,
+    pub created_at: Timestamp,
+    pub modified_at: Timestamp,
+    pub completed_at: Option<Timestamp>,
+    #[serde(flatten)]
+    pub properties: JobProperties,
+    pub credentials: CredentialsView,
+    pub files: Vec<JobFile>,
+}
