@@ -16,6 +16,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0003_digests",
         include_str!("../../../../migrations/0003_digests.sql"),
     ),
+    (
+        "0004_strict_properties",
+        include_str!("../../../../migrations/0004_strict_properties.sql"),
+    ),
 ];
 
 #[derive(Debug)]

@@ -38,6 +38,35 @@ impl std::fmt::Display for BadValue {
 
 impl std::error::Error for BadValue {}
 
+/// A stored JSON object as `T`, refusing a field `T` does not know and a field `T` has that the
+/// object lacks: a renamed or dropped field fails loudly instead of taking its default.
+fn strict_json<T: serde::de::DeserializeOwned + serde::Serialize>(
+    text: &str,
+    column: usize,
+) -> rusqlite::Result<T> {
+    let stored: serde_json::Value = serde_json::from_str(text).map_err(|e| parse_err(column, e))?;
+    let value: T = serde_json::from_value(stored.clone()).map_err(|e| parse_err(column, e))?;
+    let known = serde_json::to_value(&value).map_err(|e| parse_err(column, e))?;
+    let keys = |v: &serde_json::Value| -> std::collections::BTreeSet<String> {
+        v.as_object()
+            .map(|o| o.keys().cloned().collect())
+            .unwrap_or_default()
+    };
+    let (stored_keys, known_keys) = (keys(&stored), keys(&known));
+    let unknown: Vec<&String> = stored_keys.difference(&known_keys).collect();
+    let missing: Vec<&String> = known_keys.difference(&stored_keys).collect();
+    if unknown.is_empty() && missing.is_empty() {
+        return Ok(value);
+    }
+    Err(parse_err(
+        column,
+        BadValue(format!(
+            "stored fields unknown to this ebb: {unknown:?}; fields it expects but the row \
+             lacks: {missing:?} (a queue from another version needs its migration)"
+        )),
+    ))
+}
+
 /// Everything in the `jobs` row (no files), cloned out of a job to send to the store thread.
 #[derive(Debug)]
 pub(crate) struct JobRow {
@@ -508,14 +537,9 @@ pub(crate) fn load_jobs(
 
 /// One row of `jobs`, in `load_jobs`'s column order, without its files.
 fn job_row(r: &Row<'_>, sealer: Option<&Sealer>) -> rusqlite::Result<Job> {
-    let properties: String = r.get(7)?;
-    let properties: JobProperties =
-        serde_json::from_str(&properties).map_err(|e| parse_err(7, e))?;
+    let properties: JobProperties = strict_json(&r.get::<_, String>(7)?, 7)?;
     let error: Option<String> = r.get(16)?;
-    let error = match error {
-        Some(text) => Some(serde_json::from_str(&text).map_err(|e| parse_err(16, e))?),
-        None => None,
-    };
+    let error = error.map(|text| strict_json(&text, 16)).transpose()?;
     let state: JobState = parse_text(r, 4)?;
     let id = parse_id(r, 0)?;
     let open = |user: Option<String>, stored: Option<String>, field| {
