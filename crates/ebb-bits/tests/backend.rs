@@ -1,6 +1,6 @@
 //! One suite of trait-level tests, run against every backend this platform has: ebb's portable
-//! engine everywhere (Windows included), native BITS on Windows (here: under Wine, see
-//! `scripts/windows-check.sh`).
+//! engine everywhere (Windows included), the daemon's client over a Unix socket where there is
+//! one, and native BITS on Windows (here: under Wine, see `scripts/windows-check.sh`).
 //!
 //! Where Wine's BITS lacks a call (`E_NOTIMPL`), a test prints `WINE GAP: <call>` and asserts
 //! what it can, so that a Wine that implements the call is noticed: the gap line disappears and
@@ -292,6 +292,74 @@ mod engine {
         let p = e.job(probe).await.unwrap().properties.priority;
         super::priority_and_headers_reach_the_server(&e, &s, dir.path(), Some(p)).await;
         e.shutdown().await;
+    }
+}
+
+/// The daemon's client: the engine behind `ebbd`'s router and socket code, on a real Unix
+/// socket, driven through `ebb_api::Client`.
+#[cfg(unix)]
+mod client {
+    use super::*;
+    use tokio_util::sync::CancellationToken;
+
+    struct Daemon {
+        engine: ebb_core::Engine,
+        stop: CancellationToken,
+        client: ebb_api::Client,
+    }
+
+    impl Daemon {
+        async fn start(dir: &Path) -> Self {
+            ebb_core::install_crypto_provider();
+            let engine = ebb_core::Engine::open(ebb_core::EngineConfig::new(dir.join("queue")))
+                .await
+                .unwrap();
+            let socket = dir.join("run").join("ebbd.sock");
+            let listener = ebb_daemon::bind(&socket).unwrap();
+            let stop = CancellationToken::new();
+            tokio::spawn(ebb_daemon::serve(engine.clone(), listener, stop.clone()));
+            let client = ebb_api::Client::connect(&socket).await.unwrap();
+            Self {
+                engine,
+                stop,
+                client,
+            }
+        }
+
+        async fn stop(self) {
+            self.stop.cancel();
+            self.engine.shutdown().await;
+        }
+    }
+
+    macro_rules! suite {
+        ($($name:ident),*) => {$(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                let dir = tempfile::tempdir().unwrap();
+                let s = Server::start();
+                let d = Daemon::start(dir.path()).await;
+                super::$name(&d.client, &s, dir.path()).await;
+                d.stop().await;
+            }
+        )*};
+    }
+
+    every_suite_test!(suite);
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn priority_and_headers_reach_the_server() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Server::start();
+        let d = Daemon::start(dir.path()).await;
+        let c = &d.client;
+        let probe = c.create_job("p", JobType::Download).await.unwrap();
+        c.set_property(probe, PropertyChange::Priority(Priority::High))
+            .await
+            .unwrap();
+        let p = c.job(probe).await.unwrap().properties.priority;
+        super::priority_and_headers_reach_the_server(c, &s, dir.path(), Some(p)).await;
+        d.stop().await;
     }
 }
 
