@@ -48,6 +48,10 @@ fn errors_as_the_daemon_sends_them() {
             code: ErrorCode::BG_E_OVERLAPPING_RANGES,
             message: "ranges 0:10 and 5:10 overlap".into(),
         },
+        Error::TooLarge {
+            code: ErrorCode::BG_E_STRING_TOO_LONG,
+            message: "display name is longer than 256 characters".into(),
+        },
         Error::NotSupported("uploads".into()),
         Error::Locked {
             dir: "/data".into(),

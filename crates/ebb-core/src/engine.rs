@@ -134,7 +134,7 @@ impl Engine {
             next_run: 0,
             worker_tx,
         };
-        let task = tokio::spawn(queue.run(requests_rx, worker_rx));
+        let task = tokio::spawn(queue.serve(requests_rx, worker_rx));
         Ok(Self {
             inner: Arc::new(Handle {
                 shared,

@@ -31,8 +31,12 @@ pub enum Error {
     TooManyFiles,
     #[error("{0}")]
     InvalidArgument(String),
+    /// A byte range that cannot be (out of the file, overlapping, empty).
     #[error("{message} (0x{code:08x})", code = .code.0)]
     InvalidRange { code: ErrorCode, message: String },
+    /// A value larger than its field takes: a string, a list, a user name, a count of ranges.
+    #[error("{message} (0x{code:08x})", code = .code.0)]
+    TooLarge { code: ErrorCode, message: String },
     #[error("{0} is not supported yet")]
     NotSupported(Cow<'static, str>),
     #[error("data directory {dir} is in use by another engine ({holder})")]
@@ -79,7 +83,9 @@ impl Error {
             Self::Empty(_) => ErrorCode::BG_E_EMPTY,
             Self::TooManyFiles => ErrorCode::BG_E_TOO_MANY_FILES,
             Self::InvalidArgument(_) => ErrorCode::E_INVALIDARG,
-            Self::InvalidRange { code, .. } | Self::Remote { code, .. } => *code,
+            Self::InvalidRange { code, .. }
+            | Self::TooLarge { code, .. }
+            | Self::Remote { code, .. } => *code,
             Self::NotSupported(_) => ErrorCode::E_NOTIMPL,
             Self::Locked { .. } => ErrorCode::BG_E_DESTINATION_LOCKED,
             Self::Io { source, .. } => io_code(source),

@@ -10,7 +10,7 @@ mod checkpoint;
 mod digest;
 mod http;
 mod local;
-mod run;
+mod attempt;
 mod segments;
 mod temp_file;
 pub(crate) mod tls;
@@ -25,7 +25,7 @@ pub use checkpoint::CheckpointPolicy;
 pub(crate) use checkpoint::{Checkpointer, sync_directory};
 pub(crate) use http::HttpClients;
 pub use http::HttpConfig;
-use run::Run;
+use attempt::Attempt;
 
 use crate::error::{ErrorCode, ErrorContext, JobError, Status, io_code, io_is_transient};
 use crate::model::{Credentials, JobFile, JobProperties};

@@ -26,7 +26,9 @@ impl IntoResponse for ApiError {
             Error::InvalidState { .. } | Error::Empty(_) | Error::TooManyFiles => {
                 StatusCode::CONFLICT
             }
-            Error::InvalidArgument(_) | Error::InvalidRange { .. } => StatusCode::BAD_REQUEST,
+            Error::InvalidArgument(_) | Error::InvalidRange { .. } | Error::TooLarge { .. } => {
+                StatusCode::BAD_REQUEST
+            }
             Error::NotSupported(_) => StatusCode::NOT_IMPLEMENTED,
             Error::Locked { .. } | Error::ShutDown => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::INTERNAL_SERVER_ERROR,

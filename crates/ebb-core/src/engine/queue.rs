@@ -114,7 +114,7 @@ pub(super) async fn blocking<T: Send + 'static>(
 impl Queue {
     /// Serve requests, worker reports and the scheduler until shut down or every handle is
     /// gone; then stop every run with a final checkpoint and queue its job for the next start.
-    pub async fn run(
+    pub async fn serve(
         mut self,
         mut requests: mpsc::UnboundedReceiver<Request>,
         mut worker_rx: mpsc::UnboundedReceiver<WorkerMsg>,

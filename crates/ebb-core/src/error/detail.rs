@@ -36,6 +36,9 @@ pub enum ErrorDetail {
     InvalidRange {
         text: String,
     },
+    TooLarge {
+        text: String,
+    },
     NotSupported {
         what: String,
     },
@@ -78,6 +81,9 @@ impl Error {
             Self::TooManyFiles => ErrorDetail::TooManyFiles,
             Self::InvalidArgument(text) => ErrorDetail::InvalidArgument { text: text.clone() },
             Self::InvalidRange { message, .. } => ErrorDetail::InvalidRange {
+                text: message.clone(),
+            },
+            Self::TooLarge { message, .. } => ErrorDetail::TooLarge {
                 text: message.clone(),
             },
             Self::NotSupported(what) => ErrorDetail::NotSupported {
@@ -124,6 +130,10 @@ impl Error {
             ErrorDetail::TooManyFiles => Self::TooManyFiles,
             ErrorDetail::InvalidArgument { text } => Self::InvalidArgument(text),
             ErrorDetail::InvalidRange { text } => Self::InvalidRange {
+                code,
+                message: text,
+            },
+            ErrorDetail::TooLarge { text } => Self::TooLarge {
                 code,
                 message: text,
             },
@@ -214,6 +224,10 @@ mod tests {
             Error::InvalidRange {
                 code: ErrorCode::BG_E_OVERLAPPING_RANGES,
                 message: "ranges 0:10 and 5:10 overlap".into(),
+            },
+            Error::TooLarge {
+                code: ErrorCode::BG_E_STRING_TOO_LONG,
+                message: "display name is longer than 256 characters".into(),
             },
             Error::NotSupported("uploads".into()),
             Error::Locked {

@@ -17,6 +17,8 @@ impl ErrorCode {
     pub const BG_S_UNABLE_TO_DELETE_FILES: Self = Self(0x0020_001A);
     pub const BG_E_NOT_FOUND: Self = Self(0x8020_0001);
     pub const BG_E_INVALID_STATE: Self = Self(0x8020_0002);
+    pub const BG_E_PROXY_LIST_TOO_LARGE: Self = Self(0x8020_0018);
+    pub const BG_E_PROXY_BYPASS_LIST_TOO_LARGE: Self = Self(0x8020_0019);
     pub const BG_E_EMPTY: Self = Self(0x8020_0003);
     pub const BG_E_DESTINATION_LOCKED: Self = Self(0x8020_000D);
     pub const BG_E_NETWORK_DISCONNECTED: Self = Self(0x8020_0010);
@@ -36,6 +38,7 @@ impl ErrorCode {
     pub const BG_E_BLOCKED_BY_POLICY: Self = Self(0x8020_003E);
     pub const BG_E_INVALID_PROXY_INFO: Self = Self(0x8020_003F);
     pub const BG_E_INVALID_CREDENTIALS: Self = Self(0x8020_0040);
+    pub const BG_E_TOO_MANY_RANGES_IN_FILE: Self = Self(0x8020_0052);
     pub const BG_E_MAXDOWNLOAD_TIMEOUT: Self = Self(0x8020_0054);
     /// Not a BITS code: Win32 `ERROR_TIMEOUT` as an HRESULT, used for a stalled body.
     pub const E_TIMEOUT: Self = Self(0x8007_05B4);

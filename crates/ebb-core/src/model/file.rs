@@ -48,8 +48,8 @@ impl ByteRange {
     /// Check a file's ranges as `AddFileWithRanges` does.
     pub fn validate_list(ranges: &[Self]) -> Result<()> {
         if ranges.len() > Self::MAX_PER_FILE {
-            return Err(Error::InvalidRange {
-                code: ErrorCode(0x8020_0052),
+            return Err(Error::TooLarge {
+                code: ErrorCode::BG_E_TOO_MANY_RANGES_IN_FILE,
                 message: format!(
                     "{} ranges; at most {} per file",
                     ranges.len(),

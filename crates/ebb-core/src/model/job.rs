@@ -58,7 +58,7 @@ const MAX_DESCRIPTION: usize = 1024;
 
 fn check_len(what: &str, text: &str, max: usize) -> Result<()> {
     if text.chars().count() > max {
-        return Err(Error::InvalidRange {
+        return Err(Error::TooLarge {
             code: ErrorCode::BG_E_STRING_TOO_LONG,
             message: format!("{what} is longer than {max} characters"),
         });

@@ -191,7 +191,7 @@ impl CustomHeader {
             .map(|h| h.name.len() + h.value.len() + 4)
             .sum();
         if total > Self::MAX_TOTAL_LEN {
-            return Err(Error::InvalidRange {
+            return Err(Error::TooLarge {
                 code: ErrorCode::BG_E_STRING_TOO_LONG,
                 message: format!(
                     "custom headers are {total} bytes; at most {}",
@@ -263,11 +263,14 @@ impl ProxySettings {
                 "proxy override needs at least one proxy".into(),
             ));
         }
-        for (list, code) in [(&proxy_list, 0x8020_0018), (&bypass_list, 0x8020_0019)] {
+        for (list, code) in [
+            (&proxy_list, ErrorCode::BG_E_PROXY_LIST_TOO_LARGE),
+            (&bypass_list, ErrorCode::BG_E_PROXY_BYPASS_LIST_TOO_LARGE),
+        ] {
             let len: usize = list.iter().map(|s| s.len() + 1).sum();
             if len > Self::MAX_LIST_LEN {
-                return Err(Error::InvalidRange {
-                    code: ErrorCode(code),
+                return Err(Error::TooLarge {
+                    code,
                     message: format!("proxy list is {len} bytes; at most {}", Self::MAX_LIST_LEN),
                 });
             }
@@ -305,13 +308,13 @@ impl BasicCredentials {
     pub fn new(user_name: impl Into<String>, password: impl Into<String>) -> Result<Self> {
         let (user_name, password) = (user_name.into(), password.into());
         if user_name.chars().count() > 300 {
-            return Err(Error::InvalidRange {
+            return Err(Error::TooLarge {
                 code: ErrorCode::BG_E_USERNAME_TOO_LARGE,
                 message: "user name longer than 300 characters".into(),
             });
         }
         if password.chars().count() > 65_535 {
-            return Err(Error::InvalidRange {
+            return Err(Error::TooLarge {
                 code: ErrorCode::BG_E_PASSWORD_TOO_LARGE,
                 message: "password longer than 65,535 characters".into(),
             });

@@ -7,7 +7,7 @@ use url::Url;
 
 use super::checkpoint::Checkpointer;
 use super::segments;
-use super::{Failure, Fetched, FileCx, Run};
+use super::{Failure, Fetched, FileCx, Attempt};
 use crate::error::{ErrorCode, ErrorContext, Status};
 use crate::model::{JobFile, RedirectPolicy, Validators};
 use failure::{certificate_error, error_chain, http_failure, transport_failure};
@@ -30,9 +30,9 @@ pub(super) async fn fetch(
     url: Url,
     ckpt: &mut Checkpointer,
 ) -> Result<Fetched, Failure> {
-    let mut run = Run::new(cx, file)?;
-    let result = fetch_inner(cx, &mut run, file, url, ckpt).await;
-    run.finish(cx, file, ckpt, result).await
+    let mut attempt = Attempt::new(cx, file)?;
+    let result = fetch_inner(cx, &mut attempt, file, url, ckpt).await;
+    attempt.finish(cx, file, ckpt, result).await
 }
 
 /// Where one file's fetch stands between requests.
@@ -51,7 +51,7 @@ struct Progress {
 
 async fn fetch_inner(
     cx: &FileCx<'_>,
-    run: &mut Run,
+    attempt: &mut Attempt,
     file: &mut JobFile,
     original: Url,
     ckpt: &mut Checkpointer,
@@ -82,7 +82,7 @@ async fn fetch_inner(
         };
         // Resuming needs a validator to prove the bytes we have are of the same file.
         if whole && seg.start > 0 && (!at.trust_ranges || file.validators.if_range().is_none()) {
-            run.restart(cx, file)?;
+            attempt.restart(cx, file)?;
             at.restarts += 1;
             continue;
         }
@@ -121,11 +121,11 @@ async fn fetch_inner(
             Verdict::Authenticate => at.use_auth = true,
             Verdict::Restart { distrust_ranges } => {
                 at.trust_ranges &= !distrust_ranges;
-                run.restart(cx, file)?;
+                attempt.restart(cx, file)?;
                 at.restarts += 1;
             }
             Verdict::Fail(failure) => return Err(failure),
-            body => match read_body(cx, run, file, ckpt, response, body, &mut at).await? {
+            body => match read_body(cx, attempt, file, ckpt, response, body, &mut at).await? {
                 Streamed::Stopped => return Ok(Fetched::Stopped),
                 Streamed::Reconnect | Streamed::Done => {}
             },
@@ -231,7 +231,7 @@ async fn send(
 /// Take a body the verdict accepted into the file: its validators and size, then its bytes.
 async fn read_body(
     cx: &FileCx<'_>,
-    run: &mut Run,
+    attempt: &mut Attempt,
     file: &mut JobFile,
     ckpt: &mut Checkpointer,
     response: reqwest::Response,
@@ -246,7 +246,7 @@ async fn read_body(
             restart_first,
         } => {
             if restart_first {
-                run.restart(cx, file)?;
+                attempt.restart(cx, file)?;
                 at.restarts += 1;
             }
             file.validators = validators;
@@ -275,9 +275,9 @@ async fn read_body(
         }
         _ => return Ok(Streamed::Done),
     };
-    run.begin_hash(file);
-    run.announce(cx);
-    let streamed = run.stream(cx, response, file, ckpt, expected).await?;
+    attempt.begin_hash(file);
+    attempt.announce(cx);
+    let streamed = attempt.stream(cx, response, file, ckpt, expected).await?;
     if matches!(streamed, Streamed::Done) && to_eof && file.bytes_total.is_none() {
         file.bytes_total = Some(file.bytes_transferred);
     }
@@ -292,7 +292,7 @@ enum Streamed {
     Reconnect,
 }
 
-impl Run {
+impl Attempt {
     /// Copy a response body into the temporary file.
     async fn stream(
         &mut self,

@@ -10,7 +10,7 @@ use url::Url;
 
 use super::checkpoint::Checkpointer;
 use super::segments;
-use super::{Failure, Fetched, FileCx, Run};
+use super::{Failure, Fetched, FileCx, Attempt};
 use crate::error::{ErrorCode, ErrorContext, Status, io_code};
 use crate::model::{JobFile, Validators};
 
@@ -90,15 +90,15 @@ pub(super) async fn fetch(
             why,
         ));
     }
-    let mut run = Run::new(cx, file)?;
+    let mut attempt = Attempt::new(cx, file)?;
     let result = async {
         if file.bytes_transferred > 0 && file.validators != validators {
             tracing::info!(path = %path.display(), "source changed; restarting the file");
-            run.restart(cx, file)?;
+            attempt.restart(cx, file)?;
         }
         file.validators = validators;
         file.bytes_total = segments::total(file, Some(size));
-        run.announce(cx);
+        attempt.announce(cx);
         let mut buf = vec![0u8; CHUNK];
         while let Some(seg) = segments::next(file, Some(size)) {
             let mut at = seg.start;
@@ -121,7 +121,7 @@ pub(super) async fn fetch(
                         ),
                     ));
                 }
-                run.write(cx, file, ckpt, &buf[..n]).await?;
+                attempt.write(cx, file, ckpt, &buf[..n]).await?;
                 left -= n as u64;
                 at += n as u64;
             }
@@ -129,7 +129,7 @@ pub(super) async fn fetch(
         Ok(Fetched::Completed)
     }
     .await;
-    run.finish(cx, file, ckpt, result).await
+    attempt.finish(cx, file, ckpt, result).await
 }
 
 /// Read up to `want` bytes at `offset` on a blocking thread (a slow disk or network mount must

@@ -14,7 +14,7 @@ use crate::model::{JobFile, Validators};
 /// One attempt at one file.
 /// Invariant: `file.bytes_transferred == temp.len()` whenever control leaves a method.
 #[derive(Debug)]
-pub(crate) struct Run {
+pub(crate) struct Attempt {
     temp: temp_file::TempFile,
     announced: bool,
     /// The hash of bytes `0..file.bytes_transferred`, when a digest is to be checked and the
@@ -22,7 +22,7 @@ pub(crate) struct Run {
     hash: Option<FileHash>,
 }
 
-impl Run {
+impl Attempt {
     /// Open the temporary file at the durable progress, or start the file over if the bytes
     /// the store counts are not there.
     pub(super) fn new(cx: &FileCx<'_>, file: &mut JobFile) -> Result<Self, Failure> {
@@ -42,13 +42,13 @@ impl Run {
         };
         cx.live.update(file);
         let hash = saved_hash(file);
-        let mut run = Self {
+        let mut attempt = Self {
             temp,
             announced: false,
             hash,
         };
-        run.begin_hash(file);
-        Ok(run)
+        attempt.begin_hash(file);
+        Ok(attempt)
     }
 
     /// Throw the bytes away and start the file over.
