@@ -6,11 +6,11 @@
 //! asked for, or a compressed 206, is refused and the file is fetched whole; a body that stalls
 //! for longer than the chunk timeout is abandoned as a transient error.
 
+mod attempt;
 mod checkpoint;
 mod digest;
 mod http;
 mod local;
-mod attempt;
 mod segments;
 mod temp_file;
 pub(crate) mod tls;
@@ -21,11 +21,11 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
+use attempt::Attempt;
 pub use checkpoint::CheckpointPolicy;
 pub(crate) use checkpoint::{Checkpointer, sync_directory};
 pub(crate) use http::HttpClients;
 pub use http::HttpConfig;
-use attempt::Attempt;
 
 use crate::error::{ErrorCode, ErrorContext, JobError, Status, io_code, io_is_transient};
 use crate::model::{Credentials, JobFile, JobProperties};

@@ -7,7 +7,7 @@ use url::Url;
 
 use super::checkpoint::Checkpointer;
 use super::segments;
-use super::{Failure, Fetched, FileCx, Attempt};
+use super::{Attempt, Failure, Fetched, FileCx};
 use crate::error::{ErrorCode, ErrorContext, Status};
 use crate::model::{JobFile, RedirectPolicy, Validators};
 use failure::{certificate_error, error_chain, http_failure, transport_failure};

@@ -10,7 +10,7 @@ use url::Url;
 
 use super::checkpoint::Checkpointer;
 use super::segments;
-use super::{Failure, Fetched, FileCx, Attempt};
+use super::{Attempt, Failure, Fetched, FileCx};
 use crate::error::{ErrorCode, ErrorContext, Status, io_code};
 use crate::model::{JobFile, Validators};
 
