@@ -29,7 +29,8 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use estimator::{Estimate, Estimator, Sample, Signals};
+use estimator::Estimate;
+pub(crate) use estimator::{Estimator, Sample, Signals};
 pub(crate) use limiter::Bucket;
 
 use crate::error::Result;

@@ -37,6 +37,8 @@ mod config;
 mod engine;
 mod error;
 mod events;
+#[doc(hidden)]
+pub mod internals;
 mod lock;
 mod model;
 mod notify;

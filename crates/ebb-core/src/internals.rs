@@ -1,0 +1,129 @@
+//! Machinery that `cargo bench -p ebb-core --bench internals` measures in-process: the
+//! scheduler's plan, one tick of the idle estimator, and a bucket's admission. Not an API: each
+//! type here holds prepared state and one `run` to time.
+
+use std::time::{Duration, Instant};
+
+use crate::bandwidth::{Bucket, Estimator, Sample, Signals};
+use crate::model::{JobId, JobState, Limit, Priority, Timestamp};
+use crate::scheduler::{self, Rules, Slot};
+
+/// A queue of `n` jobs to plan: a quarter running, half queued, a quarter in TransientError.
+#[derive(Debug)]
+pub struct PlanBench {
+    slots: Vec<Slot>,
+    now: Instant,
+}
+
+impl PlanBench {
+    pub fn new(n: usize) -> Self {
+        let now = Instant::now();
+        let wall = Timestamp::now();
+        let priorities = [
+            Priority::Foreground,
+            Priority::High,
+            Priority::Normal,
+            Priority::Low,
+        ];
+        let slots = (0..n)
+            .map(|i| {
+                let (state, slice_start) = match i % 4 {
+                    0 => (JobState::Transferring, Some(now)),
+                    3 => (JobState::TransientError, None),
+                    _ => (JobState::Queued, None),
+                };
+                Slot {
+                    id: JobId::from_u128(i as u128),
+                    priority: priorities[i % 4],
+                    state,
+                    queue_seq: i as i64,
+                    slice_start,
+                    retry_at: (state == JobState::TransientError)
+                        .then(|| wall.plus(Duration::from_secs(600))),
+                    no_progress_since: None,
+                    no_progress_timeout: Duration::from_secs(1_209_600),
+                    active: Duration::from_secs(1),
+                    max_download_time: Duration::from_secs(7_776_000),
+                    modified_at: wall,
+                    policy_blocked: false,
+                    waits_for_policy: false,
+                }
+            })
+            .collect();
+        Self { slots, now }
+    }
+
+    /// One plan; returns how many jobs it starts (so that the work is not optimised away).
+    pub fn run(&self) -> usize {
+        let rules = Rules {
+            max_background_jobs: 1,
+            time_slice: Duration::from_secs(60),
+            inactivity_timeout: Duration::from_secs(90 * 86_400),
+        };
+        scheduler::plan(&self.slots, rules, self.now, Timestamp::now())
+            .start
+            .len()
+    }
+}
+
+/// The idle estimator, fed a tick of a busy link with some foreground traffic.
+#[derive(Debug)]
+pub struct EstimatorBench {
+    estimator: Estimator,
+    now: tokio::time::Instant,
+    tick: u64,
+}
+
+impl Default for EstimatorBench {
+    fn default() -> Self {
+        let now = tokio::time::Instant::now();
+        let signals = Signals {
+            counters: true,
+            delay: true,
+        };
+        Self {
+            estimator: Estimator::new(signals, now),
+            now,
+            tick: 0,
+        }
+    }
+}
+
+impl EstimatorBench {
+    /// One tick; returns the rate it settles on, in bytes/s (0 for none).
+    pub fn run(&mut self) -> u64 {
+        self.tick += 1;
+        self.now += Duration::from_millis(100);
+        let sample = Sample {
+            elapsed: Duration::from_millis(100),
+            iface_rx: Some(1_200_000 + (self.tick % 7) * 10_000),
+            own_rx: 900_000,
+            own_queued: Some(64 * 1024),
+            rtt: Some(Duration::from_millis(20 + self.tick % 30)),
+        };
+        self.estimator
+            .update(sample, self.now)
+            .rate
+            .map_or(0, |r| r as u64)
+    }
+}
+
+/// A token bucket at a rate high enough that admission never waits: the cost of the bookkeeping
+/// every piece of every transfer pays.
+#[derive(Debug)]
+pub struct LimiterBench {
+    bucket: Bucket,
+}
+
+impl LimiterBench {
+    pub fn new(bytes_per_sec: u64) -> Self {
+        Self {
+            bucket: Bucket::new(Limit::BytesPerSec(bytes_per_sec)),
+        }
+    }
+
+    /// Admit one piece of `n` bytes.
+    pub async fn run(&self, n: usize) {
+        self.bucket.acquire(n).await;
+    }
+}
