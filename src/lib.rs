@@ -56,6 +56,9 @@ pub enum Choice {
     Daemon(PathBuf),
     /// The system's BITS service (Windows only; elsewhere an "unavailable" error).
     Native,
+    /// The queue of this data directory, read without taking it (works while another process
+    /// runs its engine); changes are refused.
+    Reader(PathBuf),
 }
 
 /// Open a backend: the same [`Backend`] calls work on each, so an app switches by configuration.
@@ -71,6 +74,7 @@ pub async fn open(choice: Choice) -> Result<Box<dyn Backend>> {
         Choice::Engine(config) => Box::new(Engine::open(*config).await?),
         Choice::Daemon(socket) => Box::new(Client::connect(socket).await?),
         Choice::Native => Box::new(Bits::connect().await?),
+        Choice::Reader(data_dir) => Box::new(QueueReader::new(data_dir)),
     })
 }
 pub use ebb_core::*;

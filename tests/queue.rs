@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use ebb::{JobState, Limit, PropertyChange};
+use ebb::{Backend, JobFilter, JobState, Limit, PropertyChange};
 
 use crate::support::{self, wait_for};
 
@@ -54,5 +54,35 @@ async fn list_is_answered_while_a_suspend_waits_for_its_final_checkpoint() {
     let info = e.job(id).await.unwrap();
     assert_eq!(info.state, JobState::Suspended);
     assert!(info.bytes_transferred > 0);
+    e.shutdown().await;
+}
+
+/// `list` by filter on every backend the CLI uses: the engine, and the read-only view of its
+/// queue that works beside it; the view refuses changes, by name.
+#[tokio::test]
+async fn lists_by_filter_and_a_read_only_view_beside_the_engine() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = support::engine(dir.path()).await;
+    let live = e.create_job("live", ebb::JobType::Download).await.unwrap();
+    let gone = e.create_job("gone", ebb::JobType::Download).await.unwrap();
+    e.cancel(gone).await.unwrap();
+    let reader = ebb::QueueReader::new(e.config().data_dir.clone());
+    for b in [&e as &dyn Backend, &reader] {
+        // Jobs made in the same millisecond come in id order: compare as sets.
+        let ids = |jobs: Vec<ebb::JobInfo>| {
+            let mut ids: Vec<_> = jobs.into_iter().map(|j| j.id).collect();
+            ids.sort();
+            ids
+        };
+        let mut both = [live, gone];
+        both.sort();
+        assert_eq!(ids(b.list(JobFilter::default()).await.unwrap()), [live]);
+        assert_eq!(ids(b.list(JobFilter::ALL).await.unwrap()), both);
+        assert_eq!(b.find("gone").await.unwrap(), gone);
+        assert_eq!(b.job(gone).await.unwrap().state, JobState::Cancelled);
+    }
+    let refused = reader.suspend(live).await.unwrap_err();
+    assert!(matches!(refused, ebb::Error::NotSupported(_)), "{refused}");
+    assert!(refused.to_string().contains("read-only"), "{refused}");
     e.shutdown().await;
 }

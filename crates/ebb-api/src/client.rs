@@ -3,12 +3,11 @@
 //! configuration: both implement the same trait.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use async_trait::async_trait;
 use ebb_core::settings::EngineSettings;
 use ebb_core::{
-    Backend, Completion, Error, ErrorCode, Event, JobId, JobInfo, JobState, JobType, NewFile,
+    Backend, Completion, Error, ErrorCode, Event, JobFilter, JobId, JobInfo, JobType, NewFile,
     PropertyChange, Result, ResumeOutcome, Status,
 };
 use ebb_core::{BandwidthChange, BandwidthStatus};
@@ -132,12 +131,6 @@ impl Client {
         })
     }
 
-    /// Every job the daemon has, Acknowledged and Cancelled ones included.
-    pub async fn all_jobs(&self) -> Result<Vec<JobInfo>> {
-        let all = format!("{}?all=true", path(routes::JOBS, &[]));
-        self.call(Method::GET, &all, None::<&()>).await
-    }
-
     async fn post<T: DeserializeOwned>(&self, route: &str, job: JobId) -> Result<T> {
         let p = path(route, &[&job.to_string()]);
         self.call(Method::POST, &p, None::<&()>).await
@@ -200,20 +193,14 @@ impl Backend for Client {
         let p = path(routes::JOB, &[&job.to_string()]);
         self.call(Method::GET, &p, None::<&()>).await
     }
-    async fn jobs(&self) -> Result<Vec<JobInfo>> {
-        self.call(Method::GET, &path(routes::JOBS, &[]), None::<&()>)
-            .await
-    }
-    async fn find(&self, id_or_name: &str) -> Result<JobId> {
-        let p = path(routes::FIND, &[id_or_name]);
-        let v: Value<JobId> = self.call(Method::GET, &p, None::<&()>).await?;
-        Ok(v.value)
-    }
-    async fn wait(&self, job: JobId, timeout: Option<Duration>) -> Result<JobState> {
-        let query = timeout.map_or_else(String::new, |t| format!("?timeout_ms={}", t.as_millis()));
-        let p = format!("{}{query}", path(routes::WAIT, &[&job.to_string()]));
-        let v: Value<JobState> = self.call(Method::GET, &p, None::<&()>).await?;
-        Ok(v.value)
+    async fn list(&self, filter: JobFilter) -> Result<Vec<JobInfo>> {
+        let p = format!(
+            "{}?all={}&all_users={}",
+            path(routes::JOBS, &[]),
+            filter.final_jobs,
+            filter.all_users
+        );
+        self.call(Method::GET, &p, None::<&()>).await
     }
     /// Events arrive over one streaming request (NDJSON); the receiver closes when the daemon
     /// goes away. Must be called within a tokio runtime.

@@ -48,11 +48,15 @@ pub struct RemoteUrl {
     pub url: String,
 }
 
-/// `GET /v1/jobs?all=true` lists Acknowledged and Cancelled jobs too.
+/// `GET /v1/jobs?all=true&all_users=true` lists Acknowledged and Cancelled jobs too, and
+/// every user's.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ListQuery {
     #[serde(default)]
     pub all: bool,
+    /// Every user's jobs (a per-user daemon has only its own).
+    #[serde(default)]
+    pub all_users: bool,
 }
 
 /// `GET /v1/jobs/{id}/wait?timeout_ms=N`.

@@ -11,11 +11,9 @@
 #[cfg(windows)]
 mod com;
 
-use std::time::Duration;
-
 use async_trait::async_trait;
 use ebb_core::{
-    Backend, Completion, Error, Event, JobId, JobInfo, JobState, JobType, NewFile, PropertyChange,
+    Backend, Completion, Error, Event, JobFilter, JobId, JobInfo, JobType, NewFile, PropertyChange,
     Result, ResumeOutcome,
 };
 use ebb_core::{BandwidthChange, BandwidthStatus};
@@ -128,38 +126,9 @@ impl Backend for Bits {
     async fn job(&self, job: JobId) -> Result<JobInfo> {
         self.job_with_gaps(job).await.map(|(info, _)| info)
     }
-    async fn jobs(&self) -> Result<Vec<JobInfo>> {
-        self.jobs_of(false).await
-    }
-    async fn find(&self, id_or_name: &str) -> Result<JobId> {
-        if let Ok(id) = id_or_name.trim_matches(['{', '}']).parse::<JobId>() {
-            return self.job_with_gaps(id).await.map(|_| id);
-        }
-        let matching: Vec<JobId> = self
-            .jobs()
-            .await?
-            .into_iter()
-            .filter(|j| j.display_name == id_or_name)
-            .map(|j| j.id)
-            .collect();
-        match matching.as_slice() {
-            [one] => Ok(*one),
-            [] => Err(Error::NotFound(id_or_name.to_owned())),
-            _ => Err(Error::InvalidArgument(format!(
-                "{} jobs are named {id_or_name:?}: use the id",
-                matching.len()
-            ))),
-        }
-    }
-    async fn wait(&self, job: JobId, timeout: Option<Duration>) -> Result<JobState> {
-        let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
-        loop {
-            let state = self.job_with_gaps(job).await?.0.state;
-            if !state.is_active() || deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
-                return Ok(state);
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+    /// BITS forgets Acknowledged and Cancelled jobs: its enumeration is all there is.
+    async fn list(&self, filter: JobFilter) -> Result<Vec<JobInfo>> {
+        self.jobs_of(filter.all_users).await
     }
     fn subscribe(&self) -> broadcast::Receiver<Event> {
         #[cfg(windows)]

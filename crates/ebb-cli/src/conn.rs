@@ -7,24 +7,22 @@ use std::process::{Command, Stdio};
 #[cfg(not(windows))]
 use std::time::{Duration, Instant};
 
+#[cfg(windows)]
 use anyhow::anyhow;
 #[cfg(not(windows))]
 use anyhow::{Context, bail};
 #[cfg(not(windows))]
 use ebb::Client;
 use ebb::settings::SettingsFile;
-use ebb::{Backend, Engine, EngineConfig, JobId, JobInfo, JobState};
+use ebb::{Backend, Choice, EngineConfig, JobFilter, JobInfo};
 
 use crate::args::EngineArgs;
 
-/// A backend the CLI talks to.
-pub enum Conn {
-    Embedded(Engine),
-    #[cfg(not(windows))]
-    Daemon(Client),
-    /// Windows: the system's BITS service.
-    #[cfg(windows)]
-    Native(ebb::Bits),
+/// The backend the CLI talks to, through the [`Backend`] trait only.
+pub struct Conn {
+    backend: Box<dyn Backend>,
+    /// A service (ebbd, or BITS on Windows) moves the bytes, not this process.
+    daemon: bool,
 }
 
 impl Conn {
@@ -32,97 +30,69 @@ impl Conn {
     /// bytes (the daemon always does).
     pub async fn open(args: &EngineArgs, scheduling: bool) -> anyhow::Result<Self> {
         if args.embedded {
-            return Ok(Self::Embedded(
-                Engine::open(config(args, scheduling)?).await?,
-            ));
+            let config = Box::new(config(args, scheduling)?);
+            return Ok(Self {
+                backend: ebb::open(Choice::Engine(config)).await?,
+                daemon: false,
+            });
         }
-        #[cfg(windows)]
-        {
-            Ok(Self::Native(ebb::Bits::connect().await?))
+        Self::service(args).await
+    }
+
+    /// For verbs that only read: embedded, the queue is read without taking its engine, so that
+    /// reading works while another process runs one.
+    pub async fn reader(args: &EngineArgs) -> anyhow::Result<Self> {
+        if args.embedded {
+            return Ok(Self {
+                backend: ebb::open(Choice::Reader(data_dir(args)?)).await?,
+                daemon: false,
+            });
         }
-        #[cfg(not(windows))]
-        {
-            Ok(Self::Daemon(daemon(args).await?))
-        }
+        Self::service(args).await
+    }
+
+    #[cfg(windows)]
+    async fn service(_args: &EngineArgs) -> anyhow::Result<Self> {
+        Ok(Self {
+            backend: ebb::open(Choice::Native).await?,
+            daemon: true,
+        })
+    }
+
+    #[cfg(not(windows))]
+    async fn service(args: &EngineArgs) -> anyhow::Result<Self> {
+        Ok(Self {
+            backend: Box::new(daemon(args).await?),
+            daemon: true,
+        })
     }
 
     pub fn backend(&self) -> &dyn Backend {
-        match self {
-            Self::Embedded(e) => e,
-            #[cfg(not(windows))]
-            Self::Daemon(c) => c,
-            #[cfg(windows)]
-            Self::Native(b) => b,
-        }
+        self.backend.as_ref()
     }
 
     /// Whether a service (ebbd, or BITS on Windows) moves the bytes, not this process.
     pub fn is_daemon(&self) -> bool {
-        !matches!(self, Self::Embedded(_))
+        self.daemon
     }
 
-    /// Stop an embedded engine (with a final checkpoint); the daemon goes on.
+    /// Done: an embedded engine stops with a final checkpoint; the daemon goes on.
     pub async fn close(&self) {
-        if let Self::Embedded(e) = self {
-            e.shutdown().await;
-        }
-    }
-}
-
-/// Where read verbs read: the daemon, or (embedded) the store itself, without taking the
-/// engine, so that reading works while another process runs one.
-pub enum Reader {
-    Store(PathBuf),
-    #[cfg(not(windows))]
-    Daemon(Client),
-    #[cfg(windows)]
-    Native(ebb::Bits),
-}
-
-impl Reader {
-    pub async fn open(args: &EngineArgs) -> anyhow::Result<Self> {
-        if args.embedded {
-            return Ok(Self::Store(data_dir(args)?));
-        }
-        #[cfg(windows)]
-        {
-            Ok(Self::Native(ebb::Bits::connect().await?))
-        }
-        #[cfg(not(windows))]
-        {
-            Ok(Self::Daemon(daemon(args).await?))
-        }
-    }
-
-    /// Every job, final ones included.
-    pub async fn all_jobs(&self) -> anyhow::Result<Vec<JobInfo>> {
-        Ok(match self {
-            Self::Store(dir) => ebb::read_jobs(dir)?,
-            #[cfg(not(windows))]
-            Self::Daemon(c) => c.all_jobs().await?,
-            // BITS forgets Acknowledged and Cancelled jobs: its list is all there is.
-            #[cfg(windows)]
-            Self::Native(b) => Backend::jobs(b).await?,
-        })
+        self.backend.close().await;
     }
 }
 
 /// Every job, final ones included.
 pub async fn all_jobs(args: &EngineArgs) -> anyhow::Result<Vec<JobInfo>> {
-    Reader::open(args).await?.all_jobs().await
+    let conn = Conn::reader(args).await?;
+    Ok(conn.backend().list(JobFilter::ALL).await?)
 }
 
 /// One job by id or unique display name, read as `all_jobs` reads.
 pub async fn read_one(args: &EngineArgs, job: &str) -> anyhow::Result<JobInfo> {
-    let jobs = all_jobs(args).await?;
-    let refs: Vec<(JobId, String, JobState)> = jobs
-        .iter()
-        .map(|j| (j.id, j.display_name.clone(), j.state))
-        .collect();
-    let id = ebb::resolve(&refs, job)?;
-    jobs.into_iter()
-        .find(|j| j.id == id)
-        .ok_or_else(|| anyhow!("job {job} not found"))
+    let conn = Conn::reader(args).await?;
+    let b = conn.backend();
+    Ok(b.job(b.find(job).await?).await?)
 }
 
 pub fn data_dir(args: &EngineArgs) -> anyhow::Result<PathBuf> {

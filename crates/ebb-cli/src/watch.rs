@@ -174,9 +174,9 @@ pub async fn until_settled(
 pub async fn monitor(args: &EngineArgs, refresh: Duration) -> anyhow::Result<ExitCode> {
     let tty = std::io::stdout().is_terminal();
     let mut stop = Stop::listen()?;
-    let reader = crate::conn::Reader::open(args).await?;
+    let reader = Conn::reader(args).await?;
     loop {
-        let jobs = reader.all_jobs().await?;
+        let jobs = reader.backend().list(ebb::JobFilter::ALL).await?;
         if tty {
             print!("\x1b[H\x1b[2J");
         }

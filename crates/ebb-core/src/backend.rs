@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
 use crate::model::{BandwidthChange, BandwidthStatus};
@@ -11,6 +12,28 @@ use crate::{
     Completion, Engine, Event, JobId, JobInfo, JobState, JobType, NewFile, PropertyChange, Result,
     ResumeOutcome,
 };
+
+/// Which jobs [`Backend::list`] returns.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobFilter {
+    /// Acknowledged and Cancelled jobs too (ebb keeps them a while; BITS forgets them).
+    #[serde(default)]
+    pub final_jobs: bool,
+    /// Every user's jobs, not only the caller's (`BG_JOB_ENUM_ALL_USERS`).
+    #[serde(default)]
+    pub all_users: bool,
+}
+
+impl JobFilter {
+    /// Every job there is to see.
+    pub const ALL: Self = Self {
+        final_jobs: true,
+        all_users: true,
+    };
+}
+
+/// How often a waiter looks at its job when no event said it changed.
+const WAIT_POLL: Duration = Duration::from_millis(250);
 
 /// A transfer backend: the whole public surface of ebb. Every backend gives the same semantics
 /// (BITS's), the same states and the same error codes.
@@ -36,12 +59,57 @@ pub trait Backend: Send + Sync {
     async fn set_remote_name(&self, job: JobId, file_index: usize, url: &str) -> Result<()>;
     /// A snapshot of one job, with live progress.
     async fn job(&self, job: JobId) -> Result<JobInfo>;
+    /// The jobs `filter` asks for, oldest first, with live progress.
+    async fn list(&self, filter: JobFilter) -> Result<Vec<JobInfo>>;
     /// Every job of the caller not yet Acknowledged or Cancelled (as BITS enumerates).
-    async fn jobs(&self) -> Result<Vec<JobInfo>>;
-    /// Find a job by id or unique display name.
-    async fn find(&self, id_or_name: &str) -> Result<JobId>;
+    async fn jobs(&self) -> Result<Vec<JobInfo>> {
+        self.list(JobFilter::default()).await
+    }
+    /// Find a job by id (`{GUID}` or bare) or by unique display name; a live job wins over
+    /// final ones of the same name ([`resolve`](crate::resolve)'s rule, for every backend).
+    async fn find(&self, id_or_name: &str) -> Result<JobId> {
+        if let Ok(id) = id_or_name.parse::<JobId>()
+            && self.job(id).await.is_ok()
+        {
+            return Ok(id);
+        }
+        let mine = JobFilter {
+            final_jobs: true,
+            all_users: false,
+        };
+        let names: Vec<(JobId, String, JobState)> = self
+            .list(mine)
+            .await?
+            .into_iter()
+            .map(|j| (j.id, j.display_name, j.state))
+            .collect();
+        crate::resolve(&names, id_or_name)
+    }
     /// Wait until the job leaves the active states, or `timeout` passes; returns its state.
-    async fn wait(&self, job: JobId, timeout: Option<Duration>) -> Result<JobState>;
+    /// One implementation for every backend: its events wake the waiter, and it looks anyway
+    /// every quarter second.
+    async fn wait(&self, job: JobId, timeout: Option<Duration>) -> Result<JobState> {
+        let mut events = self.subscribe();
+        let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
+        loop {
+            let state = self.job(job).await?.state;
+            if !state.is_active() {
+                return Ok(state);
+            }
+            if deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
+                return Ok(state);
+            }
+            let until = deadline.unwrap_or_else(|| tokio::time::Instant::now() + WAIT_POLL);
+            tokio::select! {
+                () = crate::state_changed(&mut events, job) => {}
+                () = tokio::time::sleep_until(until) => {}
+                () = tokio::time::sleep(WAIT_POLL) => {}
+            }
+        }
+    }
+    /// Done with the backend: an engine in this process stops with a final checkpoint; a
+    /// daemon or service goes on.
+    async fn close(&self) {}
     /// Job and file events from now on.
     fn subscribe(&self) -> broadcast::Receiver<Event>;
     /// What limits background transfers now, and why.
@@ -82,14 +150,14 @@ impl Backend for Engine {
     async fn job(&self, job: JobId) -> Result<JobInfo> {
         Engine::job(self, job).await
     }
-    async fn jobs(&self) -> Result<Vec<JobInfo>> {
-        Ok(Engine::jobs(self))
+    async fn list(&self, filter: JobFilter) -> Result<Vec<JobInfo>> {
+        Engine::list(self, filter).await
     }
     async fn find(&self, id_or_name: &str) -> Result<JobId> {
         Engine::find(self, id_or_name)
     }
-    async fn wait(&self, job: JobId, timeout: Option<Duration>) -> Result<JobState> {
-        Engine::wait(self, job, timeout).await
+    async fn close(&self) {
+        Engine::shutdown(self).await;
     }
     fn subscribe(&self) -> broadcast::Receiver<Event> {
         Engine::subscribe(self)

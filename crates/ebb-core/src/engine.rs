@@ -17,6 +17,7 @@ use tokio::sync::{Notify, broadcast, mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::backend::JobFilter;
 use crate::bandwidth::Bandwidth;
 use crate::config::EngineConfig;
 use crate::error::{Error, ErrorCode, Result};
@@ -274,26 +275,31 @@ impl Engine {
     }
 
     /// Wait until the job leaves the active states (or `timeout` passes); returns its state.
+    /// (The one implementation every backend shares, [`Backend::wait`].)
     pub async fn wait(&self, id: JobId, timeout: Option<Duration>) -> Result<JobState> {
-        let mut events = self.subscribe();
-        let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
-        loop {
-            let state = self.job(id).await?.state;
-            if !state.is_active() {
-                return Ok(state);
-            }
-            let until =
-                deadline.unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
-            tokio::select! {
-                () = state_changed(&mut events, id) => {}
-                () = tokio::time::sleep_until(until) => {
-                    if deadline.is_some() {
-                        return Ok(state);
-                    }
-                }
-                () = tokio::time::sleep(Duration::from_secs(1)) => {}
-            }
+        crate::Backend::wait(self, id, timeout).await
+    }
+
+    /// The jobs `filter` asks for, oldest first, with live progress: live jobs from the view,
+    /// final ones from the store (read on a blocking thread).
+    pub async fn list(&self, filter: JobFilter) -> Result<Vec<JobInfo>> {
+        let mut jobs = self.jobs();
+        if filter.final_jobs {
+            let live: HashSet<JobId> = jobs.iter().map(|j| j.id).collect();
+            let dir = self.config().data_dir.clone();
+            let stored = blocking(move || read_jobs(&dir)).await?;
+            jobs.extend(
+                stored
+                    .into_iter()
+                    .filter(|j| j.state.is_final() && !live.contains(&j.id)),
+            );
+            jobs.sort_by_key(|j| (j.created_at, j.id));
         }
+        if !filter.all_users {
+            let me = Owner::current().uid;
+            jobs.retain(|j| j.owner_uid == me);
+        }
+        Ok(jobs)
     }
 
     /// Stop every transfer with a final checkpoint; running jobs are queued for the next start.

@@ -43,6 +43,7 @@ mod lock;
 mod model;
 mod notify;
 pub mod private_dir;
+mod reader;
 mod scheduler;
 mod secret_key;
 pub mod settings;
@@ -50,12 +51,13 @@ mod store;
 mod transfer;
 
 // One public path per name: the modules above are private, and this is the surface.
-pub use backend::Backend;
+pub use backend::{Backend, JobFilter};
 pub use config::{EngineConfig, database_path, default_data_dir, default_socket};
 pub use engine::{Completion, Engine, read_jobs, resolve, state_changed};
 pub use error::{Error, ErrorDetail, Result};
 pub use events::Event;
 pub use model::*;
+pub use reader::QueueReader;
 pub use transfer::{CheckpointPolicy, HttpConfig};
 
 /// Install ring as the process's TLS crypto provider (reqwest is built without one). Every

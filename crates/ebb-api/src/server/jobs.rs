@@ -5,26 +5,21 @@ use std::time::Duration;
 use axum::Json;
 use axum::extract::{Path, State};
 use ebb_core::{
-    Completion, Engine, Error, JobId, JobInfo, JobState, PropertyChange, ResumeOutcome,
+    Completion, Engine, JobFilter, JobId, JobInfo, JobState, PropertyChange, ResumeOutcome,
 };
 
-use super::extract::{ApiError, ApiResult, JsonBody, QueryArgs, job_id};
+use super::extract::{ApiResult, JsonBody, QueryArgs, job_id};
 use crate::wire::{CreateJob, ListQuery, Value, WaitQuery};
 
 pub(super) async fn list(
     State(e): State<Engine>,
     QueryArgs(q): QueryArgs<ListQuery>,
 ) -> ApiResult<Vec<JobInfo>> {
-    if q.all {
-        // Final jobs live only in the store: read it as any other reader would, on a thread
-        // that may block.
-        let dir = e.config().data_dir.clone();
-        let jobs = tokio::task::spawn_blocking(move || ebb_core::read_jobs(&dir))
-            .await
-            .map_err(|_| ApiError(Error::ShutDown))??;
-        return Ok(Json(jobs));
-    }
-    Ok(Json(e.jobs()))
+    let filter = JobFilter {
+        final_jobs: q.all,
+        all_users: q.all_users,
+    };
+    Ok(Json(e.list(filter).await?))
 }
 
 pub(super) async fn create(
