@@ -14,7 +14,7 @@ use anyhow::{Context, bail};
 #[cfg(not(windows))]
 use ebb::Client;
 use ebb::settings::SettingsFile;
-use ebb::{Backend, Choice, EngineConfig, JobFilter, JobInfo};
+use ebb::{Backend, Choice, EngineConfig, JobInfo};
 
 use crate::args::EngineArgs;
 
@@ -82,13 +82,7 @@ impl Conn {
     }
 }
 
-/// Every job, final ones included.
-pub async fn all_jobs(args: &EngineArgs) -> anyhow::Result<Vec<JobInfo>> {
-    let conn = Conn::reader(args).await?;
-    Ok(conn.backend().list(JobFilter::ALL).await?)
-}
-
-/// One job by id or unique display name, read as `all_jobs` reads.
+/// One job by id or unique display name, final ones too, read as read verbs read.
 pub async fn read_one(args: &EngineArgs, job: &str) -> anyhow::Result<JobInfo> {
     let conn = Conn::reader(args).await?;
     let b = conn.backend();

@@ -296,7 +296,7 @@ impl Engine {
             jobs.sort_by_key(|j| (j.created_at, j.id));
         }
         if !filter.all_users {
-            let me = Owner::current().uid;
+            let me = Owner::current_uid();
             jobs.retain(|j| j.owner_uid == me);
         }
         Ok(jobs)

@@ -85,7 +85,7 @@ impl Backend for QueueReader {
         let mut jobs = tokio::task::spawn_blocking(move || read_jobs(&dir))
             .await
             .map_err(|_| Error::ShutDown)??;
-        let me = Owner::current().uid;
+        let me = Owner::current_uid();
         jobs.retain(|j| {
             (filter.final_jobs || !j.state.is_final()) && (filter.all_users || j.owner_uid == me)
         });

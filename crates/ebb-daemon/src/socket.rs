@@ -57,14 +57,6 @@ pub fn bind(path: &Path) -> Result<UnixListener> {
     Ok(listener)
 }
 
-fn my_uid() -> u32 {
-    // SAFETY: getuid has no preconditions and cannot fail.
-    #[allow(unsafe_code)]
-    unsafe {
-        libc::getuid()
-    }
-}
-
 /// Serve `engine` on `listener` until `stop` is cancelled, with the default limits.
 pub async fn serve(engine: Engine, listener: UnixListener, stop: CancellationToken) {
     serve_with(engine, listener, stop, ConnectionLimits::default()).await;
@@ -78,7 +70,7 @@ pub async fn serve_with(
     limits: ConnectionLimits,
 ) {
     let router = crate::router(engine);
-    let me = my_uid();
+    let me = ebb_core::Owner::current_uid();
     let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
     let mut backoff = AcceptBackoff::default();
     loop {

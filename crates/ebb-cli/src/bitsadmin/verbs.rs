@@ -164,13 +164,11 @@ async fn change_state(b: &dyn Backend, command: &str, rest: &[&str], out: &mut O
 async fn list(b: &dyn Backend, rest: &[&str], out: &mut Out) -> Verb {
     let all = rest.iter().any(|a| a.eq_ignore_ascii_case("/ALLUSERS"));
     let verbose = rest.iter().any(|a| a.eq_ignore_ascii_case("/VERBOSE"));
-    let me = ebb::Owner::current().uid;
-    let jobs: Vec<JobInfo> = b
-        .jobs()
-        .await?
-        .into_iter()
-        .filter(|j| all || j.owner_uid == me)
-        .collect();
+    let filter = ebb::JobFilter {
+        final_jobs: false,
+        all_users: all,
+    };
+    let jobs: Vec<JobInfo> = b.list(filter).await?;
     for j in &jobs {
         out.line(if verbose {
             info_verbose(j)

@@ -1,16 +1,17 @@
 //! `ebb list [--all] [--all-users] [--json]`.
 
+use ebb::JobFilter;
+
 use crate::args::EngineArgs;
-use crate::{conn, output};
+use crate::conn::Conn;
+use crate::output;
 
 pub async fn run(args: &EngineArgs, json: bool, all: bool, all_users: bool) -> anyhow::Result<()> {
-    let me = ebb::Owner::current().uid;
-    let jobs: Vec<_> = conn::all_jobs(args)
-        .await?
-        .into_iter()
-        .filter(|j| all || !j.state.is_final())
-        .filter(|j| all_users || j.owner_uid == me)
-        .collect();
+    let filter = JobFilter {
+        final_jobs: all,
+        all_users,
+    };
+    let jobs = Conn::reader(args).await?.backend().list(filter).await?;
     if json {
         println!("{}", output::json(&jobs)?);
     } else {

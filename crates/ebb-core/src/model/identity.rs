@@ -121,16 +121,21 @@ pub struct Owner {
 impl Owner {
     /// The account this process runs as.
     pub fn current() -> Self {
-        // SAFETY-free: getuid cannot fail; the name comes from the passwd database via whoami.
-        let uid = current_uid();
+        // The name comes from the passwd database via whoami.
+        let uid = Self::current_uid();
         let name = whoami::username().unwrap_or_else(|_| uid.to_string());
         Self { uid, name }
+    }
+
+    /// This process's user id (0 where there are none).
+    pub fn current_uid() -> u32 {
+        getuid()
     }
 }
 
 #[cfg(unix)]
-fn current_uid() -> u32 {
-    // `getuid` is always successful and has no preconditions.
+fn getuid() -> u32 {
+    // SAFETY: `getuid` has no preconditions and cannot fail.
     #[allow(unsafe_code)]
     unsafe {
         libc::getuid()
@@ -138,6 +143,6 @@ fn current_uid() -> u32 {
 }
 
 #[cfg(not(unix))]
-fn current_uid() -> u32 {
+fn getuid() -> u32 {
     0
 }
