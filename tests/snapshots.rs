@@ -6,8 +6,8 @@
 use std::path::Path;
 
 use ebb::{
-    BandwidthConfig, Error, ErrorCode, ErrorContext, Event, JobError, JobId, JobState, Limit,
-    LocalTime, Period, Priority, PriorityLimits, Schedule, Status, WallClock, Weekday,
+    BandwidthConfig, ErrorCode, ErrorContext, Event, JobError, JobId, JobState, Limit, LocalTime,
+    Period, Priority, PriorityLimits, Schedule, WallClock, Weekday,
 };
 use ebb_api::ErrorBody;
 
@@ -34,51 +34,7 @@ fn job() -> JobId {
 
 #[test]
 fn errors_as_the_daemon_sends_them() {
-    let errors = [
-        Error::NotFound("nightly".into()),
-        Error::InvalidState {
-            job: job(),
-            state: JobState::Acknowledged,
-            action: "resume".into(),
-        },
-        Error::Empty(job()),
-        Error::TooManyFiles,
-        Error::InvalidArgument("no files to add".into()),
-        Error::InvalidRange {
-            code: ErrorCode::BG_E_OVERLAPPING_RANGES,
-            message: "ranges 0:10 and 5:10 overlap".into(),
-        },
-        Error::TooLarge {
-            code: ErrorCode::BG_E_STRING_TOO_LONG,
-            message: "display name is longer than 256 characters".into(),
-        },
-        Error::NotSupported("uploads".into()),
-        Error::Locked {
-            dir: "/data".into(),
-            holder: "pid 7 (ebbd)".into(),
-        },
-        Error::Store {
-            path: "/data/ebb.db".into(),
-            source: rusqlite::Error::SqliteFailure(
-                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_FULL),
-                Some("database or disk is full".into()),
-            ),
-        },
-        Error::Corrupt {
-            path: "/data/ebb.db".into(),
-            message: "a row says state 42".into(),
-        },
-        Error::io(
-            "/out/a.bin",
-            std::io::Error::new(std::io::ErrorKind::StorageFull, "no space left on device"),
-        ),
-        Error::ShutDown,
-        Error::Remote {
-            code: ErrorCode::BG_E_CONNECT_FAILURE,
-            status: Status::Transient,
-            message: "cannot reach ebbd".into(),
-        },
-    ];
+    let errors = ebb::internals::one_error_of_each_kind();
     let bodies: Vec<ErrorBody> = errors.iter().map(ErrorBody::from).collect();
     snapshot("errors", &bodies);
 }

@@ -1,11 +1,12 @@
-//! Machinery that `cargo bench -p ebb-core --bench internals` measures in-process: the
-//! scheduler's plan, one tick of the idle estimator, and a bucket's admission. Not an API: each
-//! type here holds prepared state and one `run` to time.
+//! Machinery that `cargo bench -p ebb-core --bench internals` measures in-process (the
+//! scheduler's plan, one tick of the idle estimator, a bucket's admission), and samples the
+//! format tests pin. Not an API: each bench type holds prepared state and one `run` to time.
 
 use std::time::{Duration, Instant};
 
 use crate::bandwidth::{Bucket, Estimator, Sample, Signals};
-use crate::model::{JobId, JobState, Limit, Priority, Timestamp};
+use crate::error::Error;
+use crate::model::{ErrorCode, JobId, JobState, Limit, Priority, Status, Timestamp};
 use crate::scheduler::{self, Rules, Slot};
 
 /// A queue of `n` jobs to plan: a quarter running, half queued, a quarter in TransientError.
@@ -126,4 +127,60 @@ impl LimiterBench {
     pub async fn run(&self, n: usize) {
         self.bucket.acquire(n).await;
     }
+}
+
+/// One error of each kind (every variant, and the sources that cross the wire differently),
+/// with fixed values: what the round-trip and snapshot tests go through.
+pub fn one_error_of_each_kind() -> Vec<Error> {
+    let job = JobId::from_u128(0x0123_4567_89ab_cdef_0123_4567_89ab_cdef);
+    vec![
+        Error::NotFound("nightly".into()),
+        Error::InvalidState {
+            job,
+            state: JobState::Acknowledged,
+            action: "resume".into(),
+        },
+        Error::Empty(job),
+        Error::TooManyFiles,
+        Error::InvalidArgument("no files to add".into()),
+        Error::InvalidRange {
+            code: ErrorCode::BG_E_OVERLAPPING_RANGES,
+            message: "ranges 0:10 and 5:10 overlap".into(),
+        },
+        Error::TooLarge {
+            code: ErrorCode::BG_E_STRING_TOO_LONG,
+            message: "display name is longer than 256 characters".into(),
+        },
+        Error::NotSupported("uploads".into()),
+        Error::Locked {
+            dir: "/data".into(),
+            holder: "pid 7 (ebbd)".into(),
+        },
+        Error::Store {
+            path: "/data/ebb.db".into(),
+            source: rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_FULL),
+                Some("database or disk is full".into()),
+            ),
+        },
+        Error::Store {
+            path: "/data/ebb.db".into(),
+            source: rusqlite::Error::QueryReturnedNoRows,
+        },
+        Error::Corrupt {
+            path: "/data/ebb.db".into(),
+            message: "a row says state 42".into(),
+        },
+        Error::io(
+            "/out/a.bin",
+            std::io::Error::new(std::io::ErrorKind::StorageFull, "no space left on device"),
+        ),
+        Error::io("/out/b.bin", std::io::Error::other("strange")),
+        Error::ShutDown,
+        Error::Remote {
+            code: ErrorCode::BG_E_CONNECT_FAILURE,
+            status: Status::Transient,
+            message: "cannot reach ebbd".into(),
+        },
+    ]
 }

@@ -208,61 +208,9 @@ fn io_kind_named(name: &str) -> io::ErrorKind {
 mod tests {
     use super::*;
 
-    /// One error of every variant.
-    fn every_variant() -> Vec<Error> {
-        let job = JobId::new();
-        vec![
-            Error::NotFound("nightly".into()),
-            Error::InvalidState {
-                job,
-                state: JobState::Acknowledged,
-                action: "resume".into(),
-            },
-            Error::Empty(job),
-            Error::TooManyFiles,
-            Error::InvalidArgument("no files to add".into()),
-            Error::InvalidRange {
-                code: ErrorCode::BG_E_OVERLAPPING_RANGES,
-                message: "ranges 0:10 and 5:10 overlap".into(),
-            },
-            Error::TooLarge {
-                code: ErrorCode::BG_E_STRING_TOO_LONG,
-                message: "display name is longer than 256 characters".into(),
-            },
-            Error::NotSupported("uploads".into()),
-            Error::Locked {
-                dir: "/data".into(),
-                holder: "pid 7 (ebbd)".into(),
-            },
-            Error::Store {
-                path: "/data/ebb.db".into(),
-                source: rusqlite::Error::SqliteFailure(
-                    rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_FULL),
-                    Some("database or disk is full".into()),
-                ),
-            },
-            Error::Store {
-                path: "/data/ebb.db".into(),
-                source: rusqlite::Error::QueryReturnedNoRows,
-            },
-            Error::Corrupt {
-                path: "/data/ebb.db".into(),
-                message: "a row says state 42".into(),
-            },
-            Error::io("/out/a.bin", io::Error::from(io::ErrorKind::StorageFull)),
-            Error::io("/out/b.bin", io::Error::other("strange")),
-            Error::ShutDown,
-            Error::Remote {
-                code: ErrorCode::BG_E_CONNECT_FAILURE,
-                status: Status::Transient,
-                message: "cannot reach ebbd".into(),
-            },
-        ]
-    }
-
     #[test]
     fn every_variant_comes_back_as_itself() {
-        for e in every_variant() {
+        for e in crate::internals::one_error_of_each_kind() {
             let json = serde_json::to_string(&e.detail()).unwrap();
             let detail: ErrorDetail = serde_json::from_str(&json).unwrap();
             let back = Error::from_detail(detail, e.code(), e.status(), e.to_string());
