@@ -122,7 +122,7 @@ async fn list_latency(c: &Client, dir: &Path) -> Result<(), Box<dyn std::error::
     let mut suspends = churn.await??;
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
     for (what, times) in [
-        ("list, 1,000 calls", &mut took),
+        ("list", &mut took),
         ("suspend, meanwhile", &mut suspends),
     ] {
         times.sort();
