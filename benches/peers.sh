@@ -12,7 +12,7 @@ PEERS=${BENCH_PEERS:-$root/../shared/bench-peers}
 export RES=${RES:-${TMPDIR:-/tmp}/ebb-bench/results-$(date +%Y%m%d-%H%M%S)}
 export EBB_DATA_DIR=${EBB_DATA_DIR:-${TMPDIR:-/tmp}/ebb-bench/data}
 mkdir -p "$RES"
-(cd "$root" && cargo build --release --locked --bin ebb)
+(cd "$root" && cargo build --release --locked --bins)
 export EBB=$root/target/release/ebb
 "$PEERS/setup.sh" >/dev/null
 RUNS=${RUNS:-5} DESTS=${DESTS:-tmpfs disk disksync} TOOLS=${SINGLE_TOOLS:-curl wget aria2c-x4 ebb} \

@@ -28,7 +28,7 @@ for tool in curl aria2c python3; do
     command -v "$tool" >/dev/null || { echo "missing $tool" >&2; exit 2; }
 done
 
-cargo build --release --quiet --manifest-path "$ROOT/Cargo.toml" --bin ebb
+cargo build --release --quiet --manifest-path "$ROOT/Cargo.toml" --bins
 export EBB=$ROOT/target/release/ebb
 mkdir -p "$OUT"
 [[ -s $NETBED_DIR/www/big2.bin ]] || bash "$BED" files 300M >/dev/null
