@@ -121,10 +121,7 @@ async fn list_latency(c: &Client, dir: &Path) -> Result<(), Box<dyn std::error::
     stop.cancel();
     let mut suspends = churn.await??;
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
-    for (what, times) in [
-        ("list", &mut took),
-        ("suspend, meanwhile", &mut suspends),
-    ] {
+    for (what, times) in [("list", &mut took), ("suspend, meanwhile", &mut suspends)] {
         times.sort();
         println!(
             "| {what} ({} calls) | median {:.2} ms | p99 {:.2} ms | max {:.2} ms |",
