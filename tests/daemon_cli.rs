@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use ebb::Client;
+use ebb::{Backend, Client};
 
 use crate::support::origin::{Origin, Resource};
 use crate::support::{self, Started, data, spawn_ebbd, started_pid, stop_daemon};

@@ -20,11 +20,15 @@ fn fixture() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/queue-v4")
 }
 
-/// The fixture in a fresh directory laid out as `support::config` expects.
+/// The fixture in a fresh directory laid out as `support::config` expects. Git keeps no file
+/// modes but the executable bit: the key is made private again, as ebb insists.
 fn copy_fixture(dir: &Path) {
+    use std::os::unix::fs::PermissionsExt;
     std::fs::create_dir_all(dir.join("data")).unwrap();
     std::fs::copy(fixture().join("ebb.db"), dir.join("data/ebb.db")).unwrap();
-    std::fs::copy(fixture().join("secret.key"), dir.join("secret.key")).unwrap();
+    let key = dir.join("secret.key");
+    std::fs::copy(fixture().join("secret.key"), &key).unwrap();
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
 }
 
 fn every_property() -> Vec<PropertyChange> {

@@ -3,12 +3,13 @@
 //! configuration: both implement the same trait.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use ebb_core::settings::EngineSettings;
 use ebb_core::{
-    Backend, Completion, Error, ErrorCode, Event, JobFilter, JobId, JobInfo, JobType, NewFile,
-    PropertyChange, Result, ResumeOutcome, Status,
+    Backend, Completion, Error, ErrorCode, Event, JobFilter, JobId, JobInfo, JobState, JobType,
+    NewFile, PropertyChange, Result, ResumeOutcome, Status,
 };
 use ebb_core::{BandwidthChange, BandwidthStatus};
 use reqwest::Method;
@@ -80,11 +81,6 @@ impl Client {
         }
         client.settings = version.settings;
         Ok(client)
-    }
-
-    /// The settings the daemon's engine runs with (`None` from an ebbd too old to say).
-    pub fn settings(&self) -> Option<&EngineSettings> {
-        self.settings.as_ref()
     }
 
     /// A route's path (see [`routes::path`]) as a URL: the host is ignored on a Unix socket.
@@ -202,8 +198,22 @@ impl Backend for Client {
         );
         self.call(Method::GET, &p, None::<&()>).await
     }
-    /// Events arrive over one streaming request (NDJSON); the receiver closes when the daemon
-    /// goes away. Must be called within a tokio runtime.
+    /// The daemon's engine resolves the name: one request, all the user's jobs.
+    async fn find(&self, id_or_name: &str) -> Result<JobId> {
+        let p = path(routes::FIND, &[id_or_name]);
+        let v: Value<JobId> = self.call(Method::GET, &p, None::<&()>).await?;
+        Ok(v.value)
+    }
+    /// The daemon's engine waits (the shared [`Backend::wait`]): one request, no event stream.
+    async fn wait(&self, job: JobId, timeout: Option<Duration>) -> Result<JobState> {
+        let query = timeout.map_or_else(String::new, |t| format!("?timeout_ms={}", t.as_millis()));
+        let p = format!("{}{query}", path(routes::WAIT, &[&job.to_string()]));
+        let v: Value<JobState> = self.call(Method::GET, &p, None::<&()>).await?;
+        Ok(v.value)
+    }
+    /// Events arrive over one streaming request (NDJSON), which ends when the daemon goes away
+    /// or no receiver is left (looked at every second, so that an idle stream does not keep a
+    /// connection of the daemon's). Must be called within a tokio runtime.
     fn subscribe(&self) -> broadcast::Receiver<Event> {
         let (tx, rx) = broadcast::channel(4096);
         let req = self.http.get(Self::url(&path(routes::EVENTS, &[])));
@@ -212,7 +222,20 @@ impl Backend for Client {
                 return;
             };
             let mut pending = Vec::new();
-            while let Ok(Some(chunk)) = resp.chunk().await {
+            let mut look = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                let chunk = tokio::select! {
+                    chunk = resp.chunk() => chunk,
+                    _ = look.tick() => {
+                        if tx.receiver_count() == 0 {
+                            return;
+                        }
+                        continue;
+                    }
+                };
+                let Ok(Some(chunk)) = chunk else {
+                    return;
+                };
                 pending.extend_from_slice(&chunk);
                 while let Some(end) = pending.iter().position(|&b| b == b'\n') {
                     let line: Vec<u8> = pending.drain(..=end).collect();
@@ -225,6 +248,10 @@ impl Backend for Client {
             }
         });
         rx
+    }
+    /// The settings the daemon's engine runs with (`None` from an ebbd too old to say).
+    fn settings(&self) -> Option<EngineSettings> {
+        self.settings.clone()
     }
     async fn bandwidth(&self) -> Result<BandwidthStatus> {
         self.call(Method::GET, &path(routes::BANDWIDTH, &[]), None::<&()>)

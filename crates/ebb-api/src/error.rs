@@ -58,6 +58,19 @@ mod tests {
     }
 
     #[test]
+    fn a_newer_kind_keeps_its_code_and_status() {
+        let newer = r#"{"code": "0x80200010", "status": "transient", "message": "later",
+                        "detail": {"name": "from_a_newer_ebbd", "extra": 1}}"#;
+        let body: ErrorBody = serde_json::from_str(newer).unwrap_or_else(|e| panic!("{e}"));
+        let e = Error::from(body);
+        assert!(matches!(e, Error::Remote { .. }));
+        assert_eq!(
+            (e.code(), e.status()),
+            (ErrorCode::BG_E_NETWORK_DISCONNECTED, Status::Transient)
+        );
+    }
+
+    #[test]
     fn an_older_body_is_a_remote_error() {
         let old = r#"{"code": "0x80200001", "status": "permanent", "message": "gone"}"#;
         let body: ErrorBody = serde_json::from_str(old).unwrap_or_else(|e| panic!("{e}"));

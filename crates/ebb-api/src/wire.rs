@@ -17,8 +17,21 @@ pub struct VersionInfo {
     pub ebbd: String,
     /// The settings the daemon's engine runs with (absent from an older ebbd's answer), so
     /// that a client asked for other settings can say so instead of ignoring them.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient_settings"
+    )]
     pub settings: Option<EngineSettings>,
+}
+
+/// Settings a client cannot read (an ebbd newer than it, with settings it does not know) are
+/// no settings: the client then checks none, rather than failing to connect.
+fn lenient_settings<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<EngineSettings>, D::Error> {
+    let value = Option::<serde_json::Value>::deserialize(d)?;
+    Ok(value.and_then(|v| serde_json::from_value(v).ok()))
 }
 
 /// `POST /v1/jobs`.

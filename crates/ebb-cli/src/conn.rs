@@ -11,8 +11,6 @@ use std::time::{Duration, Instant};
 use anyhow::anyhow;
 #[cfg(not(windows))]
 use anyhow::{Context, bail};
-#[cfg(not(windows))]
-use ebb::Client;
 use ebb::settings::SettingsFile;
 use ebb::{Backend, Choice, EngineConfig, JobInfo};
 
@@ -62,7 +60,7 @@ impl Conn {
     #[cfg(not(windows))]
     async fn service(args: &EngineArgs) -> anyhow::Result<Self> {
         Ok(Self {
-            backend: Box::new(daemon(args).await?),
+            backend: daemon(args).await?,
             daemon: true,
         })
     }
@@ -112,11 +110,11 @@ fn config(args: &EngineArgs, scheduling: bool) -> anyhow::Result<EngineConfig> {
 /// A daemon that runs with other settings than this call asks for refuses the call: its
 /// settings were fixed when it started, and they are not silently ignored.
 #[cfg(not(windows))]
-fn check_settings(args: &EngineArgs, client: &Client) -> anyhow::Result<()> {
-    let Some(running) = client.settings() else {
+fn check_settings(args: &EngineArgs, daemon: &dyn Backend) -> anyhow::Result<()> {
+    let Some(running) = daemon.settings() else {
         return Ok(());
     };
-    let differ = args.settings.differences(running);
+    let differ = args.settings.differences(&running);
     if differ.is_empty() {
         return Ok(());
     }
@@ -130,11 +128,12 @@ fn check_settings(args: &EngineArgs, client: &Client) -> anyhow::Result<()> {
 
 /// Connect to the daemon, starting one if none answers (unless `--no-autostart`).
 #[cfg(not(windows))]
-async fn daemon(args: &EngineArgs) -> anyhow::Result<Client> {
+async fn daemon(args: &EngineArgs) -> anyhow::Result<Box<dyn Backend>> {
     let socket = socket(args)?;
-    let first = match Client::connect(&socket).await {
+    let connect = || ebb::open(Choice::Daemon(socket.clone()));
+    let first = match connect().await {
         Ok(c) => {
-            check_settings(args, &c)?;
+            check_settings(args, c.as_ref())?;
             return Ok(c);
         }
         Err(e) => e,
@@ -149,9 +148,9 @@ async fn daemon(args: &EngineArgs) -> anyhow::Result<Client> {
     eprintln!("ebb: started ebbd (pid {pid}) on {}", socket.display());
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        match Client::connect(&socket).await {
+        match connect().await {
             Ok(c) => {
-                check_settings(args, &c)?;
+                check_settings(args, c.as_ref())?;
                 return Ok(c);
             }
             Err(e) if Instant::now() >= deadline => {

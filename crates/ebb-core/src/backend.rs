@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
 use crate::model::{BandwidthChange, BandwidthStatus};
+use crate::settings::EngineSettings;
 use crate::{
     Completion, Engine, Event, JobId, JobInfo, JobState, JobType, NewFile, PropertyChange, Result,
     ResumeOutcome,
@@ -110,6 +111,10 @@ pub trait Backend: Send + Sync {
     /// Done with the backend: an engine in this process stops with a final checkpoint; a
     /// daemon or service goes on.
     async fn close(&self) {}
+    /// The engine settings this backend runs with, where it is ebb's engine and can say.
+    fn settings(&self) -> Option<EngineSettings> {
+        None
+    }
     /// Job and file events from now on.
     fn subscribe(&self) -> broadcast::Receiver<Event>;
     /// What limits background transfers now, and why.
@@ -158,6 +163,9 @@ impl Backend for Engine {
     }
     async fn close(&self) {
         Engine::shutdown(self).await;
+    }
+    fn settings(&self) -> Option<EngineSettings> {
+        Some(EngineSettings::of(self.config()))
     }
     fn subscribe(&self) -> broadcast::Receiver<Event> {
         Engine::subscribe(self)

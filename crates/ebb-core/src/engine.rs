@@ -55,7 +55,8 @@ struct Handle {
     shared: Arc<Shared>,
     view: Arc<View>,
     requests: mpsc::UnboundedSender<Request>,
-    task: std::sync::Mutex<Option<JoinHandle<()>>>,
+    /// The queue task, until a shutdown has awaited it (later callers wait for that one).
+    task: tokio::sync::Mutex<Option<JoinHandle<()>>>,
 }
 
 /// What the handles, the queue task and the workers share: none of it is the queue's state.
@@ -141,7 +142,7 @@ impl Engine {
                 shared,
                 view,
                 requests,
-                task: std::sync::Mutex::new(Some(task)),
+                task: tokio::sync::Mutex::new(Some(task)),
             }),
         })
     }
@@ -305,8 +306,8 @@ impl Engine {
     /// Stop every transfer with a final checkpoint; running jobs are queued for the next start.
     pub async fn shutdown(&self) {
         self.inner.shared.shutdown.cancel();
-        let task = self.inner.task.lock().ok().and_then(|mut t| t.take());
-        if let Some(task) = task {
+        let mut task = self.inner.task.lock().await;
+        if let Some(task) = task.take() {
             let _ = task.await;
         }
     }

@@ -195,8 +195,13 @@ impl EngineSettings {
     /// `--time-slice 2s (it runs with 1m)`.
     pub fn differences(&self, running: &Self) -> Vec<String> {
         let theirs = running.settings();
-        self.settings()
+        // As an engine takes them (`--max-background-jobs 0` runs as 1), only those made here.
+        let taken = Self::of(&self.apply(EngineConfig::new(PathBuf::new())));
+        let made: Vec<&str> = self.settings().iter().map(|s| s.key).collect();
+        taken
+            .settings()
             .into_iter()
+            .filter(|mine| made.contains(&mine.key))
             .filter_map(|mine| {
                 let other = theirs.iter().find(|t| t.key == mine.key);
                 (other.map(|o| &o.value) != Some(&mine.value)).then(|| {

@@ -126,6 +126,9 @@ impl Queue {
         // Whether the live table may hold rows: one more publish after the last run clears it.
         let mut live_rows = false;
         loop {
+            if shutdown.is_cancelled() {
+                break;
+            }
             let wake_in = if self.shared.config.scheduling {
                 self.schedule().await
             } else {
@@ -361,6 +364,10 @@ impl Queue {
 
     /// At shutdown: every run stops with a final checkpoint, and its job is queued again.
     async fn stop_all(&mut self) {
+        // Every run checkpoints at once; then each is waited for.
+        for run in self.running.values() {
+            run.stop.cancel();
+        }
         let running: Vec<JobId> = self.running.keys().copied().collect();
         for id in running {
             self.stop_worker(id).await;

@@ -1,7 +1,8 @@
 //! What readers see of the queue: every job as the store last committed it, with the live
 //! progress of the running ones. Only the queue task writes it, and only once the store has
 //! committed what it writes, so a reader is never ahead of the store and never behind a
-//! finished commit. A reader takes the lock for as long as it takes to clone a few `Arc`s;
+//! finished commit. (One exception: a scheduler transition whose write fails is logged and
+//! shown all the same, so that the queue goes on; the job's next change writes it again.) A reader takes the lock for as long as it takes to clone a few `Arc`s;
 //! nothing holds it across an await.
 
 use std::collections::HashMap;

@@ -63,7 +63,9 @@ pub enum ErrorDetail {
         text: String,
     },
     ShutDown,
-    /// Said by a far side with no more detail than its code, status and message.
+    /// Said by a far side with no more detail than its code, status and message; also what a
+    /// detail this version does not know (from a newer ebbd) reads as.
+    #[serde(other)]
     Remote,
 }
 

@@ -78,6 +78,12 @@ fn settings_say_how_they_differ_from_a_running_engine() {
         ["--time-slice 2s (it runs with 1m)"]
     );
     assert!(EngineSettings::default().differences(&running).is_empty());
+    // Compared as the engine takes them: 0 background jobs runs as 1.
+    let zero = EngineSettings {
+        max_background_jobs: Some(0),
+        ..EngineSettings::default()
+    };
+    assert!(zero.differences(&running).is_empty());
     // What crosses the wire comes back the same.
     let json = serde_json::to_string(&running).unwrap();
     assert_eq!(

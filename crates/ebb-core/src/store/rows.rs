@@ -104,8 +104,8 @@ impl JobRow {
             job_type: job.job_type.as_str(),
             state: job.state().as_str(),
             owner: job.owner.clone(),
-            // Serialising plain data cannot fail; an empty object would load as the defaults.
-            properties: serde_json::to_string(&job.properties).unwrap_or_else(|_| "{}".into()),
+            // Serialising plain data cannot fail; if it did, no row is better than a partial one.
+            properties: serde_json::to_string(&job.properties).ok()?,
             server: seal(&job.credentials.server, "server")?,
             proxy: seal(&job.credentials.proxy, "proxy")?,
             created_at: job.created_at.as_millis(),

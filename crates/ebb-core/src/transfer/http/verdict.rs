@@ -25,7 +25,8 @@ pub(super) struct Asked<'a> {
     pub sent_if_range: bool,
     /// Redirects followed so far.
     pub hops: u8,
-    /// Credentials were sent, or may not be sent to this URL: a 401 is final.
+    /// Credentials were not sent yet, the job has them, and they may go to this URL: a 401
+    /// asks for them. Otherwise a 401 is final.
     pub may_authenticate: bool,
     /// The remote file's size, once a 206 told it (byte-range files).
     pub remote_size: Option<u64>,
