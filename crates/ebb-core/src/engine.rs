@@ -30,7 +30,8 @@ use crate::model::{
 };
 use crate::store::Store;
 use crate::transfer::HttpClients;
-use queue::{Queue, Reply, Request, blocking, check_additions};
+pub(crate) use queue::blocking;
+use queue::{Queue, Reply, Request, check_additions};
 pub use view::resolve;
 use view::{Board, View};
 

@@ -9,7 +9,7 @@ use tokio::sync::broadcast;
 
 use crate::Completion;
 use crate::backend::{Backend, JobFilter};
-use crate::engine::read_jobs;
+use crate::engine::{blocking, read_jobs};
 use crate::error::{Error, Result};
 use crate::events::Event;
 use crate::model::{
@@ -82,9 +82,7 @@ impl Backend for QueueReader {
     }
     async fn list(&self, filter: JobFilter) -> Result<Vec<JobInfo>> {
         let dir = self.data_dir.clone();
-        let mut jobs = tokio::task::spawn_blocking(move || read_jobs(&dir))
-            .await
-            .map_err(|_| Error::ShutDown)??;
+        let mut jobs = blocking(move || read_jobs(&dir)).await?;
         let me = Owner::current_uid();
         jobs.retain(|j| {
             (filter.final_jobs || !j.state.is_final()) && (filter.all_users || j.owner_uid == me)

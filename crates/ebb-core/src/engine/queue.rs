@@ -103,7 +103,7 @@ pub(super) fn check_additions(job: &Job, new: &[NewFile]) -> Result<()> {
 }
 
 /// Run blocking file work on a blocking thread.
-pub(super) async fn blocking<T: Send + 'static>(
+pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T> + Send + 'static,
 ) -> Result<T> {
     tokio::task::spawn_blocking(f)

@@ -1,0 +1,219 @@
+//! Reading jobs and their files back from the tables, strictly: a value this version cannot
+//! read is an error that names its column, never a silent default.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use rusqlite::{Connection, Row};
+
+use super::{BadValue, parse_err, parse_id, parse_text, to_u64};
+use crate::model::{
+    BasicCredentials, Bookkeeping, Credentials, Job, JobFile, JobId, JobProperties, JobState,
+    Owner, Sha256Digest, Timestamp, Validators,
+};
+use crate::store::sealing::{Opened, Sealer};
+
+/// A stored JSON object as `T`, refusing a field `T` does not know and a field `T` has that the
+/// object lacks: a renamed or dropped field fails loudly instead of taking its default.
+fn strict_json<T: serde::de::DeserializeOwned + serde::Serialize>(
+    text: &str,
+    column: usize,
+) -> rusqlite::Result<T> {
+    let stored: serde_json::Value = serde_json::from_str(text).map_err(|e| parse_err(column, e))?;
+    let value: T = serde_json::from_value(stored.clone()).map_err(|e| parse_err(column, e))?;
+    let known = serde_json::to_value(&value).map_err(|e| parse_err(column, e))?;
+    let keys = |v: &serde_json::Value| -> std::collections::BTreeSet<String> {
+        v.as_object()
+            .map(|o| o.keys().cloned().collect())
+            .unwrap_or_default()
+    };
+    let (stored_keys, known_keys) = (keys(&stored), keys(&known));
+    let unknown: Vec<&String> = stored_keys.difference(&known_keys).collect();
+    let missing: Vec<&String> = known_keys.difference(&stored_keys).collect();
+    if unknown.is_empty() && missing.is_empty() {
+        return Ok(value);
+    }
+    Err(parse_err(
+        column,
+        BadValue(format!(
+            "stored fields unknown to this ebb: {unknown:?}; fields it expects but the row \
+             lacks: {missing:?} (a queue from another version needs its migration)"
+        )),
+    ))
+}
+
+/// Everything in the `jobs` row (no files), cloned out of a job to send to the store thread.
+fn parse_digest(r: &Row<'_>, col: usize) -> rusqlite::Result<Option<Sha256Digest>> {
+    let text: Option<String> = r.get(col)?;
+    text.map(|t| t.parse().map_err(|e: String| parse_err(col, BadValue(e))))
+        .transpose()
+}
+
+fn credentials(
+    user: Option<String>,
+    stored: Option<String>,
+    sealer: Option<(&Sealer, JobId, &str)>,
+) -> Option<BasicCredentials> {
+    let password = match (stored, sealer) {
+        (Some(stored), Some((sealer, job, field))) => match sealer.open(job, field, &stored) {
+            Opened::Sealed(p) | Opened::Plain(p) => p,
+            // Damaged (the key is checked at open): sending `user:` with no password could
+            // lock an account, so the job has no credentials until they are set again.
+            Opened::Unreadable => {
+                tracing::warn!(job_id = %job, field, "cannot open a sealed password: set the job's credentials again");
+                return None;
+            }
+        },
+        _ => String::new(),
+    };
+    user.map(|user_name| BasicCredentials {
+        user_name,
+        password,
+    })
+}
+
+/// Which jobs to load.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Selection {
+    All,
+    /// Jobs not yet Acknowledged or Cancelled: what an engine keeps in memory.
+    Live,
+    One(JobId),
+}
+
+impl Selection {
+    /// A condition on `jobs.id` (as `column`) and its parameters.
+    fn filter(self, column: &str) -> (String, Vec<String>) {
+        match self {
+            Self::All => (String::new(), Vec::new()),
+            Self::Live => (
+                format!(
+                    "WHERE {column} IN (SELECT id FROM jobs WHERE state NOT IN ('acknowledged', 'cancelled'))"
+                ),
+                Vec::new(),
+            ),
+            Self::One(id) => (format!("WHERE {column} = ?1"), vec![id.to_string()]),
+        }
+    }
+}
+
+/// Acknowledged and Cancelled jobs, without their files: id, state, name, last change.
+pub(crate) fn load_finals(
+    conn: &Connection,
+) -> rusqlite::Result<Vec<(JobId, JobState, String, Timestamp)>> {
+    let mut stmt = conn.prepare(
+        "SELECT id, state, display_name, modified_at FROM jobs
+         WHERE state IN ('acknowledged', 'cancelled')",
+    )?;
+    stmt.query_map([], |r| {
+        Ok((
+            parse_id(r, 0)?,
+            parse_text(r, 1)?,
+            r.get(2)?,
+            Timestamp::from_millis(r.get(3)?),
+        ))
+    })?
+    .collect()
+}
+
+/// Load jobs. Passwords are opened with `sealer`; without one (a reader), they are left empty.
+pub(crate) fn load_jobs(
+    conn: &Connection,
+    which: Selection,
+    sealer: Option<&Sealer>,
+) -> rusqlite::Result<Vec<Job>> {
+    let (filter, args) = which.filter("id");
+    let mut stmt = conn.prepare(&format!(
+        "SELECT id, display_name, description, job_type, state, owner_uid, owner_name, properties,
+                server_user, server_password, proxy_user, proxy_password, created_at, modified_at,
+                completed_at, error_count, error, queue_seq, retry_at, no_progress_since, active_ms
+         FROM jobs {filter} ORDER BY created_at, rowid"
+    ))?;
+    let mut jobs = stmt
+        .query_map(rusqlite::params_from_iter(&args), |r| job_row(r, sealer))?
+        .collect::<rusqlite::Result<Vec<Job>>>()?;
+    let index: HashMap<JobId, usize> = jobs.iter().enumerate().map(|(i, j)| (j.id, i)).collect();
+    let (filter, args) = which.filter("job_id");
+    let mut files = conn.prepare(&format!(
+        "SELECT job_id, idx, remote_url, local_path, ranges, temp_path, bytes_total,
+                bytes_transferred, completed, etag, last_modified, expected_sha256, server_sha256,
+                verified_sha256, hash_state
+         FROM files {filter} ORDER BY job_id, idx"
+    ))?;
+    for row in files.query_map(rusqlite::params_from_iter(&args), file_row)? {
+        let (id, file) = row?;
+        if let Some(&j) = index.get(&id) {
+            jobs[j].files.push(file);
+        }
+    }
+    Ok(jobs)
+}
+
+/// One row of `jobs`, in `load_jobs`'s column order, without its files.
+fn job_row(r: &Row<'_>, sealer: Option<&Sealer>) -> rusqlite::Result<Job> {
+    let properties: JobProperties = strict_json(&r.get::<_, String>(7)?, 7)?;
+    let error: Option<String> = r.get(16)?;
+    let error = error.map(|text| strict_json(&text, 16)).transpose()?;
+    let state: JobState = parse_text(r, 4)?;
+    let id = parse_id(r, 0)?;
+    let open = |user: Option<String>, stored: Option<String>, field| {
+        credentials(user, stored, sealer.map(|s| (s, id, field)))
+    };
+    Ok(Job {
+        id,
+        display_name: r.get(1)?,
+        description: r.get(2)?,
+        job_type: parse_text(r, 3)?,
+        state,
+        owner: Owner {
+            uid: r.get(5)?,
+            name: r.get(6)?,
+        },
+        properties,
+        credentials: Credentials {
+            server: open(r.get(8)?, r.get(9)?, "server"),
+            proxy: open(r.get(10)?, r.get(11)?, "proxy"),
+        },
+        files: Vec::new(),
+        created_at: Timestamp::from_millis(r.get(12)?),
+        modified_at: Timestamp::from_millis(r.get(13)?),
+        completed_at: r.get::<_, Option<i64>>(14)?.map(Timestamp::from_millis),
+        error_count: r.get(15)?,
+        error,
+        schedule: Bookkeeping {
+            queue_seq: r.get(17)?,
+            retry_at: r.get::<_, Option<i64>>(18)?.map(Timestamp::from_millis),
+            no_progress_since: r.get::<_, Option<i64>>(19)?.map(Timestamp::from_millis),
+            active_ms: to_u64(r.get(20)?),
+        },
+    })
+}
+
+/// One row of `files`, in `load_jobs`'s column order, with its job's id.
+fn file_row(r: &Row<'_>) -> rusqlite::Result<(JobId, JobFile)> {
+    let ranges: Option<String> = r.get(4)?;
+    let ranges = match ranges {
+        Some(text) => serde_json::from_str(&text).map_err(|e| parse_err(4, e))?,
+        None => Vec::new(),
+    };
+    Ok((
+        parse_id(r, 0)?,
+        JobFile {
+            remote_url: r.get(2)?,
+            local_path: PathBuf::from(r.get::<_, String>(3)?),
+            ranges,
+            temp_path: PathBuf::from(r.get::<_, String>(5)?),
+            bytes_total: r.get::<_, Option<i64>>(6)?.map(to_u64),
+            bytes_transferred: to_u64(r.get(7)?),
+            completed: r.get(8)?,
+            validators: Validators {
+                etag: r.get(9)?,
+                last_modified: r.get(10)?,
+                sha256: parse_digest(r, 12)?,
+            },
+            expected_sha256: parse_digest(r, 11)?,
+            verified_sha256: parse_digest(r, 13)?,
+            hash_state: r.get(14)?,
+        },
+    ))
+}
