@@ -1,10 +1,12 @@
 //! The queue has one owner, and readers do not wait for it: a `list` is answered while a
-//! suspend waits for its job's final checkpoint.
+//! suspend waits for its job's final checkpoint. What they see is what the store has, with the
+//! live counts of the files being moved.
 
 use std::time::Duration;
 
 use ebb::{Backend, JobFilter, JobState, Limit, PropertyChange};
 
+use crate::support::origin::{Origin, Resource};
 use crate::support::{self, wait_for};
 
 #[tokio::test]
@@ -84,5 +86,69 @@ async fn lists_by_filter_and_a_read_only_view_beside_the_engine() {
     let refused = reader.suspend(live).await.unwrap_err();
     assert!(matches!(refused, ebb::Error::NotSupported(_)), "{refused}");
     assert!(refused.to_string().contains("read-only"), "{refused}");
+    e.shutdown().await;
+}
+
+/// The store's `modified_at` and first file's (bytes, completed) of job `id`.
+fn stored(db: &rusqlite::Connection, id: ebb::JobId) -> (i64, u64, bool) {
+    db.query_row(
+        "SELECT j.modified_at, f.bytes_transferred, f.completed FROM jobs j
+         JOIN files f ON f.job_id = j.id AND f.idx = 0 WHERE j.id = ?1",
+        [id.to_string()],
+        |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64, r.get(2)?)),
+    )
+    .unwrap()
+}
+
+/// While a job runs, the queue shows what its checkpoints committed, as the store has it: the
+/// job's modification time moves with the bytes (BITS's `GetTimes`), never ahead of the store;
+/// the running file's bytes are live, never behind it; once the run ends, the two agree.
+#[tokio::test]
+async fn a_running_job_shows_what_its_checkpoints_committed() {
+    let dir = tempfile::tempdir().unwrap();
+    let origin = Origin::start().await;
+    origin.put(
+        "/big",
+        Resource::new(support::data(3_000_000, 47)).rate(1_000_000),
+    );
+    let e = support::engine(dir.path()).await;
+    let id = support::start_job(&e, origin.url("/big"), &dir.path().join("big")).await;
+    let started = wait_for(&e, id, 20, |j| {
+        j.state == JobState::Transferring && j.bytes_transferred > 0
+    })
+    .await
+    .modified_at;
+    let db = rusqlite::Connection::open_with_flags(
+        e.config().database_path(),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .unwrap();
+    for _ in 0..15 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let shown = e.job(id).await.unwrap();
+        let (modified, bytes, _) = stored(&db, id);
+        assert!(
+            shown.modified_at.as_millis() <= modified,
+            "ahead of the store"
+        );
+        let again = e.job(id).await.unwrap();
+        assert!(
+            again.files[0].bytes_transferred >= bytes,
+            "behind the store"
+        );
+    }
+    let shown = e.job(id).await.unwrap().modified_at;
+    assert!(
+        shown.as_millis() >= started.as_millis() + 1000,
+        "the modification time moves with the bytes: {started} then {shown}"
+    );
+    e.suspend(id).await.unwrap();
+    let info = e.job(id).await.unwrap();
+    let (_, bytes, completed) = stored(&db, id);
+    assert_eq!(
+        (info.files[0].bytes_transferred, info.files[0].completed),
+        (bytes, completed)
+    );
+    assert!(bytes > 0);
     e.shutdown().await;
 }

@@ -136,8 +136,10 @@ impl Engine {
             next_seq,
             next_run: 0,
             worker_tx,
+            worker_rx,
+            deferred: std::collections::VecDeque::new(),
         };
-        let task = tokio::spawn(queue.serve(requests_rx, worker_rx));
+        let task = tokio::spawn(queue.serve(requests_rx));
         Ok(Self {
             inner: Arc::new(Handle {
                 shared,

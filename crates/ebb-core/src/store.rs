@@ -162,12 +162,12 @@ impl Store {
         .await
     }
 
-    /// A checkpoint: file progress whose bytes are already durable.
-    pub(crate) async fn commit_progress(&self, progress: FileProgress) -> Result<()> {
+    /// A checkpoint: file progress whose bytes are already durable. Hands the progress back.
+    pub(crate) async fn commit_progress(&self, progress: FileProgress) -> Result<FileProgress> {
         self.call(move |c| {
             let tx = c.transaction()?;
             rows::commit_progress(&tx, &progress)?;
-            tx.commit()
+            tx.commit().map(|()| progress)
         })
         .await
     }

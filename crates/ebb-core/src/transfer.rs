@@ -15,8 +15,7 @@ mod segments;
 mod temp_file;
 pub(crate) mod tls;
 
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
@@ -85,46 +84,50 @@ impl Failure {
     }
 }
 
-/// What a running job's worker shows the rest of the engine, updated per chunk without locks.
+/// The progress of a run's files as its worker counts it, for readers: the one live copy,
+/// written only by the worker, per chunk and without locks. The job on the queue's view holds
+/// what the store has; a file this run touched shows these figures instead, until the run ends.
+/// `completed` is never here: a file is completed once a checkpoint committed it, not before.
 #[derive(Debug)]
 pub(crate) struct Live {
-    current: AtomicUsize,
-    bytes: AtomicU64,
-    total: AtomicU64,
+    /// Per file of the job as the run started: bytes written, and the total if known.
+    files: Box<[LiveFile]>,
     /// Bytes moved by this run, all files: "progress" for the no-progress timeout.
     moved: AtomicU64,
-    /// Files whose last byte this run wrote: `completed` only once a checkpoint made them
-    /// durable (`mark_durable`), so that no reader sees a file done that a crash could lose.
-    done: Mutex<Vec<(usize, JobFile)>>,
 }
 
-const NONE: usize = usize::MAX;
+#[derive(Debug)]
+struct LiveFile {
+    /// `UNTOUCHED` until the worker starts the file.
+    bytes: AtomicU64,
+    total: AtomicU64,
+}
+
+const UNTOUCHED: u64 = u64::MAX;
 const UNKNOWN: u64 = u64::MAX;
 
-impl Default for Live {
-    fn default() -> Self {
+impl Live {
+    /// The live figures of a run over `files` files.
+    pub(crate) fn new(files: usize) -> Self {
         Self {
-            current: AtomicUsize::new(NONE),
-            bytes: AtomicU64::new(0),
-            total: AtomicU64::new(UNKNOWN),
+            files: (0..files)
+                .map(|_| LiveFile {
+                    bytes: AtomicU64::new(UNTOUCHED),
+                    total: AtomicU64::new(UNKNOWN),
+                })
+                .collect(),
             moved: AtomicU64::new(0),
-            done: Mutex::new(Vec::new()),
         }
     }
-}
 
-impl Live {
-    pub(crate) fn set_current(&self, index: usize, file: &JobFile) {
-        self.bytes.store(file.bytes_transferred, Ordering::Relaxed);
-        self.total
-            .store(file.bytes_total.unwrap_or(UNKNOWN), Ordering::Relaxed);
-        self.current.store(index, Ordering::Relaxed);
-    }
-
-    fn update(&self, file: &JobFile) {
-        self.bytes.store(file.bytes_transferred, Ordering::Relaxed);
-        self.total
-            .store(file.bytes_total.unwrap_or(UNKNOWN), Ordering::Relaxed);
+    /// The worker's count of file `index` is now `file`'s.
+    pub(crate) fn show(&self, index: usize, file: &JobFile) {
+        if let Some(slot) = self.files.get(index) {
+            // The total first: a reader that sees these bytes sees their total too.
+            slot.total
+                .store(file.bytes_total.unwrap_or(UNKNOWN), Ordering::Relaxed);
+            slot.bytes.store(file.bytes_transferred, Ordering::Release);
+        }
     }
 
     fn add_moved(&self, n: u64) {
@@ -135,39 +138,16 @@ impl Live {
         self.moved.load(Ordering::Relaxed)
     }
 
-    pub(crate) fn finish_file(&self, index: usize, file: &JobFile) {
-        if let Ok(mut done) = self.done.lock() {
-            done.push((index, file.clone()));
-        }
-        self.current.store(NONE, Ordering::Relaxed);
-    }
-
-    /// Files a checkpoint made durable and recorded: now they are completed.
-    pub(crate) fn mark_durable(&self, indices: &[usize]) {
-        let durable: std::collections::HashSet<usize> = indices.iter().copied().collect();
-        if let Ok(mut done) = self.done.lock() {
-            for (i, f) in done.iter_mut().rev() {
-                if durable.contains(i) {
-                    f.completed = true;
-                }
-            }
-        }
-    }
-
-    /// Overlay this run's progress on the engine's copy of the files.
+    /// Lay this run's counts over the files as the store has them.
     pub(crate) fn apply_to(&self, files: &mut [JobFile]) {
-        if let Ok(done) = self.done.lock() {
-            for (i, f) in done.iter() {
-                if let Some(slot) = files.get_mut(*i) {
-                    slot.clone_from(f);
-                }
+        for (file, slot) in files.iter_mut().zip(self.files.iter()) {
+            let bytes = slot.bytes.load(Ordering::Acquire);
+            if bytes == UNTOUCHED || file.completed {
+                continue;
             }
-        }
-        let current = self.current.load(Ordering::Relaxed);
-        if let Some(f) = files.get_mut(current) {
-            f.bytes_transferred = self.bytes.load(Ordering::Relaxed);
-            let total = self.total.load(Ordering::Relaxed);
-            f.bytes_total = (total != UNKNOWN).then_some(total);
+            file.bytes_transferred = bytes;
+            let total = slot.total.load(Ordering::Relaxed);
+            file.bytes_total = (total != UNKNOWN).then_some(total);
         }
     }
 }
@@ -227,7 +207,7 @@ async fn fetch_once(
     url: &url::Url,
     ckpt: &mut Checkpointer,
 ) -> Result<Fetched, Failure> {
-    cx.live.set_current(cx.index, file);
+    cx.live.show(cx.index, file);
     if url.scheme() == "file" {
         local::fetch(cx, file, url, ckpt).await
     } else {

@@ -2,7 +2,7 @@
 //! workers report as [`WorkerMsg`]s, and the scheduler's plans are applied here, one at a time.
 //! Every change is committed to the store before readers see it on the [`View`].
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -12,7 +12,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::view::View;
-use super::worker::{WorkerExit, WorkerMsg};
+use super::worker::{Outcome, WorkerMsg};
 use super::{Completion, Shared, files};
 use crate::bandwidth::JobRate;
 use crate::error::{Error, ErrorCode, Result};
@@ -20,6 +20,7 @@ use crate::events::Event;
 use crate::model::{
     Job, JobFile, JobId, JobType, NewFile, PropertyChange, ResumeOutcome, Timestamp,
 };
+use crate::store::FileProgress;
 use crate::transfer::Live;
 
 pub(super) type Reply<T> = oneshot::Sender<Result<T>>;
@@ -60,16 +61,15 @@ impl std::fmt::Debug for Request {
 pub(super) struct Running {
     pub run: u64,
     pub stop: CancellationToken,
-    pub handle: JoinHandle<WorkerExit>,
+    pub handle: JoinHandle<Outcome>,
     pub live: Arc<Live>,
     pub rate: Arc<JobRate>,
     pub started: Instant,
     pub slice_start: Instant,
-    /// Files whose FileTransferred event was sent while the run went on.
-    pub announced: HashSet<usize>,
 }
 
-/// The queue task's state.
+/// The queue task's state. It is the one writer of the queue's rows: API calls, scheduling and
+/// the workers' checkpoints all reach the store through it.
 #[derive(Debug)]
 pub(super) struct Queue {
     pub shared: Arc<Shared>,
@@ -78,6 +78,9 @@ pub(super) struct Queue {
     pub next_seq: i64,
     pub next_run: u64,
     pub worker_tx: mpsc::UnboundedSender<WorkerMsg>,
+    pub worker_rx: mpsc::UnboundedReceiver<WorkerMsg>,
+    /// Worker reports that came while a run was being joined, to handle next.
+    pub deferred: VecDeque<WorkerMsg>,
 }
 
 /// Checks of files to add that need the job: its type, and the files it has.
@@ -114,11 +117,7 @@ pub(crate) async fn blocking<T: Send + 'static>(
 impl Queue {
     /// Serve requests, worker reports and the scheduler until shut down or every handle is
     /// gone; then stop every run with a final checkpoint and queue its job for the next start.
-    pub async fn serve(
-        mut self,
-        mut requests: mpsc::UnboundedReceiver<Request>,
-        mut worker_rx: mpsc::UnboundedReceiver<WorkerMsg>,
-    ) {
+    pub async fn serve(mut self, mut requests: mpsc::UnboundedReceiver<Request>) {
         let shutdown = self.shared.shutdown.clone();
         let wake = self.shared.wake.clone();
         let mut live_tick = tokio::time::interval(self.shared.config.live_interval);
@@ -134,6 +133,10 @@ impl Queue {
             } else {
                 None
             };
+            if let Some(msg) = self.deferred.pop_front() {
+                self.on_worker(msg).await;
+                continue;
+            }
             let publishing = !self.running.is_empty();
             let sleep = wake_in.unwrap_or(Duration::from_secs(3600));
             tokio::select! {
@@ -142,7 +145,7 @@ impl Queue {
                     Some(request) => self.handle(request).await,
                     None => break,
                 },
-                Some(msg) = worker_rx.recv() => self.on_worker(msg).await,
+                Some(msg) = self.worker_rx.recv() => self.on_worker(msg).await,
                 () = wake.notified() => {}
                 () = tokio::time::sleep(sleep) => {}
                 _ = live_tick.tick(), if publishing || live_rows => {
@@ -271,38 +274,76 @@ impl Queue {
             .await
     }
 
-    /// Stop a job's worker, wait for its final checkpoint, and take its files' state back.
+    /// Stop a job's worker and wait for its final checkpoint.
     pub async fn stop_worker(&mut self, id: JobId) {
         let Some(mut running) = self.running.remove(&id) else {
             return;
         };
         running.stop.cancel();
-        let announced = std::mem::take(&mut running.announced);
-        match (&mut running.handle).await {
-            Ok(exit) => {
-                self.absorb(id, &exit, &running);
-                self.shared
-                    .emit_files_done(id, &unannounced(&announced, &exit.durable_done));
-            }
-            Err(e) => {
-                self.view.write().live.remove(&id);
-                tracing::error!(job_id = %id, error = %e, "worker ended abnormally");
+        self.end_run(id, &mut running).await;
+    }
+
+    /// Wait for a run's worker to end, and take the run's time into the job; `None` if the
+    /// worker ended abnormally. The job's files are already as its checkpoints committed them.
+    pub async fn end_run(&mut self, id: JobId, running: &mut Running) -> Option<Outcome> {
+        let outcome = self.join(&mut running.handle).await;
+        self.absorb(id, running);
+        outcome
+            .inspect_err(|e| tracing::error!(job_id = %id, error = %e, "worker ended abnormally"))
+            .ok()
+    }
+
+    /// Wait for a worker to end. Its last checkpoints come through the queue task, so they
+    /// (every run's, in order) are committed meanwhile; its other reports wait their turn.
+    async fn join(
+        &mut self,
+        handle: &mut JoinHandle<Outcome>,
+    ) -> std::result::Result<Outcome, tokio::task::JoinError> {
+        loop {
+            tokio::select! {
+                outcome = &mut *handle => return outcome,
+                Some(msg) = self.worker_rx.recv() => match msg {
+                    WorkerMsg::Checkpoint { progress, reply } => {
+                        let _ = reply.send(self.record(progress).await);
+                    }
+                    other => self.deferred.push_back(other),
+                },
             }
         }
     }
 
-    /// Take a finished run's file state and time into the job, and show it in place of the
-    /// run's live progress. The files are as the run's checkpoints committed them.
-    pub fn absorb(&self, id: JobId, exit: &WorkerExit, running: &Running) {
+    /// Commit a checkpoint's progress, whose bytes are durable already, then show it: the
+    /// files it names take the committed state, and those it finished are announced.
+    pub async fn record(&self, progress: FileProgress) -> Result<()> {
+        let id = progress.job_id;
+        self.job(id, "record progress of")?;
+        let progress = self.shared.store.commit_progress(progress).await?;
+        let mut done = Vec::new();
+        if let Some(job) = self.view.write().jobs.get_mut(&id) {
+            let job = Arc::make_mut(job);
+            for (i, file) in progress.files {
+                if let Some(slot) = job.files.get_mut(i) {
+                    if file.completed && !slot.completed {
+                        done.push(i);
+                    }
+                    *slot = file;
+                }
+            }
+            job.modified_at = job.modified_at.max(progress.modified_at);
+        }
+        self.shared.emit_files_done(id, &done);
+        Ok(())
+    }
+
+    /// Take a finished run's time into the job, and show the job without the run's live
+    /// progress.
+    pub fn absorb(&self, id: JobId, running: &Running) {
         let mut board = self.view.write();
         board.live.remove(&id);
         let Some(job) = board.jobs.get_mut(&id) else {
             return;
         };
         let job = Arc::make_mut(job);
-        for (slot, file) in job.files.iter_mut().zip(&exit.files) {
-            slot.clone_from(file);
-        }
         let ran = u64::try_from(running.started.elapsed().as_millis()).unwrap_or(u64::MAX);
         job.schedule.active_ms = job.schedule.active_ms.saturating_add(ran);
         if running.live.moved() > 0 {
@@ -389,13 +430,4 @@ impl Queue {
 fn answer<T>(reply: Reply<T>, result: Result<T>) {
     // A caller that stopped waiting does not need the answer.
     let _ = reply.send(result);
-}
-
-/// Of the files a run made durable, those whose event was not sent yet.
-pub(super) fn unannounced(announced: &HashSet<usize>, durable: &[usize]) -> Vec<usize> {
-    durable
-        .iter()
-        .copied()
-        .filter(|i| !announced.contains(i))
-        .collect()
 }

@@ -1,13 +1,12 @@
 //! The queue task's scheduling: applies the scheduler's plans, starts and stops workers, and
 //! turns worker results into state transitions, events and notify programs.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
-use super::queue::{Queue, Running, unannounced};
+use super::queue::{Queue, Running};
 use super::worker::{Outcome, Worker, WorkerMsg};
 use crate::bandwidth::JobRate;
 use crate::error::Status;
@@ -133,7 +132,7 @@ impl Queue {
             return;
         };
         let job = self.persist(job).await;
-        let live = Arc::new(Live::default());
+        let live = Arc::new(Live::new(job.files.len()));
         let stop = CancellationToken::new();
         let rate = Arc::new(JobRate::new(
             job.properties.priority,
@@ -147,7 +146,6 @@ impl Queue {
             files: job.files.clone(),
             properties: job.properties.clone(),
             credentials: job.credentials.clone(),
-            store: shared.store.clone(),
             clients: shared.clients.clone(),
             checkpoint: shared.config.checkpoint,
             live: live.clone(),
@@ -167,7 +165,6 @@ impl Queue {
                 rate,
                 started: now,
                 slice_start: now,
-                announced: HashSet::new(),
             },
         );
     }
@@ -181,14 +178,8 @@ impl Queue {
                     self.persist(j).await;
                 }
             }
-            WorkerMsg::FilesDurable { job, run, files } => {
-                if let Some(r) = self.running.get_mut(&job).filter(|r| r.run == run) {
-                    r.announced.extend(files.iter().copied());
-                    if let Some(j) = self.view.write().jobs.get_mut(&job) {
-                        Arc::make_mut(j).modified_at = Timestamp::now();
-                    }
-                    self.shared.emit_files_done(job, &files);
-                }
+            WorkerMsg::Checkpoint { progress, reply } => {
+                let _ = reply.send(self.record(progress).await);
             }
             WorkerMsg::Exited { job, run } => {
                 if self.running.get(&job).is_some_and(|r| r.run == run) {
@@ -203,21 +194,12 @@ impl Queue {
         let Some(mut running) = self.running.remove(&id) else {
             return;
         };
-        let announced = std::mem::take(&mut running.announced);
-        let exit = match (&mut running.handle).await {
-            Ok(exit) => exit,
-            Err(e) => {
-                self.view.write().live.remove(&id);
-                tracing::error!(job_id = %id, error = %e, "worker ended abnormally");
-                return;
-            }
+        let Some(outcome) = self.end_run(id, &mut running).await else {
+            return;
         };
         let seq = self.take_seq();
-        self.absorb(id, &exit, &running);
-        self.shared
-            .emit_files_done(id, &unannounced(&announced, &exit.durable_done));
         let now = Timestamp::now();
-        match exit.outcome {
+        match outcome {
             Outcome::Transferred => {
                 let all_done = self
                     .view

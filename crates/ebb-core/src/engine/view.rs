@@ -1,9 +1,10 @@
-//! What readers see of the queue: every job as the store last committed it, with the live
-//! progress of the running ones. Only the queue task writes it, and only once the store has
-//! committed what it writes, so a reader is never ahead of the store and never behind a
-//! finished commit. (One exception: a scheduler transition whose write fails is logged and
-//! shown all the same, so that the queue goes on; the job's next change writes it again.) A reader takes the lock for as long as it takes to clone a few `Arc`s;
-//! nothing holds it across an await.
+//! What readers see of the queue: every job as the store last committed it (a running job's
+//! checkpoints included), with the live counts of the files its run is moving. Only the queue
+//! task writes it, and only once the store has committed what it writes, so a reader is never
+//! ahead of the store and never behind a finished commit. (One exception: a scheduler
+//! transition whose write fails is logged and shown all the same, so that the queue goes on;
+//! the job's next change writes it again.) A reader takes the lock for as long as it takes to
+//! clone a few `Arc`s; nothing holds it across an await.
 
 use std::collections::HashMap;
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -19,7 +20,7 @@ pub(super) struct Board {
     pub jobs: HashMap<JobId, Arc<Job>>,
     /// Acknowledged and Cancelled jobs: state and name only; the store has the rest.
     pub finals: HashMap<JobId, (JobState, String)>,
-    /// The live progress of each running job's run.
+    /// The live counts of each running job's run.
     pub live: HashMap<JobId, Arc<Live>>,
 }
 

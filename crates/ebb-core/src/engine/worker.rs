@@ -2,13 +2,14 @@
 
 use std::sync::Arc;
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::bandwidth::Throttle;
+use crate::error::Result;
 use crate::model::{Credentials, JobFile, JobId, JobProperties};
-use crate::store::Store;
+use crate::store::FileProgress;
 use crate::transfer::{
     self, CheckpointPolicy, Checkpointer, Failure, Fetched, FileCx, HttpClients, Live,
 };
@@ -20,10 +21,11 @@ pub(crate) enum WorkerMsg {
         job: JobId,
         run: u64,
     },
-    FilesDurable {
-        job: JobId,
-        run: u64,
-        files: Vec<usize>,
+    /// A checkpoint made this progress durable on disk: commit it to the store and show it,
+    /// then answer.
+    Checkpoint {
+        progress: FileProgress,
+        reply: oneshot::Sender<Result<()>>,
     },
     Exited {
         job: JobId,
@@ -41,15 +43,8 @@ pub(crate) enum Outcome {
     Failed(Failure),
 }
 
-/// What a finished worker hands back: its files' final state.
-#[derive(Debug)]
-pub(crate) struct WorkerExit {
-    pub files: Vec<JobFile>,
-    pub outcome: Outcome,
-    pub durable_done: Vec<usize>,
-}
-
-/// Everything a worker owns.
+/// Everything a worker owns. Its files are its working copy: what they become reaches the
+/// store and the queue's view only through its checkpoints, and readers through `live`.
 #[derive(Debug)]
 pub(crate) struct Worker {
     pub job_id: JobId,
@@ -57,7 +52,6 @@ pub(crate) struct Worker {
     pub files: Vec<JobFile>,
     pub properties: JobProperties,
     pub credentials: Credentials,
-    pub store: Store,
     pub clients: Arc<HttpClients>,
     pub checkpoint: CheckpointPolicy,
     pub live: Arc<Live>,
@@ -67,7 +61,7 @@ pub(crate) struct Worker {
 }
 
 impl Worker {
-    pub(crate) async fn run(mut self) -> WorkerExit {
+    pub(crate) async fn run(mut self) -> Outcome {
         let span = tracing::info_span!("job", job_id = %self.job_id, run = self.run);
         let exit = self.run_files().instrument(span).await;
         let _ = self.tx.send(WorkerMsg::Exited {
@@ -77,22 +71,16 @@ impl Worker {
         exit
     }
 
-    async fn run_files(&mut self) -> WorkerExit {
+    async fn run_files(&mut self) -> Outcome {
         let (job, run, tx) = (self.job_id, self.run, self.tx.clone());
-        // Files are announced the moment a checkpoint makes them durable, even while a later
-        // file of the job is still being fetched.
-        let (live, durable_tx) = (self.live.clone(), tx.clone());
-        let announce = move |files: &[usize]| {
-            live.mark_durable(files);
-            let files = files.to_vec();
-            let _ = durable_tx.send(WorkerMsg::FilesDurable { job, run, files });
+        let record_tx = tx.clone();
+        let record = move |progress| {
+            let (reply, answer) = oneshot::channel();
+            // A queue task that is gone drops `reply`: the checkpoint fails.
+            let _ = record_tx.send(WorkerMsg::Checkpoint { progress, reply });
+            answer
         };
-        let mut ckpt = Checkpointer::new(
-            self.store.clone(),
-            self.job_id,
-            self.checkpoint,
-            Box::new(announce),
-        );
+        let mut ckpt = Checkpointer::new(Arc::new(record), job, self.checkpoint);
         let told = std::sync::atomic::AtomicBool::new(false);
         // Once per run: later files of the job are not news.
         let connected = move || {
@@ -101,8 +89,6 @@ impl Worker {
             }
         };
         let mut outcome = Outcome::Transferred;
-        let initial = self.files.clone();
-        let mut durable_done = Vec::new();
         for index in 0..self.files.len() {
             if self.files[index].completed {
                 continue;
@@ -121,7 +107,6 @@ impl Worker {
             let result = transfer::fetch(&cx, &mut self.files[index], &mut ckpt)
                 .instrument(span)
                 .await;
-            durable_done.extend(self.mark_completed(&mut ckpt));
             match result {
                 Ok(Fetched::Completed) => {}
                 Ok(Fetched::Stopped) => {
@@ -137,39 +122,14 @@ impl Worker {
         }
         // Whatever finished must be durable before the job is reported Transferred; a file
         // whose last checkpoint failed stays unfinished, and the job fails with that error.
+        // (Bytes past the last good checkpoint may be lost, and a failed fsync is not retried:
+        // the next run starts each unfinished file from what the store has.)
         if let Err(failure) = ckpt.flush(None).await
             && matches!(outcome, Outcome::Transferred)
         {
             tracing::info!(code = %failure.error.code, error = %failure.error.description, "last checkpoint failed");
             outcome = Outcome::Failed(failure);
         }
-        durable_done.extend(self.mark_completed(&mut ckpt));
-        if ckpt.failed() {
-            // Bytes past the last good checkpoint may be lost (a failed fsync is not retried):
-            // the next run starts each unfinished file from what the store has.
-            for (i, f) in self.files.iter_mut().enumerate() {
-                if !f.completed {
-                    *f = ckpt.last_committed(i).unwrap_or(&initial[i]).clone();
-                }
-            }
-        }
-        WorkerExit {
-            files: std::mem::take(&mut self.files),
-            outcome,
-            durable_done,
-        }
-    }
-
-    /// Files a checkpoint made durable are completed, in the worker's list (which the engine
-    /// takes back at the end of the run); returns them. Readers and subscribers were told
-    /// already (see `announce`).
-    fn mark_completed(&mut self, ckpt: &mut Checkpointer) -> Vec<usize> {
-        let durable = ckpt.take_durable_done();
-        for &i in &durable {
-            if let Some(f) = self.files.get_mut(i) {
-                f.completed = true;
-            }
-        }
-        durable
+        outcome
     }
 }

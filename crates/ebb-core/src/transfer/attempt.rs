@@ -40,7 +40,7 @@ impl Attempt {
             reset(file);
             temp_file::TempFile::create(&file.temp_path)?
         };
-        cx.live.update(file);
+        cx.live.show(cx.index, file);
         let hash = saved_hash(file);
         let mut attempt = Self {
             temp,
@@ -57,7 +57,7 @@ impl Attempt {
         reset(file);
         self.hash = None;
         self.begin_hash(file);
-        cx.live.update(file);
+        cx.live.show(cx.index, file);
         Ok(())
     }
 
@@ -94,7 +94,7 @@ impl Attempt {
         let n = data.len() as u64;
         file.bytes_transferred += n;
         debug_assert_eq!(file.bytes_transferred, self.temp.len());
-        cx.live.update(file);
+        cx.live.show(cx.index, file);
         cx.live.add_moved(n);
         ckpt.add(n);
         let due = ckpt.due();
@@ -140,7 +140,7 @@ impl Attempt {
                 };
                 drop(self.temp);
                 ckpt.file_done(cx.index, file.clone(), identity, writer);
-                cx.live.finish_file(cx.index, file);
+                cx.live.show(cx.index, file);
                 ckpt.tick(None).await?;
                 Ok(Fetched::Completed)
             }

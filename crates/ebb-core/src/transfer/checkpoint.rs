@@ -5,19 +5,23 @@
 //! store commit per checkpoint, started when either the byte or the time budget is spent. The
 //! progress it commits is the progress as of the moment it started, so it never claims a byte
 //! that was written after the sync began.
+//!
+//! The checkpoint does not write the store itself: it hands its progress to [`Record`], the
+//! queue task, which is the one writer of the queue's rows and shows what it committed.
 
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use super::Failure;
 use super::temp_file::{Identity, TempFile};
 use crate::error::{ErrorCode, ErrorContext, Status};
 use crate::model::{JobFile, JobId, Timestamp};
-use crate::store::{FileProgress, Store};
+use crate::store::FileProgress;
 
 /// When to checkpoint: after this many bytes or this much time, whichever comes first.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -35,22 +39,17 @@ impl Default for CheckpointPolicy {
     }
 }
 
-type InFlight = JoinHandle<Result<Committed, Failure>>;
+type InFlight = JoinHandle<Result<(), Failure>>;
 
-/// What a checkpoint recorded: the finished files it made durable, and the file being written
-/// as the store now has it.
-#[derive(Debug)]
-struct Committed {
-    done: Vec<usize>,
-    current: Option<(usize, JobFile)>,
-}
-
-/// Told which finished files a checkpoint just made durable.
-pub(crate) type Announce = Box<dyn Fn(&[usize]) + Send + Sync>;
+/// Where a checkpoint's progress goes once its bytes are durable: to be committed (and shown)
+/// by the one writer of the queue's rows. The answer comes once it is committed.
+pub(crate) type Record = std::sync::Arc<
+    dyn Fn(FileProgress) -> oneshot::Receiver<crate::error::Result<()>> + Send + Sync,
+>;
 
 /// One job run's checkpoint state.
 pub(crate) struct Checkpointer {
-    store: Store,
+    record: Record,
     job_id: JobId,
     policy: CheckpointPolicy,
     since_bytes: u64,
@@ -59,16 +58,11 @@ pub(crate) struct Checkpointer {
     /// completed), with the identity of their temporary file.
     pending: Vec<(usize, JobFile, Identity)>,
     in_flight: Option<InFlight>,
-    /// Finished files made durable since the last `take_durable_done`.
-    durable_done: Vec<usize>,
     dirs_synced: HashSet<PathBuf>,
     /// Per file system, a descriptor of the earliest finished file not yet made durable: a
     /// `syncfs` through it reports any write-back error since that file was opened (one through
     /// a descriptor opened later would not).
     anchors: HashMap<u64, File>,
-    /// Unfinished files as the last successful checkpoint recorded them.
-    committed: HashMap<usize, JobFile>,
-    announce: Announce,
     /// A checkpoint failed: nothing more is recorded in this run. A second fsync of a file
     /// whose write-back failed reports success on Linux, so trying again would claim bytes that
     /// may be lost.
@@ -89,25 +83,17 @@ impl std::fmt::Debug for Checkpointer {
 pub(crate) type Current<'a> = Option<(&'a TempFile, usize, &'a JobFile)>;
 
 impl Checkpointer {
-    pub(crate) fn new(
-        store: Store,
-        job_id: JobId,
-        policy: CheckpointPolicy,
-        announce: Announce,
-    ) -> Self {
+    pub(crate) fn new(record: Record, job_id: JobId, policy: CheckpointPolicy) -> Self {
         Self {
-            announce,
-            store,
+            record,
             job_id,
             policy,
             since_bytes: 0,
             since: Instant::now(),
             pending: Vec::new(),
             in_flight: None,
-            durable_done: Vec::new(),
             dirs_synced: HashSet::new(),
             anchors: HashMap::new(),
-            committed: HashMap::new(),
             failed: None,
         }
     }
@@ -117,7 +103,7 @@ impl Checkpointer {
     }
 
     /// A file's last byte is written. It counts as completed once a checkpoint has made it
-    /// durable and recorded it (see `take_durable_done`), never before. `writer` is a
+    /// durable and recorded it, never before. `writer` is a
     /// descriptor of the file as it was written, when `wants_anchor` asked for one.
     pub(crate) fn file_done(
         &mut self,
@@ -137,16 +123,6 @@ impl Checkpointer {
     /// of a batch does; the others need not cost one).
     pub(crate) fn wants_anchor(&self, identity: Identity) -> bool {
         !self.anchors.contains_key(&identity.device())
-    }
-
-    /// Whether a checkpoint of this run failed (nothing after it was recorded).
-    pub(crate) fn failed(&self) -> bool {
-        self.failed.is_some()
-    }
-
-    /// File `index` as the last successful checkpoint of this run recorded it.
-    pub(crate) fn last_committed(&self, index: usize) -> Option<&JobFile> {
-        self.committed.get(&index)
     }
 
     pub(crate) fn due(&self) -> bool {
@@ -182,28 +158,15 @@ impl Checkpointer {
         Ok(())
     }
 
-    pub(crate) fn take_durable_done(&mut self) -> Vec<usize> {
-        std::mem::take(&mut self.durable_done)
-    }
-
     async fn collect(&mut self) -> Result<(), Failure> {
         if let Some(handle) = self.in_flight.take() {
             let result = match handle.await {
                 Ok(r) => r,
                 Err(e) => Err(internal(&e.to_string())),
             };
-            match result {
-                Ok(c) => {
-                    if !c.done.is_empty() {
-                        (self.announce)(&c.done);
-                    }
-                    self.durable_done.extend(c.done);
-                    self.committed.extend(c.current);
-                }
-                Err(failure) => {
-                    self.failed = Some(failure.clone());
-                    return Err(failure);
-                }
+            if let Err(failure) = result {
+                self.failed = Some(failure.clone());
+                return Err(failure);
             }
         }
         Ok(())
@@ -228,7 +191,6 @@ impl Checkpointer {
         };
         let anchors: Vec<File> = self.anchors.drain().map(|(_, f)| f).collect();
         let pending = std::mem::take(&mut self.pending);
-        let done: Vec<usize> = pending.iter().map(|(i, _, _)| *i).collect();
         let finished: Vec<(PathBuf, Identity)> = pending
             .iter()
             .map(|(_, f, id)| (f.temp_path.clone(), *id))
@@ -236,10 +198,8 @@ impl Checkpointer {
         let mut files: Vec<(usize, JobFile)> =
             pending.into_iter().map(|(i, f, _)| (i, f)).collect();
         let mut handle = None;
-        let mut current = None;
         if let Some((w, index, file)) = writing {
             handle = Some(w);
-            current = Some((index, file.clone()));
             files.push((index, file));
         }
         let mut dirs = Vec::new();
@@ -252,7 +212,7 @@ impl Checkpointer {
         }
         self.since_bytes = 0;
         self.since = Instant::now();
-        let store = self.store.clone();
+        let record = self.record.clone();
         let progress = FileProgress {
             job_id: self.job_id,
             modified_at: Timestamp::now(),
@@ -262,11 +222,10 @@ impl Checkpointer {
             tokio::task::spawn_blocking(move || make_durable(handle, &finished, anchors, &dirs))
                 .await
                 .map_err(|e| internal(&e.to_string()))??;
-            store
-                .commit_progress(progress)
+            record(progress)
                 .await
-                .map_err(|e| internal(&e.to_string()))?;
-            Ok(Committed { done, current })
+                .unwrap_or(Err(crate::error::Error::ShutDown))
+                .map_err(|e| internal(&e.to_string()))
         }))
     }
 }
