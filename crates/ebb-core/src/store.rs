@@ -101,13 +101,27 @@ impl Store {
         R: Send + 'static,
         F: FnOnce(&mut Connection) -> rusqlite::Result<R> + Send + 'static,
     {
+        self.submit(f).await
+    }
+
+    /// Queue `f` on the store thread now, in order with every call queued before and after it;
+    /// the returned future waits for its result.
+    fn submit<R, F>(&self, f: F) -> impl Future<Output = Result<R>> + Send + 'static
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut Connection) -> rusqlite::Result<R> + Send + 'static,
+    {
         let (tx, rx) = oneshot::channel();
         let task: Task = Box::new(move |conn| {
             let _ = tx.send(f(conn));
         });
-        self.tx.send(task).map_err(|_| Error::ShutDown)?;
-        let result = rx.await.map_err(|_| Error::ShutDown)?;
-        result.map_err(|e| store_err(&self.path, e))
+        let queued = self.tx.send(task).map_err(|_| Error::ShutDown);
+        let path = self.path.clone();
+        async move {
+            queued?;
+            let result = rx.await.map_err(|_| Error::ShutDown)?;
+            result.map_err(|e| store_err(&path, e))
+        }
     }
 
     /// The row of `job`, its passwords sealed.
@@ -162,14 +176,17 @@ impl Store {
         .await
     }
 
-    /// A checkpoint: file progress whose bytes are already durable. Hands the progress back.
-    pub(crate) async fn commit_progress(&self, progress: FileProgress) -> Result<FileProgress> {
-        self.call(move |c| {
+    /// A checkpoint: file progress whose bytes are already durable, queued now (see
+    /// [`Store::submit`]). The future hands the progress back once it is committed.
+    pub(crate) fn commit_progress(
+        &self,
+        progress: FileProgress,
+    ) -> impl Future<Output = Result<FileProgress>> + Send + 'static {
+        self.submit(move |c| {
             let tx = c.transaction()?;
             rows::commit_progress(&tx, &progress)?;
             tx.commit().map(|()| progress)
         })
-        .await
     }
 
     /// A run-time setting, as JSON, if one was stored.

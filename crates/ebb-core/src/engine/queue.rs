@@ -303,21 +303,38 @@ impl Queue {
             tokio::select! {
                 outcome = &mut *handle => return outcome,
                 Some(msg) = self.worker_rx.recv() => match msg {
-                    WorkerMsg::Checkpoint { progress, reply } => {
-                        let _ = reply.send(self.record(progress).await);
-                    }
+                    WorkerMsg::Checkpoint { progress, reply } => self.record(progress, reply),
+                    WorkerMsg::Recorded { result, reply } => self.recorded(result, reply),
                     other => self.deferred.push_back(other),
                 },
             }
         }
     }
 
-    /// Commit a checkpoint's progress, whose bytes are durable already, then show it: the
-    /// files it names take the committed state, and those it finished are announced.
-    pub async fn record(&self, progress: FileProgress) -> Result<()> {
+    /// Commit a checkpoint's progress, whose bytes are durable already. The commit is queued
+    /// on the store now, in order with every other write; the queue task goes on meanwhile and
+    /// shows the progress when the store answers (`recorded`).
+    pub fn record(&self, progress: FileProgress, reply: Reply<()>) {
+        if let Err(e) = self.job(progress.job_id, "record progress of") {
+            let _ = reply.send(Err(e));
+            return;
+        }
+        let commit = self.shared.store.commit_progress(progress);
+        let back = self.worker_tx.clone();
+        tokio::spawn(async move {
+            let result = commit.await;
+            let _ = back.send(WorkerMsg::Recorded { result, reply });
+        });
+    }
+
+    /// A checkpoint's commit ended: if it was committed, show it (the files it names take the
+    /// committed state, and those it finished are announced); then answer the worker.
+    pub fn recorded(&self, result: Result<FileProgress>, reply: Reply<()>) {
+        let _ = reply.send(result.map(|progress| self.show_progress(progress)));
+    }
+
+    fn show_progress(&self, progress: FileProgress) {
         let id = progress.job_id;
-        self.job(id, "record progress of")?;
-        let progress = self.shared.store.commit_progress(progress).await?;
         let mut done = Vec::new();
         if let Some(job) = self.view.write().jobs.get_mut(&id) {
             let job = Arc::make_mut(job);
@@ -332,7 +349,6 @@ impl Queue {
             job.modified_at = job.modified_at.max(progress.modified_at);
         }
         self.shared.emit_files_done(id, &done);
-        Ok(())
     }
 
     /// Take a finished run's time into the job, and show the job without the run's live

@@ -178,9 +178,8 @@ impl Queue {
                     self.persist(j).await;
                 }
             }
-            WorkerMsg::Checkpoint { progress, reply } => {
-                let _ = reply.send(self.record(progress).await);
-            }
+            WorkerMsg::Checkpoint { progress, reply } => self.record(progress, reply),
+            WorkerMsg::Recorded { result, reply } => self.recorded(result, reply),
             WorkerMsg::Exited { job, run } => {
                 if self.running.get(&job).is_some_and(|r| r.run == run) {
                     self.finish_run(job).await;

@@ -27,6 +27,11 @@ pub(crate) enum WorkerMsg {
         progress: FileProgress,
         reply: oneshot::Sender<Result<()>>,
     },
+    /// The store answered a checkpoint's commit (sent by the queue task to itself).
+    Recorded {
+        result: Result<FileProgress>,
+        reply: oneshot::Sender<Result<()>>,
+    },
     Exited {
         job: JobId,
         run: u64,
