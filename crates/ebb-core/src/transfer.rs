@@ -123,7 +123,7 @@ impl Live {
     /// The worker's count of file `index` is now `file`'s.
     pub(crate) fn show(&self, index: usize, file: &JobFile) {
         if let Some(slot) = self.files.get(index) {
-            // The total first: a reader that sees these bytes sees their total too.
+            // The total first: a reader that sees these bytes sees their total or a later one.
             slot.total
                 .store(file.bytes_total.unwrap_or(UNKNOWN), Ordering::Relaxed);
             slot.bytes.store(file.bytes_transferred, Ordering::Release);

@@ -1,10 +1,13 @@
 //! What readers see of the queue: every job as the store last committed it (a running job's
 //! checkpoints included), with the live counts of the files its run is moving. Only the queue
 //! task writes it, and only once the store has committed what it writes, so a reader is never
-//! ahead of the store and never behind a finished commit. (One exception: a scheduler
-//! transition whose write fails is logged and shown all the same, so that the queue goes on;
-//! the job's next change writes it again.) A reader takes the lock for as long as it takes to
-//! clone a few `Arc`s; nothing holds it across an await.
+//! ahead of the store. An API call's change is shown as soon as it is committed; a checkpoint
+//! is shown when the queue task next takes the store's answer (it does not wait on the disk for
+//! one), so for that moment a reader in another process may see it first. Two exceptions:
+//! a scheduler transition whose write fails is logged and shown all the same, so that the
+//! queue goes on; and a finished run's bookkeeping (active time, no-progress start) is shown at
+//! once and stored with the job's next change. A reader takes the lock for as long as it takes
+//! to clone a few `Arc`s; nothing holds it across an await.
 
 use std::collections::HashMap;
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};

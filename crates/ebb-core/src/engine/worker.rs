@@ -14,7 +14,7 @@ use crate::transfer::{
     self, CheckpointPolicy, Checkpointer, Failure, Fetched, FileCx, HttpClients, Live,
 };
 
-/// Messages from workers to the engine's scheduler loop.
+/// Messages to the queue task about runs: from workers, and (`Recorded`) from itself.
 #[derive(Debug)]
 pub(crate) enum WorkerMsg {
     Connected {

@@ -193,6 +193,7 @@ impl Attempt {
         let url = file.remote_url.clone();
         self.temp.truncate_to(0)?;
         reset(file);
+        cx.live.show(cx.index, file);
         Err(Failure::new(
             Status::Permanent,
             ErrorContext::RemoteFile,
