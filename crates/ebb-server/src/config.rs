@@ -1,0 +1,205 @@
+//! What `ebb-server` serves: one or more upload directories, from a TOML file or from
+//! `--root DIR` alone.
+//!
+//! ```toml
+//! listen = "127.0.0.1:8080"
+//! state_dir = "/var/lib/ebb-server"     # the session database; default: <first root>/.ebb-server
+//!
+//! [[directory]]
+//! root = "/srv/uploads"
+//! prefix = "/upload/"                  # the URL path it answers under
+//! max_upload_size = 1073741824         # bytes; default: no limit
+//! session_timeout = "14d"              # since the last packet (BITS's default)
+//! allow_overwrite = false
+//! host_id = "node1.example.net"       # web farms: later packets go to this host
+//! host_id_fallback_timeout = "1d"
+//! ```
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    #[serde(default)]
+    pub state_dir: Option<PathBuf>,
+    #[serde(rename = "directory")]
+    pub directories: Vec<UploadDir>,
+}
+
+/// One upload directory (an IIS virtual directory with BITS uploads enabled).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UploadDir {
+    pub root: PathBuf,
+    #[serde(default = "default_prefix")]
+    pub prefix: String,
+    #[serde(default)]
+    pub max_upload_size: Option<u64>,
+    #[serde(default = "default_session_timeout", with = "duration")]
+    pub session_timeout: Duration,
+    #[serde(default)]
+    pub allow_overwrite: bool,
+    #[serde(default)]
+    pub host_id: Option<String>,
+    #[serde(default = "default_fallback", with = "duration")]
+    pub host_id_fallback_timeout: Duration,
+    /// The largest fragment taken at once; a larger one is answered 413, and the client sends
+    /// smaller ones.
+    #[serde(default = "default_max_fragment")]
+    pub max_fragment_size: u64,
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+
+fn default_prefix() -> String {
+    "/".into()
+}
+
+fn default_session_timeout() -> Duration {
+    Duration::from_secs(14 * 24 * 3600)
+}
+
+fn default_fallback() -> Duration {
+    Duration::from_secs(24 * 3600)
+}
+
+fn default_max_fragment() -> u64 {
+    64 << 20
+}
+
+impl UploadDir {
+    /// A directory with every default, at `root`, answering under `/`.
+    pub fn at(root: impl Into<PathBuf>) -> Self {
+        Self {
+            root: root.into(),
+            prefix: default_prefix(),
+            max_upload_size: None,
+            session_timeout: default_session_timeout(),
+            allow_overwrite: false,
+            host_id: None,
+            host_id_fallback_timeout: default_fallback(),
+            max_fragment_size: default_max_fragment(),
+        }
+    }
+}
+
+impl ServerConfig {
+    /// Serve `root` alone, under `/`.
+    pub fn root(root: impl Into<PathBuf>, listen: SocketAddr) -> Self {
+        Self {
+            listen,
+            state_dir: None,
+            directories: vec![UploadDir::at(root)],
+        }
+    }
+
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let config: Self =
+            toml::from_str(&text).map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
+        config.check()?;
+        Ok(config)
+    }
+
+    /// Roots must exist; prefixes start and end with `/` and are distinct.
+    pub fn check(&self) -> Result<()> {
+        if self.directories.is_empty() {
+            return Err(Error::Config("no [[directory]] to serve".into()));
+        }
+        for (i, d) in self.directories.iter().enumerate() {
+            if !d.root.is_dir() {
+                return Err(Error::Config(format!(
+                    "root {} is not a directory",
+                    d.root.display()
+                )));
+            }
+            if !d.prefix.starts_with('/') || !d.prefix.ends_with('/') {
+                return Err(Error::Config(format!(
+                    "prefix {:?} must start and end with /",
+                    d.prefix
+                )));
+            }
+            if self.directories[..i].iter().any(|o| o.prefix == d.prefix) {
+                return Err(Error::Config(format!(
+                    "prefix {:?} is used twice",
+                    d.prefix
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Where the session database lives.
+    pub fn state_dir(&self) -> PathBuf {
+        self.state_dir
+            .clone()
+            .unwrap_or_else(|| self.directories[0].root.join(".ebb-server"))
+    }
+
+    /// The directory serving a URL path: the longest prefix that matches.
+    pub fn directory(&self, url_path: &str) -> Option<&UploadDir> {
+        self.directories
+            .iter()
+            .filter(|d| url_path.starts_with(d.prefix.as_str()))
+            .max_by_key(|d| d.prefix.len())
+    }
+}
+
+/// Durations as humantime text (`"14d"`, `"90s"`).
+mod duration {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let text = String::deserialize(d)?;
+        humantime::parse_duration(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_with_every_key_and_one_with_a_typo() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("server.toml");
+        let root = dir.path().display();
+        std::fs::write(
+            &file,
+            format!(
+                "listen = \"127.0.0.1:9000\"\n[[directory]]\nroot = \"{root}\"\nprefix = \"/up/\"\n\
+                 max_upload_size = 10\nsession_timeout = \"1h\"\nallow_overwrite = true\n\
+                 host_id = \"n1\"\nhost_id_fallback_timeout = \"5m\"\nmax_fragment_size = 100\n"
+            ),
+        )
+        .unwrap();
+        let c = ServerConfig::load(&file).unwrap();
+        let d = &c.directories[0];
+        assert_eq!(d.session_timeout, Duration::from_secs(3600));
+        assert_eq!(d.host_id_fallback_timeout, Duration::from_secs(300));
+        assert_eq!(
+            c.directory("/up/x").map(|d| d.prefix.as_str()),
+            Some("/up/")
+        );
+        assert!(c.directory("/other").is_none());
+        std::fs::write(
+            &file,
+            format!("[[directory]]\nroot = \"{root}\"\nallow_overwrites = true\n"),
+        )
+        .unwrap();
+        let e = ServerConfig::load(&file).unwrap_err().to_string();
+        assert!(e.contains("allow_overwrites"), "{e}");
+    }
+}

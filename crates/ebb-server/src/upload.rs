@@ -1,0 +1,333 @@
+//! The BITS upload protocol's server side ([MC-BUP] §3.2): what the IIS BITS extension does.
+//! A session's file is written into a hidden temporary file beside its destination, each
+//! fragment at its offset (bytes already received are never written again), made durable and
+//! recorded before its Ack; it appears at its name only on Close-Session.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{HeaderMap, StatusCode};
+use futures_util::StreamExt;
+use tokio::io::{AsyncSeekExt, AsyncWriteExt};
+
+use crate::App;
+use crate::ack::{Ack, Code, Refusal, names};
+use crate::config::UploadDir;
+use crate::packet::{self, FragmentRange, Packet};
+use crate::paths::{self, PathError};
+use crate::sessions::{Open, Session};
+
+/// Serve one `BITS_POST`.
+pub async fn serve(
+    app: &App,
+    dir: &UploadDir,
+    url_path: &str,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Ack, Refusal> {
+    match packet::read(headers)? {
+        Packet::Ping => Ok(Ack::ok()),
+        Packet::CreateSession => create(app, dir, url_path).await,
+        Packet::Fragment { session, range } => {
+            let open = find(app, &session)?;
+            let mut s = open.lock().await;
+            check(app, &open, &s, url_path)?;
+            fragment(app, dir, &mut s, range, body).await
+        }
+        Packet::CloseSession { session } => {
+            let open = find(app, &session)?;
+            let mut s = open.lock().await;
+            check(app, &open, &s, url_path)?;
+            close(app, dir, &mut s).await
+        }
+        Packet::CancelSession { session } => {
+            let open = find(app, &session)?;
+            let s = open.lock().await;
+            check(app, &open, &s, url_path)?;
+            end(app, &s).await?;
+            Ok(Ack::ok())
+        }
+    }
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+fn find(app: &App, id: &str) -> Result<Open, Refusal> {
+    app.sessions
+        .get(id)
+        .ok_or_else(|| Refusal::session_not_found().because(format!("no session {id}")))
+}
+
+/// A session is reached only through the URL it was created for, and only while it is open
+/// (another packet may have closed it while this one waited for its lock).
+fn check(app: &App, open: &Open, s: &Session, url_path: &str) -> Result<(), Refusal> {
+    let current = app
+        .sessions
+        .get(&s.id)
+        .is_some_and(|o| Arc::ptr_eq(&o, open));
+    if current && s.url_path == url_path {
+        Ok(())
+    } else {
+        Err(Refusal::session_not_found().because(format!("session {} is not for {url_path}", s.id)))
+    }
+}
+
+async fn create(app: &App, dir: &UploadDir, url_path: &str) -> Result<Ack, Refusal> {
+    let relative = paths::relative(&dir.prefix, url_path).map_err(|e| refuse_path(&e))?;
+    let (root, overwrite) = (dir.root.clone(), dir.allow_overwrite);
+    let uuid = uuid::Uuid::new_v4();
+    let (destination, temp) = blocking(move || {
+        let destination = paths::under_root(&root, &relative).map_err(|e| refuse_path(&e))?;
+        if destination.is_dir() {
+            return Err(Refusal::bad("the URL names a directory"));
+        }
+        if destination.exists() && !overwrite {
+            return Err(Refusal::denied(
+                "the file exists and may not be overwritten",
+            ));
+        }
+        let temp = destination.with_file_name(format!(".ebb-upload-{}.part", uuid.simple()));
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&temp)
+            .map_err(|e| io_refusal(&temp, &e))?;
+        Ok((destination, temp))
+    })
+    .await?;
+    let id = format!("{{{}}}", uuid.hyphenated()).to_uppercase();
+    let at = now();
+    let session = Session {
+        id: id.clone(),
+        url_path: url_path.to_owned(),
+        user: None,
+        destination,
+        temp: temp.clone(),
+        total: None,
+        received: 0,
+        created_at: at,
+        touched_at: at,
+    };
+    if let Err(e) = app.sessions.create(session).await {
+        let _ = std::fs::remove_file(&temp);
+        return Err(
+            Refusal::new(StatusCode::INTERNAL_SERVER_ERROR, Code::FAIL).because(e.to_string())
+        );
+    }
+    tracing::info!(session = %id, path = url_path, "session created");
+    let mut ack = Ack::ok()
+        .header(names::PROTOCOL, packet::PROTOCOL)
+        .header(names::SESSION_ID, id)
+        .header(axum::http::header::ACCEPT_ENCODING, "Identity");
+    if let Some(host) = &dir.host_id {
+        ack = ack.header(names::HOST_ID, host.clone()).header(
+            names::HOST_ID_FALLBACK,
+            dir.host_id_fallback_timeout.as_secs().to_string(),
+        );
+    }
+    Ok(ack)
+}
+
+async fn fragment(
+    app: &App,
+    dir: &UploadDir,
+    s: &mut Session,
+    range: FragmentRange,
+    body: Body,
+) -> Result<Ack, Refusal> {
+    if s.total.is_some_and(|t| t != range.total) {
+        return Err(Refusal::bad("the file's length changed between fragments"));
+    }
+    if dir.max_upload_size.is_some_and(|max| range.total > max) {
+        return Err(
+            Refusal::new(StatusCode::INTERNAL_SERVER_ERROR, Code::FRAGMENT_TOO_LARGE).because(
+                format!("{} bytes is over the directory's limit", range.total),
+            ),
+        );
+    }
+    if range.len() > dir.max_fragment_size {
+        let mut r = Refusal::bad("a fragment over the size taken at once");
+        (r.status, r.code) = (StatusCode::PAYLOAD_TOO_LARGE, None);
+        return Err(r);
+    }
+    if range.first > s.received {
+        // A gap: the client goes on from what is here.
+        return Ok(Ack::ok()
+            .status(StatusCode::RANGE_NOT_SATISFIABLE)
+            .received(s.received));
+    }
+    if range.last >= s.received {
+        let skip = s.received - range.first;
+        write_at(&s.temp, s.received, skip, range.len(), body).await?;
+        let before = (s.received, s.total, s.touched_at);
+        (s.received, s.total, s.touched_at) = (range.last + 1, Some(range.total), now());
+        if let Err(e) = app.sessions.save(s).await {
+            (s.received, s.total, s.touched_at) = before;
+            return Err(
+                Refusal::new(StatusCode::INTERNAL_SERVER_ERROR, Code::FAIL).because(e.to_string())
+            );
+        }
+    }
+    Ok(Ack::ok().received(s.received))
+}
+
+/// Sweep the sessions that heard nothing for their directory's timeout, with their temporary
+/// files. A session serving a packet is alive.
+pub async fn sweep(app: &App) {
+    let at = now();
+    for open in app.sessions.all() {
+        let Ok(s) = open.try_lock() else {
+            continue;
+        };
+        let timeout = app
+            .config
+            .directory(&s.url_path)
+            .map_or(std::time::Duration::ZERO, |d| d.session_timeout);
+        let timeout = i64::try_from(timeout.as_millis()).unwrap_or(i64::MAX);
+        if s.touched_at.saturating_add(timeout) > at {
+            continue;
+        }
+        tracing::info!(session = %s.id, path = %s.url_path, "session expired");
+        if let Err(r) = end(app, &s).await {
+            tracing::warn!(session = %s.id, why = %r.why, "cannot sweep an expired session");
+        }
+    }
+}
+
+/// Write a fragment's body into `temp` at `offset`, its first `skip` bytes left out (they are
+/// there already), and make it durable. The body must be `len` bytes long.
+async fn write_at(
+    temp: &Path,
+    offset: u64,
+    skip: u64,
+    len: u64,
+    body: Body,
+) -> Result<(), Refusal> {
+    let io = |e: std::io::Error| io_refusal(temp, &e);
+    let mut file = tokio::fs::OpenOptions::new()
+        .write(true)
+        .open(temp)
+        .await
+        .map_err(io)?;
+    file.seek(std::io::SeekFrom::Start(offset))
+        .await
+        .map_err(io)?;
+    let (mut seen, mut stream) = (0u64, body.into_data_stream());
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk
+            .map_err(|e| Refusal::bad("the fragment's body broke off").because(e.to_string()))?;
+        let start = skip.saturating_sub(seen).min(chunk.len() as u64) as usize;
+        seen += chunk.len() as u64;
+        if seen > len {
+            return Err(Refusal::bad("the body is longer than the Content-Range"));
+        }
+        file.write_all(&chunk[start..]).await.map_err(io)?;
+    }
+    if seen != len {
+        return Err(Refusal::bad("the body is shorter than the Content-Range"));
+    }
+    file.flush().await.map_err(io)?;
+    file.sync_data().await.map_err(io)
+}
+
+/// Close-Session: a whole file goes to its name, durably; a partial one is deleted.
+async fn close(app: &App, dir: &UploadDir, s: &mut Session) -> Result<Ack, Refusal> {
+    let whole = s.total.is_some_and(|t| t == s.received);
+    if whole {
+        let (temp, destination, overwrite) =
+            (s.temp.clone(), s.destination.clone(), dir.allow_overwrite);
+        blocking(move || finish(&temp, &destination, overwrite)).await?;
+        tracing::info!(session = %s.id, path = %s.destination.display(), bytes = s.received, "upload closed");
+    } else {
+        tracing::info!(session = %s.id, "session closed before its last fragment: the partial upload is deleted");
+    }
+    end(app, s).await?;
+    Ok(Ack::ok())
+}
+
+/// Forget a session and delete what is left of its temporary file.
+async fn end(app: &App, s: &Session) -> Result<(), Refusal> {
+    app.sessions.remove(&s.id).await.map_err(|e| {
+        Refusal::new(StatusCode::INTERNAL_SERVER_ERROR, Code::FAIL).because(e.to_string())
+    })?;
+    let temp = s.temp.clone();
+    blocking(move || {
+        match std::fs::remove_file(&temp) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                tracing::warn!(path = %temp.display(), error = %e, "cannot delete a session's file");
+            }
+        }
+        Ok(())
+    })
+    .await
+}
+
+/// Put the finished temporary file at its name: without replacing a file that appeared
+/// meanwhile unless overwriting is allowed; then make the directory entry durable.
+fn finish(temp: &Path, destination: &Path, overwrite: bool) -> Result<(), Refusal> {
+    if overwrite {
+        std::fs::rename(temp, destination).map_err(|e| io_refusal(destination, &e))?;
+    } else {
+        match std::fs::hard_link(temp, destination) {
+            Ok(()) => std::fs::remove_file(temp).map_err(|e| io_refusal(temp, &e))?,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                return Err(Refusal::denied(
+                    "the file exists and may not be overwritten",
+                ));
+            }
+            Err(e) => return Err(io_refusal(destination, &e)),
+        }
+    }
+    sync_parent(destination).map_err(|e| io_refusal(destination, &e))
+}
+
+fn sync_parent(path: &Path) -> std::io::Result<()> {
+    if cfg!(windows) {
+        return Ok(());
+    }
+    match path.parent() {
+        Some(dir) => std::fs::File::open(dir)?.sync_all(),
+        None => Ok(()),
+    }
+}
+
+fn refuse_path(e: &PathError) -> Refusal {
+    let why = e.to_string();
+    let r = match e {
+        PathError::Segment(_) | PathError::NoFile => Refusal::bad("a path that is not allowed"),
+        PathError::Link(_) => Refusal::denied("a path through a symbolic link"),
+        PathError::NotHere | PathError::Io(..) => {
+            let mut r = Refusal::new(StatusCode::NOT_FOUND, Code::FAIL);
+            r.code = None;
+            r
+        }
+    };
+    r.because(why)
+}
+
+fn io_refusal(path: &Path, e: &std::io::Error) -> Refusal {
+    let full = e.raw_os_error() == Some(libc_enospc());
+    let code = if full { Code::DISK_FULL } else { Code::FAIL };
+    Refusal::new(StatusCode::INTERNAL_SERVER_ERROR, code)
+        .because(format!("{}: {e}", path.display()))
+}
+
+/// ENOSPC, or Windows's ERROR_DISK_FULL.
+fn libc_enospc() -> i32 {
+    if cfg!(windows) { 112 } else { 28 }
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, Refusal> + Send + 'static,
+) -> Result<T, Refusal> {
+    tokio::task::spawn_blocking(f).await.unwrap_or_else(|e| {
+        Err(Refusal::new(StatusCode::INTERNAL_SERVER_ERROR, Code::FAIL).because(e.to_string()))
+    })
+}
