@@ -13,6 +13,10 @@
 //! allow_overwrite = false
 //! host_id = "node1.example.net"       # web farms: later packets go to this host
 //! host_id_fallback_timeout = "1d"
+//!
+//! [[directory.user]]                   # Basic authentication; none listed: anyone may upload
+//! name = "alice"
+//! password = "..."                     # keep this file readable by the server only
 //! ```
 
 use std::net::SocketAddr;
@@ -55,6 +59,24 @@ pub struct UploadDir {
     /// smaller ones.
     #[serde(default = "default_max_fragment")]
     pub max_fragment_size: u64,
+    /// Who may upload and download here (Basic authentication); nobody listed: anyone.
+    #[serde(default, rename = "user")]
+    pub users: Vec<User>,
+}
+
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct User {
+    pub name: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for User {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("User")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
 }
 
 fn default_listen() -> SocketAddr {
@@ -89,6 +111,7 @@ impl UploadDir {
             host_id: None,
             host_id_fallback_timeout: default_fallback(),
             max_fragment_size: default_max_fragment(),
+            users: Vec::new(),
         }
     }
 }

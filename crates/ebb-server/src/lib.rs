@@ -6,6 +6,7 @@
 //! nothing for its directory's timeout is swept with its temporary file.
 
 mod ack;
+mod auth;
 pub mod config;
 mod error;
 mod files;
@@ -22,7 +23,7 @@ use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
-pub use config::{ServerConfig, UploadDir};
+pub use config::{ServerConfig, UploadDir, User};
 pub use error::{Error, Result};
 use sessions::Sessions;
 
@@ -83,8 +84,12 @@ async fn handle(State(app): State<Arc<App>>, request: Request) -> Response {
     let Some(dir) = app.config.directory(&path) else {
         return StatusCode::NOT_FOUND.into_response();
     };
+    let user = match auth::user(dir, &parts.headers) {
+        Ok(user) => user,
+        Err(challenge) => return challenge,
+    };
     match parts.method.as_str() {
-        "BITS_POST" => match upload::serve(&app, dir, &path, &parts.headers, body).await {
+        "BITS_POST" => match upload::serve(&app, dir, &path, user, &parts.headers, body).await {
             Ok(ack) => ack.into_response(),
             Err(refusal) => {
                 tracing::info!(path = %path, status = %refusal.status, why = %refusal.why, "packet refused");

@@ -23,28 +23,33 @@ pub async fn serve(
     app: &App,
     dir: &UploadDir,
     url_path: &str,
+    user: Option<String>,
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Ack, Refusal> {
+    let asker = Asker {
+        url_path,
+        user: user.as_deref(),
+    };
     match packet::read(headers)? {
         Packet::Ping => Ok(Ack::ok()),
-        Packet::CreateSession => create(app, dir, url_path).await,
+        Packet::CreateSession => create(app, dir, url_path, user.clone()).await,
         Packet::Fragment { session, range } => {
             let open = find(app, &session)?;
             let mut s = open.lock().await;
-            check(app, &open, &s, url_path)?;
+            check(app, &open, &s, &asker)?;
             fragment(app, dir, &mut s, range, body).await
         }
         Packet::CloseSession { session } => {
             let open = find(app, &session)?;
             let mut s = open.lock().await;
-            check(app, &open, &s, url_path)?;
+            check(app, &open, &s, &asker)?;
             close(app, dir, &mut s).await
         }
         Packet::CancelSession { session } => {
             let open = find(app, &session)?;
             let s = open.lock().await;
-            check(app, &open, &s, url_path)?;
+            check(app, &open, &s, &asker)?;
             end(app, &s).await?;
             Ok(Ack::ok())
         }
@@ -63,21 +68,36 @@ fn find(app: &App, id: &str) -> Result<Open, Refusal> {
         .ok_or_else(|| Refusal::session_not_found().because(format!("no session {id}")))
 }
 
-/// A session is reached only through the URL it was created for, and only while it is open
-/// (another packet may have closed it while this one waited for its lock).
-fn check(app: &App, open: &Open, s: &Session, url_path: &str) -> Result<(), Refusal> {
+/// Who sent a packet: through which URL, as which user.
+struct Asker<'a> {
+    url_path: &'a str,
+    user: Option<&'a str>,
+}
+
+/// A session is reached only through the URL it was created for, by the user who created it,
+/// and only while it is open (another packet may have closed it while this one waited for its
+/// lock).
+fn check(app: &App, open: &Open, s: &Session, asker: &Asker<'_>) -> Result<(), Refusal> {
     let current = app
         .sessions
         .get(&s.id)
         .is_some_and(|o| Arc::ptr_eq(&o, open));
-    if current && s.url_path == url_path {
+    if current && s.url_path == asker.url_path && s.user.as_deref() == asker.user {
         Ok(())
     } else {
-        Err(Refusal::session_not_found().because(format!("session {} is not for {url_path}", s.id)))
+        Err(Refusal::session_not_found().because(format!(
+            "session {} is not for {} as {:?}",
+            s.id, asker.url_path, asker.user
+        )))
     }
 }
 
-async fn create(app: &App, dir: &UploadDir, url_path: &str) -> Result<Ack, Refusal> {
+async fn create(
+    app: &App,
+    dir: &UploadDir,
+    url_path: &str,
+    user: Option<String>,
+) -> Result<Ack, Refusal> {
     let relative = paths::relative(&dir.prefix, url_path).map_err(|e| refuse_path(&e))?;
     let (root, overwrite) = (dir.root.clone(), dir.allow_overwrite);
     let uuid = uuid::Uuid::new_v4();
@@ -105,7 +125,7 @@ async fn create(app: &App, dir: &UploadDir, url_path: &str) -> Result<Ack, Refus
     let session = Session {
         id: id.clone(),
         url_path: url_path.to_owned(),
-        user: None,
+        user,
         destination,
         temp: temp.clone(),
         total: None,
