@@ -7,9 +7,23 @@ use base64::Engine as _;
 
 use crate::config::UploadDir;
 
-/// Who is asking: `Ok(None)` where the directory asks nobody, `Err` with the 401 to send when
-/// the credentials are missing or wrong.
-pub fn user(dir: &UploadDir, headers: &HeaderMap) -> Result<Option<String>, Response> {
+/// The 401 to send when credentials are missing or wrong.
+#[derive(Debug)]
+pub struct Challenge;
+
+impl IntoResponse for Challenge {
+    fn into_response(self) -> Response {
+        let mut r = StatusCode::UNAUTHORIZED.into_response();
+        r.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Basic realm=\"ebb-server\", charset=\"UTF-8\""),
+        );
+        r
+    }
+}
+
+/// Who is asking: `Ok(None)` where the directory asks nobody.
+pub fn user(dir: &UploadDir, headers: &HeaderMap) -> Result<Option<String>, Challenge> {
     if dir.users.is_empty() {
         return Ok(None);
     }
@@ -30,14 +44,7 @@ pub fn user(dir: &UploadDir, headers: &HeaderMap) -> Result<Option<String>, Resp
             .find(|u| u.name == name && same(&u.password, password))
             .map(|u| u.name.clone())
     });
-    known.map(Some).ok_or_else(|| {
-        let mut r = StatusCode::UNAUTHORIZED.into_response();
-        r.headers_mut().insert(
-            header::WWW_AUTHENTICATE,
-            HeaderValue::from_static("Basic realm=\"ebb-server\", charset=\"UTF-8\""),
-        );
-        r
-    })
+    known.map(Some).ok_or(Challenge)
 }
 
 /// Compare in time that does not depend on where the strings differ.

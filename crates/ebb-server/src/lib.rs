@@ -86,7 +86,7 @@ async fn handle(State(app): State<Arc<App>>, request: Request) -> Response {
     };
     let user = match auth::user(dir, &parts.headers) {
         Ok(user) => user,
-        Err(challenge) => return challenge,
+        Err(challenge) => return challenge.into_response(),
     };
     match parts.method.as_str() {
         "BITS_POST" => match upload::serve(&app, dir, &path, user, &parts.headers, body).await {
