@@ -15,5 +15,9 @@ CREATE TABLE sessions (
     received INTEGER NOT NULL DEFAULT 0,
     created_at INTEGER NOT NULL,
     -- Unix milliseconds of the last packet; the session expires a timeout after it.
-    touched_at INTEGER NOT NULL
+    touched_at INTEGER NOT NULL,
+    -- Upload-reply: the BITS-Reply-URL given once the server application answered, and whether
+    -- it asked to keep the upload at its name as well.
+    reply_url TEXT,
+    keep INTEGER NOT NULL DEFAULT 0
 ) STRICT;

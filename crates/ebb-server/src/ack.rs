@@ -19,6 +19,7 @@ pub mod names {
     pub const HOST_ID: HeaderName = HeaderName::from_static("bits-host-id");
     pub const HOST_ID_FALLBACK: HeaderName =
         HeaderName::from_static("bits-host-id-fallback-timeout");
+    pub const REPLY_URL: HeaderName = HeaderName::from_static("bits-reply-url");
 }
 use axum::response::{IntoResponse, Response};
 
@@ -34,11 +35,15 @@ impl Code {
     /// What [MC-BUP] §2.2.1.2 says a server sends for a full disk, as written there (Win32's
     /// ERROR_DISK_FULL is 112, which is 0x70: the spec seems to write it in decimal digits).
     pub const DISK_FULL: Self = Self(0x8007_0112);
+    /// What a client is sent when the server application did not answer in time (the same
+    /// value, as Microsoft's notification protocol page gives it).
+    pub const APPLICATION_TIMEOUT: Self = Self(0x8007_0112);
     pub const FAIL: Self = Self(0x8000_4005);
 }
 
-/// The error context of a refusal by the BITS server itself (0x7 is the server application's).
+/// The error context of a refusal by the BITS server itself, and by the server application.
 const SERVER_CONTEXT: &str = "0x5";
+const APPLICATION_CONTEXT: &str = "0x7";
 
 /// Why a packet is refused: the status, and the code and context when there is one (a 416 and
 /// a 413 have none).
@@ -46,6 +51,8 @@ const SERVER_CONTEXT: &str = "0x5";
 pub struct Refusal {
     pub status: StatusCode,
     pub code: Option<Code>,
+    /// The server application failed, not the BITS server.
+    pub application: bool,
     /// For the log only; the client sees the code.
     pub why: String,
 }
@@ -55,6 +62,7 @@ impl Refusal {
         Self {
             status,
             code: Some(code),
+            application: false,
             why: String::new(),
         }
     }
@@ -133,7 +141,14 @@ impl IntoResponse for Refusal {
             ack = ack
                 .header(names::ERROR_CODE, code.clone())
                 .header(names::ERROR, code)
-                .header(names::ERROR_CONTEXT, SERVER_CONTEXT);
+                .header(
+                    names::ERROR_CONTEXT,
+                    if self.application {
+                        APPLICATION_CONTEXT
+                    } else {
+                        SERVER_CONTEXT
+                    },
+                );
         }
         ack.into_response()
     }

@@ -14,6 +14,8 @@
 //! host_id = "node1.example.net"       # web farms: later packets go to this host
 //! host_id_fallback_timeout = "1d"
 //!
+//! notification = { type = "by-reference", url = "http://127.0.0.1:9000/app" }  # or by-value
+//!
 //! [[directory.user]]                   # Basic authentication; none listed: anyone may upload
 //! name = "alice"
 //! password = "..."                     # keep this file readable by the server only
@@ -59,6 +61,10 @@ pub struct UploadDir {
     /// smaller ones.
     #[serde(default = "default_max_fragment")]
     pub max_fragment_size: u64,
+    /// Upload-reply: how the server application hears of each upload; none: uploads are kept
+    /// at their names.
+    #[serde(default)]
+    pub notification: Option<crate::notify::Notification>,
     /// Who may upload and download here (Basic authentication); nobody listed: anyone.
     #[serde(default, rename = "user")]
     pub users: Vec<User>,
@@ -112,6 +118,7 @@ impl UploadDir {
             host_id_fallback_timeout: default_fallback(),
             max_fragment_size: default_max_fragment(),
             users: Vec::new(),
+            notification: None,
         }
     }
 }

@@ -11,7 +11,7 @@ use tower::ServiceExt;
 use tower_http::services::ServeFile;
 
 use crate::config::UploadDir;
-use crate::paths;
+use crate::{App, notify, paths};
 
 pub async fn serve(dir: &UploadDir, url_path: &str, parts: Parts, body: Body) -> Response {
     let file = match paths::relative(&dir.prefix, url_path) {
@@ -25,9 +25,42 @@ pub async fn serve(dir: &UploadDir, url_path: &str, parts: Parts, body: Body) ->
         Ok(Ok(file)) if file.is_file() => file,
         _ => return StatusCode::NOT_FOUND.into_response(),
     };
+    send(&file, parts, body).await
+}
+
+async fn send(file: &std::path::Path, parts: Parts, body: Body) -> Response {
     let request = axum::http::Request::from_parts(parts, body);
     match ServeFile::new(file).oneshot(request).await {
         Ok(response) => response.map(Body::new),
         Err(never) => match never {},
     }
+}
+
+/// The key of a reply URL as this server gives them (`.../BITS-Sessions/Replies/<key>/
+/// responsefile.bin`, resolved against the upload's URL), if `url_path` is one.
+pub fn reply_key(url_path: &str) -> Option<&str> {
+    let rest = url_path.strip_suffix("/responsefile.bin")?;
+    let (head, key) = rest.rsplit_once('/')?;
+    let valid = !key.is_empty() && key.len() <= 64 && key.bytes().all(|b| b.is_ascii_hexdigit());
+    (head.ends_with("/BITS-Sessions/Replies") && valid).then_some(key)
+}
+
+/// A session's reply, to the user who made the session, until Close-Session.
+pub async fn reply(app: &App, key: &str, user: Option<&str>, parts: Parts, body: Body) -> Response {
+    let mine = app.sessions.all().into_iter().any(|open| {
+        open.try_lock().is_ok_and(|s| {
+            s.key() == key
+                && s.user.as_deref() == user
+                && s.reply.as_ref().is_some_and(|r| r.contains(key))
+        })
+    });
+    if !mine {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    send(
+        &notify::reply_path(&app.config.state_dir(), key),
+        parts,
+        body,
+    )
+    .await
 }

@@ -10,6 +10,7 @@ mod auth;
 pub mod config;
 mod error;
 mod files;
+mod notify;
 mod packet;
 mod paths;
 mod sessions;
@@ -25,6 +26,7 @@ use axum::response::{IntoResponse, Response};
 
 pub use config::{ServerConfig, UploadDir, User};
 pub use error::{Error, Result};
+pub use notify::Notification;
 use sessions::Sessions;
 
 /// A running server's state.
@@ -38,6 +40,9 @@ impl App {
     /// Open the session database and take the configuration.
     pub async fn open(config: ServerConfig) -> Result<Arc<Self>> {
         config.check()?;
+        install_crypto_provider();
+        let replies = config.state_dir().join("replies");
+        std::fs::create_dir_all(&replies).map_err(|e| Error::io(&replies, e))?;
         let sessions = Sessions::open(&config.state_dir().join("sessions.db")).await?;
         Ok(Arc::new(Self { config, sessions }))
     }
@@ -78,6 +83,25 @@ impl App {
     }
 }
 
+/// reqwest is built without a TLS provider: the process takes ring's, once.
+fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// The request's URL in full, for the server application.
+fn full_url(parts: &axum::http::request::Parts) -> String {
+    let host = parts
+        .headers
+        .get(axum::http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("localhost");
+    let tail = parts
+        .uri
+        .path_and_query()
+        .map_or_else(|| parts.uri.path(), |p| p.as_str());
+    format!("http://{host}{tail}")
+}
+
 async fn handle(State(app): State<Arc<App>>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
     let path = parts.uri.path().to_owned();
@@ -89,14 +113,26 @@ async fn handle(State(app): State<Arc<App>>, request: Request) -> Response {
         Err(challenge) => return challenge.into_response(),
     };
     match parts.method.as_str() {
-        "BITS_POST" => match upload::serve(&app, dir, &path, user, &parts.headers, body).await {
+        "BITS_POST" => match upload::serve(
+            &app,
+            dir,
+            (&path, &full_url(&parts)),
+            user,
+            &parts.headers,
+            body,
+        )
+        .await
+        {
             Ok(ack) => ack.into_response(),
             Err(refusal) => {
                 tracing::info!(path = %path, status = %refusal.status, why = %refusal.why, "packet refused");
                 refusal.into_response()
             }
         },
-        "GET" | "HEAD" => files::serve(dir, &path, parts, body).await,
+        "GET" | "HEAD" => match files::reply_key(&path) {
+            Some(key) => files::reply(&app, key, user.as_deref(), parts, body).await,
+            None => files::serve(dir, &path, parts, body).await,
+        },
         _ => StatusCode::METHOD_NOT_ALLOWED.into_response(),
     }
 }

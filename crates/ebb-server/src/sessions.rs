@@ -25,6 +25,21 @@ pub struct Session {
     pub received: u64,
     pub created_at: i64,
     pub touched_at: i64,
+    /// Upload-reply: the reply's URL, once the server application answered.
+    pub reply: Option<String>,
+    /// Keep the upload at its name though an application was notified.
+    pub keep: bool,
+}
+
+impl Session {
+    /// The name of the session's reply file and of its URL: the id's hex digits.
+    pub fn key(&self) -> String {
+        self.id
+            .chars()
+            .filter(char::is_ascii_hexdigit)
+            .collect::<String>()
+            .to_ascii_lowercase()
+    }
 }
 
 /// A session, locked while one of its packets is served.
@@ -127,11 +142,20 @@ impl Sessions {
     /// Record a session's progress.
     pub async fn save(&self, s: &Session) -> Result<()> {
         let (id, total, received, touched) = (s.id.clone(), s.total, s.received, s.touched_at);
+        let (reply, keep) = (s.reply.clone(), s.keep);
         self.call(move |c| {
             c.prepare_cached(
-                "UPDATE sessions SET total = ?2, received = ?3, touched_at = ?4 WHERE id = ?1",
+                "UPDATE sessions SET total = ?2, received = ?3, touched_at = ?4, reply_url = ?5,
+                     keep = ?6 WHERE id = ?1",
             )?
-            .execute(params![id, total.map(to_i64), to_i64(received), touched])
+            .execute(params![
+                id,
+                total.map(to_i64),
+                to_i64(received),
+                touched,
+                reply,
+                keep
+            ])
             .map(drop)
         })
         .await
@@ -188,7 +212,7 @@ fn insert(c: &Connection, s: &Session) -> rusqlite::Result<()> {
 fn load(c: &mut Connection) -> rusqlite::Result<Vec<Session>> {
     let mut stmt = c.prepare(
         "SELECT id, url_path, user_name, destination, temp_path, total, received, created_at,
-             touched_at FROM sessions",
+             touched_at, reply_url, keep FROM sessions",
     )?;
     let rows = stmt.query_map([], |r| {
         Ok(Session {
@@ -201,6 +225,8 @@ fn load(c: &mut Connection) -> rusqlite::Result<Vec<Session>> {
             received: r.get::<_, i64>(6)?.max(0) as u64,
             created_at: r.get(7)?,
             touched_at: r.get(8)?,
+            reply: r.get(9)?,
+            keep: r.get(10)?,
         })
     })?;
     rows.collect()

@@ -14,6 +14,7 @@ use tokio::io::{AsyncSeekExt, AsyncWriteExt};
 use crate::App;
 use crate::ack::{Ack, Code, Refusal, names};
 use crate::config::UploadDir;
+use crate::notify;
 use crate::packet::{self, FragmentRange, Packet};
 use crate::paths::{self, PathError};
 use crate::sessions::{Open, Session};
@@ -22,13 +23,14 @@ use crate::sessions::{Open, Session};
 pub async fn serve(
     app: &App,
     dir: &UploadDir,
-    url_path: &str,
+    (url_path, full_url): (&str, &str),
     user: Option<String>,
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Ack, Refusal> {
     let asker = Asker {
         url_path,
+        full_url,
         user: user.as_deref(),
     };
     match packet::read(headers)? {
@@ -38,7 +40,7 @@ pub async fn serve(
             let open = find(app, &session)?;
             let mut s = open.lock().await;
             check(app, &open, &s, &asker)?;
-            fragment(app, dir, &mut s, range, body).await
+            fragment(app, dir, &mut s, (range, body), &asker).await
         }
         Packet::CloseSession { session } => {
             let open = find(app, &session)?;
@@ -71,6 +73,8 @@ fn find(app: &App, id: &str) -> Result<Open, Refusal> {
 /// Who sent a packet: through which URL, as which user.
 struct Asker<'a> {
     url_path: &'a str,
+    /// The upload URL in full, for the server application.
+    full_url: &'a str,
     user: Option<&'a str>,
 }
 
@@ -132,6 +136,8 @@ async fn create(
         received: 0,
         created_at: at,
         touched_at: at,
+        reply: None,
+        keep: false,
     };
     if let Err(e) = app.sessions.create(session).await {
         let _ = std::fs::remove_file(&temp);
@@ -157,8 +163,8 @@ async fn fragment(
     app: &App,
     dir: &UploadDir,
     s: &mut Session,
-    range: FragmentRange,
-    body: Body,
+    (range, body): (FragmentRange, Body),
+    asker: &Asker<'_>,
 ) -> Result<Ack, Refusal> {
     if s.total.is_some_and(|t| t != range.total) {
         return Err(Refusal::bad("the file's length changed between fragments"));
@@ -193,7 +199,45 @@ async fn fragment(
             );
         }
     }
-    Ok(Ack::ok().received(s.received))
+    let mut ack = Ack::ok().received(s.received);
+    if let Some(how) = &dir.notification
+        && s.total == Some(s.received)
+    {
+        ack = ack.header(names::REPLY_URL, reply(app, how, s, asker.full_url).await?);
+    }
+    Ok(ack)
+}
+
+/// Upload-reply: once the last byte is in, the server application's reply, asked for once
+/// (a re-sent last fragment gets the same URL).
+async fn reply(
+    app: &App,
+    how: &notify::Notification,
+    s: &mut Session,
+    full_url: &str,
+) -> Result<String, Refusal> {
+    if let Some(url) = &s.reply {
+        return Ok(url.clone());
+    }
+    let file = notify::reply_path(&app.config.state_dir(), &s.key());
+    let upload = notify::Upload {
+        url: full_url,
+        file: &s.temp,
+        reply: &file,
+    };
+    let answer = notify::notify(how, &upload).await?;
+    tracing::info!(session = %s.id, static_url = ?answer.static_url, keep = answer.keep, "the server application answered");
+    let url = answer
+        .static_url
+        .unwrap_or_else(|| format!("BITS-Sessions\\Replies\\{}\\responsefile.bin", s.key()));
+    (s.reply, s.keep) = (Some(url.clone()), answer.keep);
+    if let Err(e) = app.sessions.save(s).await {
+        (s.reply, s.keep) = (None, false);
+        return Err(
+            Refusal::new(StatusCode::INTERNAL_SERVER_ERROR, Code::FAIL).because(e.to_string())
+        );
+    }
+    Ok(url)
 }
 
 /// Sweep the sessions that heard nothing for their directory's timeout, with their temporary
@@ -258,7 +302,9 @@ async fn write_at(
 /// Close-Session: a whole file goes to its name, durably; a partial one is deleted.
 async fn close(app: &App, dir: &UploadDir, s: &mut Session) -> Result<Ack, Refusal> {
     let whole = s.total.is_some_and(|t| t == s.received);
-    if whole {
+    // With a notification, the application has the upload: it stays only if asked for.
+    let keep = dir.notification.is_none() || s.keep;
+    if whole && keep {
         let (temp, destination, overwrite) =
             (s.temp.clone(), s.destination.clone(), dir.allow_overwrite);
         blocking(move || finish(&temp, &destination, overwrite)).await?;
@@ -275,13 +321,18 @@ async fn end(app: &App, s: &Session) -> Result<(), Refusal> {
     app.sessions.remove(&s.id).await.map_err(|e| {
         Refusal::new(StatusCode::INTERNAL_SERVER_ERROR, Code::FAIL).because(e.to_string())
     })?;
-    let temp = s.temp.clone();
+    let files = [
+        s.temp.clone(),
+        notify::reply_path(&app.config.state_dir(), &s.key()),
+    ];
     blocking(move || {
-        match std::fs::remove_file(&temp) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => {
-                tracing::warn!(path = %temp.display(), error = %e, "cannot delete a session's file");
+        for file in files {
+            match std::fs::remove_file(&file) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    tracing::warn!(path = %file.display(), error = %e, "cannot delete a session's file");
+                }
             }
         }
         Ok(())

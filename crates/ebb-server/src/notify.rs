@@ -1,0 +1,163 @@
+//! Upload-reply: once a session's last byte is in, the server application is told, and its
+//! answer becomes the reply the client downloads before Close-Session ([MC-BUP] §3.2.5.2.6;
+//! Microsoft's "notification protocol for server applications").
+//!
+//! - By reference: `POST` to the application with `BITS-Original-Request-URL`,
+//!   `BITS-Request-DataFile-Name` (the uploaded file) and `BITS-Response-DataFile-Name` (where
+//!   the application writes the reply), and an empty body.
+//! - By value: the upload is the `POST`'s body, and the response's body is the reply.
+//!
+//! The application may answer `BITS-Static-Response-URL` (the reply is that URL) and
+//! `BITS-Copy-File-To-Destination` (keep the upload at its name too; by default, with a
+//! notification, it is not kept). Its failure reaches the client with its HTTP status and
+//! context 0x7, the server application.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use futures_util::StreamExt;
+use serde::Deserialize;
+use tokio::io::AsyncWriteExt;
+
+use crate::ack::{Code, Refusal};
+
+/// How a directory's server application hears of uploads.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum Notification {
+    ByReference { url: String },
+    ByValue { url: String },
+}
+
+/// An application has 5 minutes to answer.
+const TIMEOUT: Duration = Duration::from_secs(300);
+
+/// What the application answered.
+#[derive(Debug)]
+pub struct Answer {
+    /// `Some` when the reply is another URL; else the reply is in the response file.
+    pub static_url: Option<String>,
+    /// Keep the upload at its name as well.
+    pub keep: bool,
+}
+
+/// What the notification is about.
+#[derive(Debug)]
+pub struct Upload<'a> {
+    /// The client's upload URL, in full.
+    pub url: &'a str,
+    pub file: &'a Path,
+    pub reply: &'a Path,
+}
+
+/// Tell the application; on success the reply (unless a static URL) is in `upload.reply`.
+pub async fn notify(how: &Notification, upload: &Upload<'_>) -> Result<Answer, Refusal> {
+    let client = reqwest::Client::builder()
+        .timeout(TIMEOUT)
+        .build()
+        .map_err(|e| failed(&e.to_string()))?;
+    let request = match how {
+        Notification::ByReference { url } => client
+            .post(target(url, upload.url))
+            .header("BITS-Original-Request-URL", upload.url)
+            .header("BITS-Request-DataFile-Name", path_text(upload.file))
+            .header("BITS-Response-DataFile-Name", path_text(upload.reply))
+            .header(reqwest::header::CONTENT_LENGTH, "0"),
+        Notification::ByValue { url } => {
+            let file = tokio::fs::File::open(upload.file)
+                .await
+                .map_err(|e| failed(&format!("{}: {e}", upload.file.display())))?;
+            client
+                .post(target(url, upload.url))
+                .header("BITS-Original-Request-URL", upload.url)
+                .body(reqwest::Body::from(file))
+        }
+    };
+    let response = request.send().await.map_err(|e| {
+        if e.is_timeout() {
+            application(
+                StatusCode::REQUEST_TIMEOUT,
+                Code::APPLICATION_TIMEOUT,
+                "the application did not answer in 5 minutes",
+            )
+        } else {
+            failed(&format!("cannot reach the server application: {e}"))
+        }
+    })?;
+    let status = response.status();
+    if status != StatusCode::OK {
+        let code = Code(0x8019_0000 | u32::from(status.as_u16()));
+        return Err(application(
+            status,
+            code,
+            "the server application refused the upload",
+        ));
+    }
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let answer = Answer {
+        static_url: header("BITS-Static-Response-URL"),
+        keep: header("BITS-Copy-File-To-Destination").is_some(),
+    };
+    if matches!(how, Notification::ByValue { .. }) && answer.static_url.is_none() {
+        save_body(response, upload.reply).await?;
+    } else if answer.static_url.is_none() && !upload.reply.exists() {
+        // By reference, the application writes the reply; none written is an empty reply.
+        tokio::fs::write(upload.reply, b"")
+            .await
+            .map_err(|e| failed(&format!("{}: {e}", upload.reply.display())))?;
+    }
+    Ok(answer)
+}
+
+/// The application's URL, resolved against the upload's, with the upload's query string.
+fn target(app: &str, upload: &str) -> String {
+    let Ok(base) = reqwest::Url::parse(upload) else {
+        return app.to_owned();
+    };
+    let Ok(mut url) = base.join(app) else {
+        return app.to_owned();
+    };
+    if url.query().is_none() {
+        url.set_query(base.query());
+    }
+    url.into()
+}
+
+async fn save_body(response: reqwest::Response, path: &Path) -> Result<(), Refusal> {
+    let io = |e: std::io::Error| failed(&format!("{}: {e}", path.display()));
+    let mut file = tokio::fs::File::create(path).await.map_err(io)?;
+    let mut body = response.bytes_stream();
+    while let Some(chunk) = body.next().await {
+        let chunk =
+            chunk.map_err(|e| failed(&format!("the application's reply broke off: {e}")))?;
+        file.write_all(&chunk).await.map_err(io)?;
+    }
+    file.flush().await.map_err(io)?;
+    file.sync_data().await.map_err(io)
+}
+
+fn path_text(p: &Path) -> String {
+    p.to_string_lossy().into_owned()
+}
+
+fn failed(why: &str) -> Refusal {
+    Refusal::new(StatusCode::INTERNAL_SERVER_ERROR, Code::FAIL).because(why)
+}
+
+fn application(status: StatusCode, code: Code, why: &str) -> Refusal {
+    let mut r = Refusal::new(status, code).because(why);
+    r.application = true;
+    r
+}
+
+/// Where a session's reply file lives.
+pub fn reply_path(state_dir: &Path, key: &str) -> PathBuf {
+    state_dir.join("replies").join(key)
+}
