@@ -4,6 +4,7 @@
 //! ```toml
 //! listen = "127.0.0.1:8080"
 //! state_dir = "/var/lib/ebb-server"     # the session database; default: <first root>/.ebb-server
+//! tls = { cert = "/etc/ebb-server/cert.pem", key = "/etc/ebb-server/key.pem" }  # HTTPS
 //!
 //! [[directory]]
 //! root = "/srv/uploads"
@@ -36,6 +37,9 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     #[serde(default)]
     pub state_dir: Option<PathBuf>,
+    /// HTTPS instead of HTTP.
+    #[serde(default)]
+    pub tls: Option<crate::tls::Tls>,
     #[serde(rename = "directory")]
     pub directories: Vec<UploadDir>,
 }
@@ -129,6 +133,7 @@ impl ServerConfig {
         Self {
             listen,
             state_dir: None,
+            tls: None,
             directories: vec![UploadDir::at(root)],
         }
     }
@@ -141,10 +146,13 @@ impl ServerConfig {
         Ok(config)
     }
 
-    /// Roots must exist; prefixes start and end with `/` and are distinct.
+    /// Roots must exist; prefixes start and end with `/` and are distinct; TLS files are read.
     pub fn check(&self) -> Result<()> {
         if self.directories.is_empty() {
             return Err(Error::Config("no [[directory]] to serve".into()));
+        }
+        if let Some(tls) = &self.tls {
+            tls.check()?;
         }
         for (i, d) in self.directories.iter().enumerate() {
             if !d.root.is_dir() {

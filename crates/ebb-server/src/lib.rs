@@ -14,6 +14,7 @@ mod notify;
 mod packet;
 mod paths;
 mod sessions;
+mod tls;
 mod upload;
 
 use std::sync::Arc;
@@ -28,6 +29,7 @@ pub use config::{ServerConfig, UploadDir, User};
 pub use error::{Error, Result};
 pub use notify::Notification;
 use sessions::Sessions;
+pub use tls::Tls;
 
 /// A running server's state.
 #[derive(Debug)]
@@ -58,11 +60,20 @@ impl App {
         listener: tokio::net::TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<()> {
+        let acceptor = self.config.tls.as_ref().map(Tls::acceptor).transpose()?;
         let sweeper = tokio::spawn(self.clone().sweep_forever());
         let addr = listener.local_addr().ok();
-        let result = axum::serve(listener, self.router())
-            .with_graceful_shutdown(shutdown)
-            .await;
+        let result = match acceptor {
+            Some(acceptor) => {
+                tls::serve(listener, self.router(), acceptor, shutdown).await;
+                Ok(())
+            }
+            None => {
+                axum::serve(listener, self.router())
+                    .with_graceful_shutdown(shutdown)
+                    .await
+            }
+        };
         sweeper.abort();
         result.map_err(|e| Error::Config(format!("serving on {addr:?}: {e}")))
     }
@@ -89,7 +100,7 @@ fn install_crypto_provider() {
 }
 
 /// The request's URL in full, for the server application.
-fn full_url(parts: &axum::http::request::Parts) -> String {
+fn full_url(parts: &axum::http::request::Parts, tls: bool) -> String {
     let host = parts
         .headers
         .get(axum::http::header::HOST)
@@ -99,7 +110,8 @@ fn full_url(parts: &axum::http::request::Parts) -> String {
         .uri
         .path_and_query()
         .map_or_else(|| parts.uri.path(), |p| p.as_str());
-    format!("http://{host}{tail}")
+    let scheme = if tls { "https" } else { "http" };
+    format!("{scheme}://{host}{tail}")
 }
 
 async fn handle(State(app): State<Arc<App>>, request: Request) -> Response {
@@ -116,7 +128,7 @@ async fn handle(State(app): State<Arc<App>>, request: Request) -> Response {
         "BITS_POST" => match upload::serve(
             &app,
             dir,
-            (&path, &full_url(&parts)),
+            (&path, &full_url(&parts, app.config.tls.is_some())),
             user,
             &parts.headers,
             body,

@@ -27,6 +27,12 @@ struct Args {
     /// Where the session database lives (default: <root>/.ebb-server).
     #[arg(long)]
     state_dir: Option<PathBuf>,
+    /// Serve HTTPS with this certificate chain (PEM); needs --tls-key.
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM).
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
 }
 
 fn config(args: &Args) -> ebb_server::Result<ServerConfig> {
@@ -46,19 +52,26 @@ fn config(args: &Args) -> ebb_server::Result<ServerConfig> {
     if let Some(dir) = &args.state_dir {
         config.state_dir = Some(dir.clone());
     }
+    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+        config.tls = Some(ebb_server::Tls {
+            cert: cert.clone(),
+            key: key.clone(),
+        });
+    }
     Ok(config)
 }
 
 async fn run(args: Args) -> ebb_server::Result<()> {
     let config = config(&args)?;
-    let listen = config.listen;
+    let (listen, config_tls) = (config.listen, config.tls.is_some());
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|e| ebb_server::Error::Config(format!("cannot listen on {listen}: {e}")))?;
     let app = App::open(config).await?;
     let addr = listener.local_addr().map_or(listen, |a| a);
     // Scripts read the address from this line (a port of 0 picks a free one).
-    println!("ebb-server listening on http://{addr}");
+    let scheme = if config_tls { "https" } else { "http" };
+    println!("ebb-server listening on {scheme}://{addr}");
     app.serve(listener, async {
         let _ = tokio::signal::ctrl_c().await;
     })

@@ -229,7 +229,7 @@ async fn the_binary_survives_kill_9_mid_upload() {
             .unwrap()
             .parse()
             .unwrap();
-        (child, Peer { addr })
+        (child, Peer { addr, tls: None })
     };
     let body = data(50_000, 5);
     let (mut child, peer) = start();

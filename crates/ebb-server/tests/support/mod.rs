@@ -14,7 +14,7 @@ pub const GUID: &str = "{7df0354d-249b-430f-820d-3d2a9bef4931}";
 
 /// A server in this process, on a free port.
 pub struct Server {
-    peer: Peer,
+    pub peer: Peer,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -22,6 +22,8 @@ pub struct Server {
 /// Where packets go.
 pub struct Peer {
     pub addr: SocketAddr,
+    /// Speak HTTPS, trusting this configuration's roots.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl std::ops::Deref for Server {
@@ -49,7 +51,7 @@ impl Server {
             .unwrap();
         });
         Self {
-            peer: Peer { addr },
+            peer: Peer { addr, tls: None },
             stop: Some(stop),
             task,
         }
@@ -65,9 +67,18 @@ impl Peer {
     /// One raw request; returns the status, headers (lower-case names) and body.
     pub async fn raw(&self, request: &[u8]) -> Reply {
         let mut s = tokio::net::TcpStream::connect(self.addr).await.unwrap();
-        s.write_all(request).await.unwrap();
         let mut bytes = Vec::new();
-        s.read_to_end(&mut bytes).await.unwrap();
+        if let Some(config) = &self.tls {
+            let name = rustls::pki_types::ServerName::from(self.addr.ip());
+            let connector = tokio_rustls::TlsConnector::from(config.clone());
+            let mut s = connector.connect(name, s).await.unwrap();
+            s.write_all(request).await.unwrap();
+            // The server closes without a TLS close_notify at times; what came is enough.
+            let _ = s.read_to_end(&mut bytes).await;
+        } else {
+            s.write_all(request).await.unwrap();
+            s.read_to_end(&mut bytes).await.unwrap();
+        }
         Reply::parse(&bytes)
     }
 
