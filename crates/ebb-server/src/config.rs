@@ -65,6 +65,10 @@ pub struct UploadDir {
     /// smaller ones.
     #[serde(default = "default_max_fragment")]
     pub max_fragment_size: u64,
+    /// How many sessions one user may have open at once (BITS's default: 50); 0: no limit.
+    /// Without `user`s, every client counts as one anonymous user, as on IIS.
+    #[serde(default = "default_session_limit")]
+    pub max_sessions_per_user: usize,
     /// Upload-reply: how the server application hears of each upload; none: uploads are kept
     /// at their names.
     #[serde(default)]
@@ -105,6 +109,10 @@ fn default_fallback() -> Duration {
     Duration::from_secs(24 * 3600)
 }
 
+fn default_session_limit() -> usize {
+    50
+}
+
 fn default_max_fragment() -> u64 {
     64 << 20
 }
@@ -123,6 +131,7 @@ impl UploadDir {
             max_fragment_size: default_max_fragment(),
             users: Vec::new(),
             notification: None,
+            max_sessions_per_user: default_session_limit(),
         }
     }
 }

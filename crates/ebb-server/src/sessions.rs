@@ -52,7 +52,23 @@ type Task = Box<dyn FnOnce(&mut Connection) + Send>;
 pub struct Sessions {
     path: PathBuf,
     tx: std::sync::mpsc::Sender<Task>,
-    open: Mutex<HashMap<String, Open>>,
+    open: Mutex<HashMap<String, Entry>>,
+}
+
+/// An open session, with its user (which never changes) for counting without its lock.
+#[derive(Debug)]
+struct Entry {
+    user: Option<String>,
+    open: Open,
+}
+
+impl Entry {
+    fn new(s: Session) -> Self {
+        Self {
+            user: s.user.clone(),
+            open: Arc::new(tokio::sync::Mutex::new(s)),
+        }
+    }
 }
 
 const SCHEMA: [&str; 1] = [include_str!("../migrations/0001_sessions.sql")];
@@ -95,14 +111,12 @@ impl Sessions {
             open: Mutex::new(HashMap::new()),
         };
         for s in sessions.call(load).await? {
-            sessions
-                .map()
-                .insert(s.id.clone(), Arc::new(tokio::sync::Mutex::new(s)));
+            sessions.map().insert(s.id.clone(), Entry::new(s));
         }
         Ok(sessions)
     }
 
-    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, Open>> {
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
         self.open.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -125,18 +139,25 @@ impl Sessions {
     pub async fn create(&self, s: Session) -> Result<()> {
         let row = s.clone();
         self.call(move |c| insert(c, &row)).await?;
-        self.map()
-            .insert(s.id.clone(), Arc::new(tokio::sync::Mutex::new(s)));
+        self.map().insert(s.id.clone(), Entry::new(s));
         Ok(())
     }
 
     pub fn get(&self, id: &str) -> Option<Open> {
-        self.map().get(id).cloned()
+        self.map().get(id).map(|e| e.open.clone())
     }
 
     /// Every open session, for the sweeper.
     pub fn all(&self) -> Vec<Open> {
-        self.map().values().cloned().collect()
+        self.map().values().map(|e| e.open.clone()).collect()
+    }
+
+    /// How many sessions `user` has open.
+    pub fn count(&self, user: Option<&str>) -> usize {
+        self.map()
+            .values()
+            .filter(|e| e.user.as_deref() == user)
+            .count()
     }
 
     /// Record a session's progress.

@@ -103,6 +103,12 @@ async fn create(
     user: Option<String>,
 ) -> Result<Ack, Refusal> {
     let relative = paths::relative(&dir.prefix, url_path).map_err(|e| refuse_path(&e))?;
+    let limit = dir.max_sessions_per_user;
+    if limit > 0 && app.sessions.count(user.as_deref()) >= limit {
+        // Busy, not wrong: the client tries again later (a 5xx is transient to it).
+        return Err(Refusal::new(StatusCode::SERVICE_UNAVAILABLE, Code::FAIL)
+            .because(format!("{user:?} has {limit} sessions open")));
+    }
     let (root, overwrite) = (dir.root.clone(), dir.allow_overwrite);
     let uuid = uuid::Uuid::new_v4();
     let (destination, temp) = blocking(move || {

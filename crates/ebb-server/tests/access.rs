@@ -103,3 +103,25 @@ async fn a_fragment_without_content_length_is_refused() {
         .assert_error(400, "0x80070057");
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_user_has_at_most_the_session_limit_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = root(dir.path());
+    let mut c = config(&root);
+    c.directories[0].max_sessions_per_user = 3;
+    let server = Server::start(c).await;
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        ids.push(server.create(&format!("/up/{i}.bin")).await);
+    }
+    let offer = format!("BITS-Supported-Protocols: {GUID}");
+    let r = server
+        .post("/up/3.bin", "Create-Session", &[&offer], b"")
+        .await;
+    r.assert_error(503, "0x80004005");
+    // One closed, one more may open.
+    server.close("/up/0.bin", &ids[0]).await;
+    server.create("/up/3.bin").await;
+    server.stop().await;
+}
