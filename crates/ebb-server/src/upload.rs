@@ -349,11 +349,21 @@ async fn end(app: &App, s: &Session) -> Result<(), Refusal> {
 /// Put the finished temporary file at its name: without replacing a file that appeared
 /// meanwhile unless overwriting is allowed; then make the directory entry durable.
 fn finish(temp: &Path, destination: &Path, overwrite: bool) -> Result<(), Refusal> {
+    if !temp.exists() && destination.exists() {
+        // A Close-Session re-sent after a crash that came after the rename: the session's row
+        // is still there, its file is at its name already.
+        tracing::warn!(path = %destination.display(), "the upload is at its name already");
+        return sync_parent(destination).map_err(|e| io_refusal(destination, &e));
+    }
     if overwrite {
         std::fs::rename(temp, destination).map_err(|e| io_refusal(destination, &e))?;
     } else {
         match std::fs::hard_link(temp, destination) {
-            Ok(()) => std::fs::remove_file(temp).map_err(|e| io_refusal(temp, &e))?,
+            Ok(()) => {}
+            // Linked before a crash, and the temporary name not yet removed: ours.
+            Err(e)
+                if e.kind() == std::io::ErrorKind::AlreadyExists
+                    && same_file(temp, destination) => {}
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                 return Err(Refusal::denied(
                     "the file exists and may not be overwritten",
@@ -361,8 +371,26 @@ fn finish(temp: &Path, destination: &Path, overwrite: bool) -> Result<(), Refusa
             }
             Err(e) => return Err(io_refusal(destination, &e)),
         }
+        std::fs::remove_file(temp).map_err(|e| io_refusal(temp, &e))?;
     }
     sync_parent(destination).map_err(|e| io_refusal(destination, &e))
+}
+
+/// Whether two names are links to one file.
+fn same_file(a: &Path, b: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        match (std::fs::metadata(a), std::fs::metadata(b)) {
+            (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+            _ => false,
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (a, b);
+        false
+    }
 }
 
 fn sync_parent(path: &Path) -> std::io::Result<()> {

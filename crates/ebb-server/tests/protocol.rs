@@ -383,3 +383,41 @@ async fn a_restarted_server_keeps_its_sessions_and_sweeps_expired_ones() {
     assert_eq!(left, ["f.bin"], "the expired session's file is gone");
     server.stop().await;
 }
+
+/// A crash during Close-Session, after the file got its name but before the session's row went:
+/// the Close the client sends again succeeds, with and without overwriting allowed.
+#[tokio::test]
+async fn close_sent_again_after_a_crash_mid_close_succeeds() {
+    for overwrite in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let root = root(dir.path());
+        let mut c = config(&root);
+        c.directories[0].allow_overwrite = overwrite;
+        let server = Server::start(c).await;
+        let body = data(2000, 12);
+        let id = server.create("/up/h.bin").await;
+        server.fragment("/up/h.bin", &id, 0, &body, 2000).await;
+        let temp = std::fs::read_dir(root.join("up"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| {
+                p.file_name()
+                    .unwrap()
+                    .to_str()
+                    .unwrap()
+                    .starts_with(".ebb-upload-")
+            })
+            .unwrap();
+        // Where the crash left things: linked (no overwrite) or renamed (overwrite).
+        if overwrite {
+            std::fs::rename(&temp, root.join("up/h.bin")).unwrap();
+        } else {
+            std::fs::hard_link(&temp, root.join("up/h.bin")).unwrap();
+        }
+        let r = server.close("/up/h.bin", &id).await;
+        assert_eq!(r.status, 200, "overwrite {overwrite}: {r:?}");
+        assert_eq!(std::fs::read(root.join("up/h.bin")).unwrap(), body);
+        assert!(!temp.exists());
+        server.stop().await;
+    }
+}
