@@ -182,6 +182,51 @@ impl ServerConfig {
                     d.prefix
                 )));
             }
+            if let Some(n) = &d.notification {
+                n.check().map_err(Error::Config)?;
+            }
+        }
+        self.check_roots()
+    }
+
+    /// Roots may not overlap (a request could reach one directory's files under another's
+    /// rules), and the state directory may sit in a root only under a hidden name, which no
+    /// request can reach.
+    fn check_roots(&self) -> Result<()> {
+        let roots = self
+            .directories
+            .iter()
+            .map(|d| d.root.canonicalize().map_err(|e| Error::io(&d.root, e)))
+            .collect::<Result<Vec<_>>>()?;
+        for (i, a) in roots.iter().enumerate() {
+            if let Some(b) = roots[i + 1..]
+                .iter()
+                .find(|b| a.starts_with(b) || b.starts_with(a))
+            {
+                return Err(Error::Config(format!(
+                    "roots {} and {} overlap",
+                    a.display(),
+                    b.display()
+                )));
+            }
+        }
+        let state = self.state_dir();
+        let state = std::path::absolute(&state).map_err(|e| Error::io(&state, e))?;
+        for root in &roots {
+            let Ok(rest) = state.strip_prefix(root) else {
+                continue;
+            };
+            let hidden = rest
+                .components()
+                .next()
+                .is_some_and(|c| c.as_os_str().to_string_lossy().starts_with('.'));
+            if !hidden {
+                return Err(Error::Config(format!(
+                    "state_dir {} is in root {} under a name requests can reach: use a hidden one (.name) or another place",
+                    state.display(),
+                    root.display()
+                )));
+            }
         }
         Ok(())
     }
@@ -248,5 +293,27 @@ mod tests {
         .unwrap();
         let e = ServerConfig::load(&file).unwrap_err().to_string();
         assert!(e.contains("allow_overwrites"), "{e}");
+    }
+
+    #[test]
+    fn overlapping_roots_a_reachable_state_dir_and_a_relative_application_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let inner = dir.path().join("private");
+        std::fs::create_dir(&inner).unwrap();
+        let listen = "127.0.0.1:0".parse().unwrap();
+        let mut c = ServerConfig::root(dir.path(), listen);
+        let mut private = UploadDir::at(&inner);
+        private.prefix = "/private/".into();
+        c.directories.push(private);
+        assert!(c.check().unwrap_err().to_string().contains("overlap"));
+
+        let mut c = ServerConfig::root(dir.path(), listen);
+        assert!(c.check().is_ok(), "the default state dir is hidden");
+        c.state_dir = Some(inner.clone());
+        assert!(c.check().unwrap_err().to_string().contains("state_dir"));
+        c.state_dir = None;
+        c.directories[0].notification =
+            Some(crate::Notification::ByReference { url: "/app".into() });
+        assert!(c.check().unwrap_err().to_string().contains("absolute"));
     }
 }

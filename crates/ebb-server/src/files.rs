@@ -45,15 +45,23 @@ pub fn reply_key(url_path: &str) -> Option<&str> {
     (head.ends_with("/BITS-Sessions/Replies") && valid).then_some(key)
 }
 
-/// A session's reply, to the user who made the session, until Close-Session.
-pub async fn reply(app: &App, key: &str, user: Option<&str>, parts: Parts, body: Body) -> Response {
-    let mine = app.sessions.all().into_iter().any(|open| {
-        open.try_lock().is_ok_and(|s| {
-            s.key() == key
-                && s.user.as_deref() == user
-                && s.reply.as_ref().is_some_and(|r| r.contains(key))
-        })
-    });
+/// A session's reply, to the user who made the session, through the directory of its URL,
+/// until Close-Session.
+pub async fn reply(
+    app: &App,
+    (url_path, key): (&str, &str),
+    user: Option<&str>,
+    parts: Parts,
+    body: Body,
+) -> Response {
+    let mine = app
+        .sessions
+        .reply_owner(key)
+        .is_some_and(|(owner, upload)| {
+            let base = upload.rsplit_once('/').map_or("", |(dir, _)| dir);
+            owner.as_deref() == user
+                && url_path == format!("{base}/BITS-Sessions/Replies/{key}/responsefile.bin")
+        });
     if !mine {
         return StatusCode::NOT_FOUND.into_response();
     }

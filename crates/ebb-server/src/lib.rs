@@ -10,6 +10,7 @@ mod auth;
 pub mod config;
 mod error;
 mod files;
+mod listen;
 mod notify;
 mod packet;
 mod paths;
@@ -62,20 +63,9 @@ impl App {
     ) -> Result<()> {
         let acceptor = self.config.tls.as_ref().map(Tls::acceptor).transpose()?;
         let sweeper = tokio::spawn(self.clone().sweep_forever());
-        let addr = listener.local_addr().ok();
-        let result = match acceptor {
-            Some(acceptor) => {
-                tls::serve(listener, self.router(), acceptor, shutdown).await;
-                Ok(())
-            }
-            None => {
-                axum::serve(listener, self.router())
-                    .with_graceful_shutdown(shutdown)
-                    .await
-            }
-        };
+        listen::serve(listener, self.router(), acceptor, shutdown).await;
         sweeper.abort();
-        result.map_err(|e| Error::Config(format!("serving on {addr:?}: {e}")))
+        Ok(())
     }
 
     async fn sweep_forever(self: Arc<Self>) {
@@ -142,7 +132,7 @@ async fn handle(State(app): State<Arc<App>>, request: Request) -> Response {
             }
         },
         "GET" | "HEAD" => match files::reply_key(&path) {
-            Some(key) => files::reply(&app, key, user.as_deref(), parts, body).await,
+            Some(key) => files::reply(&app, (&path, key), user.as_deref(), parts, body).await,
             None => files::serve(dir, &path, parts, body).await,
         },
         _ => StatusCode::METHOD_NOT_ALLOWED.into_response(),

@@ -86,10 +86,16 @@ pub async fn notify(how: &Notification, upload: &Upload<'_>) -> Result<Answer, R
         }
     })?;
     let status = response.status();
-    if status != StatusCode::OK {
+    if !status.is_success() {
         let code = Code(0x8019_0000 | u32::from(status.as_u16()));
+        // Statuses that mean something else to a BITS client (credentials, fragment sizes,
+        // ranges) are not passed on as they are.
+        let relayed = match status.as_u16() {
+            401 | 407 | 413 | 416 => StatusCode::INTERNAL_SERVER_ERROR,
+            _ => status,
+        };
         return Err(application(
-            status,
+            relayed,
             code,
             "the server application refused the upload",
         ));
@@ -116,18 +122,32 @@ pub async fn notify(how: &Notification, upload: &Upload<'_>) -> Result<Answer, R
     Ok(answer)
 }
 
-/// The application's URL, resolved against the upload's, with the upload's query string.
+/// The application's URL (absolute, from the configuration: never from the request's `Host`)
+/// with the upload's query string, as IIS appends it.
 fn target(app: &str, upload: &str) -> String {
-    let Ok(base) = reqwest::Url::parse(upload) else {
-        return app.to_owned();
-    };
-    let Ok(mut url) = base.join(app) else {
-        return app.to_owned();
-    };
-    if url.query().is_none() {
-        url.set_query(base.query());
+    let query = upload.split_once('?').map(|(_, q)| q);
+    match reqwest::Url::parse(app) {
+        Ok(mut url) => {
+            if url.query().is_none() {
+                url.set_query(query);
+            }
+            url.into()
+        }
+        Err(_) => app.to_owned(),
     }
-    url.into()
+}
+
+impl Notification {
+    /// The application's URL must be absolute HTTP(S).
+    pub fn check(&self) -> Result<(), String> {
+        let (Self::ByReference { url } | Self::ByValue { url }) = self;
+        match reqwest::Url::parse(url) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") => Ok(()),
+            _ => Err(format!(
+                "notification url {url:?} is not an absolute http(s) URL"
+            )),
+        }
+    }
 }
 
 async fn save_body(response: reqwest::Response, path: &Path) -> Result<(), Refusal> {

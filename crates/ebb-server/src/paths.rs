@@ -40,7 +40,8 @@ pub fn relative(prefix: &str, url_path: &str) -> Result<PathBuf, PathError> {
         let refused = segment.is_empty()
             || segment.starts_with('.')
             || segment.contains(['/', '\\', '\0'])
-            || segment.chars().any(char::is_control);
+            || segment.chars().any(char::is_control)
+            || (cfg!(windows) && !windows_name(&segment));
         if refused {
             return Err(PathError::Segment(raw.to_owned()));
         }
@@ -50,6 +51,26 @@ pub fn relative(prefix: &str, url_path: &str) -> Result<PathBuf, PathError> {
         return Err(PathError::NoFile);
     }
     Ok(out)
+}
+
+/// Whether a segment is an ordinary file name on Windows: no drive or stream (`:`), no short
+/// 8.3 alias (`~`, which could name a hidden file by another name), no trailing dot or space
+/// (Windows drops them), no device name.
+fn windows_name(segment: &str) -> bool {
+    const DEVICES: [&str; 4] = ["CON", "PRN", "AUX", "NUL"];
+    let stem = segment
+        .split('.')
+        .next()
+        .unwrap_or(segment)
+        .trim_end()
+        .to_ascii_uppercase();
+    let device = DEVICES.contains(&stem.as_str())
+        || ((stem.starts_with("COM") || stem.starts_with("LPT"))
+            && stem.len() == 4
+            && stem.as_bytes()[3].is_ascii_digit());
+    !segment.contains([':', '~', '<', '>', '"', '|', '?', '*'])
+        && !segment.ends_with(['.', ' '])
+        && !device
 }
 
 /// `root` joined with `relative`, once no directory on the way is a symbolic link or missing;
@@ -98,6 +119,18 @@ mod tests {
         }
         assert_eq!(relative("/upload", "/uploads/x"), Err(PathError::NotHere));
         assert_eq!(relative("/upload", "/upload"), Err(PathError::NotHere));
+    }
+
+    #[test]
+    fn windows_names_that_mean_something_else_are_refused() {
+        for bad in [
+            "C:", "x:stream", "EBB-SE~1", "name.", "name ", "CON", "nul.txt", "COM1", "lpt9.log",
+        ] {
+            assert!(!windows_name(bad), "{bad}");
+        }
+        for good in ["report.pdf", "console.txt", "COM10", "a b.c"] {
+            assert!(windows_name(good), "{good}");
+        }
     }
 
     #[cfg(unix)]

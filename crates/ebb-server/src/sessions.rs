@@ -53,12 +53,20 @@ pub struct Sessions {
     path: PathBuf,
     tx: std::sync::mpsc::Sender<Task>,
     open: Mutex<HashMap<String, Entry>>,
+    /// Sessions closed since the start (id -> URL path, user), so that a Close-Session sent
+    /// again because its Ack was lost is answered as done. Bounded; forgotten at a restart.
+    closed: Mutex<HashMap<String, (String, Option<String>)>>,
 }
+
+/// Closed sessions remembered, at most.
+const CLOSED_KEPT: usize = 10_000;
 
 /// An open session, with its user (which never changes) for counting without its lock.
 #[derive(Debug)]
 struct Entry {
     user: Option<String>,
+    url_path: String,
+    key: String,
     open: Open,
 }
 
@@ -66,6 +74,8 @@ impl Entry {
     fn new(s: Session) -> Self {
         Self {
             user: s.user.clone(),
+            url_path: s.url_path.clone(),
+            key: s.key(),
             open: Arc::new(tokio::sync::Mutex::new(s)),
         }
     }
@@ -109,6 +119,7 @@ impl Sessions {
             path: path.to_path_buf(),
             tx,
             open: Mutex::new(HashMap::new()),
+            closed: Mutex::new(HashMap::new()),
         };
         for s in sessions.call(load).await? {
             sessions.map().insert(s.id.clone(), Entry::new(s));
@@ -150,6 +161,32 @@ impl Sessions {
     /// Every open session, for the sweeper.
     pub fn all(&self) -> Vec<Open> {
         self.map().values().map(|e| e.open.clone()).collect()
+    }
+
+    /// The user and URL path of the open session whose reply key is `key`, read without
+    /// waiting for the session's lock.
+    pub fn reply_owner(&self, key: &str) -> Option<(Option<String>, String)> {
+        self.map()
+            .values()
+            .find(|e| e.key == key)
+            .map(|e| (e.user.clone(), e.url_path.clone()))
+    }
+
+    /// Remember that a session was closed.
+    pub fn closed(&self, s: &Session) {
+        let mut closed = self.closed.lock().unwrap_or_else(PoisonError::into_inner);
+        if closed.len() >= CLOSED_KEPT {
+            closed.clear();
+        }
+        closed.insert(s.id.clone(), (s.url_path.clone(), s.user.clone()));
+    }
+
+    /// Whether session `id` was closed, through this URL and by this user.
+    pub fn was_closed(&self, id: &str, url_path: &str, user: Option<&str>) -> bool {
+        let closed = self.closed.lock().unwrap_or_else(PoisonError::into_inner);
+        closed
+            .get(id)
+            .is_some_and(|(path, who)| path == url_path && who.as_deref() == user)
     }
 
     /// How many sessions `user` has open.

@@ -43,6 +43,12 @@ pub async fn serve(
             fragment(app, dir, &mut s, (range, body), &asker).await
         }
         Packet::CloseSession { session } => {
+            if app.sessions.get(&session).is_none()
+                && app.sessions.was_closed(&session, url_path, asker.user)
+            {
+                // Its Ack was lost: it is done.
+                return Ok(Ack::ok());
+            }
             let open = find(app, &session)?;
             let mut s = open.lock().await;
             check(app, &open, &s, &asker)?;
@@ -57,6 +63,9 @@ pub async fn serve(
         }
     }
 }
+
+/// A fragment's body may pause this long between bytes.
+const BODY_IDLE: std::time::Duration = std::time::Duration::from_secs(60);
 
 fn now() -> i64 {
     std::time::SystemTime::now()
@@ -127,6 +136,8 @@ async fn create(
             .create_new(true)
             .open(&temp)
             .map_err(|e| io_refusal(&temp, &e))?;
+        // The name must outlive a power cut as long as the session's row does.
+        sync_parent(&temp).map_err(|e| io_refusal(&temp, &e))?;
         Ok((destination, temp))
     })
     .await?;
@@ -172,6 +183,14 @@ async fn fragment(
     (range, body): (FragmentRange, Body),
     asker: &Asker<'_>,
 ) -> Result<Ack, Refusal> {
+    s.touched_at = now();
+    if !s.temp.exists() {
+        // The bytes the session counts are gone (deleted behind the server's back): the
+        // client starts over with a new session.
+        tracing::warn!(session = %s.id, path = %s.temp.display(), "a session's file is gone");
+        end(app, s).await?;
+        return Err(Refusal::session_not_found().because("the session's file is gone"));
+    }
     if s.total.is_some_and(|t| t != range.total) {
         return Err(Refusal::bad("the file's length changed between fragments"));
     }
@@ -288,7 +307,11 @@ async fn write_at(
         .await
         .map_err(io)?;
     let (mut seen, mut stream) = (0u64, body.into_data_stream());
-    while let Some(chunk) = stream.next().await {
+    let stalled = || Refusal::bad("the fragment's body stalled");
+    while let Some(chunk) = tokio::time::timeout(BODY_IDLE, stream.next())
+        .await
+        .map_err(|_| stalled())?
+    {
         let chunk = chunk
             .map_err(|e| Refusal::bad("the fragment's body broke off").because(e.to_string()))?;
         let start = skip.saturating_sub(seen).min(chunk.len() as u64) as usize;
@@ -313,12 +336,19 @@ async fn close(app: &App, dir: &UploadDir, s: &mut Session) -> Result<Ack, Refus
     if whole && keep {
         let (temp, destination, overwrite) =
             (s.temp.clone(), s.destination.clone(), dir.allow_overwrite);
-        blocking(move || finish(&temp, &destination, overwrite)).await?;
+        if let Err(refusal) = blocking(move || finish(&temp, &destination, overwrite)).await {
+            if refusal.status == StatusCode::FORBIDDEN {
+                // Someone else's file took the name: this upload cannot be placed, ever.
+                end(app, s).await?;
+            }
+            return Err(refusal);
+        }
         tracing::info!(session = %s.id, path = %s.destination.display(), bytes = s.received, "upload closed");
     } else {
         tracing::info!(session = %s.id, "session closed before its last fragment: the partial upload is deleted");
     }
     end(app, s).await?;
+    app.sessions.closed(s);
     Ok(Ack::ok())
 }
 

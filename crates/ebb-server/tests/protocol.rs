@@ -69,9 +69,14 @@ async fn an_upload_in_fragments_appears_at_close_and_only_then() {
         .map(|e| e.unwrap().file_name())
         .collect();
     assert_eq!(left.len(), 1, "no temporary file is left: {left:?}");
-    // The session is gone: a second Close is "session not found", which a client takes as done.
+    // A Close sent again (its Ack was lost) is done; the session is gone for anything else.
+    assert_eq!(server.close("/up/a.bin", &id).await.status, 200);
     server
-        .close("/up/a.bin", &id)
+        .close("/up/other.bin", &id)
+        .await
+        .assert_error(500, "0x8020001F");
+    server
+        .fragment("/up/a.bin", &id, 0, &body[..10], 10_000)
         .await
         .assert_error(500, "0x8020001F");
 
