@@ -17,13 +17,15 @@ pub async fn serve(dir: &UploadDir, url_path: &str, parts: Parts, body: Body) ->
     let file = match paths::relative(&dir.prefix, url_path) {
         Ok(relative) => {
             let root = dir.root.clone();
-            tokio::task::spawn_blocking(move || paths::under_root(&root, &relative)).await
+            tokio::task::spawn_blocking(move || {
+                paths::under_root(&root, &relative).map(|f| f.is_file().then_some(f))
+            })
+            .await
         }
         Err(e) => Ok(Err(e)),
     };
-    let file = match file {
-        Ok(Ok(file)) if file.is_file() => file,
-        _ => return StatusCode::NOT_FOUND.into_response(),
+    let Ok(Ok(Some(file))) = file else {
+        return StatusCode::NOT_FOUND.into_response();
     };
     send(&file, parts, body).await
 }

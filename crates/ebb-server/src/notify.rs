@@ -113,7 +113,9 @@ pub async fn notify(how: &Notification, upload: &Upload<'_>) -> Result<Answer, R
     };
     if matches!(how, Notification::ByValue { .. }) && answer.static_url.is_none() {
         save_body(response, upload.reply).await?;
-    } else if answer.static_url.is_none() && !upload.reply.exists() {
+    } else if answer.static_url.is_none()
+        && !tokio::fs::try_exists(upload.reply).await.unwrap_or(false)
+    {
         // By reference, the application writes the reply; none written is an empty reply.
         tokio::fs::write(upload.reply, b"")
             .await

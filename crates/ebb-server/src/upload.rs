@@ -184,7 +184,7 @@ async fn fragment(
     asker: &Asker<'_>,
 ) -> Result<Ack, Refusal> {
     s.touched_at = now();
-    if !s.temp.exists() {
+    if !tokio::fs::try_exists(&s.temp).await.unwrap_or(false) {
         // The bytes the session counts are gone (deleted behind the server's back): the
         // client starts over with a new session.
         tracing::warn!(session = %s.id, path = %s.temp.display(), "a session's file is gone");
