@@ -67,6 +67,15 @@ impl Refusal {
         }
     }
 
+    /// A bare status, without a BITS code (a 404, or a 413 that tells the client to shrink
+    /// its fragments).
+    pub fn status(status: StatusCode) -> Self {
+        Self {
+            code: None,
+            ..Self::new(status, Code::FAIL)
+        }
+    }
+
     /// 400 with `E_INVALIDARG`: a malformed or unexpected packet.
     pub fn bad(why: &str) -> Self {
         Self::new(StatusCode::BAD_REQUEST, Code::INVALID_ARG).because(why)

@@ -202,9 +202,8 @@ async fn fragment(
         );
     }
     if range.len() > dir.max_fragment_size {
-        let mut r = Refusal::bad("a fragment over the size taken at once");
-        (r.status, r.code) = (StatusCode::PAYLOAD_TOO_LARGE, None);
-        return Err(r);
+        return Err(Refusal::status(StatusCode::PAYLOAD_TOO_LARGE)
+            .because("a fragment over the size taken at once"));
     }
     if range.first > s.received {
         // A gap: the client goes on from what is here.
@@ -438,11 +437,7 @@ fn refuse_path(e: &PathError) -> Refusal {
     let r = match e {
         PathError::Segment(_) | PathError::NoFile => Refusal::bad("a path that is not allowed"),
         PathError::Link(_) => Refusal::denied("a path through a symbolic link"),
-        PathError::NotHere | PathError::Io(..) => {
-            let mut r = Refusal::new(StatusCode::NOT_FOUND, Code::FAIL);
-            r.code = None;
-            r
-        }
+        PathError::NotHere | PathError::Io(..) => Refusal::status(StatusCode::NOT_FOUND),
     };
     r.because(why)
 }
