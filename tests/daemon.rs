@@ -185,7 +185,7 @@ async fn errors_come_back_from_the_daemon_as_the_engine_returns_them() {
     assert!(matches!(over_socket[2], ebb::Error::Empty(_)));
     assert!(matches!(over_socket[3], ebb::Error::InvalidArgument(_)));
     assert!(matches!(over_socket[4], ebb::Error::TooManyFiles));
-    assert!(matches!(over_socket[5], ebb::Error::NotSupported(_)));
+    assert!(matches!(over_socket[5], ebb::Error::Empty(_)));
     assert!(matches!(
         &over_socket[7],
         ebb::Error::InvalidState { state: JobState::Cancelled, action, .. } if action == "suspend"

@@ -309,8 +309,14 @@ async fn bad_input_gets_a_clear_error_and_changes_nothing() {
     let header = CustomHeader::parse("X-Evil: a\r\nHost: other");
     assert!(header.is_err());
     assert!(header.unwrap_err().to_string().contains("CR"));
-    // Uploads: one file only, and no transfer yet.
+    // Uploads: one file only, and it must be there to be sent.
     let up = e.create_job("up", JobType::Upload).await.unwrap();
+    let err = e
+        .add_files(up, vec![NewFile::new(ok_url, dir.path().join("u1"))])
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("cannot be uploaded"), "{err}");
+    std::fs::write(dir.path().join("u1"), b"up").unwrap();
     e.add_files(up, vec![NewFile::new(ok_url, dir.path().join("u1"))])
         .await
         .unwrap();
@@ -319,9 +325,13 @@ async fn bad_input_gets_a_clear_error_and_changes_nothing() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), ErrorCode::BG_E_TOO_MANY_FILES);
-    let err = e.resume(up).await.unwrap_err();
+    let reply = e.create_job("reply", JobType::UploadReply).await.unwrap();
+    e.add_files(reply, vec![NewFile::new(ok_url, dir.path().join("u1"))])
+        .await
+        .unwrap();
+    let err = e.resume(reply).await.unwrap_err();
     assert!(err.to_string().contains("not supported yet"), "{err}");
-    assert_eq!(e.job(up).await.unwrap().state, JobState::Suspended);
+    assert_eq!(e.job(reply).await.unwrap().state, JobState::Suspended);
     e.shutdown().await;
 }
 

@@ -28,3 +28,4 @@ mod secrets;
 mod snapshots;
 mod socket;
 mod tls;
+mod uploads;

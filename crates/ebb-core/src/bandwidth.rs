@@ -554,10 +554,14 @@ impl Throttle {
 
     /// Wait until `n` bytes may be written.
     pub(crate) async fn admit(&self, n: usize) {
-        self.own.bucket.acquire(n).await;
-        if let Some(i) = self.own.class() {
-            self.bandwidth.priority[i].acquire(n).await;
-            self.bandwidth.global.acquire(n).await;
+        admit(&self.bandwidth, &self.own, n).await;
+    }
+
+    /// The buckets alone, owned: for a request body that admits its bytes as it is sent.
+    pub(crate) fn gate(&self) -> Gate {
+        Gate {
+            bandwidth: self.bandwidth.clone(),
+            own: self.own.clone(),
         }
     }
 
@@ -567,6 +571,28 @@ impl Throttle {
         if self.own.class().is_some() {
             self.bandwidth.note_server(self.job, url);
         }
+    }
+}
+
+/// The buckets a job's bytes pass through, without the job's bookkeeping.
+#[derive(Debug, Clone)]
+pub(crate) struct Gate {
+    bandwidth: Arc<Bandwidth>,
+    own: Arc<JobRate>,
+}
+
+impl Gate {
+    /// Wait until `n` bytes may be sent.
+    pub(crate) async fn admit(&self, n: usize) {
+        admit(&self.bandwidth, &self.own, n).await;
+    }
+}
+
+async fn admit(bandwidth: &Bandwidth, own: &JobRate, n: usize) {
+    own.bucket.acquire(n).await;
+    if let Some(i) = own.class() {
+        bandwidth.priority[i].acquire(n).await;
+        bandwidth.global.acquire(n).await;
     }
 }
 

@@ -187,10 +187,14 @@ impl Engine {
         let job = self.inner.view.read().get(id, "add files to")?;
         check_additions(&job, &new)?;
         // Checking the local paths looks at the file system.
+        let upload = job.job_type != JobType::Download;
         let new = blocking(move || {
             let mut dirs_ok = HashSet::new();
             for f in &new {
                 f.validate(&mut dirs_ok)?;
+                if upload {
+                    f.validate_source()?;
+                }
             }
             Ok(new)
         })

@@ -15,6 +15,7 @@ mod rate;
 mod schedule;
 mod state;
 mod time;
+mod upload;
 
 pub use bandwidth::{
     BandwidthChange, BandwidthConfig, BandwidthStatus, IdleReason, IdleStatus, LimitReason,
@@ -35,3 +36,4 @@ pub use rate::{Limit, ParseLimitError};
 pub use schedule::{LocalTime, Period, PriorityLimits, Schedule, WallClock, Weekday};
 pub use state::{JobState, Priority};
 pub use time::Timestamp;
+pub(crate) use upload::{SourceStamp, UploadSession, UploadState};

@@ -14,6 +14,7 @@ mod local;
 mod segments;
 mod temp_file;
 pub(crate) mod tls;
+mod upload;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -25,9 +26,10 @@ pub use checkpoint::CheckpointPolicy;
 pub(crate) use checkpoint::{Checkpointer, sync_directory};
 pub(crate) use http::HttpClients;
 pub use http::HttpConfig;
+pub(crate) use upload::cancel_session;
 
 use crate::error::{ErrorCode, ErrorContext, JobError, Status, io_code, io_is_transient};
-use crate::model::{Credentials, JobFile, JobProperties};
+use crate::model::{Credentials, JobFile, JobProperties, JobType};
 
 /// Why a file could not be transferred, classified for the scheduler.
 #[derive(Debug, Clone)]
@@ -156,6 +158,7 @@ impl Live {
 #[allow(missing_debug_implementations)]
 pub(crate) struct FileCx<'a> {
     pub index: usize,
+    pub job_type: JobType,
     pub properties: &'a JobProperties,
     pub credentials: &'a Credentials,
     pub live: &'a Live,
@@ -174,7 +177,8 @@ pub(crate) enum Fetched {
     Stopped,
 }
 
-/// Fetch one file into its temporary file, from wherever its progress says.
+/// Transfer one file: a download into its temporary file, or an upload into the server's
+/// session, from wherever its progress says.
 /// A file whose bytes fail their digest is fetched once more from the start; a second
 /// mismatch is the job's error.
 pub(crate) async fn fetch(
@@ -190,6 +194,11 @@ pub(crate) async fn fetch(
             e.to_string(),
         )
     })?;
+    if cx.job_type != JobType::Download {
+        return upload::send(cx, file, url, ckpt)
+            .await
+            .map_err(|f| f.with_file(cx.index));
+    }
     let mut result = fetch_once(cx, file, &url, ckpt).await;
     if let Err(f) = &result
         && f.error.code == ErrorCode::E_DIGEST_MISMATCH

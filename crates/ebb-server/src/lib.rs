@@ -50,6 +50,11 @@ impl App {
         Ok(Arc::new(Self { config, sessions }))
     }
 
+    /// How many upload sessions are open.
+    pub fn session_count(&self) -> usize {
+        self.sessions.all().len()
+    }
+
     /// The HTTP service: `BITS_POST` for uploads, `GET` and `HEAD` for downloads.
     pub fn router(self: &Arc<Self>) -> Router {
         Router::new().fallback(handle).with_state(self.clone())

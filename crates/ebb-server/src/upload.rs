@@ -33,7 +33,14 @@ pub async fn serve(
         full_url,
         user: user.as_deref(),
     };
-    match packet::read(headers)? {
+    let packet = packet::read(headers)?;
+    match &packet {
+        Packet::Fragment { session, range } => {
+            tracing::debug!(%session, first = range.first, last = range.last, total = range.total, "fragment");
+        }
+        other => tracing::debug!(packet = ?other, path = url_path, "packet"),
+    }
+    match packet {
         Packet::Ping => Ok(Ack::ok()),
         Packet::CreateSession => create(app, dir, url_path, user.clone()).await,
         Packet::Fragment { session, range } => {

@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 use crate::error::{Error, Result};
-use crate::model::JobFile;
+use crate::model::{JobFile, JobType};
 
 /// What Complete did with the files.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -16,9 +16,15 @@ pub(crate) struct Tally {
 
 /// Rename every transferred file into place and delete the rest. If a rename fails, nothing
 /// after it is touched and the error is returned: the job stays as it was, and Complete can be
-/// called again (a file already renamed by an earlier attempt counts as done).
-pub(crate) fn complete(files: &[JobFile]) -> Result<Tally> {
+/// called again (a file already renamed by an earlier attempt counts as done). An upload's file
+/// is the app's own: nothing is renamed or deleted.
+pub(crate) fn complete(job_type: JobType, files: &[JobFile]) -> Result<Tally> {
     let mut tally = Tally::default();
+    if job_type != JobType::Download {
+        tally.kept = files.iter().filter(|f| f.completed).count();
+        tally.dropped = files.len() - tally.kept;
+        return Ok(tally);
+    }
     let mut dirs = BTreeSet::new();
     for f in files.iter().filter(|f| f.completed) {
         match std::fs::rename(&f.temp_path, &f.local_path) {
@@ -51,8 +57,12 @@ pub(crate) fn complete(files: &[JobFile]) -> Result<Tally> {
     Ok(tally)
 }
 
-/// Remove every temporary file of the job; final names are never touched.
-pub(crate) fn cancel(files: &[JobFile]) -> usize {
+/// Remove every temporary file of the job; final names (and an upload's source) are never
+/// touched.
+pub(crate) fn cancel(job_type: JobType, files: &[JobFile]) -> usize {
+    if job_type != JobType::Download {
+        return 0;
+    }
     files.iter().filter(|f| !remove_temp(f)).count()
 }
 

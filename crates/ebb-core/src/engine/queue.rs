@@ -93,6 +93,16 @@ pub(super) fn check_additions(job: &Job, new: &[NewFile]) -> Result<()> {
             "byte ranges are for download jobs only".into(),
         ));
     }
+    if job.job_type != JobType::Download
+        && let Some(f) = new
+            .iter()
+            .find(|f| !f.remote_url.starts_with("http://") && !f.remote_url.starts_with("https://"))
+    {
+        return Err(Error::InvalidArgument(format!(
+            "remote URL {:?}: uploads go to http or https URLs",
+            f.remote_url
+        )));
+    }
     let mut seen: HashSet<&Path> = job.files.iter().map(|f| f.local_path.as_path()).collect();
     for f in new {
         if !seen.insert(&f.local_path) {
@@ -207,10 +217,8 @@ impl Queue {
 
     async fn resume(&mut self, id: JobId) -> Result<ResumeOutcome> {
         let job = self.job(id, "resume")?;
-        if job.job_type != JobType::Download {
-            return Err(Error::NotSupported(
-                "transferring upload and upload-reply jobs".into(),
-            ));
+        if job.job_type == JobType::UploadReply {
+            return Err(Error::NotSupported("transferring upload-reply jobs".into()));
         }
         let seq = self.take_seq();
         self.change(&job, None, |job| job.resume(Timestamp::now(), seq))
@@ -237,8 +245,8 @@ impl Queue {
         self.job(id, "complete")?.check_completable()?;
         self.stop_worker(id).await;
         let job = self.job(id, "complete")?;
-        let files = job.files.clone();
-        let tally = blocking(move || files::complete(&files)).await?;
+        let (files, job_type) = (job.files.clone(), job.job_type);
+        let tally = blocking(move || files::complete(job_type, &files)).await?;
         self.change(&job, None, |job| job.acknowledge(Timestamp::now()))
             .await?;
         let code = if tally.dropped > 0 {
@@ -368,11 +376,21 @@ impl Queue {
     }
 
     pub async fn cancel_job(&mut self, job: &Job) -> Result<()> {
-        let files = job.files.clone();
-        let undeleted = blocking(move || Ok(files::cancel(&files))).await?;
+        let (files, job_type) = (job.files.clone(), job.job_type);
+        let undeleted = blocking(move || Ok(files::cancel(job_type, &files))).await?;
         self.change(job, None, |job| job.cancel(Timestamp::now()))
             .await?;
         tracing::info!(job_id = %job.id, undeleted, "job cancelled");
+        if job.job_type != JobType::Download
+            && let Some(file) = job.files.first().cloned()
+        {
+            // The server's session ends too; nothing waits for it.
+            let clients = self.shared.clients.clone();
+            let (properties, credentials) = (job.properties.clone(), job.credentials.clone());
+            tokio::spawn(async move {
+                crate::transfer::cancel_session(&clients, &properties, &credentials, &file).await;
+            });
+        }
         Ok(())
     }
 

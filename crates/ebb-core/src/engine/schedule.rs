@@ -142,6 +142,7 @@ impl Queue {
         let worker = Worker {
             throttle: shared.bandwidth.throttle(id, rate.clone()),
             job_id: id,
+            job_type: job.job_type,
             run,
             files: job.files.clone(),
             properties: job.properties.clone(),

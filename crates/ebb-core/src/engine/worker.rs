@@ -8,7 +8,7 @@ use tracing::Instrument;
 
 use crate::bandwidth::Throttle;
 use crate::error::Result;
-use crate::model::{Credentials, JobFile, JobId, JobProperties};
+use crate::model::{Credentials, JobFile, JobId, JobProperties, JobType};
 use crate::store::FileProgress;
 use crate::transfer::{
     self, CheckpointPolicy, Checkpointer, Failure, Fetched, FileCx, HttpClients, Live,
@@ -53,6 +53,7 @@ pub(crate) enum Outcome {
 #[derive(Debug)]
 pub(crate) struct Worker {
     pub job_id: JobId,
+    pub job_type: JobType,
     pub run: u64,
     pub files: Vec<JobFile>,
     pub properties: JobProperties,
@@ -100,6 +101,7 @@ impl Worker {
             }
             let cx = FileCx {
                 index,
+                job_type: self.job_type,
                 properties: &self.properties,
                 credentials: &self.credentials,
                 live: &self.live,

@@ -4,7 +4,7 @@ use std::path::{Component, Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use url::Url;
 
-use super::{JobId, Sha256Digest};
+use super::{JobId, Sha256Digest, UploadState};
 use crate::error::{Error, ErrorCode, Result};
 
 /// One byte range of a remote file (`BG_FILE_RANGE`); `length: None` reads to the end of the file
@@ -168,6 +168,31 @@ impl NewFile {
         check_local_path(&self.local_path, dirs_ok)?;
         ByteRange::validate_list(&self.ranges)?;
         Ok(url)
+    }
+}
+
+impl NewFile {
+    /// An upload's local file must be there, a regular file this user can read.
+    pub(crate) fn validate_source(&self) -> Result<()> {
+        let shown = self.local_path.display();
+        let meta = std::fs::metadata(&self.local_path).map_err(|e| {
+            Error::InvalidArgument(format!("local file {shown:?} cannot be uploaded: {e}"))
+        })?;
+        if !meta.is_file() {
+            return Err(Error::InvalidArgument(format!(
+                "local file {shown:?} cannot be uploaded: it is not a regular file"
+            )));
+        }
+        let mut o = std::fs::OpenOptions::new();
+        o.read(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            o.custom_flags(libc::O_NONBLOCK);
+        }
+        o.open(&self.local_path).map(drop).map_err(|e| {
+            Error::InvalidArgument(format!("local file {shown:?} cannot be uploaded: {e}"))
+        })
     }
 }
 
@@ -351,6 +376,10 @@ pub struct JobFile {
     /// The running hash of the bytes so far, as of the durable progress (not on the wire).
     #[serde(skip)]
     pub(crate) hash_state: Option<Vec<u8>>,
+    /// An upload file's session with the server (not on the wire: the session id is a
+    /// capability).
+    #[serde(skip)]
+    pub(crate) upload: Option<UploadState>,
 }
 
 impl JobFile {
@@ -375,6 +404,7 @@ impl JobFile {
             expected_sha256: None,
             verified_sha256: None,
             hash_state: None,
+            upload: None,
         }
     }
 
@@ -392,6 +422,7 @@ impl JobFile {
             expected_sha256: file.sha256,
             verified_sha256: None,
             hash_state: None,
+            upload: None,
         }
     }
 

@@ -20,6 +20,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0004_strict_properties",
         include_str!("../../../../migrations/0004_strict_properties.sql"),
     ),
+    (
+        "0005_uploads",
+        include_str!("../../../../migrations/0005_uploads.sql"),
+    ),
 ];
 
 #[derive(Debug)]

@@ -137,7 +137,7 @@ pub(crate) fn load_jobs(
     let mut files = conn.prepare(&format!(
         "SELECT job_id, idx, remote_url, local_path, ranges, temp_path, bytes_total,
                 bytes_transferred, completed, etag, last_modified, expected_sha256, server_sha256,
-                verified_sha256, hash_state
+                verified_sha256, hash_state, upload
          FROM files {filter} ORDER BY job_id, idx"
     ))?;
     for row in files.query_map(rusqlite::params_from_iter(&args), file_row)? {
@@ -214,6 +214,10 @@ fn file_row(r: &Row<'_>) -> rusqlite::Result<(JobId, JobFile)> {
             expected_sha256: parse_digest(r, 11)?,
             verified_sha256: parse_digest(r, 13)?,
             hash_state: r.get(14)?,
+            upload: r
+                .get::<_, Option<String>>(15)?
+                .map(|text| strict_json(&text, 15))
+                .transpose()?,
         },
     ))
 }

@@ -127,7 +127,7 @@ impl HttpClients {
         self.config.throttle_reconnect
     }
 
-    pub(super) fn client(
+    pub(in crate::transfer) fn client(
         &self,
         props: &JobProperties,
         creds: &Credentials,

@@ -9,7 +9,7 @@ use url::Url;
 use super::super::Failure;
 use crate::error::{ErrorCode, ErrorContext, Status};
 
-pub(super) fn error_chain(e: &dyn std::error::Error) -> String {
+pub(in crate::transfer) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {
@@ -89,7 +89,7 @@ fn transport_code(errno: Option<i32>, timeout: bool, connect: bool) -> ErrorCode
 }
 
 /// A failure before any response: connection refused, DNS, TLS, timeouts.
-pub(super) fn transport_failure(url: &Url, e: &reqwest::Error) -> Failure {
+pub(in crate::transfer) fn transport_failure(url: &Url, e: &reqwest::Error) -> Failure {
     if let Some(cert) = certificate_error(e) {
         let (code, why) = crate::transfer::tls::certificate_code(&cert);
         return Failure::new(
