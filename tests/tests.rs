@@ -28,4 +28,5 @@ mod secrets;
 mod snapshots;
 mod socket;
 mod tls;
+mod upload_crashes;
 mod uploads;

@@ -159,46 +159,29 @@ impl Checkpointer {
     }
 
     /// Record a file whose bytes are durable elsewhere (an upload's, on the server): no local
-    /// sync, the commit only. With `now`, at once and waited for; otherwise when due and no
-    /// other checkpoint is in flight.
+    /// sync, the commit only, waited for.
     pub(crate) async fn record_remote(
         &mut self,
         index: usize,
         file: &JobFile,
-        now: bool,
     ) -> Result<(), Failure> {
-        if now {
-            self.collect().await?;
-        } else {
-            if self.in_flight.as_ref().is_some_and(JoinHandle::is_finished) {
-                self.collect().await?;
-            }
-            let due = self.since.elapsed() >= self.policy.interval;
-            if self.in_flight.is_some() || !due {
-                return Ok(());
-            }
-        }
+        self.collect().await?;
         if let Some(failure) = &self.failed {
             return Err(failure.clone());
         }
-        self.since_bytes = 0;
-        self.since = Instant::now();
-        let record = self.record.clone();
         let progress = FileProgress {
             job_id: self.job_id,
             modified_at: Timestamp::now(),
             files: vec![(index, file.clone())],
         };
-        self.in_flight = Some(tokio::spawn(async move {
-            record(progress)
-                .await
-                .unwrap_or(Err(crate::error::Error::ShutDown))
-                .map_err(|e| internal(&e.to_string()))
-        }));
-        if now {
-            self.collect().await?;
-        }
-        Ok(())
+        let committed = (self.record)(progress)
+            .await
+            .unwrap_or(Err(crate::error::Error::ShutDown));
+        committed.map_err(|e| {
+            let failure = internal(&e.to_string());
+            self.failed = Some(failure.clone());
+            failure
+        })
     }
 
     async fn collect(&mut self) -> Result<(), Failure> {

@@ -50,7 +50,7 @@ pub(super) async fn send(
         Err(f) => Err(f),
     };
     // What the run learnt (the session, the server's count) is recorded whatever happened.
-    let recorded = ckpt.record_remote(cx.index, file, true).await;
+    let recorded = ckpt.record_remote(cx.index, file).await;
     match (result, recorded) {
         (Ok(done), Ok(())) => Ok(done),
         (Ok(_), Err(f)) => Err(f),
@@ -152,7 +152,7 @@ impl Upload {
                 }
                 // The session is durable before any byte goes: a crash from here on goes on
                 // in it.
-                ckpt.record_remote(cx.index, file, true).await?;
+                ckpt.record_remote(cx.index, file).await?;
             } else if !self.pinged {
                 if !self.ping(cx, file).await? {
                     return Ok(Fetched::Stopped);
@@ -317,7 +317,9 @@ impl Upload {
             } else {
                 return Err(ack.failure(&self.url, "Fragment"));
             }
-            ckpt.record_remote(cx.index, file, false).await?;
+            // Each acknowledgement is recorded before the next fragment goes, so that a crash
+            // costs at most the fragment in flight.
+            ckpt.record_remote(cx.index, file).await?;
         }
     }
 
