@@ -291,3 +291,42 @@ async fn a_pinned_host_that_cannot_be_reached_falls_back() {
     e.shutdown().await;
     server.stop().await;
 }
+
+/// `ebb transfer --upload` and `bitsadmin /TRANSFER /UPLOAD`, in the CLI's own engine and
+/// through `ebbd`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_command_lines_upload() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    std::fs::create_dir(&root).unwrap();
+    let server = Server::start(&root, |_| {}).await;
+    let body = data(700_000, 7);
+    let src = source(dir.path(), "cli.bin", &body);
+    let src_text = src.to_str().unwrap();
+    for (cli, mode) in [
+        (support::Cli::new(dir.path()), "embedded"),
+        (support::Cli::daemon(dir.path()), "daemon"),
+    ] {
+        let name = format!("{mode}.bin");
+        let out = cli.run(&["transfer", "--upload", &server.url(&name), src_text]);
+        let _daemon =
+            support::started_pid(&String::from_utf8_lossy(&out.stderr)).map(support::Started);
+        assert!(out.status.success(), "{mode}: {out:?}");
+        assert_eq!(std::fs::read(root.join(&name)).unwrap(), body, "{mode}");
+        let name = format!("{mode}-ba.bin");
+        let url = server.url(&name);
+        let out = cli.run(&["bitsadmin", "/transfer", "up", "/upload", &url, src_text]);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{mode}: {out:?}");
+        assert!(text.contains("TYPE: UPLOAD"), "{text}");
+        assert!(
+            text.contains("Transfer complete. 700000 / 700000 bytes."),
+            "{text}"
+        );
+        assert_eq!(std::fs::read(root.join(&name)).unwrap(), body, "{mode}");
+        // One file per upload.
+        let out = cli.run(&["transfer", "--upload", &url, src_text, &url, src_text]);
+        assert_eq!(out.status.code(), Some(2), "{out:?}");
+    }
+    server.stop().await;
+}

@@ -120,14 +120,18 @@ pub enum Command {
         #[arg(long, value_parser = ebb::settings::parse_duration)]
         timeout: Option<Duration>,
     },
-    /// Download URL to PATH (pairs may repeat): create, add, resume, wait, complete.
+    /// Download URL to PATH (pairs may repeat), or with --upload send FILE to URL: create,
+    /// add, resume, wait, complete.
     Transfer {
         #[arg(long, value_parser = parse_priority)]
         priority: Option<Priority>,
+        /// Upload FILE to URL (one pair) over the BITS upload protocol, e.g. to `ebb-server`.
+        #[arg(long)]
+        upload: bool,
         /// Display name of the job.
         #[arg(long, default_value = "ebb transfer")]
         name: String,
-        /// URL PATH [URL PATH ...]
+        /// URL PATH [URL PATH ...] (for an upload: URL FILE)
         #[arg(required = true, num_args = 2.., value_name = "URL PATH")]
         pairs: Vec<String>,
     },

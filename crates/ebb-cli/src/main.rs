@@ -14,7 +14,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, anyhow};
 use clap::Parser;
-use ebb::NewFile;
+use ebb::{JobType, NewFile};
 
 use args::{Cli, Command, EngineArgs};
 
@@ -104,9 +104,17 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Wait { job, timeout } => return commands::wait::run(args, &job, timeout).await,
         Command::Transfer {
             priority,
+            upload,
             name,
             pairs,
-        } => return commands::transfer::run(args, priority, &name, &pairs).await,
+        } => {
+            let job_type = if upload {
+                JobType::Upload
+            } else {
+                JobType::Download
+            };
+            return commands::transfer::run(args, (job_type, priority), &name, &pairs).await;
+        }
         Command::Monitor { refresh } => return watch::monitor(args, refresh).await,
         Command::Bitsadmin { args: words } => return bitsadmin::run(args, &words).await,
         Command::Daemon { .. } => unreachable!("handled before the runtime starts"),

@@ -25,7 +25,8 @@ pub(super) async fn dispatch(
     if command == "/MONITOR" {
         return monitor(args, rest, out).await;
     }
-    let conn = Conn::open(args, false).await?;
+    // /TRANSFER waits for its job: the CLI's own engine must run it.
+    let conn = Conn::open(args, command == "/TRANSFER").await?;
     let result = verb(conn.backend(), command, rest, out).await;
     conn.close().await;
     result
@@ -232,16 +233,21 @@ async fn set(b: &dyn Backend, command: &str, rest: &[&str], out: &mut Out) -> Ve
     Ok(ExitCode::SUCCESS)
 }
 
-/// `/TRANSFER name [/DOWNLOAD] [/PRIORITY p] [/DYNAMIC] remote local [remote local ...]`:
-/// completes on success, cancels on a permanent error, goes on through transient ones.
+/// `/TRANSFER name [/DOWNLOAD | /UPLOAD] [/PRIORITY p] [/DYNAMIC] remote local [remote local
+/// ...]`: completes on success, cancels on a permanent error, goes on through transient ones.
 async fn transfer(b: &dyn Backend, rest: &[&str], out: &mut Out) -> Verb {
     let (name, mut rest) = rest
         .split_first()
         .ok_or_else(|| anyhow!("usage: /TRANSFER name remote local"))?;
     let mut priority = Priority::Normal;
+    let mut job_type = JobType::Download;
     while let Some(flag) = rest.first().filter(|f| f.starts_with('/')) {
         match flag.to_ascii_uppercase().as_str() {
             "/DOWNLOAD" | "/DYNAMIC" => rest = &rest[1..],
+            "/UPLOAD" => {
+                job_type = JobType::Upload;
+                rest = &rest[1..];
+            }
             "/PRIORITY" => {
                 let p = rest
                     .get(1)
@@ -249,14 +255,17 @@ async fn transfer(b: &dyn Backend, rest: &[&str], out: &mut Out) -> Verb {
                 priority = p.parse().map_err(|e: String| anyhow!(e))?;
                 rest = &rest[2..];
             }
-            "/UPLOAD" => bail!("upload transfers are not supported yet"),
+            "/UPLOAD-REPLY" => bail!("upload-reply transfers are not supported yet"),
             other => bail!("unknown /TRANSFER switch {other}"),
         }
     }
     if rest.is_empty() || rest.len() % 2 != 0 {
         bail!("usage: /TRANSFER name [/PRIORITY p] remote local [remote local ...]");
     }
-    let id: JobId = b.create_job(name, JobType::Download).await?;
+    if job_type != JobType::Download && rest.len() != 2 {
+        bail!("usage: /TRANSFER name /UPLOAD remote local (an upload job has one file)");
+    }
+    let id: JobId = b.create_job(name, job_type).await?;
     b.set_property(id, PropertyChange::Priority(priority))
         .await?;
     let files = rest.chunks(2).map(|p| NewFile::new(p[0], p[1])).collect();
@@ -266,7 +275,8 @@ async fn transfer(b: &dyn Backend, rest: &[&str], out: &mut Out) -> Verb {
     }
     b.resume(id).await?;
     out.line(format!(
-        "DISPLAY: '{name}' TYPE: DOWNLOAD STATE: QUEUED PRIORITY: {}",
+        "DISPLAY: '{name}' TYPE: {} STATE: QUEUED PRIORITY: {}",
+        job_type.as_str().to_ascii_uppercase().replace('_', "-"),
         priority_word(priority)
     ));
     let state = b.wait(id, None).await?;

@@ -1,4 +1,5 @@
-//! `ebb transfer [--priority P] URL PATH [URL PATH ...]`: create, add, resume, wait, complete.
+//! `ebb transfer [--priority P] URL PATH [URL PATH ...]` and `ebb transfer --upload URL FILE`:
+//! create, add, resume, wait, complete.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -11,10 +12,17 @@ use crate::watch;
 
 pub async fn run(
     args: &EngineArgs,
-    priority: Option<ebb::Priority>,
+    (job_type, priority): (JobType, Option<ebb::Priority>),
     name: &str,
     pairs: &[String],
 ) -> anyhow::Result<ExitCode> {
+    if job_type != JobType::Download && pairs.len() != 2 {
+        eprintln!(
+            "ebb transfer: an upload sends one FILE to one URL ({} arguments given)",
+            pairs.len()
+        );
+        return Ok(ExitCode::from(2));
+    }
     if !pairs.len().is_multiple_of(2) {
         eprintln!(
             "ebb transfer: URL and PATH come in pairs ({} arguments given)",
@@ -28,7 +36,7 @@ pub async fn run(
         .collect::<anyhow::Result<Vec<_>>>()?;
     let conn = Conn::open(args, true).await?;
     let b = conn.backend();
-    let id = b.create_job(name, JobType::Download).await?;
+    let id = b.create_job(name, job_type).await?;
     let setup = async {
         if let Some(p) = priority {
             b.set_property(id, PropertyChange::Priority(p)).await?;
