@@ -29,4 +29,5 @@ mod snapshots;
 mod socket;
 mod tls;
 mod upload_crashes;
+mod upload_reply;
 mod uploads;

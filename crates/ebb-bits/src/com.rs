@@ -12,6 +12,7 @@
 mod callback;
 mod convert;
 mod read;
+mod reply;
 mod write;
 
 use std::sync::mpsc;
@@ -200,6 +201,10 @@ impl Com {
 
     pub(crate) async fn set_remote_name(&self, id: JobId, index: usize, url: String) -> Result<()> {
         self.call(move |c| c.set_remote_name(id, index, &url)).await
+    }
+
+    pub(crate) async fn reply_data(&self, id: JobId) -> Result<Vec<u8>> {
+        self.call(move |c| c.reply_data(id)).await
     }
 
     pub(crate) async fn job(&self, id: JobId) -> Result<(JobInfo, Gaps)> {

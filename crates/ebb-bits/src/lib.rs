@@ -123,6 +123,10 @@ impl Backend for Bits {
     async fn set_remote_name(&self, job: JobId, file_index: usize, url: &str) -> Result<()> {
         forward!(self.set_remote_name(job, file_index, url.to_owned()))
     }
+    /// BITS keeps its own copy of the reply.
+    async fn reply_data(&self, job: JobId) -> Result<Vec<u8>> {
+        forward!(self.reply_data(job))
+    }
     async fn job(&self, job: JobId) -> Result<JobInfo> {
         self.job_with_gaps(job).await.map(|(info, _)| info)
     }

@@ -402,6 +402,55 @@ mod bits {
         super::priority_and_headers_reach_the_server(&b, &s, dir.path(), read).await;
     }
 
+    /// Upload-reply calls through `IBackgroundCopyJob2`. Wine's BITS moves no uploads: what it
+    /// lacks is named, what it has is asserted.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn upload_reply_calls_reach_ibackgroundcopyjob2() {
+        let b = bits().await;
+        println!("WINE GAP: uploads (Wine's BITS transfers no upload or upload-reply job)");
+        let id = match b.create_job("ebb reply", JobType::UploadReply).await {
+            Ok(id) => id,
+            Err(e) => {
+                println!("WINE GAP: CreateJob(BG_JOB_TYPE_UPLOAD_REPLY) ({e})");
+                return;
+            }
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let name = dir.path().join("reply.bin");
+        match b.set_reply_file_name(id, Some(name.clone())).await {
+            Ok(()) => match b.reply_file_name(id).await {
+                Ok(read) => {
+                    if read.is_some() || !under_wine() {
+                        assert_eq!(read, Some(name));
+                    } else {
+                        println!("WINE GAP: GetReplyFileName (empty)");
+                    }
+                }
+                Err(e) => println!("WINE GAP: GetReplyFileName ({e})"),
+            },
+            Err(e) if e.code() == ErrorCode::E_NOTIMPL => {
+                println!("WINE GAP: SetReplyFileName (E_NOTIMPL)");
+            }
+            Err(e) => panic!("SetReplyFileName: {e}"),
+        }
+        let (info, gaps) = b.job_with_gaps(id).await.unwrap();
+        if gaps.contains(&"GetReplyProgress") {
+            println!("WINE GAP: GetReplyProgress (E_NOTIMPL)");
+        } else {
+            let p = info.reply_progress.unwrap();
+            assert_eq!((p.bytes_total, p.bytes_transferred), (None, 0));
+        }
+        // No reply before Transferred.
+        match b.reply_data(id).await {
+            Err(e) if e.code() == ErrorCode::E_NOTIMPL => {
+                println!("WINE GAP: GetReplyData (E_NOTIMPL)");
+            }
+            Err(e) => assert_eq!(e.code(), ErrorCode::BG_E_INVALID_STATE, "{e}"),
+            Ok(data) => panic!("GetReplyData before Transferred gave {} bytes", data.len()),
+        }
+        b.cancel(id).await.unwrap();
+    }
+
     /// What Wine's BITS lacks, named; on Windows each of these works and is asserted.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_calls_wine_lacks_are_named() {

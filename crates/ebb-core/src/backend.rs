@@ -1,6 +1,7 @@
 //! The one public surface every backend implements: the in-process [`Engine`], the daemon
 //! client (`ebb::Client`) and native BITS on Windows (`ebb-bits`).
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -10,8 +11,8 @@ use tokio::sync::broadcast;
 use crate::model::{BandwidthChange, BandwidthStatus};
 use crate::settings::EngineSettings;
 use crate::{
-    Completion, Engine, Event, JobId, JobInfo, JobState, JobType, NewFile, PropertyChange, Result,
-    ResumeOutcome,
+    Completion, Engine, Event, JobId, JobInfo, JobState, JobType, NewFile, PropertyChange,
+    ReplyProgress, Result, ResumeOutcome,
 };
 
 /// Which jobs [`Backend::list`] returns.
@@ -58,6 +59,29 @@ pub trait Backend: Send + Sync {
     async fn replace_remote_prefix(&self, job: JobId, old: &str, new: &str) -> Result<usize>;
     /// `SetRemoteName` of one file.
     async fn set_remote_name(&self, job: JobId, file_index: usize, url: &str) -> Result<()>;
+    /// `GetReplyData`: an upload-reply job's reply, at most 1 MiB (`BG_E_TOO_LARGE` beyond,
+    /// naming the size), once the job is Transferred; empty when the server sent none.
+    async fn reply_data(&self, job: JobId) -> Result<Vec<u8>> {
+        let info = self.job(job).await?;
+        tokio::task::spawn_blocking(move || crate::engine::read_reply(&info))
+            .await
+            .map_err(|_| crate::Error::ShutDown)?
+    }
+    /// `GetReplyFileName`: where an upload-reply job's reply goes (`None` until it is known).
+    async fn reply_file_name(&self, job: JobId) -> Result<Option<PathBuf>> {
+        let info = self.job(job).await?;
+        info.reply_progress()?;
+        Ok(info.reply_file_name)
+    }
+    /// `SetReplyFileName`: until the reply is being fetched; `None` lets the engine choose.
+    async fn set_reply_file_name(&self, job: JobId, path: Option<PathBuf>) -> Result<()> {
+        self.set_property(job, PropertyChange::ReplyFileName(path))
+            .await
+    }
+    /// `GetReplyProgress`.
+    async fn reply_progress(&self, job: JobId) -> Result<ReplyProgress> {
+        self.job(job).await?.reply_progress()
+    }
     /// A snapshot of one job, with live progress.
     async fn job(&self, job: JobId) -> Result<JobInfo>;
     /// The jobs `filter` asks for, oldest first, with live progress.

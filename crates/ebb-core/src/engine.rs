@@ -30,6 +30,7 @@ use crate::model::{
 };
 use crate::store::Store;
 use crate::transfer::HttpClients;
+pub(crate) use files::read_reply;
 pub(crate) use queue::blocking;
 use queue::{Queue, Reply, Request, check_additions};
 pub use view::resolve;
@@ -224,6 +225,11 @@ impl Engine {
 
     /// Any `Set*` call.
     pub async fn set_property(&self, id: JobId, change: PropertyChange) -> Result<()> {
+        if let PropertyChange::ReplyFileName(Some(path)) = &change {
+            // Like a download's local name: absolute, in a directory that exists.
+            let path = path.clone();
+            blocking(move || crate::model::validate_local_path(&path)).await?;
+        }
         self.ask(|reply| Request::SetProperty(id, change, reply))
             .await
     }

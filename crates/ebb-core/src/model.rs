@@ -23,9 +23,10 @@ pub use bandwidth::{
 };
 pub use codes::{ErrorCode, ErrorContext, JobError, Status};
 pub use digest::Sha256Digest;
+pub(crate) use file::temp_path_for;
 pub use file::{ByteRange, JobFile, NewFile, Validators, validate_local_path, validate_remote_url};
 pub use identity::{JobId, JobType, Owner};
-pub use info::{ErrorFile, JobErrorInfo, JobInfo};
+pub use info::{ErrorFile, JobErrorInfo, JobInfo, ReplyProgress};
 pub(crate) use job::Bookkeeping;
 pub use job::{Job, ResumeOutcome};
 pub use properties::{

@@ -26,10 +26,10 @@ pub use checkpoint::CheckpointPolicy;
 pub(crate) use checkpoint::{Checkpointer, sync_directory};
 pub(crate) use http::HttpClients;
 pub use http::HttpConfig;
-pub(crate) use upload::cancel_session;
+pub(crate) use upload::{ReplySlot, cancel_session};
 
 use crate::error::{ErrorCode, ErrorContext, JobError, Status, io_code, io_is_transient};
-use crate::model::{Credentials, JobFile, JobProperties, JobType};
+use crate::model::{Credentials, JobFile, JobProperties};
 
 /// Why a file could not be transferred, classified for the scheduler.
 #[derive(Debug, Clone)]
@@ -158,7 +158,6 @@ impl Live {
 #[allow(missing_debug_implementations)]
 pub(crate) struct FileCx<'a> {
     pub index: usize,
-    pub job_type: JobType,
     pub properties: &'a JobProperties,
     pub credentials: &'a Credentials,
     pub live: &'a Live,
@@ -177,8 +176,7 @@ pub(crate) enum Fetched {
     Stopped,
 }
 
-/// Transfer one file: a download into its temporary file, or an upload into the server's
-/// session, from wherever its progress says.
+/// Download one file into its temporary file, from wherever its progress says.
 /// A file whose bytes fail their digest is fetched once more from the start; a second
 /// mismatch is the job's error.
 pub(crate) async fn fetch(
@@ -194,11 +192,6 @@ pub(crate) async fn fetch(
             e.to_string(),
         )
     })?;
-    if cx.job_type != JobType::Download {
-        return upload::send(cx, file, url, ckpt)
-            .await
-            .map_err(|f| f.with_file(cx.index));
-    }
     let mut result = fetch_once(cx, file, &url, ckpt).await;
     if let Err(f) = &result
         && f.error.code == ErrorCode::E_DIGEST_MISMATCH
@@ -208,6 +201,27 @@ pub(crate) async fn fetch(
         result = fetch_once(cx, file, &url, ckpt).await;
     }
     result.map_err(|f| f.with_file(cx.index))
+}
+
+/// Upload one file into the server's session, from wherever the session stands; for
+/// upload-reply, fetch the reply into `reply`.
+pub(crate) async fn upload(
+    cx: &FileCx<'_>,
+    file: &mut JobFile,
+    ckpt: &mut Checkpointer,
+    reply: Option<&mut ReplySlot>,
+) -> Result<Fetched, Failure> {
+    let url = crate::model::validate_remote_url(&file.remote_url).map_err(|e| {
+        Failure::new(
+            Status::Permanent,
+            ErrorContext::RemoteFile,
+            ErrorCode::E_INVALIDARG,
+            e.to_string(),
+        )
+    })?;
+    upload::send(cx, file, url, ckpt, reply)
+        .await
+        .map_err(|f| f.with_file(cx.index))
 }
 
 async fn fetch_once(

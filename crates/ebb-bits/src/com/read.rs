@@ -40,7 +40,12 @@ impl Reader {
     }
 
     /// The getter's value; its default `or` if BITS lacks it (the call is noted as a gap).
-    fn get<T>(&mut self, call: &'static str, r: windows::core::Result<T>, or: T) -> Result<T> {
+    pub(super) fn get<T>(
+        &mut self,
+        call: &'static str,
+        r: windows::core::Result<T>,
+        or: T,
+    ) -> Result<T> {
         match r {
             Ok(v) => Ok(v),
             Err(e) if e.code() == E_NOTIMPL || e.code().0 as u32 == 0x8007_03E6 => {
@@ -53,7 +58,11 @@ impl Reader {
     }
 
     /// A string getter's value, read and freed; empty if BITS lacks the getter.
-    fn text(&mut self, call: &'static str, r: windows::core::Result<PWSTR>) -> Result<String> {
+    pub(super) fn text(
+        &mut self,
+        call: &'static str,
+        r: windows::core::Result<PWSTR>,
+    ) -> Result<String> {
         Ok(take(self.get(call, r, PWSTR::null())?))
     }
 }
@@ -117,6 +126,7 @@ pub(super) fn info(job: &IBackgroundCopyJob) -> Result<(JobInfo, Gaps)> {
     let error = read_error(job, state, &files, &mut r)?;
     // SAFETY: a call on a live job, without arguments.
     let job_type = job_type(r.get("GetType", unsafe { job.GetType() }, BG_JOB_TYPE(0))?);
+    let (reply_file_name, reply_progress) = super::reply::read_reply(job, job_type, &mut r)?;
     let created = time(times.CreationTime).unwrap_or(Timestamp::from_millis(0));
     let info = JobInfo {
         id,
@@ -138,6 +148,8 @@ pub(super) fn info(job: &IBackgroundCopyJob) -> Result<(JobInfo, Gaps)> {
         properties,
         credentials: CredentialsView::default(),
         files,
+        reply_file_name,
+        reply_progress,
     };
     Ok((info, r.gaps))
 }

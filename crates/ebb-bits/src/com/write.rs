@@ -174,6 +174,7 @@ impl Ctx {
             PropertyChange::CredentialsAcrossOrigins(_) => Err(Error::NotSupported(
                 "choosing where credentials go after a redirect on native BITS".into(),
             )),
+            PropertyChange::ReplyFileName(path) => self.set_reply_file_name(id, path.as_ref()),
         }
     }
 

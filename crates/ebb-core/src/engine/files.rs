@@ -3,8 +3,8 @@
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
-use crate::error::{Error, Result};
-use crate::model::{JobFile, JobType};
+use crate::error::{Error, ErrorCode, Result};
+use crate::model::{Job, JobFile, JobInfo, JobState, JobType, temp_path_for};
 
 /// What Complete did with the files.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -17,31 +17,27 @@ pub(crate) struct Tally {
 /// Rename every transferred file into place and delete the rest. If a rename fails, nothing
 /// after it is touched and the error is returned: the job stays as it was, and Complete can be
 /// called again (a file already renamed by an earlier attempt counts as done). An upload's file
-/// is the app's own: nothing is renamed or deleted.
-pub(crate) fn complete(job_type: JobType, files: &[JobFile]) -> Result<Tally> {
-    let mut tally = Tally::default();
+/// is the app's own: nothing of it is renamed or deleted; an upload-reply's reply is put in
+/// place like a download.
+pub(crate) fn complete(
+    job_type: JobType,
+    files: &[JobFile],
+    reply: Option<&JobFile>,
+) -> Result<Tally> {
     if job_type != JobType::Download {
+        let mut tally = Tally::default();
         tally.kept = files.iter().filter(|f| f.completed).count();
         tally.dropped = files.len() - tally.kept;
+        if let Some(reply) = reply {
+            let reply = complete(JobType::Download, std::slice::from_ref(reply), None)?;
+            tally.undeleted = reply.undeleted;
+        }
         return Ok(tally);
     }
+    let mut tally = Tally::default();
     let mut dirs = BTreeSet::new();
     for f in files.iter().filter(|f| f.completed) {
-        match std::fs::rename(&f.temp_path, &f.local_path) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && f.local_path.exists() => {
-                tracing::debug!(path = %f.local_path.display(), "already in place");
-            }
-            Err(e) => {
-                return Err(Error::io(
-                    &f.local_path,
-                    std::io::Error::new(
-                        e.kind(),
-                        format!("cannot rename {} into place: {e}", f.temp_path.display()),
-                    ),
-                ));
-            }
-        }
+        rename_into_place(f)?;
         tally.kept += 1;
         if let Some(dir) = f.local_path.parent() {
             dirs.insert(dir.to_path_buf());
@@ -57,13 +53,71 @@ pub(crate) fn complete(job_type: JobType, files: &[JobFile]) -> Result<Tally> {
     Ok(tally)
 }
 
-/// Remove every temporary file of the job; final names (and an upload's source) are never
-/// touched.
-pub(crate) fn cancel(job_type: JobType, files: &[JobFile]) -> usize {
+fn rename_into_place(f: &JobFile) -> Result<()> {
+    match std::fs::rename(&f.temp_path, &f.local_path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && f.local_path.exists() => {
+            tracing::debug!(path = %f.local_path.display(), "already in place");
+            Ok(())
+        }
+        Err(e) => Err(Error::io(
+            &f.local_path,
+            std::io::Error::new(
+                e.kind(),
+                format!("cannot rename {} into place: {e}", f.temp_path.display()),
+            ),
+        )),
+    }
+}
+
+/// Remove every temporary file of the job (an upload-reply's reply's too); final names (and an
+/// upload's source) are never touched.
+pub(crate) fn cancel(job_type: JobType, files: &[JobFile], reply: Option<&JobFile>) -> usize {
     if job_type != JobType::Download {
-        return 0;
+        return reply.map_or(0, |r| usize::from(!remove_temp(r)));
     }
     files.iter().filter(|f| !remove_temp(f)).count()
+}
+
+/// `GetReplyData`'s limit.
+pub(crate) const MAX_REPLY_DATA: u64 = 1024 * 1024;
+
+/// `GetReplyData`: the reply of an upload-reply job in Transferred or Acknowledged, read from
+/// its temporary file or, after Complete, its name; empty when the server sent none. Blocking.
+pub(crate) fn read_reply(info: &JobInfo) -> Result<Vec<u8>> {
+    let progress = info.reply_progress()?;
+    if !matches!(info.state, JobState::Transferred | JobState::Acknowledged) {
+        return Err(Error::InvalidState {
+            job: info.id,
+            state: info.state,
+            action: "read the reply of (it comes once the job is Transferred)".into(),
+        });
+    }
+    let (Some(name), Some(size)) = (&info.reply_file_name, progress.bytes_total) else {
+        return Ok(Vec::new());
+    };
+    if size > MAX_REPLY_DATA {
+        return Err(Error::TooLarge {
+            code: ErrorCode::BG_E_TOO_LARGE,
+            message: format!(
+                "the reply is {size} bytes; reply data holds at most {MAX_REPLY_DATA}: read the \
+                 reply file {} instead",
+                name.display()
+            ),
+        });
+    }
+    let path = if info.state == JobState::Acknowledged {
+        name.clone()
+    } else {
+        temp_path_for(info.id, Job::REPLY_INDEX, name)
+    };
+    let mut data = Vec::new();
+    std::fs::File::open(&path)
+        .and_then(|f| {
+            std::io::Read::read_to_end(&mut std::io::Read::take(f, MAX_REPLY_DATA + 1), &mut data)
+        })
+        .map_err(|e| Error::io(&path, e))?;
+    Ok(data)
 }
 
 fn remove_temp(f: &JobFile) -> bool {

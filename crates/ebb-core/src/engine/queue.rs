@@ -217,9 +217,6 @@ impl Queue {
 
     async fn resume(&mut self, id: JobId) -> Result<ResumeOutcome> {
         let job = self.job(id, "resume")?;
-        if job.job_type == JobType::UploadReply {
-            return Err(Error::NotSupported("transferring upload-reply jobs".into()));
-        }
         let seq = self.take_seq();
         self.change(&job, None, |job| job.resume(Timestamp::now(), seq))
             .await
@@ -245,8 +242,8 @@ impl Queue {
         self.job(id, "complete")?.check_completable()?;
         self.stop_worker(id).await;
         let job = self.job(id, "complete")?;
-        let (files, job_type) = (job.files.clone(), job.job_type);
-        let tally = blocking(move || files::complete(job_type, &files)).await?;
+        let (files, job_type, reply) = (job.files.clone(), job.job_type, job.reply.clone());
+        let tally = blocking(move || files::complete(job_type, &files, reply.as_ref())).await?;
         self.change(&job, None, |job| job.acknowledge(Timestamp::now()))
             .await?;
         let code = if tally.dropped > 0 {
@@ -347,7 +344,9 @@ impl Queue {
         if let Some(job) = self.view.write().jobs.get_mut(&id) {
             let job = Arc::make_mut(job);
             for (i, file) in progress.files {
-                if let Some(slot) = job.files.get_mut(i) {
+                if job.job_type == JobType::UploadReply && i == Job::REPLY_INDEX {
+                    job.reply = Some(file);
+                } else if let Some(slot) = job.files.get_mut(i) {
                     if file.completed && !slot.completed {
                         done.push(i);
                     }
@@ -376,8 +375,9 @@ impl Queue {
     }
 
     pub async fn cancel_job(&mut self, job: &Job) -> Result<()> {
-        let (files, job_type) = (job.files.clone(), job.job_type);
-        let undeleted = blocking(move || Ok(files::cancel(job_type, &files))).await?;
+        let (files, job_type, reply) = (job.files.clone(), job.job_type, job.reply.clone());
+        let undeleted =
+            blocking(move || Ok(files::cancel(job_type, &files, reply.as_ref()))).await?;
         self.change(job, None, |job| job.cancel(Timestamp::now()))
             .await?;
         tracing::info!(job_id = %job.id, undeleted, "job cancelled");

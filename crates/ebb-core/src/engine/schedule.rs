@@ -11,10 +11,10 @@ use super::worker::{Outcome, Worker, WorkerMsg};
 use crate::bandwidth::JobRate;
 use crate::error::Status;
 use crate::events::Event;
-use crate::model::{Job, JobId, JobState, NotifyFlags, Timestamp};
+use crate::model::{Job, JobId, JobState, JobType, NotifyFlags, Timestamp};
 use crate::scheduler::{self, Plan, Rules, Slot};
 use crate::store::LiveRow;
-use crate::transfer::Live;
+use crate::transfer::{Live, ReplySlot};
 
 impl Queue {
     fn rules(&self) -> Rules {
@@ -145,6 +145,11 @@ impl Queue {
             job_type: job.job_type,
             run,
             files: job.files.clone(),
+            reply: (job.job_type == JobType::UploadReply).then(|| ReplySlot {
+                job: id,
+                name: job.reply_file_name.clone(),
+                file: job.reply.clone(),
+            }),
             properties: job.properties.clone(),
             credentials: job.credentials.clone(),
             clients: shared.clients.clone(),

@@ -11,7 +11,7 @@ use crate::error::Result;
 use crate::model::{Credentials, JobFile, JobId, JobProperties, JobType};
 use crate::store::FileProgress;
 use crate::transfer::{
-    self, CheckpointPolicy, Checkpointer, Failure, Fetched, FileCx, HttpClients, Live,
+    self, CheckpointPolicy, Checkpointer, Failure, Fetched, FileCx, HttpClients, Live, ReplySlot,
 };
 
 /// Messages to the queue task about runs: from workers, and (`Recorded`) from itself.
@@ -56,6 +56,8 @@ pub(crate) struct Worker {
     pub job_type: JobType,
     pub run: u64,
     pub files: Vec<JobFile>,
+    /// Upload-reply: the job's reply, to be fetched once the upload is done.
+    pub reply: Option<ReplySlot>,
     pub properties: JobProperties,
     pub credentials: Credentials,
     pub clients: Arc<HttpClients>,
@@ -101,7 +103,6 @@ impl Worker {
             }
             let cx = FileCx {
                 index,
-                job_type: self.job_type,
                 properties: &self.properties,
                 credentials: &self.credentials,
                 live: &self.live,
@@ -111,9 +112,14 @@ impl Worker {
                 connected: &connected,
             };
             let span = tracing::info_span!("file", job_id = %self.job_id, file_index = index);
-            let result = transfer::fetch(&cx, &mut self.files[index], &mut ckpt)
-                .instrument(span)
-                .await;
+            let file = &mut self.files[index];
+            let result = if self.job_type == JobType::Download {
+                transfer::fetch(&cx, file, &mut ckpt).instrument(span).await
+            } else {
+                transfer::upload(&cx, file, &mut ckpt, self.reply.as_mut())
+                    .instrument(span)
+                    .await
+            };
             match result {
                 Ok(Fetched::Completed) => {}
                 Ok(Fetched::Stopped) => {

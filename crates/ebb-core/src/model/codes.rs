@@ -27,6 +27,10 @@ impl ErrorCode {
     pub const BG_E_INSUFFICIENT_RANGE_SUPPORT: Self = Self(0x8020_0013);
     pub const BG_E_INVALID_SERVER_RESPONSE: Self = Self(0x8020_001B);
     pub const BG_E_TOO_MANY_FILES: Self = Self(0x8020_001C);
+    pub const BG_E_LOCAL_FILE_CHANGED: Self = Self(0x8020_001D);
+    pub const BG_E_SESSION_NOT_FOUND: Self = Self(0x8020_001F);
+    pub const BG_E_TOO_LARGE: Self = Self(0x8020_0020);
+    pub const BG_E_CLIENT_SERVER_PROTOCOL_MISMATCH: Self = Self(0x8020_0022);
     pub const BG_E_STRING_TOO_LONG: Self = Self(0x8020_0021);
     pub const BG_E_NO_PROGRESS: Self = Self(0x8020_0024);
     pub const BG_E_USERNAME_TOO_LARGE: Self = Self(0x8020_0025);
@@ -92,6 +96,12 @@ impl ErrorCode {
             }
             Self::BG_E_INVALID_SERVER_RESPONSE => "The server's response was not valid.",
             Self::BG_E_TOO_MANY_FILES => "Upload jobs can contain only one file.",
+            Self::BG_E_LOCAL_FILE_CHANGED => "The local file changed while it was being uploaded.",
+            Self::BG_E_SESSION_NOT_FOUND => "The server does not know the upload session.",
+            Self::BG_E_TOO_LARGE => "The upload or the reply is larger than allowed.",
+            Self::BG_E_CLIENT_SERVER_PROTOCOL_MISMATCH => {
+                "The server does not speak the BITS upload protocol this client speaks."
+            }
             Self::BG_E_NO_PROGRESS => "The job made no progress within the no-progress timeout.",
             Self::BG_E_INVALID_RANGE => "A requested range lies outside the remote file.",
             Self::BG_E_OVERLAPPING_RANGES => "The requested ranges overlap.",

@@ -440,7 +440,7 @@ impl JobFile {
 
 /// `.ebb-<job>-<index>.tmp` beside the final file: hidden, unique to the job, and computable
 /// after a crash without any record of its creation.
-fn temp_path_for(job: JobId, index: usize, local: &Path) -> PathBuf {
+pub(crate) fn temp_path_for(job: JobId, index: usize, local: &Path) -> PathBuf {
     let name = format!(".ebb-{}-{index}.tmp", job.simple());
     local
         .parent()

@@ -50,6 +50,14 @@ impl Job {
             properties: self.properties.clone(),
             credentials: self.credentials.view(),
             files,
+            reply_file_name: self
+                .reply_file_name
+                .clone()
+                .or_else(|| self.reply.as_ref().map(|r| r.local_path.clone())),
+            reply_progress: (self.job_type == JobType::UploadReply).then(|| ReplyProgress {
+                bytes_total: self.reply.as_ref().and_then(|r| r.bytes_total),
+                bytes_transferred: self.reply.as_ref().map_or(0, |r| r.bytes_transferred),
+            }),
         }
     }
 }
@@ -96,4 +104,31 @@ pub struct JobInfo {
     pub properties: JobProperties,
     pub credentials: CredentialsView,
     pub files: Vec<JobFile>,
+    /// Upload-reply: where the reply goes (`GetReplyFileName`): the name the app set, else the
+    /// one generated when the reply was first fetched; `None` before that.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_file_name: Option<PathBuf>,
+    /// Upload-reply: the reply's progress (`GetReplyProgress`); `None` for other job types.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_progress: Option<ReplyProgress>,
+}
+
+/// `BG_JOB_REPLY_PROGRESS`: the reply's size (`None` until the server named the reply, or when
+/// the error was in the upload half) and the bytes fetched.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplyProgress {
+    pub bytes_total: Option<u64>,
+    pub bytes_transferred: u64,
+}
+
+impl JobInfo {
+    /// `GetReplyProgress`: upload-reply jobs only (`E_NOTIMPL` for others, as BITS).
+    pub fn reply_progress(&self) -> crate::Result<ReplyProgress> {
+        self.reply_progress
+            .ok_or_else(|| not_upload_reply("reply progress"))
+    }
+}
+
+fn not_upload_reply(what: &str) -> crate::Error {
+    crate::Error::NotSupported(format!("{what} of a job that is not upload-reply").into())
 }

@@ -1,5 +1,7 @@
 //! A job as the engine holds it, and its state machine: every transition is a method here.
 
+use std::path::PathBuf;
+
 use serde::{Deserialize, Serialize};
 
 use super::{
@@ -44,6 +46,12 @@ pub struct Job {
     pub properties: JobProperties,
     pub credentials: Credentials,
     pub files: Vec<JobFile>,
+    /// Upload-reply: where the reply goes, as the app set it (`SetReplyFileName`), else as
+    /// generated when the reply was first fetched.
+    pub reply_file_name: Option<PathBuf>,
+    /// Upload-reply: the reply, once the server named it (a download into its temporary file
+    /// until Complete). Stored as the job's file row at [`Job::REPLY_INDEX`].
+    pub reply: Option<JobFile>,
     pub created_at: Timestamp,
     pub modified_at: Timestamp,
     /// When the job reached Transferred.
@@ -54,6 +62,11 @@ pub struct Job {
 }
 
 const MAX_DISPLAY_NAME: usize = 256;
+
+impl Job {
+    /// Where an upload-reply job's reply is kept among its file rows (the upload is 0).
+    pub const REPLY_INDEX: usize = 1;
+}
 const MAX_DESCRIPTION: usize = 1024;
 
 fn check_len(what: &str, text: &str, max: usize) -> Result<()> {
@@ -90,6 +103,8 @@ impl Job {
             properties: JobProperties::default(),
             credentials: Credentials::default(),
             files: Vec::new(),
+            reply_file_name: None,
+            reply: None,
             created_at: now,
             modified_at: now,
             completed_at: None,
@@ -372,8 +387,24 @@ impl Job {
             PropertyChange::SecurityFlags(f) => props.security_flags = f,
             PropertyChange::MaxRate(r) => props.max_rate = r,
             PropertyChange::CredentialsAcrossOrigins(b) => props.credentials_across_origins = b,
+            PropertyChange::ReplyFileName(path) => self.set_reply_file_name(path)?,
         }
         self.modified_at = now;
+        Ok(())
+    }
+
+    /// `SetReplyFileName`: upload-reply jobs only (`E_NOTIMPL` for others, as BITS), and only
+    /// until the reply is being fetched. The path's directory was checked by the caller.
+    fn set_reply_file_name(&mut self, path: Option<PathBuf>) -> Result<()> {
+        if self.job_type != JobType::UploadReply {
+            return Err(Error::NotSupported(
+                "a reply file name on a job that is not upload-reply".into(),
+            ));
+        }
+        if self.reply.is_some() {
+            return Err(self.invalid("set the reply file name of (its reply is being fetched)"));
+        }
+        self.reply_file_name = path;
         Ok(())
     }
 

@@ -469,6 +469,8 @@ pub enum PropertyChange {
     SecurityFlags(SecurityFlags),
     MaxRate(Limit),
     CredentialsAcrossOrigins(bool),
+    /// `SetReplyFileName` (upload-reply jobs); `None` lets the engine choose.
+    ReplyFileName(Option<std::path::PathBuf>),
 }
 
 #[cfg(test)]

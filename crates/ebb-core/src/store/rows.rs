@@ -57,6 +57,7 @@ pub(crate) struct JobRow {
     error_count: u32,
     error: Option<String>,
     schedule: Bookkeeping,
+    reply_file_name: Option<String>,
 }
 
 impl JobRow {
@@ -88,6 +89,7 @@ impl JobRow {
                 .as_ref()
                 .and_then(|e| serde_json::to_string(e).ok()),
             schedule: job.schedule.clone(),
+            reply_file_name: job.reply_file_name.as_deref().map(path_str),
         })
     }
 }
@@ -126,7 +128,8 @@ pub(crate) fn update_job_row(conn: &Connection, row: &JobRow) -> rusqlite::Resul
         "UPDATE jobs SET display_name = ?2, description = ?3, state = ?4, properties = ?5,
              server_user = ?6, server_password = ?7, proxy_user = ?8, proxy_password = ?9,
              modified_at = ?10, completed_at = ?11, error_count = ?12, error = ?13,
-             queue_seq = ?14, retry_at = ?15, no_progress_since = ?16, active_ms = ?17
+             queue_seq = ?14, retry_at = ?15, no_progress_since = ?16, active_ms = ?17,
+             reply_file_name = ?18
          WHERE id = ?1",
     )?
     .execute(params![
@@ -147,6 +150,7 @@ pub(crate) fn update_job_row(conn: &Connection, row: &JobRow) -> rusqlite::Resul
         row.schedule.retry_at.map(Timestamp::as_millis),
         row.schedule.no_progress_since.map(Timestamp::as_millis),
         to_i64(row.schedule.active_ms),
+        row.reply_file_name,
     ])?;
     Ok(())
 }

@@ -11,7 +11,10 @@
 mod ack;
 mod fragments;
 mod packet;
+mod reply;
 mod source;
+
+pub(crate) use reply::ReplySlot;
 
 use std::time::{Duration, Instant};
 
@@ -38,15 +41,17 @@ const MAX_ACK_BODY: usize = 64 * 1024;
 /// BITS's default `BITS-Host-Id-Fallback-Timeout`.
 const HOST_FALLBACK_DEFAULT: u64 = 86_400;
 
-/// Upload one file, from wherever the server's session stands.
-pub(super) async fn send(
+/// Upload one file, from wherever the server's session stands; for upload-reply, `reply`
+/// receives the reply.
+pub(crate) async fn send(
     cx: &FileCx<'_>,
     file: &mut JobFile,
     url: Url,
     ckpt: &mut Checkpointer,
+    reply: Option<&mut ReplySlot>,
 ) -> Result<Fetched, Failure> {
-    let result = match Upload::open(cx, file, url).await {
-        Ok(mut up) => up.run(cx, file, ckpt).await,
+    let result = match Upload::open(cx, file, url, reply.is_some()).await {
+        Ok(mut up) => up.run(cx, file, ckpt, reply).await,
         Err(f) => Err(f),
     };
     // What the run learnt (the session, the server's count) is recorded whatever happened.
@@ -91,7 +96,12 @@ struct Upload {
 
 impl Upload {
     /// Open the source and check it against the stamp of an upload already begun.
-    async fn open(cx: &FileCx<'_>, file: &mut JobFile, url: Url) -> Result<Self, Failure> {
+    async fn open(
+        cx: &FileCx<'_>,
+        file: &mut JobFile,
+        url: Url,
+        wants_reply: bool,
+    ) -> Result<Self, Failure> {
         let client = cx.clients.client(cx.properties, cx.credentials)?;
         let path = file.local_path.clone();
         let source = tokio::task::spawn_blocking(move || Source::open(&path))
@@ -132,7 +142,7 @@ impl Upload {
             pinged: false,
             new_sessions: 0,
             stalls: 0,
-            wants_reply: cx.job_type == crate::model::JobType::UploadReply,
+            wants_reply,
         })
     }
 
@@ -141,6 +151,7 @@ impl Upload {
         cx: &FileCx<'_>,
         file: &mut JobFile,
         ckpt: &mut Checkpointer,
+        mut reply: Option<&mut ReplySlot>,
     ) -> Result<Fetched, Failure> {
         loop {
             if cx.stop.is_cancelled() {
@@ -159,10 +170,13 @@ impl Upload {
                 }
                 self.pinged = true;
             }
-            let sent = match self.fragments(cx, file, ckpt).await? {
-                Sent::All => self.close(cx, file).await?,
-                other => other,
-            };
+            let mut sent = self.fragments(cx, file, ckpt).await?;
+            if let (Sent::All, Some(slot)) = (&sent, reply.as_deref_mut()) {
+                sent = self.fetch_reply(cx, file, ckpt, slot).await?;
+            }
+            if let Sent::All = sent {
+                sent = self.close(cx, file).await?;
+            }
             match sent {
                 Sent::All => break,
                 Sent::Stopped => return Ok(Fetched::Stopped),
@@ -175,6 +189,27 @@ impl Upload {
         }
         cx.live.show(cx.index, file);
         Ok(Fetched::Completed)
+    }
+
+    /// Fetch the reply the last fragment's Ack named, before the session ends.
+    async fn fetch_reply(
+        &mut self,
+        cx: &FileCx<'_>,
+        file: &JobFile,
+        ckpt: &mut Checkpointer,
+        slot: &mut ReplySlot,
+    ) -> Result<Sent, Failure> {
+        let Some(sent) = session(file).and_then(|s| s.reply_url.clone()) else {
+            return Err(invalid(
+                &self.url,
+                "the last fragment's Ack has no BITS-Reply-URL",
+            ));
+        };
+        let url = reply::resolve(&target(&self.url, session(file)), &sent)?;
+        match reply::fetch(cx, slot, file, &url, ckpt).await? {
+            Fetched::Completed => Ok(Sent::All),
+            Fetched::Stopped => Ok(Sent::Stopped),
+        }
     }
 
     /// The server lost the session: start over in a new one, unless that happened too often.

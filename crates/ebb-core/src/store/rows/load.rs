@@ -9,7 +9,7 @@ use rusqlite::{Connection, Row};
 use super::{BadValue, parse_err, parse_id, parse_text, to_u64};
 use crate::model::{
     BasicCredentials, Bookkeeping, Credentials, Job, JobFile, JobId, JobProperties, JobState,
-    Owner, Sha256Digest, Timestamp, Validators,
+    JobType, Owner, Sha256Digest, Timestamp, Validators,
 };
 use crate::store::sealing::{Opened, Sealer};
 
@@ -122,11 +122,20 @@ pub(crate) fn load_jobs(
     which: Selection,
     sealer: Option<&Sealer>,
 ) -> rusqlite::Result<Vec<Job>> {
+    // A reader may open a queue an older ebb wrote and never migrated: columns of later
+    // migrations read as NULL there.
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    let (upload, reply_file_name) = if version >= 5 {
+        ("upload", "reply_file_name")
+    } else {
+        ("NULL", "NULL")
+    };
     let (filter, args) = which.filter("id");
     let mut stmt = conn.prepare(&format!(
         "SELECT id, display_name, description, job_type, state, owner_uid, owner_name, properties,
                 server_user, server_password, proxy_user, proxy_password, created_at, modified_at,
-                completed_at, error_count, error, queue_seq, retry_at, no_progress_since, active_ms
+                completed_at, error_count, error, queue_seq, retry_at, no_progress_since, active_ms,
+                {reply_file_name}
          FROM jobs {filter} ORDER BY created_at, rowid"
     ))?;
     let mut jobs = stmt
@@ -137,13 +146,18 @@ pub(crate) fn load_jobs(
     let mut files = conn.prepare(&format!(
         "SELECT job_id, idx, remote_url, local_path, ranges, temp_path, bytes_total,
                 bytes_transferred, completed, etag, last_modified, expected_sha256, server_sha256,
-                verified_sha256, hash_state, upload
+                verified_sha256, hash_state, {upload}
          FROM files {filter} ORDER BY job_id, idx"
     ))?;
     for row in files.query_map(rusqlite::params_from_iter(&args), file_row)? {
-        let (id, file) = row?;
+        let (id, idx, file) = row?;
         if let Some(&j) = index.get(&id) {
-            jobs[j].files.push(file);
+            let job = &mut jobs[j];
+            if job.job_type == JobType::UploadReply && idx == Job::REPLY_INDEX {
+                job.reply = Some(file);
+            } else {
+                job.files.push(file);
+            }
         }
     }
     Ok(jobs)
@@ -175,6 +189,8 @@ fn job_row(r: &Row<'_>, sealer: Option<&Sealer>) -> rusqlite::Result<Job> {
             proxy: open(r.get(10)?, r.get(11)?, "proxy"),
         },
         files: Vec::new(),
+        reply_file_name: r.get::<_, Option<String>>(21)?.map(PathBuf::from),
+        reply: None,
         created_at: Timestamp::from_millis(r.get(12)?),
         modified_at: Timestamp::from_millis(r.get(13)?),
         completed_at: r.get::<_, Option<i64>>(14)?.map(Timestamp::from_millis),
@@ -190,7 +206,7 @@ fn job_row(r: &Row<'_>, sealer: Option<&Sealer>) -> rusqlite::Result<Job> {
 }
 
 /// One row of `files`, in `load_jobs`'s column order, with its job's id.
-fn file_row(r: &Row<'_>) -> rusqlite::Result<(JobId, JobFile)> {
+fn file_row(r: &Row<'_>) -> rusqlite::Result<(JobId, usize, JobFile)> {
     let ranges: Option<String> = r.get(4)?;
     let ranges = match ranges {
         Some(text) => serde_json::from_str(&text).map_err(|e| parse_err(4, e))?,
@@ -198,6 +214,7 @@ fn file_row(r: &Row<'_>) -> rusqlite::Result<(JobId, JobFile)> {
     };
     Ok((
         parse_id(r, 0)?,
+        usize::try_from(r.get::<_, i64>(1)?).map_err(|e| parse_err(1, e))?,
         JobFile {
             remote_url: r.get(2)?,
             local_path: PathBuf::from(r.get::<_, String>(3)?),

@@ -31,11 +31,11 @@ pub(super) mod names {
 pub(super) const PROTOCOL: &str = "{7df0354d-249b-430f-820d-3d2a9bef4931}";
 
 /// The session-not-found code: the client starts over with Create-Session.
-pub(super) const SESSION_NOT_FOUND: ErrorCode = ErrorCode(0x8020_001F);
+pub(super) const SESSION_NOT_FOUND: ErrorCode = ErrorCode::BG_E_SESSION_NOT_FOUND;
 /// The upload is larger than the server takes.
-pub(super) const TOO_LARGE: ErrorCode = ErrorCode(0x8020_0020);
+pub(super) const TOO_LARGE: ErrorCode = ErrorCode::BG_E_TOO_LARGE;
 /// No protocol GUID in common.
-pub(super) const PROTOCOL_MISMATCH: ErrorCode = ErrorCode(0x8020_0022);
+pub(super) const PROTOCOL_MISMATCH: ErrorCode = ErrorCode::BG_E_CLIENT_SERVER_PROTOCOL_MISMATCH;
 
 /// The longest session id, host id and reply URL taken from a server.
 const MAX_VALUE: usize = 2200;

@@ -10,8 +10,7 @@ use crate::error::{ErrorCode, ErrorContext, Status};
 use crate::model::SourceStamp;
 use crate::transfer::Failure;
 
-/// `BG_E_LOCAL_FILE_CHANGED`.
-pub(super) const LOCAL_FILE_CHANGED: ErrorCode = ErrorCode(0x8020_001D);
+const LOCAL_FILE_CHANGED: ErrorCode = ErrorCode::BG_E_LOCAL_FILE_CHANGED;
 
 /// An open source file and the stamp it had when opened.
 #[derive(Debug, Clone)]

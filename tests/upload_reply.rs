@@ -1,0 +1,188 @@
+//! Upload-reply end to end: ebb's client against `ebb-server`, whose server application (here, a
+//! small one that answers with the upload reversed) is told by reference or by value. The reply
+//! comes back byte for byte, appears at its name at Complete, and the reply API keeps BITS's
+//! rules: the 1 MiB limit of reply data, reply file names, states and job types.
+
+use std::path::Path;
+
+use axum::http::{HeaderMap, StatusCode};
+use ebb::{Backend, Engine, ErrorCode, ErrorContext, JobId, JobState, JobType, NewFile};
+use ebb_server::Notification;
+
+use crate::support::{self, data, wait_state};
+use crate::uploads::Server;
+
+/// The server application: the upload reversed is its reply; `/no` refuses with 403.
+async fn application() -> String {
+    let app = axum::Router::new().fallback(
+        |uri: axum::http::Uri, headers: HeaderMap, body: axum::body::Bytes| async move {
+            if uri.path() == "/no" {
+                return (StatusCode::FORBIDDEN, Vec::new());
+            }
+            let header = |n: &str| headers.get(n).map(|v| v.to_str().unwrap().to_owned());
+            match header("bits-request-datafile-name") {
+                Some(file) => {
+                    let mut upload = std::fs::read(file).unwrap();
+                    upload.reverse();
+                    let out = header("bits-response-datafile-name").unwrap();
+                    std::fs::write(out, upload).unwrap();
+                    (StatusCode::OK, Vec::new())
+                }
+                None => (StatusCode::OK, body.iter().rev().copied().collect()),
+            }
+        },
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    url
+}
+
+async fn reply_job(e: &Engine, url: &str, source: &Path, reply: Option<&Path>) -> JobId {
+    let id = e.create_job("reply", JobType::UploadReply).await.unwrap();
+    if let Some(r) = reply {
+        e.set_reply_file_name(id, Some(r.to_path_buf()))
+            .await
+            .unwrap();
+    }
+    e.add_files(id, vec![NewFile::new(url, source)])
+        .await
+        .unwrap();
+    e.resume(id).await.unwrap();
+    id
+}
+
+fn reversed(bytes: &[u8]) -> Vec<u8> {
+    bytes.iter().rev().copied().collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_reply_comes_back_by_reference_and_by_value() {
+    let app = application().await;
+    for (how, notification) in [
+        (
+            "by reference",
+            Notification::ByReference { url: app.clone() },
+        ),
+        ("by value", Notification::ByValue { url: app.clone() }),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("root");
+        std::fs::create_dir(&root).unwrap();
+        let server = Server::start(&root, |d| d.notification = Some(notification)).await;
+        let e = support::engine(dir.path()).await;
+        let body = data(200_000, 21);
+        let source = dir.path().join("q.bin");
+        std::fs::write(&source, &body).unwrap();
+        let id = reply_job(&e, &server.url("q.bin"), &source, None).await;
+        let info = wait_state(&e, id, JobState::Transferred, 30).await;
+        let name = info.reply_file_name.clone().unwrap();
+        assert_eq!(name.parent(), source.parent(), "{how}: beside the upload");
+        let progress = e.reply_progress(id).await.unwrap();
+        assert_eq!(
+            (progress.bytes_total, progress.bytes_transferred),
+            (Some(200_000), 200_000),
+            "{how}"
+        );
+        assert_eq!(e.reply_data(id).await.unwrap(), reversed(&body), "{how}");
+        assert!(!name.exists(), "{how}: the reply appears only at Complete");
+        assert_eq!(
+            server.app.session_count(),
+            0,
+            "{how}: Close-Session came after the reply"
+        );
+        e.complete(id).await.unwrap();
+        assert_eq!(std::fs::read(&name).unwrap(), reversed(&body), "{how}");
+        assert_eq!(e.reply_data(id).await.unwrap(), reversed(&body), "{how}");
+        assert_eq!(
+            support::temp_files(dir.path()),
+            Vec::<std::path::PathBuf>::new()
+        );
+        e.shutdown().await;
+        server.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reply_over_1_mib_is_a_file_and_names_are_the_apps() {
+    let app = application().await;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    std::fs::create_dir(&root).unwrap();
+    let server = Server::start(&root, |d| {
+        d.notification = Some(Notification::ByValue { url: app.clone() });
+    })
+    .await;
+    let e = support::engine(dir.path()).await;
+    let body = data(1_500_000, 22);
+    let source = dir.path().join("big.bin");
+    std::fs::write(&source, &body).unwrap();
+    let chosen = dir.path().join("answer.bin");
+    let id = reply_job(&e, &server.url("big.bin"), &source, Some(&chosen)).await;
+    wait_state(&e, id, JobState::Transferred, 30).await;
+    let err = e.reply_data(id).await.unwrap_err();
+    assert_eq!(err.code(), ErrorCode::BG_E_TOO_LARGE);
+    assert!(err.to_string().contains("1500000 bytes"), "{err}");
+    assert_eq!(e.reply_file_name(id).await.unwrap(), Some(chosen.clone()));
+    // Too late to change it now.
+    let late = e
+        .set_reply_file_name(id, Some(dir.path().join("other.bin")))
+        .await
+        .unwrap_err();
+    assert_eq!(late.code(), ErrorCode::BG_E_INVALID_STATE, "{late}");
+    e.complete(id).await.unwrap();
+    assert_eq!(std::fs::read(&chosen).unwrap(), reversed(&body));
+
+    // The rules of the reply calls.
+    let download = e.create_job("d", JobType::Download).await.unwrap();
+    for err in [
+        e.reply_data(download).await.unwrap_err(),
+        e.reply_progress(download).await.unwrap_err(),
+        e.set_reply_file_name(download, Some(dir.path().join("r")))
+            .await
+            .unwrap_err(),
+    ] {
+        assert_eq!(err.code(), ErrorCode::E_NOTIMPL, "{err}");
+    }
+    let early = e.create_job("r", JobType::UploadReply).await.unwrap();
+    let err = e.reply_data(early).await.unwrap_err();
+    assert_eq!(err.code(), ErrorCode::BG_E_INVALID_STATE, "{err}");
+    assert_eq!(e.reply_file_name(early).await.unwrap(), None);
+    for bad in ["relative/r.bin", "/no/such/dir/r.bin"] {
+        let err = e
+            .set_reply_file_name(early, Some(bad.into()))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, ebb::Error::InvalidArgument(_)),
+            "{bad}: {err}"
+        );
+    }
+    e.shutdown().await;
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_application_that_refuses_is_the_jobs_error() {
+    let app = application().await;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    std::fs::create_dir(&root).unwrap();
+    let server = Server::start(&root, |d| {
+        d.notification = Some(Notification::ByValue {
+            url: format!("{app}/no"),
+        });
+    })
+    .await;
+    let e = support::engine(dir.path()).await;
+    let source = dir.path().join("n.bin");
+    std::fs::write(&source, data(10_000, 23)).unwrap();
+    let id = reply_job(&e, &server.url("n.bin"), &source, None).await;
+    let info = wait_state(&e, id, JobState::Error, 30).await;
+    let error = info.error.unwrap();
+    assert_eq!(error.context, ErrorContext::RemoteApplication, "{error:?}");
+    // The error was in the upload half: the reply's size is unknown.
+    assert_eq!(info.reply_progress.unwrap().bytes_total, None);
+    e.shutdown().await;
+    server.stop().await;
+}
