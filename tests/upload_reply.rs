@@ -186,3 +186,98 @@ async fn an_application_that_refuses_is_the_jobs_error() {
     e.shutdown().await;
     server.stop().await;
 }
+
+/// `ebb transfer --upload-reply`, `ebb reply`, `ebb set --reply-file`, `ebb info`, and
+/// BITSAdmin's reply verbs, in the CLI's own engine and through `ebbd`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_command_lines_fetch_the_reply() {
+    let app = application().await;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    std::fs::create_dir(&root).unwrap();
+    let server = Server::start(&root, |d| {
+        d.notification = Some(Notification::ByReference { url: app.clone() });
+    })
+    .await;
+    let body = data(5_000, 24);
+    let source = dir.path().join("c.bin");
+    std::fs::write(&source, &body).unwrap();
+    let src = source.to_str().unwrap();
+    let mut daemon = None;
+    for (cli, mode) in [
+        (support::Cli::new(dir.path()), "embedded"),
+        (support::Cli::daemon(dir.path()), "daemon"),
+    ] {
+        let reply = dir.path().join(format!("{mode}.reply"));
+        let url = server.url(&format!("{mode}.bin"));
+        let out = cli.run(&[
+            "transfer",
+            "--upload-reply",
+            &url,
+            src,
+            "--reply-file",
+            reply.to_str().unwrap(),
+        ]);
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        daemon = daemon.or(support::started_pid(&stderr).map(support::Started));
+        assert!(out.status.success(), "{mode}: {out:?}");
+        assert!(stderr.contains("reply is in"), "{mode}: {stderr}");
+        assert_eq!(std::fs::read(&reply).unwrap(), reversed(&body), "{mode}");
+    }
+    reply_verbs(&server, dir.path(), &source, &body);
+    drop(daemon);
+    server.stop().await;
+}
+
+/// The reply verbs one by one, through the daemon.
+fn reply_verbs(server: &Server, dir: &Path, source: &Path, body: &[u8]) {
+    let src = source.to_str().unwrap();
+    let cli = support::Cli::daemon(dir);
+    let id = cli.ok(&["create", "--type", "upload-reply", "steps"]);
+    let id = id.trim();
+    let chosen = dir.join("steps.reply");
+    cli.ok(&["set", id, "--reply-file", chosen.to_str().unwrap()]);
+    cli.ok(&["add-file", id, &server.url("steps.bin"), src]);
+    let out = cli.run(&["resume", id, "--wait"]);
+    assert!(out.status.success(), "{out:?}");
+    let data_out = cli.run(&["reply", id, "--data"]);
+    assert_eq!(data_out.stdout, reversed(body));
+    let summary = cli.json(&["reply", id, "--json"]);
+    assert_eq!(summary["bytes_total"], 5000, "{summary}");
+    assert_eq!(summary["reply_file_name"], chosen.to_str().unwrap());
+    assert_eq!(
+        cli.ok(&["reply", id, "--file"]).trim(),
+        chosen.to_str().unwrap()
+    );
+    assert!(cli.ok(&["info", id]).contains("5000 / 5000"));
+    let dump = cli.ok(&["bitsadmin", "/getreplydata", id]);
+    assert!(dump.contains("Reply data: 5000 byte(s)"), "{dump}");
+    let first = reversed(body)[..4]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(dump.contains(&first), "{dump}");
+    let name = cli.ok(&["bitsadmin", "/rawreturn", "/getreplyfilename", id]);
+    assert_eq!(name.trim(), chosen.to_str().unwrap());
+    let progress = cli.ok(&["bitsadmin", "/rawreturn", "/getreplyprogress", id]);
+    assert_eq!(progress.trim(), "5000 / 5000");
+    let late = cli.run(&["bitsadmin", "/setreplyfilename", id, "/tmp/x"]);
+    assert!(!late.status.success(), "{late:?}");
+    cli.ok(&["complete", id]);
+    assert_eq!(std::fs::read(&chosen).unwrap(), reversed(body));
+    let out = cli.run(&[
+        "bitsadmin",
+        "/transfer",
+        "br",
+        "/upload-reply",
+        &server.url("ba.bin"),
+        src,
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        text.contains("TYPE: UPLOAD-REPLY") && text.contains("Reply file: "),
+        "{text}"
+    );
+}

@@ -105,6 +105,19 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// An upload-reply job's reply: its file and progress, or with --data its bytes (at most
+    /// 1 MiB) on stdout, or with --file its file name alone.
+    Reply {
+        job: String,
+        /// The reply's bytes, raw, on stdout.
+        #[arg(long, conflicts_with_all = ["file", "json"])]
+        data: bool,
+        /// The reply file's name alone.
+        #[arg(long, conflicts_with = "json")]
+        file: bool,
+        #[arg(long)]
+        json: bool,
+    },
     /// Show a job's last error.
     Error {
         job: String,
@@ -126,8 +139,14 @@ pub enum Command {
         #[arg(long, value_parser = parse_priority)]
         priority: Option<Priority>,
         /// Upload FILE to URL (one pair) over the BITS upload protocol, e.g. to `ebb-server`.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "upload_reply")]
         upload: bool,
+        /// Upload FILE to URL and fetch the server application's reply.
+        #[arg(long)]
+        upload_reply: bool,
+        /// Where the reply goes (--upload-reply; default: beside FILE, named after it).
+        #[arg(long, value_name = "PATH", requires = "upload_reply")]
+        reply_file: Option<PathBuf>,
         /// Display name of the job.
         #[arg(long, default_value = "ebb transfer")]
         name: String,
@@ -253,6 +272,9 @@ pub struct SetArgs {
     /// off by default: they go only to the origin of the file's URL).
     #[arg(long, value_parser = parse_on_off, value_name = "on|off")]
     pub credentials_across_origins: Option<bool>,
+    /// Where an upload-reply job's reply goes (before its reply is fetched).
+    #[arg(long, value_name = "PATH")]
+    pub reply_file: Option<PathBuf>,
 }
 
 fn parse_limit(s: &str) -> Result<Limit, String> {

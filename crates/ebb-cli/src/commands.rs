@@ -9,6 +9,7 @@ pub mod create;
 pub mod info;
 pub mod list;
 pub mod repair;
+pub mod reply;
 pub mod resume;
 pub mod set;
 pub mod suspend;

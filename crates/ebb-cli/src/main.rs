@@ -100,20 +100,34 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => commands::list::run(args, json, all, all_users).await?,
         Command::Files { job, json } => commands::info::files(args, &job, json).await?,
         Command::Error { job, json } => commands::info::error(args, &job, json).await?,
+        Command::Reply {
+            job,
+            data,
+            file,
+            json,
+        } => commands::reply::run(args, &job, commands::reply::Show::of(data, file, json)).await?,
         Command::Set(set) => commands::set::run(args, set).await?,
         Command::Wait { job, timeout } => return commands::wait::run(args, &job, timeout).await,
         Command::Transfer {
             priority,
             upload,
+            upload_reply,
+            reply_file,
             name,
             pairs,
         } => {
-            let job_type = if upload {
-                JobType::Upload
-            } else {
-                JobType::Download
+            let job_type = match (upload, upload_reply) {
+                (_, true) => JobType::UploadReply,
+                (true, false) => JobType::Upload,
+                (false, false) => JobType::Download,
             };
-            return commands::transfer::run(args, (job_type, priority), &name, &pairs).await;
+            let reply_file = reply_file.as_deref().map(absolute).transpose()?;
+            let how = commands::transfer::How {
+                job_type,
+                priority,
+                reply_file,
+            };
+            return commands::transfer::run(args, how, &name, &pairs).await;
         }
         Command::Monitor { refresh } => return watch::monitor(args, refresh).await,
         Command::Bitsadmin { args: words } => return bitsadmin::run(args, &words).await,

@@ -28,6 +28,18 @@ pub fn list_line(j: &JobInfo) -> String {
     )
 }
 
+/// An upload-reply job's reply: where it goes and how much of it came.
+pub fn reply(name: Option<&std::path::Path>, p: ebb::ReplyProgress) -> String {
+    let name = name.map_or_else(|| "(not known yet)".to_owned(), |n| n.display().to_string());
+    format!(
+        "{:<22} {name}\n{:<22} {} / {}\n",
+        "reply file:",
+        "reply bytes:",
+        p.bytes_transferred,
+        bytes(p.bytes_total)
+    )
+}
+
 pub fn info(j: &JobInfo) -> String {
     let p = &j.properties;
     let mut s = String::new();
@@ -54,6 +66,14 @@ pub fn info(j: &JobInfo) -> String {
         "bytes:",
         &format!("{} / {}", j.bytes_transferred, bytes(j.bytes_total)),
     );
+    if let Some(p) = j.reply_progress {
+        let name = j.reply_file_name.as_ref().map(|n| n.display().to_string());
+        kv("reply file:", &name.as_deref().unwrap_or("(not known yet)"));
+        kv(
+            "reply bytes:",
+            &format!("{} / {}", p.bytes_transferred, bytes(p.bytes_total)),
+        );
+    }
     kv("created:", &j.created_at);
     kv("modified:", &j.modified_at);
     kv(

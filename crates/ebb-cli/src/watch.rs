@@ -145,10 +145,21 @@ pub async fn until_settled(
         }
     };
     bar.finish_and_clear();
-    let code = match info.state {
+    let code = settled(e, &info, transfer).await?;
+    conn.close().await;
+    Ok(code)
+}
+
+/// What a settled job means for `transfer` (which completes or cancels it) and `wait`.
+async fn settled(e: &dyn ebb::Backend, info: &JobInfo, transfer: bool) -> anyhow::Result<ExitCode> {
+    let id = info.id;
+    Ok(match info.state {
         JobState::Transferred if transfer => {
             let done = e.complete(id).await?;
             tracing::info!(kept = done.files_kept, "transfer complete");
+            if let Some(path) = info.reply_file_name.as_ref().filter(|p| p.exists()) {
+                eprintln!("ebb: the server's reply is in {}", path.display());
+            }
             ExitCode::SUCCESS
         }
         JobState::Transferred | JobState::Acknowledged => ExitCode::SUCCESS,
@@ -165,9 +176,7 @@ pub async fn until_settled(
             eprintln!("ebb: job {id} is {}", other.bits_name());
             ExitCode::FAILURE
         }
-    };
-    conn.close().await;
-    Ok(code)
+    })
 }
 
 /// A table of jobs, redrawn every `refresh` until Ctrl-C.

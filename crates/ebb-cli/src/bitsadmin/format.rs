@@ -135,6 +135,26 @@ pub fn info_verbose(j: &JobInfo) -> String {
     s
 }
 
+/// BITSAdmin's dump of reply data: offset, sixteen bytes in hex, and the printable ones.
+pub(super) fn hex_dump(data: &[u8]) -> String {
+    let mut s = String::new();
+    for (i, row) in data.chunks(16).enumerate() {
+        let hex: Vec<String> = row.iter().map(|b| format!("{b:02x}")).collect();
+        let text: String = row
+            .iter()
+            .map(|&b| {
+                if b.is_ascii_graphic() || b == b' ' {
+                    b as char
+                } else {
+                    '.'
+                }
+            })
+            .collect();
+        let _ = writeln!(s, "{:08x}  {:<47}  {text}", i * 16, hex.join(" "));
+    }
+    s
+}
+
 /// The value a `/GET*` command prints.
 pub(super) fn getter(command: &str, j: &JobInfo) -> anyhow::Result<String> {
     let p = &j.properties;
@@ -170,6 +190,16 @@ pub(super) fn getter(command: &str, j: &JobInfo) -> anyhow::Result<String> {
             .collect::<Vec<_>>()
             .join("\n"),
         "/GETNOTIFYCMDLINE" => output::notify_line(p.notify_command_line.as_ref()),
+        "/GETREPLYFILENAME" => {
+            j.reply_progress()?;
+            j.reply_file_name
+                .as_ref()
+                .map_or_else(|| "(null)".to_owned(), |n| n.display().to_string())
+        }
+        "/GETREPLYPROGRESS" => {
+            let p = j.reply_progress()?;
+            format!("{} / {}", p.bytes_transferred, bytes(p.bytes_total))
+        }
         "/GETERROR" => j.error.as_ref().map_or_else(
             || "no error".to_owned(),
             |e| output::error(e).trim_end().to_owned(),

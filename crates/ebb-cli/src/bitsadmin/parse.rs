@@ -58,6 +58,9 @@ pub(super) fn setter(command: &str, a: &[&str]) -> anyhow::Result<PropertyChange
     };
     Ok(match command {
         "/SETDISPLAYNAME" => PropertyChange::DisplayName(one("name")?.to_owned()),
+        "/SETREPLYFILENAME" => PropertyChange::ReplyFileName(Some(
+            std::path::absolute(one("path")?).map_err(|e| anyhow::anyhow!("{e}"))?,
+        )),
         "/SETDESCRIPTION" => PropertyChange::Description(one("text")?.to_owned()),
         "/SETPRIORITY" => {
             PropertyChange::Priority(one("priority")?.parse().map_err(|e: String| anyhow!(e))?)

@@ -47,6 +47,7 @@ async fn verb(b: &dyn Backend, command: &str, rest: &[&str], out: &mut Out) -> V
         "/INFO" => info(b, rest, out).await,
         "/RESET" => reset(b, out).await,
         "/TRANSFER" => transfer(b, rest, out).await,
+        "/GETREPLYDATA" => reply_data(b, rest, out).await,
         c if c.starts_with("/GET") => get(b, c, rest, out).await,
         "/REPLACEREMOTEPREFIX" => replace_remote_prefix(b, rest, out).await,
         c if c.starts_with("/SET") => set(b, c, rest, out).await,
@@ -217,6 +218,17 @@ async fn get(b: &dyn Backend, command: &str, rest: &[&str], out: &mut Out) -> Ve
     Ok(ExitCode::SUCCESS)
 }
 
+/// `/GETREPLYDATA job`: the reply's bytes as a hex dump.
+async fn reply_data(b: &dyn Backend, rest: &[&str], out: &mut Out) -> Verb {
+    let id = b.find(need(rest, 1, "job")?[0]).await?;
+    let data = b.reply_data(id).await?;
+    out.line(format!("Reply data: {} byte(s)", data.len()));
+    for line in super::format::hex_dump(&data).lines() {
+        out.line(line.to_owned());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 async fn replace_remote_prefix(b: &dyn Backend, rest: &[&str], out: &mut Out) -> Verb {
     let r = need(rest, 3, "/REPLACEREMOTEPREFIX job old new")?;
     let id = b.find(r[0]).await?;
@@ -248,6 +260,10 @@ async fn transfer(b: &dyn Backend, rest: &[&str], out: &mut Out) -> Verb {
                 job_type = JobType::Upload;
                 rest = &rest[1..];
             }
+            "/UPLOAD-REPLY" => {
+                job_type = JobType::UploadReply;
+                rest = &rest[1..];
+            }
             "/PRIORITY" => {
                 let p = rest
                     .get(1)
@@ -255,7 +271,6 @@ async fn transfer(b: &dyn Backend, rest: &[&str], out: &mut Out) -> Verb {
                 priority = p.parse().map_err(|e: String| anyhow!(e))?;
                 rest = &rest[2..];
             }
-            "/UPLOAD-REPLY" => bail!("upload-reply transfers are not supported yet"),
             other => bail!("unknown /TRANSFER switch {other}"),
         }
     }
@@ -288,6 +303,9 @@ async fn transfer(b: &dyn Backend, rest: &[&str], out: &mut Out) -> Verb {
             j.bytes_transferred,
             bytes(j.bytes_total)
         ));
+        if let Some(reply) = &j.reply_file_name {
+            out.line(format!("Reply file: {}", reply.display()));
+        }
         return Ok(ExitCode::SUCCESS);
     }
     if let Some(e) = &j.error {

@@ -54,6 +54,9 @@ fn changes(set: &SetArgs, current: SecurityFlags) -> anyhow::Result<Vec<Property
     if let Some(b) = set.credentials_across_origins {
         out.push(PropertyChange::CredentialsAcrossOrigins(b));
     }
+    if let Some(path) = &set.reply_file {
+        out.push(PropertyChange::ReplyFileName(Some(crate::absolute(path)?)));
+    }
     Ok(out)
 }
 

@@ -1,7 +1,7 @@
 //! `ebb transfer [--priority P] URL PATH [URL PATH ...]` and `ebb transfer --upload URL FILE`:
 //! create, add, resume, wait, complete.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use ebb::{JobType, PropertyChange};
@@ -10,12 +10,26 @@ use crate::args::EngineArgs;
 use crate::conn::Conn;
 use crate::watch;
 
+/// What kind of transfer, and how.
+#[derive(Debug)]
+pub struct How {
+    pub job_type: JobType,
+    pub priority: Option<ebb::Priority>,
+    /// Upload-reply: where the reply goes.
+    pub reply_file: Option<PathBuf>,
+}
+
 pub async fn run(
     args: &EngineArgs,
-    (job_type, priority): (JobType, Option<ebb::Priority>),
+    how: How,
     name: &str,
     pairs: &[String],
 ) -> anyhow::Result<ExitCode> {
+    let How {
+        job_type,
+        priority,
+        reply_file,
+    } = how;
     if job_type != JobType::Download && pairs.len() != 2 {
         eprintln!(
             "ebb transfer: an upload sends one FILE to one URL ({} arguments given)",
@@ -40,6 +54,9 @@ pub async fn run(
     let setup = async {
         if let Some(p) = priority {
             b.set_property(id, PropertyChange::Priority(p)).await?;
+        }
+        if reply_file.is_some() {
+            b.set_reply_file_name(id, reply_file).await?;
         }
         b.add_files(id, files).await?;
         b.resume(id).await?;
