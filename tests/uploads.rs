@@ -330,3 +330,46 @@ async fn the_command_lines_upload() {
     }
     server.stop().await;
 }
+
+/// A client that counts more than the server has (its record is ahead, say the server lost
+/// its last bytes): the next fragment is answered 416 with the server's count, and the upload
+/// goes on from there, after a Ping, in the same session.
+#[tokio::test]
+async fn a_416_sends_the_client_back_to_the_servers_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    std::fs::create_dir(&root).unwrap();
+    let server = Server::start(&root, |_| {}).await;
+    let body = data(2_000_000, 8);
+    let src = source(dir.path(), "ahead.bin", &body);
+    let e = support::engine(dir.path()).await;
+    let id = e.create_job("up", JobType::Upload).await.unwrap();
+    e.set_property(id, PropertyChange::MaxRate(Limit::BytesPerSec(1_000_000)))
+        .await
+        .unwrap();
+    e.add_files(id, vec![NewFile::new(server.url("ahead.bin"), &src)])
+        .await
+        .unwrap();
+    e.resume(id).await.unwrap();
+    suspend_after(&e, id, 300_000).await;
+    let had = e.job(id).await.unwrap().bytes_transferred;
+    e.shutdown().await;
+    drop(e);
+    let db = rusqlite::Connection::open(dir.path().join("data/ebb.db")).unwrap();
+    db.execute(
+        "UPDATE files SET bytes_transferred = bytes_transferred + 500000",
+        [],
+    )
+    .unwrap();
+    drop(db);
+    let e = support::engine(dir.path()).await;
+    assert_eq!(e.job(id).await.unwrap().bytes_transferred, had + 500_000);
+    e.set_property(id, PropertyChange::MaxRate(Limit::Unlimited))
+        .await
+        .unwrap();
+    e.resume(id).await.unwrap();
+    wait_state(&e, id, JobState::Transferred, 30).await;
+    assert_eq!(std::fs::read(root.join("ahead.bin")).unwrap(), body);
+    e.shutdown().await;
+    server.stop().await;
+}

@@ -10,8 +10,8 @@ use super::segments;
 use super::{Attempt, Failure, Fetched, FileCx};
 use crate::error::{ErrorCode, ErrorContext, Status};
 use crate::model::{JobFile, RedirectPolicy, Validators};
-use failure::{certificate_error, http_failure};
-pub(super) use failure::{error_chain, transport_failure};
+use failure::http_failure;
+pub(super) use failure::{certificate_error, error_chain, transport_failure};
 use verdict::{Asked, Verdict, classify, range_header};
 
 mod client;

@@ -25,13 +25,15 @@ use self::fragments::Sizer;
 use self::packet::Packet;
 use self::source::Source;
 use super::checkpoint::Checkpointer;
-use super::http::transport_failure;
+use super::http::{certificate_error, transport_failure};
 use super::{Failure, Fetched, FileCx};
 use crate::error::{ErrorCode, ErrorContext, Status};
 use crate::model::{Credentials, JobFile, JobProperties, Timestamp, UploadSession, UploadState};
 
 /// How long one packet may take, body and answer (Windows allows 5 minutes for the answer).
 const PACKET_TIMEOUT: Duration = Duration::from_secs(300);
+/// How many times a handshake may ask for CRLs before its failure stands.
+const MAX_CRL_ROUNDS: u8 = 2;
 /// How many times one run starts over with a new session before calling the server broken.
 const MAX_NEW_SESSIONS: u8 = 3;
 /// How many answers in a row may leave the server's count where it was.
@@ -90,6 +92,7 @@ struct Upload {
     pinged: bool,
     new_sessions: u8,
     stalls: u8,
+    crl_rounds: u8,
     /// Upload-reply: the last fragment's Ack must carry the reply URL.
     wants_reply: bool,
 }
@@ -142,6 +145,7 @@ impl Upload {
             pinged: false,
             new_sessions: 0,
             stalls: 0,
+            crl_rounds: 0,
             wants_reply,
         })
     }
@@ -459,6 +463,16 @@ impl Upload {
             };
             let response = match sent {
                 Ok(r) => r,
+                Err(e)
+                    if self.crl_rounds < MAX_CRL_ROUNDS
+                        && certificate_error(&e)
+                            == Some(rustls::CertificateError::UnknownRevocationStatus) =>
+                {
+                    // With revocation checks on, the handshake named CRLs it lacks.
+                    cx.clients.fetch_crls(&self.client, cx.stop).await?;
+                    self.crl_rounds += 1;
+                    continue;
+                }
                 Err(e) => {
                     let failure = transport_failure(&target, &e);
                     if target != self.url && e.is_connect() && host_failed(file) {

@@ -130,3 +130,69 @@ fn any_header_values_are_read_without_panic() {
         }
     }
 }
+
+/// Whatever a peer sends, the reader answers a packet or a refusal, never a panic; and every
+/// well-formed fragment range reads back as written.
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    const NAMES: [&str; 8] = [
+        "BITS-Packet-Type",
+        "BITS-Session-Id",
+        "Content-Range",
+        "Content-Length",
+        "Content-Name",
+        "BITS-Supported-Protocols",
+        "Content-Encoding",
+        "X-Other",
+    ];
+
+    fn any_headers() -> impl Strategy<Value = HeaderMap> {
+        proptest::collection::vec(
+            (
+                proptest::sample::select(NAMES.to_vec()),
+                prop_oneof![
+                    proptest::collection::vec(any::<u8>(), 0..80),
+                    "(Ping|Fragment|Create-Session|Close-Session|bytes [0-9]{1,20}-[0-9]{1,20}/[0-9*]{1,20}|[0-9]{1,25}| ?\\{[A-F0-9-]{0,40}\\}?)"
+                        .prop_map(String::into_bytes),
+                ],
+            ),
+            0..8,
+        )
+        .prop_map(|pairs| {
+            let mut h = HeaderMap::new();
+            for (k, v) in pairs {
+                if let Ok(v) = HeaderValue::from_bytes(&v) {
+                    h.append(HeaderName::from_bytes(k.as_bytes()).unwrap(), v);
+                }
+            }
+            h
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn any_headers_are_read_without_a_panic(h in any_headers()) {
+            let _ = read(&h);
+        }
+
+        #[test]
+        fn fragment_ranges_read_back(first in 0u64..1 << 50, len in 1u64..1 << 30, extra in 0u64..1 << 30) {
+            let last = first + len - 1;
+            let total = last + 1 + extra;
+            let got = fragment(&format!("bytes {first}-{last}/{total}"), &len.to_string());
+            prop_assert_eq!(
+                got,
+                Ok(Packet::Fragment {
+                    session: "{A}".into(),
+                    range: FragmentRange { first, last, total },
+                })
+            );
+            // A length that disagrees with the range is refused.
+            let wrong = fragment(&format!("bytes {first}-{last}/{total}"), &(len + 1).to_string());
+            prop_assert!(wrong.is_err());
+        }
+    }
+}

@@ -92,7 +92,7 @@ impl HttpClients {
     /// Fetch the CRLs a verifier wanted (over `client`, so the job's proxy applies). A CRL that
     /// cannot be fetched means the revocation status is unknown. Each fetch is bounded in size
     /// (16 MiB) and time (the connect timeout plus the chunk timeout), and ends when `stop` does.
-    pub(super) async fn fetch_crls(
+    pub(in crate::transfer) async fn fetch_crls(
         &self,
         client: &reqwest::Client,
         stop: &tokio_util::sync::CancellationToken,

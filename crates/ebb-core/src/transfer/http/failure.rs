@@ -41,7 +41,9 @@ fn chain<'a>(
 }
 
 /// The certificate problem at the root of a transport error, if that is what it is.
-pub(super) fn certificate_error(e: &reqwest::Error) -> Option<rustls::CertificateError> {
+pub(in crate::transfer) fn certificate_error(
+    e: &reqwest::Error,
+) -> Option<rustls::CertificateError> {
     chain(e)
         .into_iter()
         .find_map(|err| match err.downcast_ref::<rustls::Error>() {

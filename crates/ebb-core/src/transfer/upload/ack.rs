@@ -331,4 +331,78 @@ mod tests {
         assert_eq!(classify(409, ErrorCode::http(409)), Status::Transient);
         assert_eq!(classify(404, ErrorCode::http(404)), Status::Permanent);
     }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        const NAMES: [&str; 9] = [
+            names::PACKET_TYPE,
+            names::PROTOCOL,
+            names::SESSION_ID,
+            names::RECEIVED,
+            names::REPLY_URL,
+            names::HOST_ID,
+            names::HOST_ID_FALLBACK,
+            names::ERROR_CODE,
+            names::ERROR_CONTEXT,
+        ];
+
+        proptest! {
+            /// Whatever a server sends, an Ack or a reason, never a panic.
+            #[test]
+            fn any_answer_is_read_without_a_panic(
+                status in 100u16..600,
+                pairs in proptest::collection::vec(
+                    (proptest::sample::select(NAMES.to_vec()), proptest::collection::vec(any::<u8>(), 0..120)),
+                    0..10,
+                ),
+            ) {
+                let mut h = HeaderMap::new();
+                for (k, v) in pairs {
+                    if let Ok(v) = HeaderValue::from_bytes(&v) {
+                        h.append(HeaderName::from_static(k), v);
+                    }
+                }
+                if let Ok(ack) = Ack::read(status, &h) {
+                    let url = url::Url::parse("http://127.0.0.1/up/x").unwrap();
+                    let _ = ack.failure(&url, "Fragment");
+                }
+            }
+
+            /// What a server writes (under either error header name) is what the client reads.
+            #[test]
+            fn a_servers_ack_reads_back(
+                status in proptest::sample::select(vec![200u16, 201, 403, 413, 416, 500, 501, 503]),
+                received in any::<u64>(),
+                code in any::<u32>(),
+                application in any::<bool>(),
+                spec_name in any::<bool>(),
+                id in "\\{[A-F0-9]{8}-[A-F0-9]{4}-[A-F0-9]{4}-[A-F0-9]{4}-[A-F0-9]{12}\\}",
+            ) {
+                let code_text = format!("0x{code:08X}");
+                let context = if application { "0x7" } else { "0x5" };
+                let received_text = received.to_string();
+                let error_name = if spec_name { "BITS-Error" } else { "BITS-Error-Code" };
+                let h = headers(&[
+                    ("BITS-Packet-Type", b"Ack"),
+                    ("BITS-Session-Id", id.as_bytes()),
+                    ("BITS-Received-Content-Range", received_text.as_bytes()),
+                    (error_name, code_text.as_bytes()),
+                    ("BITS-Error-Context", context.as_bytes()),
+                ]);
+                let ack = Ack::read(status, &h).unwrap();
+                prop_assert!(ack.bits);
+                prop_assert_eq!(ack.session_id.as_deref(), Some(id.as_str()));
+                prop_assert_eq!(ack.received, Some(received));
+                prop_assert_eq!(ack.code, Some(ErrorCode(code)));
+                let url = url::Url::parse("http://127.0.0.1/up/x").unwrap();
+                let f = ack.failure(&url, "Fragment");
+                prop_assert_eq!(f.error.code, ErrorCode(code));
+                let want = if application { ErrorContext::RemoteApplication } else { ErrorContext::RemoteFile };
+                prop_assert_eq!(f.error.context, want);
+            }
+        }
+    }
 }
