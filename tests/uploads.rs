@@ -373,3 +373,46 @@ async fn a_416_sends_the_client_back_to_the_servers_count() {
     e.shutdown().await;
     server.stop().await;
 }
+
+/// A background upload keeps to the shared cap, and its bytes count as ebb's own (sent) in the
+/// bandwidth status, as a download's received bytes do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_background_upload_keeps_to_the_shared_cap() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    std::fs::create_dir(&root).unwrap();
+    let server = Server::start(&root, |_| {}).await;
+    let e = support::engine(dir.path()).await;
+    e.set_bandwidth(ebb::BandwidthChange {
+        max_rate: Some(Limit::BytesPerSec(200_000)),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let body = data(600_000, 9);
+    let src = source(dir.path(), "capped.bin", &body);
+    let started = std::time::Instant::now();
+    let id = start_upload(&e, &server.url("capped.bin"), &src).await;
+    let mut counted = 0;
+    while e.job(id).await.unwrap().state != JobState::Transferred {
+        counted = counted.max(e.bandwidth().background_rate);
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "never finished"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    // 600 kB at 200 kB/s cannot take less than ~3 s (a lower bound: a slow machine only adds).
+    assert!(
+        started.elapsed() >= std::time::Duration::from_millis(2500),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        counted > 0,
+        "the upload's bytes were not counted as ebb's own"
+    );
+    assert_eq!(std::fs::read(root.join("capped.bin")).unwrap(), body);
+    e.shutdown().await;
+    server.stop().await;
+}

@@ -8,7 +8,8 @@
 //!   TransientError with `BG_E_BLOCKED_BY_POLICY` and are queued again when the window ends;
 //! - **idle estimate** ([`estimator`]): interface counters minus ebb's own bytes show foreground
 //!   traffic, probe round-trip times show queueing delay; ebb backs off within a second and
-//!   grows back gently, always keeping a trickle.
+//!   grows back gently, always keeping a trickle. Downloads are watched on the receive
+//!   counters, uploads on the transmit counters: each on its own direction.
 //!
 //! Foreground jobs are not throttled (only an explicit per-job cap applies to them). The rates
 //! are enforced by [`limiter`] buckets: one shared by all background jobs, one per priority, one
@@ -17,10 +18,11 @@
 mod counters;
 mod estimator;
 mod limiter;
+mod throttle;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -32,6 +34,7 @@ use tokio_util::sync::CancellationToken;
 use estimator::Estimate;
 pub(crate) use estimator::{Estimator, Sample, Signals};
 pub(crate) use limiter::Bucket;
+pub(crate) use throttle::{Gate, JobRate, Throttle};
 
 use crate::error::Result;
 use crate::model::{
@@ -92,9 +95,10 @@ pub struct Bandwidth {
     global: Bucket,
     priority: [Bucket; 3],
     own_rx: AtomicU64,
+    own_tx: AtomicU64,
     probe_rtt: Mutex<Option<Duration>>,
     /// Servers of running background jobs, for probes and the route's interface.
-    servers: Mutex<HashMap<JobId, (String, u16)>>,
+    servers: Mutex<HashMap<JobId, Target>>,
     status: Mutex<BandwidthStatus>,
     /// Tells the scheduler that the blocked set changed.
     wake: Arc<Notify>,
@@ -141,6 +145,7 @@ impl Bandwidth {
             clock,
             store,
             own_rx: AtomicU64::new(0),
+            own_tx: AtomicU64::new(0),
             probe_rtt: Mutex::new(None),
             servers: Mutex::new(HashMap::new()),
             status: Mutex::new(BandwidthStatus {
@@ -226,12 +231,13 @@ impl Bandwidth {
 
     /// The buckets a job's bytes pass through: its own, then (background only) its priority's
     /// and the shared one.
-    pub(crate) fn throttle(self: &Arc<Self>, job: JobId, rate: Arc<JobRate>) -> Throttle {
-        Throttle {
-            bandwidth: self.clone(),
-            job,
-            own: rate,
-        }
+    pub(crate) fn throttle(
+        self: &Arc<Self>,
+        job: JobId,
+        rate: Arc<JobRate>,
+        direction: Direction,
+    ) -> Throttle {
+        Throttle::new(self.clone(), job, rate, direction)
     }
 
     /// Recompute every bucket's rate from caps, policy and the idle estimate (bytes/s).
@@ -289,9 +295,9 @@ impl Bandwidth {
         }
     }
 
-    pub(crate) fn note_server(&self, job: JobId, url: &url::Url) {
+    pub(crate) fn note_server(&self, job: JobId, url: &url::Url, direction: Direction) {
         if let (Some(host), Some(port)) = (url.host_str(), url.port_or_known_default()) {
-            lock(&self.servers).insert(job, (host.to_owned(), port));
+            lock(&self.servers).insert(job, (host.to_owned(), port, direction));
         }
     }
 
@@ -346,11 +352,16 @@ impl Bandwidth {
         let now = Instant::now();
         let elapsed = now.saturating_duration_since(w.last);
         w.last = now;
-        let own = self.own_rx.swap(0, Ordering::Relaxed);
+        let (own_rx, own_tx) = (
+            self.own_rx.swap(0, Ordering::Relaxed),
+            self.own_tx.swap(0, Ordering::Relaxed),
+        );
         let server = lock(&self.servers).values().next().cloned();
         if server != w.server {
             w.retarget(server.clone(), &config).await;
         }
+        let upload = w.direction() == Direction::Up;
+        let own = if upload { own_tx } else { own_rx };
         let signals = Signals {
             counters: config.idle_counters,
             delay: config.idle_delay,
@@ -364,7 +375,9 @@ impl Bandwidth {
                 None
             };
             let rtt = lock(&self.probe_rtt).take();
-            let own_queued = if config.idle_counters {
+            // Bytes ebb wrote but the interface has not sent yet sit in the send queue with
+            // bytes sent but not acknowledged: no correction is read for uploads.
+            let own_queued = if config.idle_counters && !upload {
                 w.addr.and_then(counters::own_rx_queue)
             } else {
                 None
@@ -391,7 +404,7 @@ impl Bandwidth {
         s.background_rate = (own as f64 / elapsed.as_secs_f64().max(1e-3)) as u64;
         s.idle.active = active;
         s.idle.interface.clone_from(&w.iface);
-        s.idle.probe_target = w.server.as_ref().map(|(h, p)| format!("{h}:{p}"));
+        s.idle.probe_target = w.server.as_ref().map(|(h, p, _)| format!("{h}:{p}"));
         if let Some(e) = estimate {
             s.idle.reason = e.reason;
             s.idle.foreground_rate = config.idle_counters.then_some(e.foreground as u64);
@@ -405,9 +418,13 @@ impl Bandwidth {
         }
     }
 
-    /// Count bytes a background transfer took off its connection.
-    fn count(&self, n: usize) {
-        self.own_rx.fetch_add(n as u64, Ordering::Relaxed);
+    /// Count bytes a background transfer took off its connection (or, uploading, handed to it).
+    fn count(&self, n: usize, direction: Direction) {
+        let counter = match direction {
+            Direction::Down => &self.own_rx,
+            Direction::Up => &self.own_tx,
+        };
+        counter.fetch_add(n as u64, Ordering::Relaxed);
     }
 }
 
@@ -424,12 +441,22 @@ fn log_estimate(e: &Estimate, s: &BandwidthStatus) {
     );
 }
 
+/// Which way a job's bytes go: the idle estimate watches that direction's counters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum Direction {
+    Down,
+    Up,
+}
+
+/// A running background job's server, and the direction of its bytes.
+type Target = (String, u16, Direction);
+
 /// The monitor's own state.
 #[derive(Debug)]
 struct Watch {
     estimator: Estimator,
     last: Instant,
-    server: Option<(String, u16)>,
+    server: Option<Target>,
     addr: Option<SocketAddr>,
     loopback: bool,
     iface: Option<String>,
@@ -459,13 +486,13 @@ impl Watch {
     }
 
     /// A new server: resolve it, find the interface that routes to it.
-    async fn retarget(&mut self, server: Option<(String, u16)>, config: &BandwidthConfig) {
+    async fn retarget(&mut self, server: Option<Target>, config: &BandwidthConfig) {
         self.server = server;
         self.addr = None;
         self.counter = None;
         self.iface = None;
         self.loopback = false;
-        let Some((host, port)) = &self.server else {
+        let Some((host, port, _)) = &self.server else {
             return;
         };
         self.addr = match tokio::net::lookup_host((host.as_str(), *port)).await {
@@ -485,119 +512,19 @@ impl Watch {
         tracing::debug!(?self.addr, iface = ?self.iface, loopback = self.loopback, "bandwidth target");
     }
 
+    fn direction(&self) -> Direction {
+        self.server.as_ref().map_or(Direction::Down, |t| t.2)
+    }
+
+    /// The interface's bytes in the watched direction since the last reading.
     fn read_counter(&mut self) -> Option<u64> {
-        let cur = counters::rx_bytes(self.iface.as_deref()?)?;
+        let iface = self.iface.as_deref()?;
+        let cur = match self.direction() {
+            Direction::Down => counters::rx_bytes(iface)?,
+            Direction::Up => counters::tx_bytes(iface)?,
+        };
         let delta = self.counter.map(|prev| estimator::counter_delta(prev, cur));
         self.counter = Some(cur);
         delta
-    }
-}
-
-/// A running job's own cap and priority, changeable while it runs.
-#[derive(Debug)]
-pub(crate) struct JobRate {
-    bucket: Bucket,
-    /// The priority's bucket index; `FOREGROUND` for foreground jobs.
-    class: AtomicUsize,
-}
-
-const FOREGROUND: usize = usize::MAX;
-
-impl JobRate {
-    pub(crate) fn new(priority: Priority, max_rate: Limit) -> Self {
-        Self {
-            bucket: Bucket::new(max_rate),
-            class: AtomicUsize::new(bucket_index(priority).unwrap_or(FOREGROUND)),
-        }
-    }
-
-    /// The job's properties changed while it runs.
-    pub(crate) fn update(&self, priority: Priority, max_rate: Limit) {
-        self.bucket.set_rate(max_rate);
-        self.class.store(
-            bucket_index(priority).unwrap_or(FOREGROUND),
-            Ordering::Relaxed,
-        );
-    }
-
-    fn class(&self) -> Option<usize> {
-        Some(self.class.load(Ordering::Relaxed)).filter(|&c| c != FOREGROUND)
-    }
-}
-
-/// One worker's way through the buckets.
-#[derive(Debug)]
-pub(crate) struct Throttle {
-    bandwidth: Arc<Bandwidth>,
-    job: JobId,
-    own: Arc<JobRate>,
-}
-
-impl Throttle {
-    /// How many bytes to admit at a time.
-    pub(crate) fn piece(&self) -> usize {
-        let mut rate = self.own.bucket.rate();
-        if let Some(i) = self.own.class() {
-            let b = &self.bandwidth;
-            rate = rate.min(b.priority[i].rate()).min(b.global.rate());
-        }
-        limiter::piece_for(rate)
-    }
-
-    /// `n` bytes came off the connection. Counted now, not when admitted: the estimator
-    /// compares them with what the interface saw arrive.
-    pub(crate) fn received(&self, n: usize) {
-        if self.own.class().is_some() {
-            self.bandwidth.count(n);
-        }
-    }
-
-    /// Wait until `n` bytes may be written.
-    pub(crate) async fn admit(&self, n: usize) {
-        admit(&self.bandwidth, &self.own, n).await;
-    }
-
-    /// The buckets alone, owned: for a request body that admits its bytes as it is sent.
-    pub(crate) fn gate(&self) -> Gate {
-        Gate {
-            bandwidth: self.bandwidth.clone(),
-            own: self.own.clone(),
-        }
-    }
-
-    /// The server this job talks to now: the target of delay probes (background jobs only;
-    /// a foreground job's bytes are foreground traffic to the estimator).
-    pub(crate) fn note_server(&self, url: &url::Url) {
-        if self.own.class().is_some() {
-            self.bandwidth.note_server(self.job, url);
-        }
-    }
-}
-
-/// The buckets a job's bytes pass through, without the job's bookkeeping.
-#[derive(Debug, Clone)]
-pub(crate) struct Gate {
-    bandwidth: Arc<Bandwidth>,
-    own: Arc<JobRate>,
-}
-
-impl Gate {
-    /// Wait until `n` bytes may be sent.
-    pub(crate) async fn admit(&self, n: usize) {
-        admit(&self.bandwidth, &self.own, n).await;
-    }
-}
-
-async fn admit(bandwidth: &Bandwidth, own: &JobRate, n: usize) {
-    own.bucket.acquire(n).await;
-    if let Some(i) = own.class() {
-        bandwidth.priority[i].acquire(n).await;
-        bandwidth.global.acquire(n).await;
-    }
-}
-
-impl Drop for Throttle {
-    fn drop(&mut self) {
-        self.bandwidth.forget_server(self.job);
     }
 }

@@ -10,13 +10,30 @@ use std::net::{IpAddr, SocketAddr};
 #[cfg(target_os = "linux")]
 pub(crate) fn rx_bytes(iface: &str) -> Option<u64> {
     let text = std::fs::read_to_string("/proc/net/dev").ok()?;
-    parse_dev(&text, iface)
+    parse_dev(&text, iface, RX_BYTES)
 }
 
 #[cfg(not(target_os = "linux"))]
 pub(crate) fn rx_bytes(_iface: &str) -> Option<u64> {
     None
 }
+
+/// Bytes sent so far by `iface`.
+#[cfg(target_os = "linux")]
+pub(crate) fn tx_bytes(iface: &str) -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/net/dev").ok()?;
+    parse_dev(&text, iface, TX_BYTES)
+}
+
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn tx_bytes(_iface: &str) -> Option<u64> {
+    None
+}
+
+/// Columns of `/proc/net/dev` after the interface's name: eight receive counters, then eight
+/// transmit counters, bytes first in each.
+const RX_BYTES: usize = 0;
+const TX_BYTES: usize = 8;
 
 /// The interface the kernel would use to reach `ip` (IPv4 routes; loopback for loopback).
 #[cfg(target_os = "linux")]
@@ -101,12 +118,12 @@ fn proc_address(a: SocketAddr) -> String {
     format!("{}:{:04X}", words.concat(), a.port())
 }
 
-/// `/proc/net/dev`: `  eth0: <rx bytes> <rx packets> ...`.
-fn parse_dev(text: &str, iface: &str) -> Option<u64> {
+/// `/proc/net/dev`: `  eth0: <rx bytes> <rx packets> ... <tx bytes> ...`, the `column`th.
+fn parse_dev(text: &str, iface: &str, column: usize) -> Option<u64> {
     text.lines().skip(2).find_map(|line| {
         let (name, rest) = line.split_once(':')?;
         (name.trim() == iface)
-            .then(|| rest.split_whitespace().next()?.parse().ok())
+            .then(|| rest.split_whitespace().nth(column)?.parse().ok())
             .flatten()
     })
 }
@@ -133,9 +150,10 @@ mod tests {
     #[test]
     fn proc_net_dev_and_route() {
         let dev = "Inter-|   Receive |  Transmit\n face |bytes packets|bytes\n    lo: 1234 5 0 0 0 0 0 0 1234 5 0 0 0 0 0 0\n  cli0: 987654321 100 0 0 0 0 0 0 42 1 0 0 0 0 0 0\n";
-        assert_eq!(parse_dev(dev, "cli0"), Some(987_654_321));
-        assert_eq!(parse_dev(dev, "lo"), Some(1234));
-        assert_eq!(parse_dev(dev, "eth9"), None);
+        assert_eq!(parse_dev(dev, "cli0", RX_BYTES), Some(987_654_321));
+        assert_eq!(parse_dev(dev, "cli0", TX_BYTES), Some(42));
+        assert_eq!(parse_dev(dev, "lo", RX_BYTES), Some(1234));
+        assert_eq!(parse_dev(dev, "eth9", RX_BYTES), None);
         let route = "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n\
             eth0\t00000000\t0101A8C0\t0003\t0\t0\t0\t00000000\t0\t0\t0\n\
             cli0\t00004D0A\t00000000\t0001\t0\t0\t0\t0000FFFF\t0\t0\t0\n";

@@ -8,7 +8,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::queue::{Queue, Running};
 use super::worker::{Outcome, Worker, WorkerMsg};
-use crate::bandwidth::JobRate;
+use crate::bandwidth::{Direction, JobRate};
 use crate::error::Status;
 use crate::events::Event;
 use crate::model::{Job, JobId, JobState, JobType, NotifyFlags, Timestamp};
@@ -140,7 +140,9 @@ impl Queue {
         ));
         let shared = &self.shared;
         let worker = Worker {
-            throttle: shared.bandwidth.throttle(id, rate.clone()),
+            throttle: shared
+                .bandwidth
+                .throttle(id, rate.clone(), direction_of(job.job_type)),
             job_id: id,
             job_type: job.job_type,
             run,
@@ -327,5 +329,14 @@ fn slot(job: &Job, running: Option<&Running>, now: Instant) -> Slot {
         modified_at: job.modified_at,
         policy_blocked: false,
         waits_for_policy: job.is_blocked_by_policy(),
+    }
+}
+
+/// Downloads receive; uploads send (an upload-reply's reply is small beside its upload).
+fn direction_of(job_type: JobType) -> Direction {
+    if job_type == JobType::Download {
+        Direction::Down
+    } else {
+        Direction::Up
     }
 }

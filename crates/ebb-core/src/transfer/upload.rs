@@ -9,11 +9,15 @@
 //! stamped when its upload begins: a change after that fails the job (`BG_E_LOCAL_FILE_CHANGED`).
 
 mod ack;
+mod cancel;
 mod fragments;
+mod hosts;
 mod packet;
 mod reply;
 mod source;
 
+pub(crate) use cancel::cancel_session;
+use hosts::{host_failed, target};
 pub(crate) use reply::ReplySlot;
 
 use std::time::{Duration, Instant};
@@ -28,7 +32,7 @@ use super::checkpoint::Checkpointer;
 use super::http::{certificate_error, transport_failure};
 use super::{Failure, Fetched, FileCx};
 use crate::error::{ErrorCode, ErrorContext, Status};
-use crate::model::{Credentials, JobFile, JobProperties, Timestamp, UploadSession, UploadState};
+use crate::model::{JobFile, UploadSession, UploadState};
 
 /// How long one packet may take, body and answer (Windows allows 5 minutes for the answer).
 const PACKET_TIMEOUT: Duration = Duration::from_secs(300);
@@ -40,8 +44,6 @@ const MAX_NEW_SESSIONS: u8 = 3;
 const MAX_STALLS: u8 = 3;
 /// How much of an Ack's body is read (Acks have none; a broken server's is dropped).
 const MAX_ACK_BODY: usize = 64 * 1024;
-/// BITS's default `BITS-Host-Id-Fallback-Timeout`.
-const HOST_FALLBACK_DEFAULT: u64 = 86_400;
 
 /// Upload one file, from wherever the server's session stands; for upload-reply, `reply`
 /// receives the reply.
@@ -502,95 +504,9 @@ impl Upload {
     }
 }
 
-/// Cancel-Session for the upload of a cancelled job, if it has a session: best effort (the
-/// server sweeps an abandoned session anyway), with the job's credentials on a challenge.
-pub(crate) async fn cancel_session(
-    clients: &super::HttpClients,
-    properties: &JobProperties,
-    credentials: &Credentials,
-    file: &JobFile,
-) {
-    let Some(s) = session(file) else {
-        return;
-    };
-    let Ok(url) = Url::parse(&file.remote_url) else {
-        return;
-    };
-    let Ok(client) = clients.client(properties, credentials) else {
-        return;
-    };
-    let target = target(&url, Some(s));
-    let packet = Packet::CancelSession { session: &s.id };
-    let same_origin = target.origin() == url.origin() || properties.credentials_across_origins;
-    let mut auth = None;
-    loop {
-        let req = packet
-            .request(&client, &target, &properties.custom_headers, auth)
-            .timeout(Duration::from_secs(30));
-        match req.send().await {
-            Ok(r) if r.status() == 401 && auth.is_none() && same_origin => {
-                auth = credentials.server.as_ref();
-                if auth.is_none() {
-                    return;
-                }
-            }
-            Ok(r) => {
-                tracing::info!(session = %s.id, status = r.status().as_u16(), "upload session cancelled");
-                return;
-            }
-            Err(e) => {
-                tracing::info!(session = %s.id, error = %super::http::error_chain(&e), "could not cancel the upload session");
-                return;
-            }
-        }
-    }
-}
-
 /// The session, if one is open.
 fn session(file: &JobFile) -> Option<&UploadSession> {
     file.upload.as_ref().and_then(|u| u.session.as_ref())
-}
-
-/// Where packets go: the upload URL, on the host the server pinned the session to if it did.
-fn target(url: &Url, session: Option<&UploadSession>) -> Url {
-    let Some(host) = session.and_then(|s| s.host.as_deref()) else {
-        return url.clone();
-    };
-    let mut pinned = url.clone();
-    let parsed = Url::parse(&format!("{}://{host}/", url.scheme()));
-    match parsed {
-        Ok(p) if p.host_str().is_some() && pinned.set_host(p.host_str()).is_ok() => {
-            if p.port().is_some() {
-                let _ = pinned.set_port(p.port());
-            }
-            pinned
-        }
-        _ => {
-            tracing::warn!(
-                host,
-                "the server's BITS-Host-Id is no host name; ignoring it"
-            );
-            url.clone()
-        }
-    }
-}
-
-/// A packet to the pinned host could not connect: `true` if its fallback timeout has passed
-/// (the host is forgotten, and the URL's own host is tried).
-fn host_failed(file: &mut JobFile) -> bool {
-    let Some(s) = file.upload.as_mut().and_then(|u| u.session.as_mut()) else {
-        return false;
-    };
-    let now = Timestamp::now();
-    let since = *s.host_failing_since.get_or_insert(now);
-    let limit = Duration::from_secs(s.host_fallback_secs.unwrap_or(HOST_FALLBACK_DEFAULT));
-    if since.elapsed_until(now) < limit {
-        return false;
-    }
-    tracing::info!(host = ?s.host, "the session's host cannot be reached: falling back to the URL's host");
-    s.host = None;
-    s.host_failing_since = None;
-    true
 }
 
 /// Read what little an Ack's body holds, so that the connection can be used again.
@@ -611,28 +527,4 @@ fn invalid(url: &Url, why: &str) -> Failure {
         ErrorCode::BG_E_INVALID_SERVER_RESPONSE,
         format!("({url}: {why})"),
     )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn packets_go_to_the_pinned_host() {
-        let url = Url::parse("https://farm.example:8443/up/a.bin?x=1").unwrap();
-        assert_eq!(target(&url, None), url);
-        let mut s = UploadSession::new("id".into());
-        s.host = Some("node7".into());
-        assert_eq!(
-            target(&url, Some(&s)).as_str(),
-            "https://node7:8443/up/a.bin?x=1"
-        );
-        s.host = Some("10.0.0.7:9000".into());
-        assert_eq!(
-            target(&url, Some(&s)).as_str(),
-            "https://10.0.0.7:9000/up/a.bin?x=1"
-        );
-        s.host = Some("bad host/".into());
-        assert_eq!(target(&url, Some(&s)), url);
-    }
 }
