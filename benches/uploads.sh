@@ -2,7 +2,8 @@
 # benches/uploads.sh - uploads over loopback, in one run: ebb's client to ebb-server (the BITS
 # upload protocol, durable on both ends) beside `curl -T` to an nginx WebDAV PUT location, the
 # same file, runs interleaved so they share the noise. Reports medians and ranges of wall time,
-# client CPU and server CPU per GiB, the ratio ebb / curl, and the bytes ebb re-sends after a
+# client CPU and server CPU per GiB, the ratios to curl (as it is, and with an fsync of what it
+# sent, as durable as ebb-server's acknowledged bytes), and the bytes ebb re-sends after a
 # `kill -9` of its engine mid-upload.
 # Needs: nginx (Debian's has the dav module), curl, GNU time. SIZE_MIB (1024) and RUNS (3).
 set -euo pipefail
@@ -80,8 +81,12 @@ run_one() {
     else
         server_pid=$nginx_pid
         local before; before=$(cpu_of "$server_pid")
-        out=$(/usr/bin/time -f "%e %U %S" curl -sS -f -T "$src" \
-            "http://127.0.0.1:$dav_port/run-$n.bin" 2>&1 >/dev/null | tail -1)
+        # nginx writes a PUT's body without fsync; "curl+fsync" adds the fsync that makes it
+        # as durable as ebb-server's acknowledged bytes.
+        local sync=true
+        [[ $tool == curl+fsync ]] && sync="python3 -c 'import os,sys; os.fsync(os.open(sys.argv[1], os.O_RDONLY))' $work/dav-root/run-$n.bin"
+        out=$(/usr/bin/time -f "%e %U %S" bash -c "curl -sS -f -T '$src' \
+            'http://127.0.0.1:$dav_port/run-$n.bin' >/dev/null && $sync" 2>&1 | tail -1)
         cmp -s "$src" "$work/dav-root/run-$n.bin" || { echo "curl: upload differs" >&2; exit 1; }
     fi
     local after; after=$(cpu_of "$server_pid")
@@ -89,7 +94,7 @@ run_one() {
 }
 
 for n in $(seq "$RUNS"); do
-    for tool in ebb curl; do
+    for tool in ebb curl curl+fsync; do
         echo "$tool $(run_one "$tool" "$n")" | tee -a "$RES/runs.txt" >&2
     done
 done
@@ -106,12 +111,15 @@ def med(xs): return statistics.median(xs)
 print(f"Upload of {int(sys.argv[2])} MiB over loopback, {len(by['ebb'])} interleaved runs each (medians [min-max]):\n")
 print("| tool | wall s | MiB/s | client CPU s/GiB | server CPU s/GiB |")
 print("|---|---|---|---|---|")
-for tool, label in [("ebb", "ebb -> ebb-server (BITS upload)"), ("curl", "curl -T -> nginx WebDAV PUT")]:
+for tool, label in [("ebb", "ebb -> ebb-server (BITS upload, durable per fragment)"),
+                    ("curl", "curl -T -> nginx WebDAV PUT (not durable)"),
+                    ("curl+fsync", "curl -T -> nginx WebDAV PUT, then fsync")]:
     w = [r[0] for r in by[tool]]; c = [r[1] / gib for r in by[tool]]; s = [r[2] / gib for r in by[tool]]
     print(f"| {label} | {med(w):.2f} [{min(w):.2f}-{max(w):.2f}] | {int(sys.argv[2]) / med(w):.0f} | "
           f"{med(c):.2f} [{min(c):.2f}-{max(c):.2f}] | {med(s):.2f} [{min(s):.2f}-{max(s):.2f}] |")
-ratio = med([r[0] for r in by["ebb"]]) / med([r[0] for r in by["curl"]])
-print(f"\nwall-time ratio ebb / curl: {ratio:.2f} (goal <= 1.2)")
+for peer in ("curl", "curl+fsync"):
+    ratio = med([r[0] for r in by["ebb"]]) / med([r[0] for r in by[peer]])
+    print(f"\nwall-time ratio ebb / {peer}: {ratio:.2f} (goal <= 1.2)")
 EOF
 
 # kill -9 of ebb's engine mid-upload, then resume: the bytes sent twice, from the server's log.

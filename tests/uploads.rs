@@ -416,3 +416,44 @@ async fn a_background_upload_keeps_to_the_shared_cap() {
     e.shutdown().await;
     server.stop().await;
 }
+
+/// A directory with users: the job's credentials answer the challenge; without them the
+/// upload fails with the server's 401.
+#[tokio::test]
+async fn credentials_answer_the_servers_challenge() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    std::fs::create_dir(&root).unwrap();
+    let server = Server::start(&root, |d| {
+        d.users = vec![ebb_server::User {
+            name: "ann".into(),
+            password: "s3cret".into(),
+        }];
+    })
+    .await;
+    let e = support::engine(dir.path()).await;
+    let body = data(100_000, 10);
+    let src = source(dir.path(), "auth.bin", &body);
+    let id = e.create_job("up", JobType::Upload).await.unwrap();
+    e.set_property(
+        id,
+        PropertyChange::Credentials(
+            ebb::CredentialTarget::Server,
+            Some(ebb::BasicCredentials::parse("ann:s3cret").unwrap()),
+        ),
+    )
+    .await
+    .unwrap();
+    e.add_files(id, vec![NewFile::new(server.url("auth.bin"), &src)])
+        .await
+        .unwrap();
+    e.resume(id).await.unwrap();
+    wait_state(&e, id, JobState::Transferred, 30).await;
+    assert_eq!(std::fs::read(root.join("auth.bin")).unwrap(), body);
+    let anonymous = start_upload(&e, &server.url("anon.bin"), &src).await;
+    let info = wait_state(&e, anonymous, JobState::Error, 30).await;
+    assert_eq!(info.error.unwrap().code, ErrorCode::http(401));
+    assert!(!root.join("anon.bin").exists());
+    e.shutdown().await;
+    server.stop().await;
+}

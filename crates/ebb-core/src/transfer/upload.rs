@@ -324,14 +324,14 @@ impl Upload {
                 at
             };
             let len = size.min(total - first);
-            let bytes = self.source.read(first, len as usize).await?;
             let id = session(file).map(|s| s.id.clone()).unwrap_or_default();
             let name = self.name.clone();
             let packet = Packet::Fragment {
                 session: &id,
                 name: &name,
                 first,
-                bytes,
+                len,
+                source: self.source.clone(),
                 total,
                 gate: cx.throttle.gate(),
                 piece: cx.throttle.piece(),
@@ -476,6 +476,8 @@ impl Upload {
                     continue;
                 }
                 Err(e) => {
+                    // A fragment's body fails when its source changed: that is the error.
+                    self.source.verify().await?;
                     let failure = transport_failure(&target, &e);
                     if target != self.url && e.is_connect() && host_failed(file) {
                         continue;

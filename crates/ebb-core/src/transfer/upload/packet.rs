@@ -7,6 +7,7 @@ use reqwest::{Method, RequestBuilder};
 use url::Url;
 
 use super::ack::{PROTOCOL, names};
+use super::source::Source;
 use crate::bandwidth::Gate;
 use crate::model::{BasicCredentials, CustomHeader};
 
@@ -20,9 +21,10 @@ pub(super) enum Packet<'a> {
     Fragment {
         session: &'a str,
         name: &'a str,
-        /// The first byte, and the bytes from there.
+        /// The first byte, how many from there, and the source they are read from.
         first: u64,
-        bytes: bytes::Bytes,
+        len: u64,
+        source: Source,
         total: u64,
         /// The job's buckets, and how many bytes they admit at a time.
         gate: Gate,
@@ -77,17 +79,18 @@ impl Packet<'_> {
                 session,
                 name,
                 first,
-                bytes,
+                len,
+                source,
                 total,
                 gate,
                 piece,
             } => {
-                let last = first + bytes.len() as u64 - 1;
+                let last = first + len - 1;
                 req.header(names::SESSION_ID, *session)
                     .header(names::CONTENT_NAME, header_text(name))
                     .header(CONTENT_RANGE, format!("bytes {first}-{last}/{total}"))
-                    .header(CONTENT_LENGTH, bytes.len())
-                    .body(throttled(gate.clone(), bytes.clone(), *piece))
+                    .header(CONTENT_LENGTH, *len)
+                    .body(source.body((*first, *len), gate.clone(), *piece))
             }
             Self::CloseSession { session } | Self::CancelSession { session } => req
                 .header(names::SESSION_ID, *session)
@@ -103,18 +106,4 @@ impl Packet<'_> {
 /// empty.
 fn header_text(text: &str) -> HeaderValue {
     HeaderValue::from_bytes(text.as_bytes()).unwrap_or(HeaderValue::from_static(""))
-}
-
-/// A body that hands `bytes` over a piece at a time, each admitted by the job's buckets first.
-fn throttled(gate: Gate, bytes: bytes::Bytes, piece: usize) -> reqwest::Body {
-    let piece = piece.max(1);
-    let stream = futures_util::stream::unfold((gate, bytes), move |(gate, mut rest)| async move {
-        if rest.is_empty() {
-            return None;
-        }
-        let next = rest.split_to(piece.min(rest.len()));
-        gate.admit(next.len()).await;
-        Some((Ok::<_, std::io::Error>(next), (gate, rest)))
-    });
-    reqwest::Body::wrap_stream(stream)
 }

@@ -6,11 +6,14 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::bandwidth::Gate;
 use crate::error::{ErrorCode, ErrorContext, Status};
 use crate::model::SourceStamp;
 use crate::transfer::Failure;
 
 const LOCAL_FILE_CHANGED: ErrorCode = ErrorCode::BG_E_LOCAL_FILE_CHANGED;
+/// How much of a fragment is read at a time.
+const READ_PIECE: u64 = 1024 * 1024;
 
 /// An open source file and the stamp it had when opened.
 #[derive(Debug, Clone)]
@@ -62,6 +65,44 @@ impl Source {
     pub(super) async fn read(&self, offset: u64, len: usize) -> Result<bytes::Bytes, Failure> {
         let me = self.clone();
         tokio::task::spawn_blocking(move || me.read_blocking(offset, len))
+            .await
+            .map_err(|e| Failure::local_io(&self.path, &std::io::Error::other(e)))?
+    }
+
+    /// Bytes `first..first + len` as a request body: read a piece at a time on blocking
+    /// threads, one piece ahead of the socket (so that reading overlaps sending), each checked
+    /// against the stamp and admitted by the job's buckets. A change fails the body: the server
+    /// never counts a fragment it did not get whole.
+    pub(super) fn body(&self, (first, len): (u64, u64), gate: Gate, piece: usize) -> reqwest::Body {
+        use futures_util::StreamExt;
+        let piece = (piece as u64).clamp(1, READ_PIECE);
+        let me = self.clone();
+        let pieces = (0..len.div_ceil(piece)).map(move |i| {
+            let at = i * piece;
+            (first + at, piece.min(len - at))
+        });
+        let stream = futures_util::stream::iter(pieces)
+            .map(move |(offset, n)| {
+                let me = me.clone();
+                async move { me.read(offset, n as usize).await }
+            })
+            .buffered(2)
+            .then(move |read| {
+                let gate = gate.clone();
+                async move {
+                    let bytes = read.map_err(|f| std::io::Error::other(f.error.description))?;
+                    gate.admit(bytes.len()).await;
+                    Ok::<_, std::io::Error>(bytes)
+                }
+            });
+        reqwest::Body::wrap_stream(stream)
+    }
+
+    /// Fail with `BG_E_LOCAL_FILE_CHANGED` if the file changed since it was opened (after a
+    /// fragment's body broke off: the change may be why).
+    pub(super) async fn verify(&self) -> Result<(), Failure> {
+        let me = self.clone();
+        tokio::task::spawn_blocking(move || me.read_blocking(0, 0).map(drop))
             .await
             .map_err(|e| Failure::local_io(&self.path, &std::io::Error::other(e)))?
     }
