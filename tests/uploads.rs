@@ -141,6 +141,19 @@ async fn a_413_shrinks_the_fragments() {
     server.stop().await;
 }
 
+/// An upload job capped at 1 MB/s (so that tests can catch it mid-way), resumed.
+async fn capped_upload(e: &Engine, url: &str, source: &Path) -> JobId {
+    let id = e.create_job("up", JobType::Upload).await.unwrap();
+    e.set_property(id, PropertyChange::MaxRate(Limit::BytesPerSec(1_000_000)))
+        .await
+        .unwrap();
+    e.add_files(id, vec![NewFile::new(url, source)])
+        .await
+        .unwrap();
+    e.resume(id).await.unwrap();
+    id
+}
+
 /// Suspend once the server has more than `bytes`.
 async fn suspend_after(e: &Engine, id: JobId, bytes: u64) {
     wait_for(e, id, 30, |j| j.bytes_transferred > bytes).await;
@@ -156,14 +169,7 @@ async fn a_lost_session_starts_over_and_a_resumed_one_goes_on() {
     let e = support::engine(dir.path()).await;
     let body = data(2_000_000, 3);
     let src = source(dir.path(), "l.bin", &body);
-    let id = e.create_job("up", JobType::Upload).await.unwrap();
-    e.set_property(id, PropertyChange::MaxRate(Limit::BytesPerSec(1_000_000)))
-        .await
-        .unwrap();
-    e.add_files(id, vec![NewFile::new(server.url("l.bin"), &src)])
-        .await
-        .unwrap();
-    e.resume(id).await.unwrap();
+    let id = capped_upload(&e, &server.url("l.bin"), &src).await;
     suspend_after(&e, id, 300_000).await;
     // Suspended and resumed: the same session goes on from the server's count.
     e.resume(id).await.unwrap();
@@ -196,14 +202,7 @@ async fn a_source_that_changes_fails_the_job() {
     let e = support::engine(dir.path()).await;
     let body = data(2_000_000, 4);
     let src = source(dir.path(), "c.bin", &body);
-    let id = e.create_job("up", JobType::Upload).await.unwrap();
-    e.set_property(id, PropertyChange::MaxRate(Limit::BytesPerSec(1_000_000)))
-        .await
-        .unwrap();
-    e.add_files(id, vec![NewFile::new(server.url("c.bin"), &src)])
-        .await
-        .unwrap();
-    e.resume(id).await.unwrap();
+    let id = capped_upload(&e, &server.url("c.bin"), &src).await;
     suspend_after(&e, id, 200_000).await;
     std::thread::sleep(std::time::Duration::from_millis(50));
     let mut changed = body.clone();
@@ -343,14 +342,7 @@ async fn a_416_sends_the_client_back_to_the_servers_count() {
     let body = data(2_000_000, 8);
     let src = source(dir.path(), "ahead.bin", &body);
     let e = support::engine(dir.path()).await;
-    let id = e.create_job("up", JobType::Upload).await.unwrap();
-    e.set_property(id, PropertyChange::MaxRate(Limit::BytesPerSec(1_000_000)))
-        .await
-        .unwrap();
-    e.add_files(id, vec![NewFile::new(server.url("ahead.bin"), &src)])
-        .await
-        .unwrap();
-    e.resume(id).await.unwrap();
+    let id = capped_upload(&e, &server.url("ahead.bin"), &src).await;
     suspend_after(&e, id, 300_000).await;
     let had = e.job(id).await.unwrap().bytes_transferred;
     e.shutdown().await;

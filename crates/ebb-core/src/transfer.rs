@@ -184,14 +184,7 @@ pub(crate) async fn fetch(
     file: &mut JobFile,
     ckpt: &mut Checkpointer,
 ) -> Result<Fetched, Failure> {
-    let url = crate::model::validate_remote_url(&file.remote_url).map_err(|e| {
-        Failure::new(
-            Status::Permanent,
-            ErrorContext::RemoteFile,
-            ErrorCode::E_INVALIDARG,
-            e.to_string(),
-        )
-    })?;
+    let url = remote_url(file)?;
     let mut result = fetch_once(cx, file, &url, ckpt).await;
     if let Err(f) = &result
         && f.error.code == ErrorCode::E_DIGEST_MISMATCH
@@ -203,6 +196,18 @@ pub(crate) async fn fetch(
     result.map_err(|f| f.with_file(cx.index))
 }
 
+/// The file's remote URL, checked again (a stored row could hold anything).
+fn remote_url(file: &JobFile) -> Result<url::Url, Failure> {
+    crate::model::validate_remote_url(&file.remote_url).map_err(|e| {
+        Failure::new(
+            Status::Permanent,
+            ErrorContext::RemoteFile,
+            ErrorCode::E_INVALIDARG,
+            e.to_string(),
+        )
+    })
+}
+
 /// Upload one file into the server's session, from wherever the session stands; for
 /// upload-reply, fetch the reply into `reply`.
 pub(crate) async fn upload(
@@ -211,14 +216,7 @@ pub(crate) async fn upload(
     ckpt: &mut Checkpointer,
     reply: Option<&mut ReplySlot>,
 ) -> Result<Fetched, Failure> {
-    let url = crate::model::validate_remote_url(&file.remote_url).map_err(|e| {
-        Failure::new(
-            Status::Permanent,
-            ErrorContext::RemoteFile,
-            ErrorCode::E_INVALIDARG,
-            e.to_string(),
-        )
-    })?;
+    let url = remote_url(file)?;
     upload::send(cx, file, url, ckpt, reply)
         .await
         .map_err(|f| f.with_file(cx.index))
