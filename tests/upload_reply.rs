@@ -281,3 +281,74 @@ fn reply_verbs(server: &Server, dir: &Path, source: &Path, body: &[u8]) {
         "{text}"
     );
 }
+
+/// The server names where the reply is; the job's credentials answer a challenge there only if
+/// it is the upload's own origin.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_never_follow_a_reply_to_another_origin() {
+    use std::sync::{Arc, Mutex};
+    // Another origin that challenges, and notes any Authorization it is sent.
+    let sent_auth = Arc::new(Mutex::new(Vec::<String>::new()));
+    let seen = sent_auth.clone();
+    let other = axum::Router::new().fallback(move |headers: HeaderMap| {
+        let seen = seen.clone();
+        async move {
+            if let Some(a) = headers.get("authorization") {
+                seen.lock().unwrap().push(a.to_str().unwrap().to_owned());
+                return (StatusCode::OK, HeaderMap::new(), b"secret reply".to_vec());
+            }
+            let mut h = HeaderMap::new();
+            h.insert("www-authenticate", "Basic realm=\"x\"".parse().unwrap());
+            (StatusCode::UNAUTHORIZED, h, Vec::new())
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let other_url = format!("http://{}/reply", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, other).await.unwrap() });
+    // The application names that origin as the reply (BITS-Static-Response-URL).
+    let named = other_url.clone();
+    let app = axum::Router::new().fallback(move || {
+        let named = named.clone();
+        async move {
+            let mut h = HeaderMap::new();
+            h.insert("BITS-Static-Response-URL", named.parse().unwrap());
+            (StatusCode::OK, h)
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let app_url = format!("http://{}/app", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    std::fs::create_dir(&root).unwrap();
+    let server = Server::start(&root, |d| {
+        d.notification = Some(Notification::ByReference { url: app_url });
+    })
+    .await;
+    let e = support::engine(dir.path()).await;
+    let source = dir.path().join("s.bin");
+    std::fs::write(&source, data(1_000, 25)).unwrap();
+    let id = e.create_job("reply", JobType::UploadReply).await.unwrap();
+    e.set_property(
+        id,
+        ebb::PropertyChange::Credentials(
+            ebb::CredentialTarget::Server,
+            Some(ebb::BasicCredentials::parse("ann:s3cret").unwrap()),
+        ),
+    )
+    .await
+    .unwrap();
+    e.add_files(id, vec![NewFile::new(server.url("s.bin"), &source)])
+        .await
+        .unwrap();
+    e.resume(id).await.unwrap();
+    let info = wait_state(&e, id, JobState::Error, 30).await;
+    assert_eq!(info.error.unwrap().code, ErrorCode::http(401));
+    assert!(
+        sent_auth.lock().unwrap().is_empty(),
+        "credentials went to {other_url}"
+    );
+    e.shutdown().await;
+    server.stop().await;
+}

@@ -112,6 +112,12 @@ async fn an_upload_arrives_whole_and_the_job_completes() {
         .await
         .unwrap_err();
     assert!(err.to_string().contains("cannot be uploaded"), "{err}");
+    // An upload's session belongs to its URL: no repairs (E_NOTIMPL, as BITS).
+    let err = e
+        .set_remote_name(id, 0, &server.url("elsewhere.bin"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::E_NOTIMPL, "{err}");
     e.complete(id).await.unwrap();
     assert_eq!(e.job(id).await.unwrap().state, JobState::Acknowledged);
     // Complete leaves the app's source alone.

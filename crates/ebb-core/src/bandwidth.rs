@@ -457,6 +457,8 @@ struct Watch {
     estimator: Estimator,
     last: Instant,
     server: Option<Target>,
+    /// The direction last watched (kept while no job runs).
+    last_direction: Option<Direction>,
     addr: Option<SocketAddr>,
     loopback: bool,
     iface: Option<String>,
@@ -477,6 +479,7 @@ impl Watch {
             ),
             last: now,
             server: None,
+            last_direction: None,
             addr: None,
             loopback: false,
             iface: None,
@@ -487,6 +490,19 @@ impl Watch {
 
     /// A new server: resolve it, find the interface that routes to it.
     async fn retarget(&mut self, server: Option<Target>, config: &BandwidthConfig) {
+        let direction = server.as_ref().map(|t| t.2);
+        if direction.is_some() && self.last_direction.is_some() && direction != self.last_direction
+        {
+            // The other direction's link is another link: nothing learnt of this one holds.
+            self.estimator = Estimator::new(
+                Signals {
+                    counters: config.idle_counters,
+                    delay: config.idle_delay,
+                },
+                Instant::now(),
+            );
+        }
+        self.last_direction = direction.or(self.last_direction);
         self.server = server;
         self.addr = None;
         self.counter = None;

@@ -217,6 +217,15 @@ pub(crate) async fn upload(
     reply: Option<&mut ReplySlot>,
 ) -> Result<Fetched, Failure> {
     let url = remote_url(file)?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(Failure::new(
+            Status::Permanent,
+            ErrorContext::RemoteFile,
+            ErrorCode::E_INVALIDARG,
+            format!("({url}: uploads go to http or https URLs)"),
+        )
+        .with_file(cx.index));
+    }
     upload::send(cx, file, url, ckpt, reply)
         .await
         .map_err(|f| f.with_file(cx.index))

@@ -94,9 +94,10 @@ pub(super) fn check_additions(job: &Job, new: &[NewFile]) -> Result<()> {
         ));
     }
     if job.job_type != JobType::Download
-        && let Some(f) = new
-            .iter()
-            .find(|f| !f.remote_url.starts_with("http://") && !f.remote_url.starts_with("https://"))
+        && let Some(f) = new.iter().find(|f| {
+            let url = f.remote_url.to_ascii_lowercase();
+            !url.starts_with("http://") && !url.starts_with("https://")
+        })
     {
         return Err(Error::InvalidArgument(format!(
             "remote URL {:?}: uploads go to http or https URLs",

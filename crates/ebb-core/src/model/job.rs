@@ -404,6 +404,9 @@ impl Job {
         if self.reply.is_some() {
             return Err(self.invalid("set the reply file name of (its reply is being fetched)"));
         }
+        if self.state.is_running() {
+            return Err(self.invalid("set the reply file name of (suspend it first)"));
+        }
         self.reply_file_name = path;
         Ok(())
     }
@@ -445,6 +448,12 @@ impl Job {
 
     fn check_repairable(&self, action: &'static str) -> Result<()> {
         self.check_modifiable(action)?;
+        if self.job_type != JobType::Download {
+            // As BITS: an upload's session belongs to its URL.
+            return Err(Error::NotSupported(
+                "changing the remote name of an upload job".into(),
+            ));
+        }
         if self.state.is_running() {
             return Err(self.invalid(action));
         }

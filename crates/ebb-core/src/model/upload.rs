@@ -19,8 +19,9 @@ pub(crate) struct UploadState {
     pub session: Option<UploadSession>,
 }
 
-/// A local file's size and times, as the file system keeps them: any write changes one of them
-/// (on Unix the change time, which no one can set back).
+/// A local file's size and times when its upload began: a write changes the size or the
+/// modification time (what BITS compares). The change time and inode are kept for the log and
+/// to tell a file replaced at its path within a run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct SourceStamp {

@@ -79,6 +79,9 @@ enum Sent {
     Stopped,
     /// The server does not know the session (any more).
     Lost,
+    /// The reply was gone: ask the session again (the last bytes bring the reply URL, or say
+    /// the session is lost).
+    Again,
 }
 
 /// One run of one upload file.
@@ -95,6 +98,8 @@ struct Upload {
     new_sessions: u8,
     stalls: u8,
     crl_rounds: u8,
+    /// A reply that was gone made the client ask the session again (once per run).
+    reply_asked: bool,
     /// Upload-reply: the last fragment's Ack must carry the reply URL.
     wants_reply: bool,
 }
@@ -148,6 +153,7 @@ impl Upload {
             new_sessions: 0,
             stalls: 0,
             crl_rounds: 0,
+            reply_asked: false,
             wants_reply,
         })
     }
@@ -187,6 +193,7 @@ impl Upload {
                 Sent::All => break,
                 Sent::Stopped => return Ok(Fetched::Stopped),
                 Sent::Lost => self.lost(file)?,
+                Sent::Again => {}
             }
         }
         file.completed = true;
@@ -201,7 +208,7 @@ impl Upload {
     async fn fetch_reply(
         &mut self,
         cx: &FileCx<'_>,
-        file: &JobFile,
+        file: &mut JobFile,
         ckpt: &mut Checkpointer,
         slot: &mut ReplySlot,
     ) -> Result<Sent, Failure> {
@@ -212,9 +219,22 @@ impl Upload {
             ));
         };
         let url = reply::resolve(&target(&self.url, session(file)), &sent)?;
-        match reply::fetch(cx, slot, file, &url, ckpt).await? {
-            Fetched::Completed => Ok(Sent::All),
-            Fetched::Stopped => Ok(Sent::Stopped),
+        match reply::fetch(cx, slot, file, &url, ckpt).await {
+            Ok(Fetched::Completed) => Ok(Sent::All),
+            Ok(Fetched::Stopped) => Ok(Sent::Stopped),
+            Err(f)
+                if matches!(f.error.code.http_status(), Some(404 | 410)) && !self.reply_asked =>
+            {
+                // The server may have ended the session (and its reply) while the job waited:
+                // the last bytes again say which.
+                tracing::info!(%url, "the reply is gone: asking the session again");
+                self.reply_asked = true;
+                if let Some(s) = file.upload.as_mut().and_then(|u| u.session.as_mut()) {
+                    s.reply_url = None;
+                }
+                Ok(Sent::Again)
+            }
+            Err(f) => Err(f),
         }
     }
 
@@ -315,9 +335,15 @@ impl Upload {
             if at >= total && !needs_reply {
                 return Ok(Sent::All);
             }
+            // A fragment takes at most about half a minute at the job's current rate, so that
+            // a rate cut mid-upload does not leave a fragment to time out.
+            let piece = cx.throttle.piece() as u64;
+            let size = match piece.checked_mul(40 * 30) {
+                Some(at_rate) => self.sizer.next().min(at_rate.max(fragments::MIN)),
+                None => self.sizer.next(),
+            };
             // Every byte is there but the reply URL was lost with a crash: the last bytes
             // again (the server writes them once) bring the last fragment's Ack again.
-            let size = self.sizer.next();
             let first = if at >= total {
                 total - size.min(total)
             } else {
@@ -392,7 +418,7 @@ impl Upload {
         if received > at {
             self.stalls = 0;
             cx.live.add_moved(received - at);
-        } else if !(self.wants_reply && received == total) {
+        } else if !(self.wants_reply && received == total && ack.is_success()) {
             self.stalls += 1;
             if self.stalls > MAX_STALLS {
                 return Err(invalid(

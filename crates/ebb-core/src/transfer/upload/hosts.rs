@@ -7,9 +7,6 @@ use url::Url;
 
 use crate::model::{JobFile, Timestamp, UploadSession};
 
-/// BITS's default `BITS-Host-Id-Fallback-Timeout`.
-const HOST_FALLBACK_DEFAULT: u64 = 86_400;
-
 /// Where packets go: the upload URL, on the host the server pinned the session to if it did.
 pub(super) fn target(url: &Url, session: Option<&UploadSession>) -> Url {
     let Some(host) = session.and_then(|s| s.host.as_deref()) else {
@@ -42,7 +39,10 @@ pub(super) fn host_failed(file: &mut JobFile) -> bool {
     };
     let now = Timestamp::now();
     let since = *s.host_failing_since.get_or_insert(now);
-    let limit = Duration::from_secs(s.host_fallback_secs.unwrap_or(HOST_FALLBACK_DEFAULT));
+    // Without a fallback timeout the session stays on its host for good ([MC-BUP] §3.1.2.3).
+    let Some(limit) = s.host_fallback_secs.map(Duration::from_secs) else {
+        return false;
+    };
     if since.elapsed_until(now) < limit {
         return false;
     }

@@ -10,7 +10,7 @@ use url::Url;
 use super::super::checkpoint::Checkpointer;
 use super::super::{Failure, Fetched, FileCx};
 use crate::error::{ErrorCode, ErrorContext, Status};
-use crate::model::{Job, JobFile, JobId, NewFile};
+use crate::model::{Credentials, Job, JobFile, JobId, NewFile};
 
 /// A run's hold on its job's reply.
 #[derive(Debug)]
@@ -88,10 +88,22 @@ pub(super) async fn fetch(
         return Ok(Fetched::Completed);
     }
     tracing::info!(%url, path = %reply.local_path.display(), "fetching the reply");
+    // The server names the reply's URL: the job's server credentials go there only if it is
+    // the upload's own origin (or the job lets credentials cross origins).
+    let upload_origin = Url::parse(&upload.remote_url).map(|u| u.origin()).ok();
+    let same_origin = upload_origin.is_some_and(|o| o == url.origin());
+    let credentials = if same_origin || cx.properties.credentials_across_origins {
+        cx.credentials.clone()
+    } else {
+        Credentials {
+            server: None,
+            proxy: cx.credentials.proxy.clone(),
+        }
+    };
     let rcx = FileCx {
         index: Job::REPLY_INDEX,
         properties: cx.properties,
-        credentials: cx.credentials,
+        credentials: &credentials,
         live: cx.live,
         stop: cx.stop,
         clients: cx.clients,

@@ -53,7 +53,7 @@ impl Source {
 
     /// Fail with `BG_E_LOCAL_FILE_CHANGED` unless the file is as `stamp` says.
     pub(super) fn check(&self, stamp: &SourceStamp) -> Result<(), Failure> {
-        if &self.stamp == stamp {
+        if same_content(&self.stamp, stamp) {
             Ok(())
         } else {
             Err(changed(&self.path, "since its upload began"))
@@ -119,15 +119,27 @@ impl Source {
             .file
             .metadata()
             .map_err(|e| Failure::local_io(&self.path, &e))?;
-        if stamp(&now) != self.stamp {
+        if !same_content(&stamp(&now), &self.stamp) {
             return Err(changed(&self.path, "while it uploads"));
         }
         match std::fs::metadata(&self.path) {
-            Ok(m) if stamp(&m) == self.stamp => Ok(bytes::Bytes::from(buf)),
+            Ok(m)
+                if same_content(&stamp(&m), &self.stamp) && stamp(&m).inode == self.stamp.inode =>
+            {
+                Ok(bytes::Bytes::from(buf))
+            }
             Ok(_) => Err(changed(&self.path, "(it was replaced) while it uploads")),
             Err(e) => Err(Failure::local_io(&self.path, &e)),
         }
     }
+}
+
+/// Whether two stamps say the same content, as BITS judges it: size and modification time.
+/// (The change time and inode are not compared across runs: a `chmod`, a backup tool's hard
+/// link or a remount changes them, not the bytes. Within a run the inode tells a file replaced
+/// at the path.)
+fn same_content(a: &SourceStamp, b: &SourceStamp) -> bool {
+    a.len == b.len && a.modified_ns == b.modified_ns
 }
 
 fn not_regular(path: &Path) -> Failure {
@@ -211,6 +223,13 @@ mod tests {
         let source = Source::open(&path).unwrap();
         assert_eq!(source.stamp.len, 10);
         assert_eq!(&source.read(2, 3).await.unwrap()[..], b"234");
+        // A chmod is no change of content (its change time moves, its bytes do not).
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+            assert_eq!(&source.read(0, 2).await.unwrap()[..], b"01");
+        }
         // Same length, new bytes. (File times tick coarsely: the change must come a tick later
         // to be seen, as with BITS's size-and-time check.)
         std::thread::sleep(std::time::Duration::from_millis(50));
