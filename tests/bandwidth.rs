@@ -324,7 +324,7 @@ async fn cli_bandwidth_verbs_through_the_daemon() {
     assert_eq!(show["idle"]["enabled"], false);
     let text = cli.ok(&["bandwidth", "show"]);
     assert!(
-        text.contains("target rate:") && text.contains("10MB/s (80.0 Mbit/s) - cap"),
+        text.contains("target rate:") && text.contains("10MB/s - cap"),
         "{text}"
     );
 
@@ -346,7 +346,7 @@ async fn cli_bandwidth_verbs_through_the_daemon() {
     cli.ok(&["set", &id, "--max-rate", "500KB/s"]);
     let info = cli.json(&["info", &id, "--json"]);
     assert_eq!(info["max_rate"], "500KB/s");
-    assert!(cli.ok(&["info", &id]).contains("500KB/s (4.0 Mbit/s)"));
+    assert!(cli.ok(&["info", &id]).contains("max rate:              500KB/s"));
 
     cli.ok(&["bandwidth", "reset"]);
     let show = cli.json(&["bandwidth", "show", "--json"]);

@@ -374,9 +374,16 @@ async fn replace_remote_prefix_repairs_a_job_in_error() {
     assert_eq!(n, 1);
     e.resume(id).await.unwrap();
     wait_state(&e, id, JobState::Transferred, 20).await;
-    e.set_remote_name(id, 0, &origin.url("/new/r.bin"))
+    // Its bytes are here: a new remote name would make `files` lie about where they came from.
+    let refused = e
+        .set_remote_name(id, 0, &origin.url("/other/r.bin"))
         .await
-        .unwrap();
+        .unwrap_err();
+    assert_eq!(refused.code(), ErrorCode::BG_E_INVALID_STATE);
+    assert_eq!(
+        e.job(id).await.unwrap().files[0].remote_url,
+        origin.url("/new/r.bin")
+    );
     e.complete(id).await.unwrap();
     assert_eq!(std::fs::read(&dest).unwrap(), data(5000, 5));
     e.shutdown().await;

@@ -18,7 +18,8 @@ use ebb::{JobType, Limit, Priority};
                   final names only on `complete`.\n\nVerbs go to the per-user daemon `ebbd` \
                   (started on demand). With --embedded the engine runs in this process instead: \
                   then `resume --wait`, `wait` and `transfer` move bytes and other verbs only \
-                  change the queue."
+                  change the queue.",
+    after_help = EXAMPLES
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -27,24 +28,50 @@ pub struct Cli {
     pub command: Command,
 }
 
+const EXAMPLES: &str = "Examples:
+  ebb transfer https://example.com/big.iso      download to ./big.iso, with a progress bar
+  ebb list                                      every job, and why each one waits
+  ebb info JOB                                  one job in full (JOB: its id or its name)
+  ebb create nightly && ebb add-file nightly URL PATH && ebb resume nightly
+  ebb completions bash > ~/.local/share/bash-completion/completions/ebb
+  ebb bitsadmin /transfer myjob URL PATH        BITSAdmin's syntax and output
+
+Exit codes: 0 done, 1 failed (the message says why), 2 bad usage, 124 a --timeout passed,
+130/143 interrupted.";
+
 #[derive(Debug, Args)]
 pub struct EngineArgs {
     /// Run the engine in this process instead of talking to ebbd.
-    #[arg(long, global = true, env = "EBB_EMBEDDED", value_parser = BoolishValueParser::new())]
+    #[arg(long, global = true, env = "EBB_EMBEDDED", value_parser = BoolishValueParser::new(), help_heading = "Where the engine runs")]
     pub embedded: bool,
     /// Do not start ebbd if none answers.
-    #[arg(long, global = true, env = "EBB_NO_AUTOSTART", value_parser = BoolishValueParser::new())]
+    #[arg(long, global = true, env = "EBB_NO_AUTOSTART", value_parser = BoolishValueParser::new(), help_heading = "Where the engine runs")]
     pub no_autostart: bool,
     /// The daemon's socket (default: <runtime dir>/ebb/ebbd.sock).
-    #[arg(long, global = true, env = "EBB_SOCKET", value_name = "PATH")]
+    #[arg(
+        long,
+        global = true,
+        env = "EBB_SOCKET",
+        value_name = "PATH",
+        help_heading = "Where the engine runs"
+    )]
     pub socket: Option<PathBuf>,
     /// Where the queue lives (default: the per-user data directory).
-    #[arg(long, global = true, env = "EBB_DATA_DIR", value_name = "DIR")]
+    #[arg(
+        long,
+        global = true,
+        env = "EBB_DATA_DIR",
+        value_name = "DIR",
+        help_heading = "Where the engine runs"
+    )]
     pub data_dir: Option<PathBuf>,
     /// The engine's settings. Embedded, they win over the configuration file's `[engine]`;
     /// to the daemon, they go to an ebbd this call starts, and one already running with other
     /// settings refuses the call.
-    #[command(flatten)]
+    #[command(
+        flatten,
+        next_help_heading = "Engine settings (for an ebbd this call starts, or --embedded)"
+    )]
     pub settings: EngineSettings,
 }
 
@@ -52,16 +79,22 @@ pub struct EngineArgs {
 pub enum Command {
     /// Create a job (Suspended); prints its id alone.
     Create {
+        /// download, upload or upload-reply.
         #[arg(long = "type", default_value = "download", value_parser = parse_type)]
         job_type: JobType,
+        /// foreground, high, normal (the default) or low.
         #[arg(long, value_parser = parse_priority)]
         priority: Option<Priority>,
+        /// The job's display name (other verbs accept it in place of the id).
         name: String,
     },
     /// Add a file to a job.
     AddFile {
+        /// The job: its id, or its display name when no other job has it.
         job: String,
+        /// Where the file comes from (http, https or file; for an upload, where it goes).
         url: String,
+        /// Where it goes on this machine (for an upload, the file sent).
         path: PathBuf,
         /// Only these byte ranges, e.g. `0:100,2000:eof` (the file holds them in order).
         #[arg(long)]
@@ -72,24 +105,38 @@ pub enum Command {
     },
     /// Queue a job; with --wait, run the engine until it leaves the active states.
     Resume {
+        /// The job: its id, or its display name when no other job has it.
         job: String,
+        /// Then wait until it leaves the active states (and, embedded, run the engine).
         #[arg(long)]
         wait: bool,
     },
     /// Stop a job, keeping its progress.
-    Suspend { job: String },
+    Suspend {
+        /// The job: its id, or its display name when no other job has it.
+        job: String,
+    },
     /// Make a job's transferred files appear at their final names.
-    Complete { job: String },
+    Complete {
+        /// The job: its id, or its display name when no other job has it.
+        job: String,
+    },
     /// Drop a job and its temporary files.
-    Cancel { job: String },
+    Cancel {
+        /// The job: its id, or its display name when no other job has it.
+        job: String,
+    },
     /// Show a job.
     Info {
+        /// The job: its id, or its display name when no other job has it.
         job: String,
+        /// One JSON document (the model's names, snake_case), for scripts.
         #[arg(long)]
         json: bool,
     },
     /// List jobs (Acknowledged and Cancelled ones only with --all).
     List {
+        /// One JSON document (the model's names, snake_case), for scripts.
         #[arg(long)]
         json: bool,
         /// Acknowledged and Cancelled jobs too.
@@ -101,13 +148,16 @@ pub enum Command {
     },
     /// List a job's files.
     Files {
+        /// The job: its id, or its display name when no other job has it.
         job: String,
+        /// One JSON document (the model's names, snake_case), for scripts.
         #[arg(long)]
         json: bool,
     },
     /// An upload-reply job's reply: its file and progress, or with --data its bytes (at most
     /// 1 MiB) on stdout, or with --file its file name alone.
     Reply {
+        /// The job: its id, or its display name when no other job has it.
         job: String,
         /// The reply's bytes, raw, on stdout.
         #[arg(long, conflicts_with_all = ["file", "json"])]
@@ -115,12 +165,15 @@ pub enum Command {
         /// The reply file's name alone.
         #[arg(long, conflicts_with = "json")]
         file: bool,
+        /// One JSON document (the model's names, snake_case), for scripts.
         #[arg(long)]
         json: bool,
     },
     /// Show a job's last error.
     Error {
+        /// The job: its id, or its display name when no other job has it.
         job: String,
+        /// One JSON document (the model's names, snake_case), for scripts.
         #[arg(long)]
         json: bool,
     },
@@ -128,32 +181,17 @@ pub enum Command {
     Set(SetArgs),
     /// Run the engine until the job leaves the active states (exit 0 if it is Transferred).
     Wait {
+        /// The job: its id, or its display name when no other job has it.
         job: String,
-        /// Give up waiting after this long: seconds, or e.g. `2m`.
-        #[arg(long, value_parser = ebb::settings::parse_duration)]
+        /// Give up waiting after this long (seconds, or e.g. `2m`): exit 124, the job goes on.
+        #[arg(long, value_parser = ebb::settings::parse_duration, value_name = "DURATION")]
         timeout: Option<Duration>,
     },
-    /// Download URL to PATH (pairs may repeat), or with --upload send FILE to URL: create,
-    /// add, resume, wait, complete.
-    Transfer {
-        #[arg(long, value_parser = parse_priority)]
-        priority: Option<Priority>,
-        /// Upload FILE to URL (one pair) over the BITS upload protocol, e.g. to `ebb-server`.
-        #[arg(long, conflicts_with = "upload_reply")]
-        upload: bool,
-        /// Upload FILE to URL and fetch the server application's reply.
-        #[arg(long)]
-        upload_reply: bool,
-        /// Where the reply goes (--upload-reply; default: beside FILE, named after it).
-        #[arg(long, value_name = "PATH", requires = "upload_reply")]
-        reply_file: Option<PathBuf>,
-        /// Display name of the job.
-        #[arg(long, default_value = "ebb transfer")]
-        name: String,
-        /// URL PATH [URL PATH ...] (for an upload: URL FILE)
-        #[arg(required = true, num_args = 2.., value_name = "URL PATH")]
-        pairs: Vec<String>,
-    },
+    /// Download URLs (each to PATH, or named after the URL), or with --upload send FILE to
+    /// URL: create, add, resume, wait, complete. Run again after Ctrl-C, the same command goes
+    /// on with the job it started, from its last checkpoint.
+    #[command(after_help = TRANSFER_EXAMPLES)]
+    Transfer(TransferArgs),
     /// A live table of jobs, refreshed until Ctrl-C (like `bitsadmin /monitor`).
     Monitor {
         /// Seconds between refreshes, or e.g. `500ms`.
@@ -181,25 +219,102 @@ pub enum Command {
     },
     /// Rewrite the start of every remote name of a job (repair after a server move).
     ReplaceRemotePrefix {
+        /// The job: its id, or its display name when no other job has it.
         job: String,
+        /// The start of the remote names to change, e.g. `https://old.example.com/`.
         old: String,
+        /// What it becomes.
         new: String,
     },
     /// Change one file's remote name.
     SetRemoteName {
+        /// The job: its id, or its display name when no other job has it.
         job: String,
+        /// The file's index, as `ebb files` shows it (from 0).
         index: usize,
+        /// Its new remote name (only while the file is not yet transferred).
         url: String,
     },
     /// Bandwidth for background jobs: what limits it now, and run-time caps.
     #[command(subcommand)]
     Bandwidth(BandwidthCommand),
+    /// Print a completion script for SHELL (bash, zsh, fish, powershell, elvish) on stdout.
+    #[command(after_help = "Install, e.g.:
+  bash: ebb completions bash > ~/.local/share/bash-completion/completions/ebb
+  zsh:  ebb completions zsh > ~/.zfunc/_ebb   (with fpath+=~/.zfunc before compinit)
+  fish: ebb completions fish > ~/.config/fish/completions/ebb.fish")]
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print ebb's man page (roff) on stdout, or write one page per verb into DIR.
+    Man {
+        /// Write ebb.1 and ebb-VERB.1 for every verb into this directory.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
+}
+
+const TRANSFER_EXAMPLES: &str = "Examples:
+  ebb transfer https://example.com/big.iso                  # to ./big.iso
+  ebb transfer https://example.com/a.zip /tmp/a.zip         # URL PATH pairs may repeat
+  ebb transfer -d ~/Downloads URL1 URL2                     # named after each URL
+  ebb transfer --timeout 10m --priority foreground URL      # give up after 10 minutes
+  ebb transfer --upload https://host/uploads/r.log r.log    # to ebb-server or IIS";
+
+/// `ebb transfer`'s options and targets.
+#[derive(Debug, Args)]
+pub struct TransferArgs {
+    /// foreground, high, normal (the default) or low; background priorities use only what
+    /// the network leaves idle.
+    #[arg(long, value_parser = parse_priority)]
+    pub priority: Option<Priority>,
+    /// Upload FILE to URL (one pair) over the BITS upload protocol, e.g. to `ebb-server`.
+    #[arg(long, conflicts_with = "upload_reply")]
+    pub upload: bool,
+    /// Upload FILE to URL and fetch the server application's reply.
+    #[arg(long)]
+    pub upload_reply: bool,
+    /// Where the reply goes (--upload-reply; default: beside FILE, named after it).
+    #[arg(long, value_name = "PATH", requires = "upload_reply")]
+    pub reply_file: Option<PathBuf>,
+    /// Save the one URL given as FILE.
+    #[arg(short = 'o', long, value_name = "FILE", conflicts_with = "output_dir")]
+    pub output: Option<PathBuf>,
+    /// Save files named after their URLs in DIR (default: the current directory).
+    #[arg(short = 'd', long, value_name = "DIR")]
+    pub output_dir: Option<PathBuf>,
+    /// Create missing directories of the destinations.
+    #[arg(long)]
+    pub create_dirs: bool,
+    /// Replace a destination that already exists (otherwise ebb refuses, and says so).
+    #[arg(long)]
+    pub overwrite: bool,
+    /// No progress bar and no notes: only errors.
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Display name of the job.
+    #[arg(long, default_value = "ebb transfer")]
+    pub name: String,
+    /// Accept any server certificate (self-signed, expired, another name): the job's
+    /// BG_SSL_IGNORE_* security flags (0x1e).
+    #[arg(long)]
+    pub insecure: bool,
+    /// Give up after this long (seconds, or e.g. `10m`): the job is cancelled and the
+    /// command exits 124.
+    #[arg(long, value_parser = ebb::settings::parse_duration, value_name = "DURATION")]
+    pub timeout: Option<Duration>,
+    /// URL [PATH] ...: each URL, followed by where it goes unless it is named after the URL.
+    /// For an upload: URL FILE.
+    #[arg(required = true, num_args = 1.., value_name = "URL [PATH]")]
+    pub targets: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum BandwidthCommand {
     /// The current target rate, the estimated foreground traffic, and why.
     Show {
+        /// One JSON document (the model's names, snake_case), for scripts.
         #[arg(long)]
         json: bool,
     },
@@ -222,20 +337,27 @@ pub enum BandwidthCommand {
 
 #[derive(Debug, Args)]
 pub struct SetArgs {
+    /// The job: its id, or its display name when no other job has it.
     pub job: String,
+    /// foreground, high, normal or low.
     #[arg(long, value_parser = parse_priority)]
     pub priority: Option<Priority>,
+    /// The name lists show (and other verbs accept in place of the id).
     #[arg(long)]
     pub display_name: Option<String>,
+    /// Free text kept with the job.
     #[arg(long)]
     pub description: Option<String>,
-    /// Seconds (at least 5).
-    #[arg(long, value_name = "SECONDS")]
+    /// Wait at least this long before retrying after a transient error: seconds, or e.g.
+    /// `10m` (at least 5 s).
+    #[arg(long, value_name = "DURATION", value_parser = parse_secs)]
     pub min_retry_delay: Option<u32>,
-    /// Seconds; 0 makes every error final.
-    #[arg(long, value_name = "SECONDS")]
+    /// Give up (Error) after this long without progress: seconds, or e.g. `1h`; 0 makes every
+    /// error final.
+    #[arg(long, value_name = "DURATION", value_parser = parse_secs)]
     pub no_progress_timeout: Option<u32>,
-    #[arg(long, value_name = "SECONDS")]
+    /// Fail the job once it has been transferring this long: seconds, or e.g. `10m`.
+    #[arg(long, value_name = "DURATION", value_parser = parse_secs)]
     pub max_download_time: Option<u32>,
     /// Program and arguments run on Transferred/Error (no shell); `none` clears.
     #[arg(long, value_name = "COMMAND")]
@@ -246,8 +368,9 @@ pub struct SetArgs {
     /// `Name: value`, repeatable; replaces the job's headers. `--header none` clears them.
     #[arg(long = "header", value_name = "HEADER")]
     pub headers: Vec<String>,
-    /// preconfig | no_proxy | autodetect | override:PROXY[,PROXY][;BYPASS[,BYPASS]]
-    #[arg(long)]
+    /// preconfig (the system's), no-proxy, autodetect, or
+    /// override:PROXY[,PROXY][;BYPASS[,BYPASS]].
+    #[arg(long, value_name = "PROXY")]
     pub proxy: Option<String>,
     /// server|proxy:USER:PASSWORD (Basic), or server|proxy:none to remove. On a command line
     /// the password is visible to other processes: prefer --credentials-from.
@@ -256,15 +379,20 @@ pub struct SetArgs {
     /// Read TARGET:USER:PASSWORD lines from a file, or from stdin with `-`.
     #[arg(long, value_name = "FILE")]
     pub credentials_from: Option<PathBuf>,
-    /// allow | report | disallow
-    #[arg(long)]
+    /// What a redirect does: allow (silently), report (allowed, and `files` shows where it
+    /// went) or disallow (the job's error).
+    #[arg(long, value_name = "POLICY")]
     pub redirect_policy: Option<String>,
-    /// Allow a redirect from HTTPS to HTTP (true/false).
-    #[arg(long)]
+    /// Allow a redirect from HTTPS to HTTP (on/off).
+    #[arg(long, value_parser = parse_on_off, value_name = "on|off")]
     pub allow_https_to_http: Option<bool>,
     /// Raw BG_SSL_* and redirect bits, decimal or 0x hex.
     #[arg(long, value_parser = parse_u32, value_name = "FLAGS")]
     pub security_flags: Option<u32>,
+    /// Accept any server certificate (on/off): sets or clears every BG_SSL_IGNORE_* bit of the
+    /// security flags (0x1e).
+    #[arg(long, value_parser = parse_on_off, value_name = "on|off")]
+    pub insecure: Option<bool>,
     /// This job's own cap: 10MiB/s, 500KB/s, 80mbit, 0 (pause) or unlimited.
     #[arg(long, value_parser = parse_limit, value_name = "RATE")]
     pub max_rate: Option<Limit>,
@@ -301,7 +429,13 @@ fn parse_priority(s: &str) -> Result<Priority, String> {
     s.parse()
 }
 
-/// Seconds (`30`) or a duration with units (`1m30s`, `250ms`).
+/// A duration in whole seconds, spelled as every duration flag takes it: `30`, `10m`, `1h30m`.
+fn parse_secs(s: &str) -> Result<u32, String> {
+    let d = ebb::settings::parse_duration(s)?;
+    u32::try_from(d.as_secs()).map_err(|_| format!("{s:?} is too long (at most 136 years)"))
+}
+
+/// A number, decimal or `0x` hex.
 pub fn parse_u32(s: &str) -> Result<u32, String> {
     let t = s.trim();
     let parsed = match t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {

@@ -5,8 +5,11 @@
 //! `parse` reads arguments, `verbs` acts on the backend, `format` prints as BITSAdmin does.
 
 mod format;
+mod help;
 mod parse;
 mod verbs;
+
+pub use format::list_line;
 
 use std::fmt::Write as _;
 use std::process::ExitCode;
@@ -80,10 +83,14 @@ pub async fn run(args: &EngineArgs, words: &[String]) -> anyhow::Result<ExitCode
         print!("{BANNER}");
     }
     let Some((command, rest)) = rest.split_first() else {
-        eprintln!("Unable to perform the operation: no command given. See bitsadmin /? for help.");
+        print!("{}", help::USAGE);
         return Ok(ExitCode::from(2));
     };
     let command = command.to_ascii_uppercase();
+    if matches!(command.as_str(), "/?" | "/HELP" | "-?" | "/H") {
+        print!("{}", help::USAGE);
+        return Ok(ExitCode::SUCCESS);
+    }
     if UNSUPPORTED.contains(&command.as_str()) {
         eprintln!("{command} is not supported by ebb (no such feature on this platform).");
         return Ok(ExitCode::FAILURE);

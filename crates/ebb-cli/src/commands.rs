@@ -6,6 +6,7 @@ pub mod bandwidth;
 pub mod cancel;
 pub mod complete;
 pub mod create;
+pub mod docs;
 pub mod info;
 pub mod list;
 pub mod repair;

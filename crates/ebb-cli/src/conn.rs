@@ -126,7 +126,8 @@ fn check_settings(args: &EngineArgs, daemon: &dyn Backend) -> anyhow::Result<()>
     )
 }
 
-/// Connect to the daemon, starting one if none answers (unless `--no-autostart`).
+/// Connect to the daemon, starting one if none answers (unless `--no-autostart`). A daemon
+/// that fails to start is reported at once, in its own words and with its exit code.
 #[cfg(not(windows))]
 async fn daemon(args: &EngineArgs) -> anyhow::Result<Box<dyn Backend>> {
     let socket = socket(args)?;
@@ -138,13 +139,17 @@ async fn daemon(args: &EngineArgs) -> anyhow::Result<Box<dyn Backend>> {
         }
         Err(e) => e,
     };
+    if let Some(refusal) = not_ours(&socket) {
+        bail!("{refusal}");
+    }
     if args.no_autostart {
         bail!(
             "no ebbd answers on {}: {first} (start `ebbd`, or use --embedded)",
             socket.display()
         );
     }
-    let pid = start_daemon(args, &socket)?;
+    let mut started = start_daemon(args, &socket)?;
+    let pid = started.child.id();
     eprintln!("ebb: started ebbd (pid {pid}) on {}", socket.display());
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
@@ -153,14 +158,66 @@ async fn daemon(args: &EngineArgs) -> anyhow::Result<Box<dyn Backend>> {
                 check_settings(args, c.as_ref())?;
                 return Ok(c);
             }
-            Err(e) if Instant::now() >= deadline => {
-                bail!(
-                    "ebbd (pid {pid}) did not answer on {}: {e}",
-                    socket.display()
-                )
+            Err(e) => {
+                if let Some(failed) = started.failed()? {
+                    return Err(failed.into());
+                }
+                if Instant::now() >= deadline {
+                    bail!(
+                        "ebbd (pid {pid}) did not answer on {} within 10 s: {e} (its log: \
+                         ebbd.log in the data directory)",
+                        socket.display()
+                    );
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
             }
-            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
         }
+    }
+}
+
+/// A socket that belongs to another user: said as the refusal it is.
+#[cfg(not(windows))]
+fn not_ours(socket: &std::path::Path) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let owner = std::fs::symlink_metadata(socket).ok()?.uid();
+    let me = ebb::Owner::current().uid;
+    (owner != me).then(|| {
+        format!(
+            "permission denied: the socket {} belongs to uid {owner}, not to you (uid {me}); \
+             each user has their own ebbd: use your own --socket (or EBB_SOCKET)",
+            socket.display()
+        )
+    })
+}
+
+/// An ebbd this call started, and where its stderr goes until it answers.
+#[cfg(not(windows))]
+struct Started {
+    child: std::process::Child,
+    stderr: PathBuf,
+}
+
+#[cfg(not(windows))]
+impl Started {
+    /// The daemon's own failure, if it has exited.
+    fn failed(&mut self) -> anyhow::Result<Option<crate::exit::Failed>> {
+        let Some(status) = self.child.try_wait()? else {
+            return Ok(None);
+        };
+        let said = std::fs::read_to_string(&self.stderr).unwrap_or_default();
+        let said = said.trim();
+        let said = said.strip_prefix("ebbd: ").unwrap_or(said);
+        let message = if said.is_empty() {
+            format!("ebbd exited at once ({status}) and said nothing")
+        } else {
+            format!("ebbd could not start: {said}")
+        };
+        let code = status
+            .code()
+            .and_then(|c| u8::try_from(c).ok())
+            .filter(|c| *c != 0)
+            .unwrap_or(crate::exit::FAILED);
+        Ok(Some(crate::exit::Failed { code, message }))
     }
 }
 
@@ -216,18 +273,25 @@ pub fn exec_ebbd(_args: &EngineArgs, _ebbd_args: &[std::ffi::OsString]) -> anyho
 }
 
 /// Start `ebbd` detached from our terminal's process group, so that Ctrl-C here does not
-/// stop it.
+/// stop it. Its stderr goes to `ebbd.stderr` beside the socket, where a failure to start is
+/// read back.
 #[cfg(not(windows))]
-fn start_daemon(args: &EngineArgs, socket: &std::path::Path) -> anyhow::Result<u32> {
+fn start_daemon(args: &EngineArgs, socket: &std::path::Path) -> anyhow::Result<Started> {
     use std::os::unix::process::CommandExt;
+    let dir = socket.parent().unwrap_or(std::path::Path::new("."));
+    ebb::private_dir::create(dir)?;
+    let stderr = dir.join("ebbd.stderr");
+    let file = ebb::private_dir::open_file(&stderr, false)?;
+    file.set_len(0)
+        .with_context(|| format!("{}: cannot empty it", stderr.display()))?;
     let mut cmd = ebbd_command(args)?;
     cmd.env("EBB_SOCKET", socket)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(file)
         .process_group(0);
     let child = cmd
         .spawn()
         .with_context(|| format!("cannot start {}", cmd.get_program().display()))?;
-    Ok(child.id())
+    Ok(Started { child, stderr })
 }

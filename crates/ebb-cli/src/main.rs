@@ -1,11 +1,14 @@
 //! `ebb`: BITS-style background transfers from a shell.
 //!
-//! Exit codes: 0 success, 1 the operation failed (the message says why), 2 bad usage.
+//! Exit codes: 0 success, 1 the operation failed (the message says why), 2 bad usage, 124 a
+//! `--timeout` passed, 130/143 interrupted (Ctrl-C, SIGTERM).
 
 mod args;
 mod bitsadmin;
 mod commands;
 mod conn;
+mod exit;
+mod monitor;
 mod output;
 mod watch;
 
@@ -14,7 +17,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, anyhow};
 use clap::Parser;
-use ebb::{JobType, NewFile};
+use ebb::NewFile;
 
 use args::{Cli, Command, EngineArgs};
 
@@ -55,7 +58,7 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("ebb: {e:#}");
-            ExitCode::FAILURE
+            exit::code_for(&e)
         }
     }
 }
@@ -108,28 +111,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => commands::reply::run(args, &job, commands::reply::Show::of(data, file, json)).await?,
         Command::Set(set) => commands::set::run(args, set).await?,
         Command::Wait { job, timeout } => return commands::wait::run(args, &job, timeout).await,
-        Command::Transfer {
-            priority,
-            upload,
-            upload_reply,
-            reply_file,
-            name,
-            pairs,
-        } => {
-            let job_type = match (upload, upload_reply) {
-                (_, true) => JobType::UploadReply,
-                (true, false) => JobType::Upload,
-                (false, false) => JobType::Download,
-            };
-            let reply_file = reply_file.as_deref().map(absolute).transpose()?;
-            let how = commands::transfer::How {
-                job_type,
-                priority,
-                reply_file,
-            };
-            return commands::transfer::run(args, how, &name, &pairs).await;
+        Command::Transfer(t) => return commands::transfer::run(args, t).await,
+        Command::Monitor { refresh } => {
+            return monitor::run(args, refresh, monitor::Style::Ebb).await;
         }
-        Command::Monitor { refresh } => return watch::monitor(args, refresh).await,
         Command::Bitsadmin { args: words } => return bitsadmin::run(args, &words).await,
         Command::Daemon { .. } => unreachable!("handled before the runtime starts"),
         Command::ReplaceRemotePrefix { job, old, new } => {
@@ -139,6 +124,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             commands::repair::set_remote_name(args, &job, index, &url).await?;
         }
         Command::Bandwidth(verb) => commands::bandwidth::run(args, verb).await?,
+        Command::Completions { shell } => commands::docs::completions(shell),
+        Command::Man { dir } => commands::docs::man(dir.as_deref())?,
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -13,19 +13,56 @@ pub fn json<T: serde::Serialize>(value: &T) -> anyhow::Result<String> {
     Ok(serde_json::to_string_pretty(value)?)
 }
 
-/// One line per job: id, state, priority, files, bytes, name.
-pub fn list_line(j: &JobInfo) -> String {
+/// A value as every text output spells it, and as flags take it: lower case, words joined by
+/// `-` (`transient-error`, `upload-reply`). JSON keeps the model's snake_case.
+pub fn word(value: &impl std::fmt::Display) -> String {
+    value.to_string().replace('_', "-")
+}
+
+/// A rate as the progress bar shows it: binary units, one decimal (`4.8 MiB/s`).
+pub fn rate_of(bytes_per_sec: f64) -> String {
+    let mut v = bytes_per_sec.max(0.0);
+    for unit in ["B/s", "KiB/s", "MiB/s", "GiB/s"] {
+        if v < 1024.0 || unit == "GiB/s" {
+            return if unit == "B/s" {
+                format!("{v:.0} {unit}")
+            } else {
+                format!("{v:.1} {unit}")
+            };
+        }
+        v /= 1024.0;
+    }
+    unreachable!("the loop returns at its last unit")
+}
+
+/// A duration as flags take it: `10m`, `14days`, `0s`.
+pub fn duration(secs: u32) -> String {
+    humantime::format_duration(std::time::Duration::from_secs(u64::from(secs))).to_string()
+}
+
+/// The header of [`list_line`]'s table.
+pub fn list_header() -> String {
     format!(
-        "{}  {:<15} {:<10} {} / {} files  {} / {} bytes  {:?}",
-        j.id,
-        j.state.bits_name(),
-        j.properties.priority.as_str().to_ascii_uppercase(),
-        j.files_transferred,
-        j.files_total,
-        j.bytes_transferred,
-        bytes(j.bytes_total),
-        j.display_name
+        "{:<36}  {:<16} {:<11} {:<10} {:<21} NAME (WHY IT WAITS)",
+        "ID", "STATE", "PRIORITY", "FILES", "BYTES"
     )
+}
+
+/// One line per job: id, state, priority, files, bytes, name, and why it waits.
+pub fn list_line(j: &JobInfo) -> String {
+    let mut line = format!(
+        "{}  {:<16} {:<11} {:<10} {:<21} {:?}",
+        j.id,
+        word(&j.state),
+        word(&j.properties.priority),
+        format!("{}/{}", j.files_transferred, j.files_total),
+        format!("{}/{}", j.bytes_transferred, bytes(j.bytes_total)),
+        j.display_name
+    );
+    if let Some(r) = &j.reason {
+        let _ = write!(line, "  ({r})");
+    }
+    line
 }
 
 /// An upload-reply job's reply: where it goes and how much of it came.
@@ -49,9 +86,12 @@ pub fn info(j: &JobInfo) -> String {
     kv("id:", &j.id);
     kv("display name:", &j.display_name);
     kv("description:", &j.description);
-    kv("type:", &j.job_type);
-    kv("state:", &j.state.bits_name());
-    kv("priority:", &p.priority);
+    kv("type:", &word(&j.job_type));
+    kv("state:", &word(&j.state));
+    if let Some(r) = &j.reason {
+        kv("waiting:", r);
+    }
+    kv("priority:", &word(&p.priority));
     kv("owner:", &format!("{} (uid {})", j.owner, j.owner_uid));
     for (i, f) in j.files.iter().enumerate() {
         if let Some(note) = digest_note(f) {
@@ -82,21 +122,15 @@ pub fn info(j: &JobInfo) -> String {
             .map_or_else(|| "UNKNOWN".to_owned(), |t| t.to_string()),
     );
     kv("error count:", &j.error_count);
-    kv("min retry delay:", &format!("{} s", p.minimum_retry_delay));
-    kv(
-        "no progress timeout:",
-        &format!("{} s", p.no_progress_timeout),
-    );
-    kv(
-        "max download time:",
-        &format!("{} s", p.maximum_download_time),
-    );
+    kv("min retry delay:", &duration(p.minimum_retry_delay));
+    kv("no progress timeout:", &duration(p.no_progress_timeout));
+    kv("max download time:", &duration(p.maximum_download_time));
     kv("notify flags:", &format!("0x{:x}", p.notify_flags.0));
     kv(
         "notify command line:",
         &notify_line(p.notify_command_line.as_ref()),
     );
-    kv("proxy:", &format!("{:?}", p.proxy));
+    kv("proxy:", &p.proxy);
     kv("security flags:", &format!("0x{:x}", p.security_flags.0));
     kv("max rate:", &rate(p.max_rate));
     if p.credentials_across_origins {
@@ -111,23 +145,21 @@ pub fn info(j: &JobInfo) -> String {
     s
 }
 
-/// A limit in the user's unit and in Mbit/s: `10MiB/s (83.9 Mbit/s)`.
+/// A limit as the flags take it (`10MiB/s`, `500KB/s`, `unlimited`); 0 says it pauses.
 fn rate(l: Limit) -> String {
-    match (l, l.as_mbit()) {
-        (Limit::BytesPerSec(0), _) => "0 (paused)".to_owned(),
-        (_, Some(m)) => format!("{l} ({m:.1} Mbit/s)"),
-        (_, None) => l.to_string(),
+    match l {
+        Limit::BytesPerSec(0) => "0 (paused)".to_owned(),
+        l => l.to_string(),
     }
-}
-
-fn mbit(bytes_per_sec: u64) -> String {
-    format!("{:.1} Mbit/s", bytes_per_sec as f64 * 8.0 / 1e6)
 }
 
 fn limits(l: &PriorityLimits) -> String {
     format!(
         "all {}, high {}, normal {}, low {}",
-        l.all, l.high, l.normal, l.low
+        rate(l.all),
+        rate(l.high),
+        rate(l.normal),
+        rate(l.low)
     )
 }
 
@@ -163,16 +195,16 @@ pub fn bandwidth(b: &BandwidthStatus, daemon: bool) -> String {
     }
     if let Some(fg) = i.foreground_rate {
         let on = i.interface.as_deref().unwrap_or("?");
-        kv("foreground:", &format!("{} on {on}", mbit(fg)));
+        kv("foreground:", &format!("{} on {on}", rate_of(fg as f64)));
     }
     if let Some(c) = i.capacity {
-        kv("capacity seen:", &mbit(c));
+        kv("capacity seen:", &rate_of(c as f64));
     }
     if let Some(d) = i.queue_delay_ms {
         let to = i.probe_target.as_deref().unwrap_or("?");
         kv("queue delay:", &format!("{d:.0} ms (probing {to})"));
     }
-    kv("background now:", &mbit(b.background_rate));
+    kv("background now:", &rate_of(b.background_rate as f64));
     kv(
         "caps:",
         &format!(
@@ -251,5 +283,23 @@ pub fn error(e: &JobErrorInfo) -> String {
         e.context.number(),
         e.context.description()
     );
+    if is_certificate_error(e.code) {
+        s.push_str(
+            "(to trust this server anyway: `ebb transfer --insecure`, or `ebb set JOB --insecure \
+             on`; to trust its CA: put it in SSL_CERT_FILE, or the ca_certificates setting)\n",
+        );
+    }
     s
+}
+
+fn is_certificate_error(code: ebb::ErrorCode) -> bool {
+    use ebb::ErrorCode as C;
+    [
+        C::SECURE_INVALID_CA,
+        C::SECURE_CERT_CN_INVALID,
+        C::SECURE_CERT_DATE_INVALID,
+        C::SECURE_CERT_WRONG_USAGE,
+        C::SECURE_FAILURE,
+    ]
+    .contains(&code)
 }

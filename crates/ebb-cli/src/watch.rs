@@ -7,12 +7,11 @@ use std::time::Duration;
 use ebb::{JobId, JobInfo, JobState};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::args::EngineArgs;
 use crate::conn::Conn;
 
 /// Ctrl-C and, on Unix, SIGTERM: listened for from creation on (a signal is delivered only to
 /// listeners that exist).
-struct Stop {
+pub struct Stop {
     #[cfg(unix)]
     int: tokio::signal::unix::Signal,
     #[cfg(unix)]
@@ -22,7 +21,7 @@ struct Stop {
 }
 
 impl Stop {
-    fn listen() -> std::io::Result<Self> {
+    pub fn listen() -> std::io::Result<Self> {
         #[cfg(unix)]
         {
             use tokio::signal::unix::{SignalKind, signal};
@@ -40,7 +39,7 @@ impl Stop {
     }
 
     /// Wait for one; the exit code a shell gives for it (130 Ctrl-C, 143 SIGTERM).
-    async fn recv(&mut self) -> u8 {
+    pub async fn recv(&mut self) -> u8 {
         #[cfg(unix)]
         {
             tokio::select! {
@@ -56,43 +55,61 @@ impl Stop {
     }
 }
 
-fn bar() -> ProgressBar {
-    if !std::io::stderr().is_terminal() {
+fn bar(quiet: bool) -> ProgressBar {
+    if quiet || !std::io::stderr().is_terminal() {
         return ProgressBar::hidden();
     }
-    let bar = ProgressBar::new(0);
+    let bar = ProgressBar::no_length();
     if let Ok(style) = ProgressStyle::with_template(
-        "{spinner} {msg:<14} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+        "{spinner} {msg:<16} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}",
     ) {
-        bar.set_style(style.progress_chars("=> "));
+        bar.set_style(style.progress_chars("=> ").with_key("eta", eta));
     }
     bar
 }
 
-fn show(bar: &ProgressBar, j: &JobInfo) {
-    bar.set_length(j.bytes_total.unwrap_or(j.bytes_transferred));
-    bar.set_position(j.bytes_transferred);
-    bar.set_message(format!(
-        "{} {}/{}",
-        j.state.bits_name().to_ascii_lowercase(),
-        j.files_transferred,
-        j.files_total
-    ));
+/// The time left, or `-` while nothing moves (never `5424y` for a stalled transfer).
+fn eta(state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write) {
+    let left = state.eta();
+    let _ = if state.per_sec() >= 1.0 && left < Duration::from_secs(100 * 24 * 3600) {
+        write!(w, "{:#}", indicatif::HumanDuration(left))
+    } else {
+        w.write_str("-")
+    };
 }
 
-/// Wait until job `id` leaves the active states (or `timeout` passes); an embedded engine runs
-/// meanwhile. With `transfer`, a Transferred job is completed and a job in Error is cancelled.
-pub async fn until_settled(
-    conn: &Conn,
-    id: JobId,
-    timeout: Option<Duration>,
-    transfer: bool,
-) -> anyhow::Result<ExitCode> {
+fn show(bar: &ProgressBar, j: &JobInfo) {
+    // A size still unknown (a job queued, or connecting) is no full bar at `0 B/0 B`.
+    match j.bytes_total {
+        Some(total) if total > 0 || j.state == JobState::Transferred => bar.set_length(total),
+        _ => bar.unset_length(),
+    }
+    bar.set_position(j.bytes_transferred);
+    let what = j
+        .reason
+        .as_ref()
+        .map_or_else(|| crate::output::word(&j.state), |r| r.as_str().to_owned());
+    bar.set_message(format!("{what} {}/{}", j.files_transferred, j.files_total));
+}
+
+/// How to watch a job: for how long, and whether it is `transfer`'s own (completed once
+/// Transferred, cancelled in Error or at the timeout).
+#[derive(Clone, Copy, Debug)]
+pub struct Watch {
+    pub timeout: Option<Duration>,
+    pub transfer: bool,
+    /// No bar and no notes: only errors (and what an interruption leaves).
+    pub quiet: bool,
+}
+
+/// Wait until job `id` leaves the active states (or the timeout passes); an embedded engine
+/// runs meanwhile. Each transient error is said once, with when the job tries again.
+pub async fn until_settled(conn: &Conn, id: JobId, how: Watch) -> anyhow::Result<ExitCode> {
     let e = conn.backend();
-    let bar = bar();
+    let bar = bar(how.quiet);
     let mut events = e.subscribe();
     let mut stop = Stop::listen()?;
-    let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
+    let deadline = how.timeout.map(|t| tokio::time::Instant::now() + t);
     let mut last_transient = None;
     let info = loop {
         let info = e.job(id).await?;
@@ -102,13 +119,8 @@ pub async fn until_settled(
         }
         if info.state == JobState::TransientError && last_transient != Some(info.error_count) {
             last_transient = Some(info.error_count);
-            if let Some(err) = &info.error {
-                bar.suspend(|| {
-                    eprintln!(
-                        "ebb: transient error {} - {}; retrying",
-                        err.code, err.description
-                    );
-                });
+            if let Some(r) = info.reason.as_ref().filter(|_| !how.quiet) {
+                bar.suspend(|| eprintln!("ebb: job {id}: {r}"));
             }
         }
         let until =
@@ -126,28 +138,62 @@ pub async fn until_settled(
             code = stop.recv() => Some(code),
             () = tokio::time::sleep_until(until) => {
                 bar.abandon();
-                conn.close().await;
-                eprintln!("ebb: timed out; job {id} is {}", info.state.bits_name());
-                return Ok(ExitCode::FAILURE);
+                return timed_out(conn, &info, how).await;
             }
         };
         if let Some(code) = interrupted {
             bar.abandon();
             conn.close().await;
-            if conn.is_daemon() {
-                eprintln!("ebb: interrupted; job {id} goes on in ebbd: `ebb wait {id}` watches it");
-            } else {
-                eprintln!(
-                    "ebb: interrupted; job {id} stays queued: continue with `ebb resume {id} --wait`"
-                );
-            }
+            eprintln!("{}", interrupted_note(conn.is_daemon(), id, how.transfer));
             return Ok(ExitCode::from(code));
         }
     };
     bar.finish_and_clear();
-    let code = settled(e, &info, transfer).await?;
+    let code = settled(e, &info, how.transfer).await?;
     conn.close().await;
     Ok(code)
+}
+
+/// The timeout passed: `transfer` gives up and cancels its job (its temporary files go with
+/// it); `wait` leaves the job as it is. Either way exit 124.
+async fn timed_out(conn: &Conn, info: &JobInfo, how: Watch) -> anyhow::Result<ExitCode> {
+    let id = info.id;
+    let after = how
+        .timeout
+        .map(|t| humantime::format_duration(t).to_string())
+        .unwrap_or_default();
+    let why = info
+        .reason
+        .as_ref()
+        .map_or_else(|| crate::output::word(&info.state), ToString::to_string);
+    if how.transfer {
+        conn.backend().cancel(id).await?;
+        eprintln!("ebb: gave up after {after} ({why}); job {id} cancelled, nothing left behind");
+    } else {
+        eprintln!("ebb: timed out after {after}; job {id} goes on: {why}");
+    }
+    conn.close().await;
+    Ok(ExitCode::from(crate::exit::TIMED_OUT))
+}
+
+/// What Ctrl-C leaves, and exactly how to finish or drop it.
+fn interrupted_note(daemon: bool, id: JobId, transfer: bool) -> String {
+    let finish = if transfer {
+        "run the same `ebb transfer` again to finish it".to_owned()
+    } else if daemon {
+        format!("`ebb wait {id}` then `ebb complete {id}` finish it")
+    } else {
+        format!("`ebb resume {id} --wait` then `ebb complete {id}` finish it")
+    };
+    let state = if daemon {
+        "goes on in ebbd"
+    } else {
+        "stays queued with its progress"
+    };
+    format!(
+        "ebb: interrupted; job {id} {state}: {finish} (its files appear only then), \
+         `ebb cancel {id}` drops it"
+    )
 }
 
 /// What a settled job means for `transfer` (which completes or cancels it) and `wait`.
@@ -177,28 +223,4 @@ async fn settled(e: &dyn ebb::Backend, info: &JobInfo, transfer: bool) -> anyhow
             ExitCode::FAILURE
         }
     })
-}
-
-/// A table of jobs, redrawn every `refresh` until Ctrl-C.
-pub async fn monitor(args: &EngineArgs, refresh: Duration) -> anyhow::Result<ExitCode> {
-    let tty = std::io::stdout().is_terminal();
-    let mut stop = Stop::listen()?;
-    let reader = Conn::reader(args).await?;
-    loop {
-        let jobs = reader.backend().list(ebb::JobFilter::ALL).await?;
-        if tty {
-            print!("\x1b[H\x1b[2J");
-        }
-        println!(
-            "MONITORING BACKGROUND COPY MANAGER({} refresh)",
-            humantime::format_duration(refresh)
-        );
-        for j in jobs.iter().filter(|j| !j.state.is_final()) {
-            println!("{}", crate::output::list_line(j));
-        }
-        tokio::select! {
-            () = tokio::time::sleep(refresh) => {}
-            _ = stop.recv() => return Ok(ExitCode::SUCCESS),
-        }
-    }
 }

@@ -39,7 +39,7 @@ pub(crate) use throttle::{Gate, JobRate, Throttle};
 use crate::error::Result;
 use crate::model::{
     BandwidthChange, BandwidthConfig, BandwidthStatus, IdleReason, IdleStatus, JobId, Limit,
-    LimitReason, PolicyStatus, Priority, PriorityLimits, WallClock,
+    LimitReason, PolicyStatus, Priority, PriorityLimits, Timestamp, WallClock,
 };
 use crate::store::Store;
 
@@ -227,6 +227,21 @@ impl Bandwidth {
     /// The background priorities a policy window blocks now.
     pub(crate) fn blocked(&self) -> Vec<Priority> {
         lock(&self.status).blocked.clone()
+    }
+
+    /// When the schedule's limits in force now next change (the start of that minute), if
+    /// they do within a week.
+    pub(crate) fn policy_until(&self) -> Option<Timestamp> {
+        let config = self.effective_config();
+        let minutes = config
+            .schedule
+            .as_ref()?
+            .minutes_until_change(self.clock.now())?;
+        let now = Timestamp::now().as_millis();
+        let minute_start = now - now.rem_euclid(60_000);
+        Some(Timestamp::from_millis(
+            minute_start + i64::from(minutes) * 60_000,
+        ))
     }
 
     /// The buckets a job's bytes pass through: its own, then (background only) its priority's

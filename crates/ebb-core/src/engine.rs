@@ -335,7 +335,10 @@ async fn load(
     finals: Vec<(JobId, JobState, String, Timestamp)>,
 ) -> Result<(Board, i64)> {
     let now = Timestamp::now();
-    let mut board = Board::default();
+    let mut board = Board {
+        scheduling: config.scheduling,
+        ..Board::default()
+    };
     let mut purge = Vec::new();
     for (id, final_state, name, modified_at) in finals {
         if modified_at.plus(config.final_job_retention) <= now {

@@ -12,6 +12,7 @@ mod info;
 mod job;
 mod properties;
 mod rate;
+mod reason;
 mod schedule;
 mod state;
 mod time;
@@ -34,6 +35,7 @@ pub use properties::{
     NotifyCommandLine, NotifyFlags, PropertyChange, ProxySettings, RedirectPolicy, SecurityFlags,
 };
 pub use rate::{Limit, ParseLimitError};
+pub use reason::{PausedBy, WaitReason, local_time};
 pub use schedule::{LocalTime, Period, PriorityLimits, Schedule, WallClock, Weekday};
 pub use state::{JobState, Priority};
 pub use time::Timestamp;

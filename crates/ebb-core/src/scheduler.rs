@@ -10,7 +10,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::model::{JobId, JobState, Priority, Timestamp};
+use crate::model::{JobId, JobState, Priority, Timestamp, WaitReason};
 
 /// What the scheduler needs to know of one job.
 #[derive(Clone, Debug)]
@@ -179,6 +179,42 @@ fn plan_background(slots: &[Slot], rules: Rules, now: Instant, plan: &mut Plan) 
     }
 }
 
+/// Why each queued background job waits, once the plan has been applied (so the running
+/// background jobs are the ones that won their slots): behind a higher priority when those
+/// fill every slot, else for its turn among its own priority.
+pub(crate) fn queued_reasons(slots: &[Slot], rules: Rules) -> Vec<(JobId, WaitReason)> {
+    let contenders: Vec<&Slot> = slots
+        .iter()
+        .filter(|s| s.priority.is_background() && !s.policy_blocked)
+        .filter(|s| s.state == JobState::Queued || s.state.is_running())
+        .collect();
+    slots
+        .iter()
+        .filter(|s| s.priority.is_background() && s.state == JobState::Queued)
+        .filter(|s| !s.policy_blocked)
+        .map(|q| {
+            let higher = contenders.iter().filter(|c| c.priority < q.priority);
+            let higher_running = higher.clone().filter(|c| c.state.is_running()).count();
+            let reason = if higher_running >= rules.max_background_jobs {
+                WaitReason::HigherPriority {
+                    ahead: higher.count(),
+                }
+            } else {
+                let ahead = contenders
+                    .iter()
+                    .filter(|c| c.priority == q.priority && c.id != q.id)
+                    .filter(|c| c.state.is_running() || c.queue_seq < q.queue_seq)
+                    .count();
+                WaitReason::Turn {
+                    ahead,
+                    priority: q.priority,
+                }
+            };
+            (q.id, reason)
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -233,6 +269,40 @@ mod tests {
         let p = plan(&[low.clone(), high.clone()], RULES, now, at(1));
         assert_eq!(p.start, vec![high.id]);
         assert_eq!(p.preempt, vec![(low.id, false)]);
+    }
+
+    #[test]
+    fn a_queued_job_says_who_is_ahead() {
+        let high = slot(Priority::High, JobState::Transferring, 1);
+        let low = slot(Priority::Low, JobState::Queued, 2);
+        let normal = [
+            slot(Priority::Normal, JobState::Queued, 3),
+            slot(Priority::Normal, JobState::Queued, 4),
+        ];
+        let all = [high, low.clone(), normal[0].clone(), normal[1].clone()];
+        let reasons = queued_reasons(&all, RULES);
+        assert_eq!(reasons.len(), 3);
+        assert_eq!(
+            reasons[0],
+            (low.id, WaitReason::HigherPriority { ahead: 3 })
+        );
+        assert_eq!(reasons[2].1, WaitReason::HigherPriority { ahead: 1 });
+        // With a second slot, the normal jobs wait only for each other.
+        let two = Rules {
+            max_background_jobs: 2,
+            ..RULES
+        };
+        let reasons = queued_reasons(&all, two);
+        assert_eq!(
+            reasons[2],
+            (
+                normal[1].id,
+                WaitReason::Turn {
+                    ahead: 1,
+                    priority: Priority::Normal
+                }
+            )
+        );
     }
 
     #[test]

@@ -48,6 +48,31 @@ fn logging(foreground: bool, data_dir: &std::path::Path) -> Result<()> {
     Ok(())
 }
 
+/// A failure to start, written to `ebbd.log` too (where the daemon's log would have gone), so
+/// that it is found later beside the rest. A configuration that cannot be read still has a
+/// data directory: the flag's, else the default one.
+pub fn log_failure(args: &Options, error: &Error) {
+    let Some(dir) = args
+        .data_dir
+        .clone()
+        .or_else(|| SettingsFile::default().data_dir(None).ok())
+    else {
+        return;
+    };
+    let line = format!(
+        "{} ERROR ebbd could not start: {error}\n",
+        ebb_core::Timestamp::now()
+    );
+    let written = ebb_core::private_dir::create(&dir).and_then(|()| {
+        let path = dir.join("ebbd.log");
+        let mut f = ebb_core::private_dir::open_file(&path, true)?;
+        std::io::Write::write_all(&mut f, line.as_bytes()).map_err(|e| Error::io(&path, e))
+    });
+    if let Err(e) = written {
+        eprintln!("ebbd: cannot log the failure: {e}");
+    }
+}
+
 #[cfg(not(unix))]
 pub async fn run(_args: Options) -> Result<()> {
     Err(Error::NotSupported(

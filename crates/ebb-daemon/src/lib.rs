@@ -23,7 +23,7 @@ mod daemon;
 #[cfg(unix)]
 mod socket;
 
-pub use daemon::{Options, run};
+pub use daemon::{Options, log_failure, run};
 pub use ebb_api::router;
 #[cfg(unix)]
 pub use socket::{ConnectionLimits, bind, serve, serve_with};

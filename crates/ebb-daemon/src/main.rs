@@ -24,11 +24,17 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(ebb_daemon::run(args.options)) {
+    match runtime.block_on(ebb_daemon::run(args.options.clone())) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("ebbd: {e:#}");
-            ExitCode::FAILURE
+            ebb_daemon::log_failure(&args.options, &e);
+            // A setting it cannot take is bad usage (2), as for `ebb`; anything else fails (1).
+            ExitCode::from(if matches!(e, ebb_core::Error::InvalidArgument(_)) {
+                2
+            } else {
+                1
+            })
         }
     }
 }

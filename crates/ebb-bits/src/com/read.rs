@@ -128,6 +128,13 @@ pub(super) fn info(job: &IBackgroundCopyJob) -> Result<(JobInfo, Gaps)> {
     let job_type = job_type(r.get("GetType", unsafe { job.GetType() }, BG_JOB_TYPE(0))?);
     let (reply_file_name, reply_progress) = super::reply::read_reply(job, job_type, &mut r)?;
     let created = time(times.CreationTime).unwrap_or(Timestamp::from_millis(0));
+    // BITS does not say when it retries: the state and the error are all there is.
+    let reason = ebb_core::WaitReason::of_state(
+        state,
+        error.as_ref().map(|e| (e.code, e.description.as_str())),
+        error_count,
+        None,
+    );
     let info = JobInfo {
         id,
         display_name,
@@ -150,6 +157,7 @@ pub(super) fn info(job: &IBackgroundCopyJob) -> Result<(JobInfo, Gaps)> {
         files,
         reply_file_name,
         reply_progress,
+        reason,
     };
     Ok((info, r.gaps))
 }

@@ -119,9 +119,10 @@ async fn monitor(args: &EngineArgs, rest: &[&str], out: &mut Out) -> Verb {
         .and_then(|i| rest.get(i + 1))
         .map_or(Ok(5), |s| number(s))?;
     print!("{}", std::mem::take(&mut out.text));
-    crate::watch::monitor(
+    crate::monitor::run(
         args,
         std::time::Duration::from_secs(u64::from(refresh.max(1))),
+        crate::monitor::Style::Bitsadmin,
     )
     .await
 }

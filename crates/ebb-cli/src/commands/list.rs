@@ -15,6 +15,9 @@ pub async fn run(args: &EngineArgs, json: bool, all: bool, all_users: bool) -> a
     if json {
         println!("{}", output::json(&jobs)?);
     } else {
+        if !jobs.is_empty() {
+            println!("{}", output::list_header());
+        }
         for j in &jobs {
             println!("{}", output::list_line(j));
         }

@@ -11,7 +11,16 @@ pub async fn run(args: &EngineArgs, job: &str, wait: bool) -> anyhow::Result<Exi
     let id = conn.backend().find(job).await?;
     let outcome = conn.backend().resume(id).await?;
     if wait {
-        return watch::until_settled(&conn, id, None, false).await;
+        return watch::until_settled(
+            &conn,
+            id,
+            watch::Watch {
+                timeout: None,
+                transfer: false,
+                quiet: false,
+            },
+        )
+        .await;
     }
     if outcome == ebb::ResumeOutcome::Queued && !conn.is_daemon() {
         eprintln!(

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use anyhow::{Context, anyhow, bail};
+use anyhow::Context;
 use ebb::{
     BasicCredentials, CredentialTarget, CustomHeader, NotifyCommandLine, NotifyFlags,
     PropertyChange, ProxySettings, RedirectPolicy, SecurityFlags,
@@ -16,7 +16,9 @@ pub async fn run(args: &EngineArgs, set: SetArgs) -> anyhow::Result<()> {
         let current = c.backend().job(id).await?.properties.security_flags;
         let changes = changes(&set, current)?;
         if changes.is_empty() {
-            bail!("nothing to set: give at least one property");
+            return Err(crate::exit::usage(
+                "nothing to set: give at least one property (see `ebb set --help`)",
+            ));
         }
         for change in changes {
             c.backend().set_property(id, change).await?;
@@ -119,11 +121,15 @@ fn credential_changes(set: &SetArgs) -> anyhow::Result<Vec<PropertyChange>> {
     for c in &specs {
         let (target, rest) = c
             .split_once(':')
-            .ok_or_else(|| anyhow!("credentials must be server|proxy:USER:PASSWORD"))?;
+            .ok_or_else(|| crate::exit::usage("credentials must be server|proxy:USER:PASSWORD"))?;
         let target = match target.to_ascii_lowercase().as_str() {
             "server" => CredentialTarget::Server,
             "proxy" => CredentialTarget::Proxy,
-            other => bail!("credential target {other:?}: use server or proxy"),
+            other => {
+                return Err(crate::exit::usage(format!(
+                    "credential target {other:?}: use server or proxy"
+                )));
+            }
         };
         let creds = if rest.eq_ignore_ascii_case("none") {
             None
@@ -144,14 +150,22 @@ fn security_flags(set: &SetArgs, current: SecurityFlags) -> anyhow::Result<Optio
             "allow" | "allow_silent" => RedirectPolicy::AllowSilent,
             "report" | "allow_report" => RedirectPolicy::AllowReport,
             "disallow" => RedirectPolicy::Disallow,
-            other => bail!("redirect policy {other:?}: use allow, report or disallow"),
+            other => {
+                return Err(crate::exit::usage(format!(
+                    "redirect policy {other:?}: use allow, report or disallow"
+                )));
+            }
         };
         flags = Some(flags.unwrap_or(current).with_redirect_policy(policy));
     }
-    if let Some(allow) = set.allow_https_to_http {
-        let f = flags.unwrap_or(current).0;
-        let bit = SecurityFlags::ALLOW_HTTPS_TO_HTTP;
-        flags = Some(SecurityFlags::new(if allow { f | bit } else { f & !bit })?);
+    for (on, bits) in [
+        (set.allow_https_to_http, SecurityFlags::ALLOW_HTTPS_TO_HTTP),
+        (set.insecure, SecurityFlags::INSECURE),
+    ] {
+        if let Some(on) = on {
+            let f = flags.unwrap_or(current).0;
+            flags = Some(SecurityFlags::new(if on { f | bits } else { f & !bits })?);
+        }
     }
     Ok(flags)
 }

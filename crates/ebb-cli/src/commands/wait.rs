@@ -14,5 +14,14 @@ pub async fn run(
 ) -> anyhow::Result<ExitCode> {
     let conn = Conn::open(args, true).await?;
     let id = conn.backend().find(job).await?;
-    watch::until_settled(&conn, id, timeout, false).await
+    watch::until_settled(
+        &conn,
+        id,
+        watch::Watch {
+            timeout,
+            transfer: false,
+            quiet: false,
+        },
+    )
+    .await
 }

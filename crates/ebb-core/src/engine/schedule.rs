@@ -1,6 +1,7 @@
 //! The queue task's scheduling: applies the scheduler's plans, starts and stops workers, and
 //! turns worker results into state transitions, events and notify programs.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -11,7 +12,9 @@ use super::worker::{Outcome, Worker, WorkerMsg};
 use crate::bandwidth::{Direction, JobRate};
 use crate::error::Status;
 use crate::events::Event;
-use crate::model::{Job, JobId, JobState, JobType, NotifyFlags, Timestamp};
+use crate::model::{
+    Job, JobId, JobState, JobType, Limit, NotifyFlags, PausedBy, Timestamp, WaitReason,
+};
 use crate::scheduler::{self, Plan, Rules, Slot};
 use crate::store::LiveRow;
 use crate::transfer::{Live, ReplySlot};
@@ -44,10 +47,45 @@ impl Queue {
                 .collect();
             let plan = scheduler::plan(&slots, self.rules(), now, Timestamp::now());
             if plan.is_empty() {
+                self.note_reasons(&slots);
                 return plan.wake_in;
             }
             self.apply(plan).await;
         }
+    }
+
+    /// Why jobs wait, where only the scheduler knows: queued background jobs (who holds the
+    /// slots), running jobs a cap of 0 pauses, and jobs a policy window blocks (until when).
+    fn note_reasons(&self, slots: &[Slot]) {
+        let mut waiting: HashMap<JobId, WaitReason> =
+            scheduler::queued_reasons(slots, self.rules())
+                .into_iter()
+                .collect();
+        let status = self.shared.bandwidth.status();
+        let mut until = None;
+        for job in self.view.read().jobs.values() {
+            let p = &job.properties;
+            if job.state().is_running() {
+                let by = if p.max_rate == Limit::BytesPerSec(0) {
+                    Some(PausedBy::Job)
+                } else if p.priority.is_background()
+                    && [status.caps.all, status.caps.of(p.priority)]
+                        .contains(&Limit::BytesPerSec(0))
+                {
+                    Some(PausedBy::Background)
+                } else {
+                    None
+                };
+                if let Some(by) = by {
+                    waiting.insert(job.id, WaitReason::Paused { by });
+                }
+            } else if job.is_blocked_by_policy() {
+                let until = *until.get_or_insert_with(|| self.shared.bandwidth.policy_until());
+                let period = status.policy.as_ref().map(|p| p.period);
+                waiting.insert(job.id, WaitReason::Policy { period, until });
+            }
+        }
+        self.view.write().waiting = waiting;
     }
 
     /// A copy of job `id` changed by `f`, if `f` says it changed anything.

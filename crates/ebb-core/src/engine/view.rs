@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use crate::error::{Error, Result};
-use crate::model::{Job, JobId, JobInfo, JobState};
+use crate::model::{Job, JobId, JobInfo, JobState, WaitReason};
 use crate::transfer::Live;
 
 /// The jobs readers see.
@@ -25,6 +25,11 @@ pub(super) struct Board {
     pub finals: HashMap<JobId, (JobState, String)>,
     /// The live counts of each running job's run.
     pub live: HashMap<JobId, Arc<Live>>,
+    /// Why jobs wait, where only the scheduler knows (who holds the slots, a cap of 0, when a
+    /// policy window ends); the rest comes from each job's own state.
+    pub waiting: HashMap<JobId, WaitReason>,
+    /// Whether this engine runs jobs (else a queued job waits for one that does).
+    pub scheduling: bool,
 }
 
 impl Board {
@@ -71,17 +76,10 @@ impl View {
         self.0.write().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// A live job and its run's progress, if it is live.
-    fn live_job(&self, id: JobId) -> Option<(Arc<Job>, Option<Arc<Live>>)> {
-        let board = self.read();
-        let job = board.jobs.get(&id)?.clone();
-        Some((job, board.live.get(&id).cloned()))
-    }
-
     /// One live job with its run's progress laid over the durable figures.
     pub fn info(&self, id: JobId) -> Option<JobInfo> {
-        self.live_job(id)
-            .map(|(job, live)| info(&job, live.as_deref()))
+        let (job, extra) = self.read().entry(id)?;
+        Some(extra.info(&job))
     }
 
     pub fn is_final(&self, id: JobId) -> bool {
@@ -90,18 +88,15 @@ impl View {
 
     /// Every live job, oldest first, with live progress.
     pub fn infos(&self) -> Vec<JobInfo> {
-        let jobs: Vec<(Arc<Job>, Option<Arc<Live>>)> = {
+        let jobs: Vec<(Arc<Job>, Extra)> = {
             let board = self.read();
             board
                 .jobs
-                .values()
-                .map(|j| (j.clone(), board.live.get(&j.id).cloned()))
+                .keys()
+                .filter_map(|id| board.entry(*id))
                 .collect()
         };
-        let mut all: Vec<JobInfo> = jobs
-            .iter()
-            .map(|(job, live)| info(job, live.as_deref()))
-            .collect();
+        let mut all: Vec<JobInfo> = jobs.iter().map(|(job, extra)| extra.info(job)).collect();
         all.sort_by_key(|j| (j.created_at, j.id));
         all
     }
@@ -118,14 +113,41 @@ impl View {
     }
 }
 
-fn info(job: &Job, live: Option<&Live>) -> JobInfo {
-    match live {
-        Some(live) => {
-            let mut files = job.files.clone();
-            live.apply_to(&mut files);
-            job.info_with(files)
+/// What the board adds to a job's own record: its run's live counts, and why it waits.
+struct Extra {
+    live: Option<Arc<Live>>,
+    waiting: Option<WaitReason>,
+}
+
+impl Board {
+    fn entry(&self, id: JobId) -> Option<(Arc<Job>, Extra)> {
+        let job = self.jobs.get(&id)?.clone();
+        let waiting = match self.waiting.get(&id) {
+            Some(w) => Some(w.clone()),
+            None if !self.scheduling && job.state() == JobState::Queued => {
+                Some(WaitReason::NotScheduled)
+            }
+            None => None,
+        };
+        let live = self.live.get(&id).cloned();
+        Some((job, Extra { live, waiting }))
+    }
+}
+
+impl Extra {
+    fn info(&self, job: &Job) -> JobInfo {
+        let mut info = match &self.live {
+            Some(live) => {
+                let mut files = job.files.clone();
+                live.apply_to(&mut files);
+                job.info_with(files)
+            }
+            None => job.info(),
+        };
+        if self.waiting.is_some() {
+            info.reason.clone_from(&self.waiting);
         }
-        None => job.info(),
+        info
     }
 }
 

@@ -4,7 +4,9 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use super::{CredentialsView, Job, JobFile, JobId, JobProperties, JobState, JobType, Timestamp};
+use super::{
+    CredentialsView, Job, JobFile, JobId, JobProperties, JobState, JobType, Timestamp, WaitReason,
+};
 use crate::error::{ErrorCode, ErrorContext};
 
 impl Job {
@@ -30,6 +32,14 @@ impl Job {
                 })
             }),
         });
+        let reason = WaitReason::of_state(
+            self.state,
+            self.error
+                .as_ref()
+                .map(|e| (e.code, e.description.as_str())),
+            self.error_count,
+            self.schedule.retry_at,
+        );
         JobInfo {
             id: self.id,
             display_name: self.display_name.clone(),
@@ -58,6 +68,7 @@ impl Job {
                 bytes_total: self.reply.as_ref().and_then(|r| r.bytes_total),
                 bytes_transferred: self.reply.as_ref().map_or(0, |r| r.bytes_transferred),
             }),
+            reason,
         }
     }
 }
@@ -111,6 +122,9 @@ pub struct JobInfo {
     /// Upload-reply: the reply's progress (`GetReplyProgress`); `None` for other job types.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reply_progress: Option<ReplyProgress>,
+    /// Why the job is not moving, when it is not (`None` while it connects or transfers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<WaitReason>,
 }
 
 /// `BG_JOB_REPLY_PROGRESS`: the reply's size (`None` until the server named the reply, or when

@@ -118,7 +118,7 @@ impl Job {
         self.state
     }
 
-    fn invalid(&self, action: &'static str) -> Error {
+    fn invalid(&self, action: impl Into<std::borrow::Cow<'static, str>>) -> Error {
         Error::InvalidState {
             job: self.id,
             state: self.state,
@@ -412,10 +412,11 @@ impl Job {
     }
 
     /// `ReplaceRemotePrefix`: rewrite every remote name that starts with `old`. Returns how many.
+    /// A file already transferred keeps the name its bytes came from.
     pub fn replace_remote_prefix(&mut self, old: &str, new: &str, now: Timestamp) -> Result<usize> {
         self.check_repairable("replace the remote prefix of")?;
         let mut changed = Vec::new();
-        for (i, f) in self.files.iter().enumerate() {
+        for (i, f) in self.files.iter().enumerate().filter(|(_, f)| !f.completed) {
             if let Some(rest) = f.remote_url.strip_prefix(old) {
                 let url = format!("{new}{rest}");
                 super::validate_remote_url(&url)?;
@@ -435,13 +436,20 @@ impl Job {
     pub fn set_remote_name(&mut self, index: usize, url: &str, now: Timestamp) -> Result<()> {
         self.check_repairable("change a remote name of")?;
         super::validate_remote_url(url)?;
-        let Some(file) = self.files.get_mut(index) else {
+        let Some(file) = self.files.get(index) else {
             return Err(Error::InvalidArgument(format!(
                 "job {} has no file {index}",
                 self.id
             )));
         };
-        url.clone_into(&mut file.remote_url);
+        if file.completed {
+            // Its bytes are here: a new name would make `files` lie about where they came from.
+            let from = file.remote_url.clone();
+            return Err(self.invalid(format!(
+                "change the remote name of file {index} (already transferred from {from})"
+            )));
+        }
+        url.clone_into(&mut self.files[index].remote_url);
         self.modified_at = now;
         Ok(())
     }

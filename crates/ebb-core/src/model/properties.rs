@@ -225,6 +225,29 @@ pub enum ProxySettings {
     AutoDetect,
 }
 
+/// The form [`ProxySettings::parse`] reads back: `preconfig`, `no-proxy`, `autodetect`,
+/// `override:PROXY[,PROXY][;BYPASS[,BYPASS]]`.
+impl fmt::Display for ProxySettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Preconfig => f.write_str("preconfig"),
+            Self::NoProxy => f.write_str("no-proxy"),
+            Self::AutoDetect => f.write_str("autodetect"),
+            Self::Override {
+                proxy_list,
+                bypass_list,
+            } => {
+                write!(f, "override:{}", proxy_list.join(","))?;
+                if bypass_list.is_empty() {
+                    Ok(())
+                } else {
+                    write!(f, ";{}", bypass_list.join(","))
+                }
+            }
+        }
+    }
+}
+
 impl ProxySettings {
     const MAX_LIST_LEN: usize = 32_768;
 
@@ -398,6 +421,12 @@ impl SecurityFlags {
     pub const IGNORE_CERT_DATE_INVALID: u32 = 0x4;
     pub const IGNORE_UNKNOWN_CA: u32 = 0x8;
     pub const IGNORE_CERT_WRONG_USAGE: u32 = 0x10;
+    /// Every `BG_SSL_IGNORE_*` bit: what `--insecure` sets (the handshake still proves the
+    /// server holds its certificate's key; nothing else about the certificate is checked).
+    pub const INSECURE: u32 = Self::IGNORE_CERT_CN_INVALID
+        | Self::IGNORE_CERT_DATE_INVALID
+        | Self::IGNORE_UNKNOWN_CA
+        | Self::IGNORE_CERT_WRONG_USAGE;
     pub const REDIRECT_POLICY_MASK: u32 = 0x700;
     pub const REDIRECT_ALLOW_REPORT: u32 = 0x100;
     pub const REDIRECT_DISALLOW: u32 = 0x200;
@@ -511,6 +540,17 @@ mod tests {
         );
         assert!(ProxySettings::parse("override:").is_err());
         assert!(ProxySettings::parse("sometimes").is_err());
+        // What is shown reads back as the same setting.
+        for text in [
+            "preconfig",
+            "no-proxy",
+            "autodetect",
+            "override:a:1,b:2;<local>",
+        ] {
+            let p = ProxySettings::parse(text).unwrap();
+            assert_eq!(p.to_string(), text);
+            assert_eq!(ProxySettings::parse(&p.to_string()).unwrap(), p);
+        }
     }
 
     #[test]

@@ -76,6 +76,11 @@ impl Weekday {
     pub fn previous(self) -> Self {
         Self((self.0 + 6) % 7)
     }
+
+    #[must_use]
+    pub fn next(self) -> Self {
+        Self((self.0 + 1) % 7)
+    }
 }
 
 impl fmt::Display for Weekday {
@@ -283,6 +288,19 @@ impl Schedule {
     }
 }
 
+impl Schedule {
+    /// Minutes from `t` until the limits in force change (`None` if they never do within a
+    /// week: the schedule is the same at every hour).
+    pub fn minutes_until_change(&self, t: LocalTime) -> Option<u32> {
+        let now = self.at(t);
+        let mut at = t;
+        (1..=7 * 24 * 60).find(|_| {
+            at = at.plus_minute();
+            self.at(at) != now
+        })
+    }
+}
+
 /// A moment of local time, as schedules see it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LocalTime {
@@ -296,6 +314,22 @@ impl LocalTime {
         Self {
             weekday,
             minute: (hour % 24) * 60 + minute % 60,
+        }
+    }
+
+    /// One minute later.
+    #[must_use]
+    fn plus_minute(self) -> Self {
+        if self.minute + 1 >= 24 * 60 {
+            Self {
+                weekday: self.weekday.next(),
+                minute: 0,
+            }
+        } else {
+            Self {
+                weekday: self.weekday,
+                minute: self.minute + 1,
+            }
         }
     }
 }
@@ -351,6 +385,22 @@ impl Eq for WallClock {}
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_next_change_is_found_across_midnight() {
+        let s = schedule();
+        assert_eq!(
+            s.minutes_until_change(LocalTime::new(WED, 12, 0)),
+            Some(300)
+        );
+        // Saturday 22:00's maintenance window ends on Sunday at 06:00.
+        assert_eq!(
+            s.minutes_until_change(LocalTime::new(SAT, 22, 0)),
+            Some(480)
+        );
+        let always: Schedule = toml::from_str("non_work = { low = \"1MB/s\" }").unwrap();
+        assert_eq!(always.minutes_until_change(LocalTime::new(WED, 1, 0)), None);
+    }
+
     use super::*;
 
     const WED: Weekday = Weekday(2);

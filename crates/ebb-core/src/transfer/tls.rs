@@ -222,6 +222,15 @@ impl BitsVerifier {
         Ok(())
     }
 
+    /// Whether `cert` is one of the trusted roots (same subject, same key).
+    fn is_anchor(&self, cert: &CertificateDer<'_>) -> bool {
+        webpki::anchor_from_trusted_cert(cert).is_ok_and(|a| {
+            self.roots.roots.iter().any(|r| {
+                r.subject == a.subject && r.subject_public_key_info == a.subject_public_key_info
+            })
+        })
+    }
+
     /// The chain, dates, constraints, usage and revocation; relaxed one flag at a time.
     fn check_chain(
         &self,
@@ -266,7 +275,11 @@ impl BitsVerifier {
                 Err(webpki::Error::UnknownIssuer) if any_ca => return Ok(()),
                 // A self-signed leaf marked as a CA: its dates passed, its usage is not yet seen.
                 // A CA certificate from a known authority used as a server's is not "unknown".
-                Err(webpki::Error::CaUsedAsEndEntity) if any_ca && self_issued(end_entity) => {
+                // A self-signed certificate that is itself trusted (`SSL_CERT_FILE`, the CA
+                // files setting) is accepted as curl accepts it: its key is a trusted anchor's.
+                Err(webpki::Error::CaUsedAsEndEntity)
+                    if self_issued(end_entity) && (any_ca || self.is_anchor(end_entity)) =>
+                {
                     if !usage.any {
                         leaf_usage_ok(end_entity)?;
                     }
@@ -373,7 +386,33 @@ pub(crate) fn certificate_code(e: &CertificateError) -> (ErrorCode, &'static str
             ErrorCode::SECURE_CERT_WRONG_USAGE,
             "the certificate is not for TLS servers",
         ),
+        // `openssl req -x509` makes a self-signed certificate that says it is a CA.
+        C::Other(o) if is_ca_as_end_entity(o) => (
+            ErrorCode::SECURE_INVALID_CA,
+            "the certificate is self-signed (a CA certificate used as the server's own)",
+        ),
         _ => (ErrorCode::SECURE_FAILURE, "the certificate is not valid"),
+    }
+}
+
+fn is_ca_as_end_entity(o: &OtherError) -> bool {
+    matches!(
+        o.0.downcast_ref::<webpki::Error>(),
+        Some(webpki::Error::CaUsedAsEndEntity)
+    )
+}
+
+/// The certificate error's own words, where they add to [`certificate_code`]'s (never the
+/// debug text of an error from inside the verifier).
+pub(crate) fn certificate_detail(e: &CertificateError) -> Option<String> {
+    use CertificateError as C;
+    match e {
+        C::ExpiredContext { .. }
+        | C::NotValidYetContext { .. }
+        | C::NotValidForNameContext { .. }
+        | C::InvalidPurposeContext { .. }
+        | C::ExpiredRevocationListContext { .. } => Some(e.to_string()),
+        _ => None,
     }
 }
 

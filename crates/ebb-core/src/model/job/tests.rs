@@ -165,6 +165,22 @@ fn repair_remote_names() {
     assert!(j.replace_remote_prefix("http://", "gopher://", T0).is_err());
     j.set_remote_name(0, "http://h/y", T0).unwrap();
     assert!(j.set_remote_name(3, "http://h/y", T0).is_err());
+    // A file already transferred keeps the name its bytes came from.
+    j.files[0].completed = true;
+    let e = j.set_remote_name(0, "http://h/w", T0).unwrap_err();
+    assert_eq!(e.code(), ErrorCode::BG_E_INVALID_STATE);
+    assert!(
+        e.to_string()
+            .contains("already transferred from http://h/y"),
+        "{e}"
+    );
+    assert_eq!(
+        j.replace_remote_prefix("http://h/", "http://g/", T0)
+            .unwrap(),
+        0
+    );
+    assert_eq!(j.files[0].remote_url, "http://h/y");
+    j.files[0].completed = false;
     j.resume(T0, 1).unwrap();
     j.start_connecting(T0);
     assert!(j.set_remote_name(0, "http://h/z", T0).is_err());

@@ -94,11 +94,15 @@ fn transport_code(errno: Option<i32>, timeout: bool, connect: bool) -> ErrorCode
 pub(in crate::transfer) fn transport_failure(url: &Url, e: &reqwest::Error) -> Failure {
     if let Some(cert) = certificate_error(e) {
         let (code, why) = crate::transfer::tls::certificate_code(&cert);
+        let detail = crate::transfer::tls::certificate_detail(&cert).map_or_else(
+            || format!("({url}: {why})"),
+            |d| format!("({url}: {why}: {d})"),
+        );
         return Failure::new(
             Status::Permanent,
             ErrorContext::GeneralTransport,
             code,
-            format!("({url}: {why}: {cert})"),
+            detail,
         );
     }
     let detail = format!("({url}: {})", error_chain(e));

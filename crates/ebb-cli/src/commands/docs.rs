@@ -1,0 +1,33 @@
+//! `ebb completions SHELL` and `ebb man`: generated from the same definitions as `--help`
+//! (`clap_complete`, `clap_mangen`), so they never drift from the flags.
+
+use std::path::Path;
+
+use anyhow::Context;
+use clap::CommandFactory;
+
+use crate::args::Cli;
+
+pub fn completions(shell: clap_complete::Shell) {
+    let mut cmd = Cli::command();
+    clap_complete::generate(shell, &mut cmd, "ebb", &mut std::io::stdout());
+}
+
+/// The man page of `ebb` on stdout, or with `dir` one page per verb (`ebb-transfer.1`, ...).
+pub fn man(dir: Option<&Path>) -> anyhow::Result<()> {
+    let cmd = Cli::command();
+    match dir {
+        None => {
+            let mut out = std::io::stdout().lock();
+            clap_mangen::Man::new(cmd)
+                .render(&mut out)
+                .context("cannot write the man page")
+        }
+        Some(dir) => {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("{}: cannot create the directory", dir.display()))?;
+            clap_mangen::generate_to(cmd, dir)
+                .with_context(|| format!("{}: cannot write the man pages", dir.display()))
+        }
+    }
+}
