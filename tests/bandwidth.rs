@@ -346,7 +346,10 @@ async fn cli_bandwidth_verbs_through_the_daemon() {
     cli.ok(&["set", &id, "--max-rate", "500KB/s"]);
     let info = cli.json(&["info", &id, "--json"]);
     assert_eq!(info["max_rate"], "500KB/s");
-    assert!(cli.ok(&["info", &id]).contains("max rate:              500KB/s"));
+    assert!(
+        cli.ok(&["info", &id])
+            .contains("max rate:              500KB/s")
+    );
 
     cli.ok(&["bandwidth", "reset"]);
     let show = cli.json(&["bandwidth", "show", "--json"]);

@@ -4,6 +4,7 @@
 pub mod certs;
 pub mod nginx;
 pub mod origin;
+pub mod pty;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -12,6 +12,8 @@ mod support;
 mod bandwidth;
 mod bitsadmin;
 mod cli;
+mod cli_ux;
+mod cli_views;
 mod crashes;
 mod daemon;
 mod daemon_cli;

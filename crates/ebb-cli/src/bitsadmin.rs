@@ -80,15 +80,15 @@ pub async fn run(args: &EngineArgs, words: &[String]) -> anyhow::Result<ExitCode
         rest.remove(0);
     }
     if !raw {
-        print!("{BANNER}");
+        say!("{BANNER}")?;
     }
     let Some((command, rest)) = rest.split_first() else {
-        print!("{}", help::USAGE);
+        say!("{}", help::USAGE)?;
         return Ok(ExitCode::from(2));
     };
     let command = command.to_ascii_uppercase();
     if matches!(command.as_str(), "/?" | "/HELP" | "-?" | "/H") {
-        print!("{}", help::USAGE);
+        say!("{}", help::USAGE)?;
         return Ok(ExitCode::SUCCESS);
     }
     if UNSUPPORTED.contains(&command.as_str()) {
@@ -100,7 +100,7 @@ pub async fn run(args: &EngineArgs, words: &[String]) -> anyhow::Result<ExitCode
         text: String::new(),
     };
     let result = verbs::dispatch(args, &command, rest, &mut out).await;
-    print!("{}", out.text);
+    say!("{}", out.text)?;
     match result {
         Ok(code) => Ok(code),
         Err(e) => {

@@ -3,6 +3,13 @@
 //! Exit codes: 0 success, 1 the operation failed (the message says why), 2 bad usage, 124 a
 //! `--timeout` passed, 130/143 interrupted (Ctrl-C, SIGTERM).
 
+/// `print!` that returns an error instead of panicking when stdout is closed.
+macro_rules! say {
+    ($($arg:tt)*) => {
+        $crate::output::emit(format_args!($($arg)*))
+    };
+}
+
 mod args;
 mod bitsadmin;
 mod commands;
@@ -56,6 +63,7 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(run(cli)) {
         Ok(code) => code,
+        Err(e) if e.is::<output::StdoutGone>() => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("ebb: {e:#}");
             exit::code_for(&e)
@@ -124,7 +132,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             commands::repair::set_remote_name(args, &job, index, &url).await?;
         }
         Command::Bandwidth(verb) => commands::bandwidth::run(args, verb).await?,
-        Command::Completions { shell } => commands::docs::completions(shell),
+        Command::Completions { shell } => commands::docs::completions(shell)?,
         Command::Man { dir } => commands::docs::man(dir.as_deref())?,
     }
     Ok(ExitCode::SUCCESS)

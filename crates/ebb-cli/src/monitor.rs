@@ -39,7 +39,7 @@ pub async fn run(args: &EngineArgs, refresh: Duration, style: Style) -> anyhow::
             Style::Ebb => table(&mut screen, &live, &mut rates, refresh),
             Style::Bitsadmin => bitsadmin(&mut screen, &live, refresh),
         }
-        print!("{screen}");
+        say!("{screen}")?;
         tokio::select! {
             () = tokio::time::sleep(refresh) => {}
             _ = stop.recv() => return Ok(ExitCode::SUCCESS),

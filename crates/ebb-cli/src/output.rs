@@ -9,6 +9,22 @@ fn bytes(n: Option<u64>) -> String {
     n.map_or_else(|| "UNKNOWN".to_owned(), |n| n.to_string())
 }
 
+/// stdout's reader went away (`ebb list | head`): the command ends quietly, as `cat` would.
+#[derive(Debug, thiserror::Error)]
+#[error("stdout is closed")]
+pub struct StdoutGone;
+
+/// Write to stdout (what [`say!`] expands to). A closed pipe is [`StdoutGone`], not a panic.
+pub fn emit(text: std::fmt::Arguments<'_>) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    match out.write_fmt(text).and_then(|()| out.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Err(StdoutGone.into()),
+        Err(e) => Err(anyhow::Error::new(e).context("cannot write to stdout")),
+    }
+}
+
 pub fn json<T: serde::Serialize>(value: &T) -> anyhow::Result<String> {
     Ok(serde_json::to_string_pretty(value)?)
 }

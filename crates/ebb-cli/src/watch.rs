@@ -1,11 +1,12 @@
 //! Running the engine until a job settles, with a progress bar on a terminal.
 
+use std::collections::VecDeque;
 use std::io::IsTerminal;
 use std::process::ExitCode;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ebb::{JobId, JobInfo, JobState};
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::{HumanBytes, HumanDuration, ProgressBar, ProgressStyle};
 
 use crate::conn::Conn;
 
@@ -60,26 +61,73 @@ fn bar(quiet: bool) -> ProgressBar {
         return ProgressBar::hidden();
     }
     let bar = ProgressBar::no_length();
-    if let Ok(style) = ProgressStyle::with_template(
-        "{spinner} {msg:<16} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}",
-    ) {
-        bar.set_style(style.progress_chars("=> ").with_key("eta", eta));
+    if let Ok(style) = ProgressStyle::with_template("{spinner} {prefix:<18} [{bar:30}] {msg}") {
+        bar.set_style(style.progress_chars("=> "));
     }
     bar
 }
 
-/// The time left, or `-` while nothing moves (never `5424y` for a stalled transfer).
-fn eta(state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write) {
-    let left = state.eta();
-    let _ = if state.per_sec() >= 1.0 && left < Duration::from_secs(100 * 24 * 3600) {
-        write!(w, "{:#}", indicatif::HumanDuration(left))
-    } else {
-        w.write_str("-")
-    };
+/// The job's rate over the last few seconds, from the counts the bar is shown: 0 once nothing
+/// has moved for two seconds (a stall shows no ETA, never `5424y`).
+#[derive(Default)]
+struct Speed(VecDeque<(Instant, u64)>);
+
+impl Speed {
+    const WINDOW: Duration = Duration::from_secs(5);
+    const STALL: Duration = Duration::from_secs(2);
+
+    fn update(&mut self, bytes: u64) -> f64 {
+        let now = Instant::now();
+        if self.0.back().is_none_or(|&(_, b)| b != bytes) {
+            self.0.push_back((now, bytes));
+        }
+        while self
+            .0
+            .front()
+            .is_some_and(|&(t, _)| now.duration_since(t) > Self::WINDOW && self.0.len() > 2)
+        {
+            self.0.pop_front();
+        }
+        let (Some(&(t0, b0)), Some(&(t1, b1))) = (self.0.front(), self.0.back()) else {
+            return 0.0;
+        };
+        let span = t1.duration_since(t0).as_secs_f64();
+        if now.duration_since(t1) >= Self::STALL || span < 0.2 {
+            return 0.0;
+        }
+        b1.saturating_sub(b0) as f64 / span
+    }
 }
 
-fn show(bar: &ProgressBar, j: &JobInfo) {
-    // A size still unknown (a job queued, or connecting) is no full bar at `0 B/0 B`.
+/// `48.8 KiB/195.3 KiB 1.2 MiB/s eta 2m 5s`: a size not known yet is `?`, a rate of 0 `-`.
+fn progress_text(j: &JobInfo, rate: f64) -> String {
+    let total = j
+        .bytes_total
+        .map_or_else(|| "?".to_owned(), |t| HumanBytes(t).to_string());
+    let done = HumanBytes(j.bytes_transferred);
+    let eta = match j.bytes_total {
+        Some(t) if rate >= 1.0 => {
+            let left = t.saturating_sub(j.bytes_transferred) as f64 / rate;
+            format!(
+                "{:#}",
+                HumanDuration(Duration::from_secs_f64(left.min(1e9)))
+            )
+        }
+        _ => "-".to_owned(),
+    };
+    let rate = if rate >= 1.0 {
+        crate::output::rate_of(rate)
+    } else {
+        "-".to_owned()
+    };
+    format!("{done}/{total} {rate} eta {eta}")
+}
+
+fn show(bar: &ProgressBar, speed: &mut Speed, j: &JobInfo) {
+    if bar.is_hidden() {
+        return;
+    }
+    // A size still unknown (a job queued, or connecting) is no full bar.
     match j.bytes_total {
         Some(total) if total > 0 || j.state == JobState::Transferred => bar.set_length(total),
         _ => bar.unset_length(),
@@ -89,7 +137,8 @@ fn show(bar: &ProgressBar, j: &JobInfo) {
         .reason
         .as_ref()
         .map_or_else(|| crate::output::word(&j.state), |r| r.as_str().to_owned());
-    bar.set_message(format!("{what} {}/{}", j.files_transferred, j.files_total));
+    bar.set_prefix(format!("{what} {}/{}", j.files_transferred, j.files_total));
+    bar.set_message(progress_text(j, speed.update(j.bytes_transferred)));
 }
 
 /// How to watch a job: for how long, and whether it is `transfer`'s own (completed once
@@ -107,13 +156,14 @@ pub struct Watch {
 pub async fn until_settled(conn: &Conn, id: JobId, how: Watch) -> anyhow::Result<ExitCode> {
     let e = conn.backend();
     let bar = bar(how.quiet);
+    let mut speed = Speed::default();
     let mut events = e.subscribe();
     let mut stop = Stop::listen()?;
     let deadline = how.timeout.map(|t| tokio::time::Instant::now() + t);
     let mut last_transient = None;
     let info = loop {
         let info = e.job(id).await?;
-        show(&bar, &info);
+        show(&bar, &mut speed, &info);
         if !info.state.is_active() {
             break info;
         }

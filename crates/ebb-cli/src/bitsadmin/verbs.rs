@@ -118,7 +118,7 @@ async fn monitor(args: &EngineArgs, rest: &[&str], out: &mut Out) -> Verb {
         .position(|a| a.eq_ignore_ascii_case("/REFRESH"))
         .and_then(|i| rest.get(i + 1))
         .map_or(Ok(5), |s| number(s))?;
-    print!("{}", std::mem::take(&mut out.text));
+    say!("{}", std::mem::take(&mut out.text))?;
     crate::monitor::run(
         args,
         std::time::Duration::from_secs(u64::from(refresh.max(1))),

@@ -31,9 +31,9 @@ pub async fn run(args: &EngineArgs, verb: BandwidthCommand) -> anyhow::Result<()
             }
         };
         if json {
-            println!("{}", output::json(&status)?);
+            say!("{}\n", output::json(&status)?)?;
         } else {
-            print!("{}", output::bandwidth(&status, c.is_daemon()));
+            say!("{}", output::bandwidth(&status, c.is_daemon()))?;
         }
         anyhow::Ok(())
     }

@@ -17,7 +17,7 @@ pub async fn run(
     if let Some(p) = priority {
         b.set_property(id, PropertyChange::Priority(p)).await?;
     }
-    println!("{id}");
+    say!("{id}\n")?;
     conn.close().await;
     Ok(())
 }

@@ -8,9 +8,11 @@ use clap::CommandFactory;
 
 use crate::args::Cli;
 
-pub fn completions(shell: clap_complete::Shell) {
+pub fn completions(shell: clap_complete::Shell) -> anyhow::Result<()> {
     let mut cmd = Cli::command();
-    clap_complete::generate(shell, &mut cmd, "ebb", &mut std::io::stdout());
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut cmd, "ebb", &mut script);
+    say!("{}", String::from_utf8_lossy(&script))
 }
 
 /// The man page of `ebb` on stdout, or with `dir` one page per verb (`ebb-transfer.1`, ...).
@@ -18,10 +20,11 @@ pub fn man(dir: Option<&Path>) -> anyhow::Result<()> {
     let cmd = Cli::command();
     match dir {
         None => {
-            let mut out = std::io::stdout().lock();
+            let mut page = Vec::new();
             clap_mangen::Man::new(cmd)
-                .render(&mut out)
-                .context("cannot write the man page")
+                .render(&mut page)
+                .context("cannot render the man page")?;
+            say!("{}", String::from_utf8_lossy(&page))
         }
         Some(dir) => {
             std::fs::create_dir_all(dir)

@@ -6,9 +6,9 @@ use crate::{conn, output};
 pub async fn info(args: &EngineArgs, job: &str, json: bool) -> anyhow::Result<()> {
     let j = conn::read_one(args, job).await?;
     if json {
-        println!("{}", output::json(&j)?);
+        say!("{}\n", output::json(&j)?)?;
     } else {
-        print!("{}", output::info(&j));
+        say!("{}", output::info(&j))?;
     }
     Ok(())
 }
@@ -16,9 +16,9 @@ pub async fn info(args: &EngineArgs, job: &str, json: bool) -> anyhow::Result<()
 pub async fn files(args: &EngineArgs, job: &str, json: bool) -> anyhow::Result<()> {
     let j = conn::read_one(args, job).await?;
     if json {
-        println!("{}", output::json(&j.files)?);
+        say!("{}\n", output::json(&j.files)?)?;
     } else {
-        print!("{}", output::files(&j.files));
+        say!("{}", output::files(&j.files))?;
     }
     Ok(())
 }
@@ -26,11 +26,11 @@ pub async fn files(args: &EngineArgs, job: &str, json: bool) -> anyhow::Result<(
 pub async fn error(args: &EngineArgs, job: &str, json: bool) -> anyhow::Result<()> {
     let j = conn::read_one(args, job).await?;
     if json {
-        println!("{}", output::json(&j.error)?);
+        say!("{}\n", output::json(&j.error)?)?;
     } else {
         match &j.error {
-            Some(err) => print!("{}", output::error(err)),
-            None => println!("no error"),
+            Some(err) => say!("{}", output::error(err))?,
+            None => say!("no error\n")?,
         }
     }
     Ok(())

@@ -13,13 +13,13 @@ pub async fn run(args: &EngineArgs, json: bool, all: bool, all_users: bool) -> a
     };
     let jobs = Conn::reader(args).await?.backend().list(filter).await?;
     if json {
-        println!("{}", output::json(&jobs)?);
+        say!("{}\n", output::json(&jobs)?)?;
     } else {
         if !jobs.is_empty() {
-            println!("{}", output::list_header());
+            say!("{}\n", output::list_header())?;
         }
         for j in &jobs {
-            println!("{}", output::list_line(j));
+            say!("{}\n", output::list_line(j))?;
         }
     }
     Ok(())

@@ -45,10 +45,10 @@ pub async fn run(args: &EngineArgs, job: &str, show: Show) -> anyhow::Result<()>
             }
             Show::File => {
                 let name = b.reply_file_name(id).await?;
-                println!(
-                    "{}",
+                say!(
+                    "{}\n",
                     name.map(|p| p.display().to_string()).unwrap_or_default()
-                );
+                )?;
             }
             Show::Summary { json } => {
                 let progress = b.reply_progress(id).await?;
@@ -59,9 +59,9 @@ pub async fn run(args: &EngineArgs, job: &str, show: Show) -> anyhow::Result<()>
                         "bytes_total": progress.bytes_total,
                         "bytes_transferred": progress.bytes_transferred,
                     });
-                    println!("{}", output::json(&value)?);
+                    say!("{}\n", output::json(&value)?)?;
                 } else {
-                    print!("{}", output::reply(name.as_deref(), progress));
+                    say!("{}", output::reply(name.as_deref(), progress))?;
                 }
             }
         }
