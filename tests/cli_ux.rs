@@ -254,3 +254,50 @@ fn a_socket_of_another_user_is_refused_as_such() {
         stderr(&out)
     );
 }
+
+/// A self-signed server: refused in words (no debug text) with the way round it; trusted with
+/// `--ca-file`, with `SSL_CERT_FILE`, or accepted with `--insecure`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_self_signed_server_and_the_ways_to_trust_it() {
+    use base64::Engine as _;
+    use crate::support::certs::{Leaf, self_signed};
+    // Marked as a CA, as `openssl req -x509` makes it: the case that read as debug text.
+    let (chain, key) = self_signed(&Leaf {
+        ca: true,
+        ..Leaf::good(7)
+    });
+    let pem = format!(
+        "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n",
+        base64::engine::general_purpose::STANDARD.encode(chain[0].as_ref())
+    );
+    let origin = Origin::start_tls_with(chain, key).await;
+    let body = data(30_000, 8);
+    origin.put("/f", Resource::new(body.clone()));
+    let dir = tempfile::tempdir().unwrap();
+    let cert = dir.path().join("server.pem");
+    std::fs::write(&cert, pem).unwrap();
+    let cli = Cli::new(dir.path());
+    let url = origin.url("/f");
+    let to = |name: &str| dir.path().join(name).to_str().unwrap().to_owned();
+
+    let out = cli.run(&["transfer", &url, &to("refused")]);
+    let said = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(said.contains("0x80072f0d") && said.contains("self-signed"), "{said}");
+    assert!(said.contains("--ca-file FILE") && said.contains("--insecure"), "{said}");
+    assert!(!said.contains("Other(") && !said.contains("UnknownIssuer"), "{said}");
+
+    let out = cli.run(&["transfer", "--ca-file", cert.to_str().unwrap(), &url, &to("ca")]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(std::fs::read(to("ca")).unwrap(), body);
+    let out = cli
+        .command(&["transfer", &url, &to("env")])
+        .env("SSL_CERT_FILE", &cert)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = cli.run(&["transfer", "--insecure", &url, &to("insecure")]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let bad = cli.run(&["transfer", "--ca-file", &to("ca"), &url, &to("bad")]);
+    assert_eq!(bad.status.code(), Some(2), "{}", stderr(&bad));
+}

@@ -296,6 +296,10 @@ pub struct TransferArgs {
     /// Display name of the job.
     #[arg(long, default_value = "ebb transfer")]
     pub name: String,
+    /// Trust the CA certificates in this PEM file besides the system's (a private CA, or a
+    /// server's own self-signed certificate).
+    #[arg(long, value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
     /// Accept any server certificate (self-signed, expired, another name): the job's
     /// BG_SSL_IGNORE_* security flags (0x1e).
     #[arg(long)]
@@ -389,6 +393,10 @@ pub struct SetArgs {
     /// Raw BG_SSL_* and redirect bits, decimal or 0x hex.
     #[arg(long, value_parser = parse_u32, value_name = "FLAGS")]
     pub security_flags: Option<u32>,
+    /// Trust the CA certificates in this PEM file besides the system's (a private CA, or a
+    /// server's own self-signed certificate); `none` drops it.
+    #[arg(long, value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
     /// Accept any server certificate (on/off): sets or clears every BG_SSL_IGNORE_* bit of the
     /// security flags (0x1e).
     #[arg(long, value_parser = parse_on_off, value_name = "on|off")]

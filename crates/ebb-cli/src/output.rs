@@ -148,6 +148,9 @@ pub fn info(j: &JobInfo) -> String {
     );
     kv("proxy:", &p.proxy);
     kv("security flags:", &format!("0x{:x}", p.security_flags.0));
+    if let Some(ca) = &p.ca_file {
+        kv("ca file:", &ca.display());
+    }
     kv("max rate:", &rate(p.max_rate));
     if p.credentials_across_origins {
         kv("credentials:", &"sent to other origins after a redirect");
@@ -301,8 +304,8 @@ pub fn error(e: &JobErrorInfo) -> String {
     );
     if is_certificate_error(e.code) {
         s.push_str(
-            "(to trust this server anyway: `ebb transfer --insecure`, or `ebb set JOB --insecure \
-             on`; to trust its CA: put it in SSL_CERT_FILE, or the ca_certificates setting)\n",
+            "(to trust its CA or its own certificate: `--ca-file FILE` on `ebb transfer` or `ebb set`, \
+             or SSL_CERT_FILE; to accept any certificate: `--insecure` (`ebb set JOB --insecure on`))\n",
         );
     }
     s

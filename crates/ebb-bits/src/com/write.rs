@@ -175,6 +175,9 @@ impl Ctx {
                 "choosing where credentials go after a redirect on native BITS".into(),
             )),
             PropertyChange::ReplyFileName(path) => self.set_reply_file_name(id, path.as_ref()),
+            PropertyChange::CaFile(_) => Err(Error::NotSupported(
+                "a per-job CA file on native BITS (Windows trusts its certificate store)".into(),
+            )),
         }
     }
 

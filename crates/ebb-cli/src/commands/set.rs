@@ -28,6 +28,24 @@ pub async fn run(args: &EngineArgs, set: SetArgs) -> anyhow::Result<()> {
     .await
 }
 
+/// `--ca-file FILE|none`: an absolute path to a file that holds a PEM certificate (checked here,
+/// where a mistake can still be said as bad usage).
+pub fn ca_file(path: &Path) -> anyhow::Result<Option<std::path::PathBuf>> {
+    if path.as_os_str().eq_ignore_ascii_case("none") {
+        return Ok(None);
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        crate::exit::usage(format!("--ca-file {}: cannot read it: {e}", path.display()))
+    })?;
+    if !text.contains("-----BEGIN CERTIFICATE-----") {
+        return Err(crate::exit::usage(format!(
+            "--ca-file {}: no PEM certificate in it",
+            path.display()
+        )));
+    }
+    Ok(Some(crate::absolute(path)?))
+}
+
 /// `--credentials-from`: one `server|proxy:USER:PASSWORD` per line, from a file or stdin
 /// (`-`), so that a password never sits on a command line (where `ps` shows it).
 fn credential_lines(from: &Path) -> anyhow::Result<Vec<String>> {
@@ -55,6 +73,9 @@ fn changes(set: &SetArgs, current: SecurityFlags) -> anyhow::Result<Vec<Property
     }
     if let Some(b) = set.credentials_across_origins {
         out.push(PropertyChange::CredentialsAcrossOrigins(b));
+    }
+    if let Some(path) = &set.ca_file {
+        out.push(PropertyChange::CaFile(ca_file(path)?));
     }
     if let Some(path) = &set.reply_file {
         out.push(PropertyChange::ReplyFileName(Some(crate::absolute(path)?)));

@@ -59,6 +59,10 @@ async fn start(
         targets::prepare(&paths, t.create_dirs, t.overwrite)?;
     }
     let reply_file = t.reply_file.as_deref().map(crate::absolute).transpose()?;
+    let ca_file = match &t.ca_file {
+        Some(path) => super::set::ca_file(path)?,
+        None => None,
+    };
     let id = b.create_job(&t.name, job_type).await?;
     let setup = async {
         if let Some(p) = t.priority {
@@ -68,6 +72,9 @@ async fn start(
             let flags = ebb::SecurityFlags::new(ebb::SecurityFlags::INSECURE)?;
             b.set_property(id, PropertyChange::SecurityFlags(flags))
                 .await?;
+        }
+        if ca_file.is_some() {
+            b.set_property(id, PropertyChange::CaFile(ca_file)).await?;
         }
         if reply_file.is_some() {
             b.set_reply_file_name(id, reply_file).await?;

@@ -388,6 +388,15 @@ impl Job {
             PropertyChange::MaxRate(r) => props.max_rate = r,
             PropertyChange::CredentialsAcrossOrigins(b) => props.credentials_across_origins = b,
             PropertyChange::ReplyFileName(path) => self.set_reply_file_name(path)?,
+            PropertyChange::CaFile(path) => {
+                if let Some(p) = path.as_deref().filter(|p| !p.is_absolute()) {
+                    return Err(Error::InvalidArgument(format!(
+                        "CA file {}: give an absolute path",
+                        p.display()
+                    )));
+                }
+                props.ca_file = path;
+            }
         }
         self.modified_at = now;
         Ok(())

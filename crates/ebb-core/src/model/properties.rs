@@ -28,6 +28,10 @@ pub struct JobProperties {
     /// Whether server credentials may answer a challenge from an origin other than the file's
     /// own, after a redirect (ebb's addition; off by default).
     pub credentials_across_origins: bool,
+    /// A PEM file of CA certificates this job trusts besides the system's roots (ebb's
+    /// addition, as `curl --cacert`): a private CA, or a server's own self-signed certificate.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 impl JobProperties {
@@ -51,6 +55,7 @@ impl Default for JobProperties {
             security_flags: SecurityFlags::default(),
             max_rate: Limit::Unlimited,
             credentials_across_origins: false,
+            ca_file: None,
         }
     }
 }
@@ -500,6 +505,9 @@ pub enum PropertyChange {
     CredentialsAcrossOrigins(bool),
     /// `SetReplyFileName` (upload-reply jobs); `None` lets the engine choose.
     ReplyFileName(Option<std::path::PathBuf>),
+    /// CA certificates this job trusts besides the system's (an absolute path to a PEM file);
+    /// `None` trusts only the system's.
+    CaFile(Option<std::path::PathBuf>),
 }
 
 #[cfg(test)]

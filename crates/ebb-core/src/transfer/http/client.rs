@@ -1,7 +1,7 @@
 //! The HTTP clients: one per distinct proxy and TLS setting, shared by every job that uses it.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -49,6 +49,8 @@ struct ClientKey {
     proxy_credentials: Option<BasicCredentials>,
     /// The certificate bits of the job's security flags.
     tls: SecurityFlags,
+    /// The job's own CA file.
+    ca_file: Option<PathBuf>,
 }
 
 /// One `reqwest::Client` (and so one connection pool) per distinct proxy/TLS setting, shared by
@@ -63,22 +65,27 @@ pub(crate) struct HttpClients {
     crls: Arc<CrlCache>,
 }
 
+/// The certificates of a PEM file; one without any is an error.
+fn read_ca_file(path: &Path) -> std::io::Result<Vec<CertificateDer<'static>>> {
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
+        .and_then(Iterator::collect)
+        .map_err(|e| match e {
+            rustls::pki_types::pem::Error::Io(io) => io,
+            other => std::io::Error::other(other.to_string()),
+        })?;
+    if certs.is_empty() {
+        return Err(std::io::Error::other("no PEM certificate in the file"));
+    }
+    Ok(certs)
+}
+
 impl HttpClients {
     /// Fails if a configured CA file cannot be read or holds no certificate.
     pub(crate) fn new(config: HttpConfig) -> Result<Self> {
         crate::install_crypto_provider();
         let mut extra_roots = Vec::new();
         for path in &config.ca_certificates {
-            let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
-                .and_then(Iterator::collect)
-                .map_err(|e| Error::io(path, std::io::Error::other(e.to_string())))?;
-            if certs.is_empty() {
-                return Err(Error::io(
-                    path,
-                    std::io::Error::other("no PEM certificate in the file"),
-                ));
-            }
-            extra_roots.extend(certs);
+            extra_roots.extend(read_ca_file(path).map_err(|e| Error::io(path, e))?);
         }
         Ok(Self {
             config,
@@ -136,6 +143,7 @@ impl HttpClients {
             proxy: props.proxy.clone(),
             proxy_credentials: creds.proxy.clone(),
             tls: props.security_flags.certificate_checks(),
+            ca_file: props.ca_file.clone(),
         };
         let mut clients = self.clients.lock().map_err(|_| {
             Failure::new(
@@ -172,8 +180,8 @@ impl HttpClients {
                 }
             }
         }
-        if self.own_verifier(key.tls) {
-            b = b.tls_backend_preconfigured(self.tls_config(key.tls)?);
+        if self.own_verifier(key.tls) || key.ca_file.is_some() {
+            b = b.tls_backend_preconfigured(self.tls_config(key.tls, key.ca_file.as_deref())?);
         }
         b.build().map_err(|e| {
             Failure::new(
@@ -193,14 +201,31 @@ impl HttpClients {
         flags.0 != 0 || !self.extra_roots.is_empty() || !cfg!(any(windows, target_os = "macos"))
     }
 
-    fn tls_config(&self, flags: SecurityFlags) -> Result<rustls::ClientConfig, Failure> {
+    fn tls_config(
+        &self,
+        flags: SecurityFlags,
+        ca_file: Option<&Path>,
+    ) -> Result<rustls::ClientConfig, Failure> {
         let provider = rustls::crypto::CryptoProvider::get_default()
             .cloned()
             .unwrap_or_else(|| Arc::new(rustls::crypto::ring::default_provider()));
-        let roots = self
+        let mut roots = self
             .roots
             .get_or_init(|| Arc::new(tls::root_store(&self.extra_roots)))
             .clone();
+        if let Some(path) = ca_file {
+            let certs = read_ca_file(path).map_err(|e| {
+                Failure::new(
+                    Status::Permanent,
+                    ErrorContext::LocalFile,
+                    crate::error::io_code(&e),
+                    format!("(CA file {}: {e})", path.display()),
+                )
+            })?;
+            let mut own = (*roots).clone();
+            own.add_parsable_certificates(certs);
+            roots = Arc::new(own);
+        }
         let verifier = BitsVerifier::new(flags, roots, &provider, self.crls.clone());
         let mut config = rustls::ClientConfig::builder_with_provider(provider)
             .with_protocol_versions(rustls::ALL_VERSIONS)
