@@ -176,6 +176,15 @@ async fn a_job_says_why_it_waits() {
     cli.ok(&["resume", &paused]);
     let j = cli.poll_info(&paused, |j| j["reason"]["kind"] == "paused");
     assert_eq!(j["reason"]["by"], "job", "{j}");
+
+    // `ebb daemon stop` stops it, and says so; the jobs wait in the queue for the next start.
+    let out = cli.run(&["daemon", "stop"]);
+    assert!(stderr(&out).contains("ebbd stopped"), "{}", stderr(&out));
+    assert!(!cli.socket.exists());
+    let out = cli.run(&["daemon", "stop"]);
+    assert!(out.status.success() && stderr(&out).contains("no ebbd runs"));
+    let j = cli.json(&["--embedded", "info", &paused, "--json"]);
+    assert_eq!(j["state"], "queued", "{j}");
 }
 
 /// A daemon that cannot start says why at once, with its exit code, and logs it; a socket of
@@ -259,8 +268,8 @@ fn a_socket_of_another_user_is_refused_as_such() {
 /// `--ca-file`, with `SSL_CERT_FILE`, or accepted with `--insecure`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_self_signed_server_and_the_ways_to_trust_it() {
-    use base64::Engine as _;
     use crate::support::certs::{Leaf, self_signed};
+    use base64::Engine as _;
     // Marked as a CA, as `openssl req -x509` makes it: the case that read as debug text.
     let (chain, key) = self_signed(&Leaf {
         ca: true,
@@ -283,11 +292,26 @@ async fn a_self_signed_server_and_the_ways_to_trust_it() {
     let out = cli.run(&["transfer", &url, &to("refused")]);
     let said = stderr(&out);
     assert_eq!(out.status.code(), Some(1), "{said}");
-    assert!(said.contains("0x80072f0d") && said.contains("self-signed"), "{said}");
-    assert!(said.contains("--ca-file FILE") && said.contains("--insecure"), "{said}");
-    assert!(!said.contains("Other(") && !said.contains("UnknownIssuer"), "{said}");
+    assert!(
+        said.contains("0x80072f0d") && said.contains("self-signed"),
+        "{said}"
+    );
+    assert!(
+        said.contains("--ca-file FILE") && said.contains("--insecure"),
+        "{said}"
+    );
+    assert!(
+        !said.contains("Other(") && !said.contains("UnknownIssuer"),
+        "{said}"
+    );
 
-    let out = cli.run(&["transfer", "--ca-file", cert.to_str().unwrap(), &url, &to("ca")]);
+    let out = cli.run(&[
+        "transfer",
+        "--ca-file",
+        cert.to_str().unwrap(),
+        &url,
+        &to("ca"),
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(std::fs::read(to("ca")).unwrap(), body);
     let out = cli

@@ -55,6 +55,13 @@ fn http_client(_socket: &Path) -> Result<reqwest::Client> {
 
 impl Client {
     /// Connect to the daemon on `socket` and check that it speaks this client's API version.
+    /// Ask the daemon to stop (as SIGTERM does: a final checkpoint for every running job).
+    /// It answers at once; the socket goes away when it has stopped.
+    pub async fn shutdown_daemon(&self) -> Result<()> {
+        self.call(Method::POST, &path(routes::SHUTDOWN, &[]), None::<&()>)
+            .await
+    }
+
     pub async fn connect(socket: impl Into<PathBuf>) -> Result<Self> {
         ebb_core::install_crypto_provider();
         let socket = socket.into();

@@ -18,6 +18,8 @@ pub const REMOTE_URL: &str = "/jobs/{id}/files/{index}/remote-url";
 pub const WAIT: &str = "/jobs/{id}/wait";
 pub const EVENTS: &str = "/events";
 pub const BANDWIDTH: &str = "/bandwidth";
+/// `POST`: the daemon stops (a final checkpoint for every running job), as on SIGTERM.
+pub const SHUTDOWN: &str = "/shutdown";
 
 /// The pattern the server registers for `route`.
 pub fn pattern(route: &str) -> String {

@@ -46,8 +46,15 @@ pub fn router(engine: Engine) -> Router {
             &pattern(routes::BANDWIDTH),
             get(bandwidth::status).patch(bandwidth::change),
         )
+        .route(&pattern(routes::SHUTDOWN), post(shutdown))
         .fallback(unknown)
         .with_state(engine)
+}
+
+/// `POST /v1/shutdown`: answered at once; the daemon then stops as on SIGTERM.
+async fn shutdown(State(e): State<Engine>) -> Json<()> {
+    e.request_stop();
+    Json(())
 }
 
 async fn version(State(e): State<Engine>) -> Json<VersionInfo> {

@@ -200,6 +200,7 @@ pub enum Command {
     },
     /// BITSAdmin's command line and output (also when `ebb` runs under the name `bitsadmin`).
     Bitsadmin {
+        /// BITSAdmin's words, e.g. `/transfer myjob URL PATH` or `/?`.
         #[arg(
             trailing_var_arg = true,
             allow_hyphen_values = true,
@@ -207,9 +208,11 @@ pub enum Command {
         )]
         args: Vec<String>,
     },
-    /// Run `ebbd` (the one beside this program, else the one on PATH) with these arguments.
-    #[command(hide = true)]
+    /// `ebb daemon stop` stops the running ebbd (each running job checkpointed, queued for its
+    /// next start); `ebb daemon ARGS` runs `ebbd ARGS` (the one beside this program, else the
+    /// one on PATH), e.g. `ebb daemon --foreground`.
     Daemon {
+        /// `stop`, or ebbd's own arguments.
         #[arg(
             trailing_var_arg = true,
             allow_hyphen_values = true,
@@ -451,4 +454,34 @@ pub fn parse_u32(s: &str) -> Result<u32, String> {
         None => t.parse(),
     };
     parsed.map_err(|_| format!("{s:?} is not a number"))
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    /// Every argument of every verb has a line in `--help`, and every verb a description.
+    #[test]
+    fn every_argument_says_what_it_is() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            if cmd.get_about().is_none() && !path.is_empty() {
+                missing.push(format!("{path}: the verb"));
+            }
+            for arg in cmd.get_arguments() {
+                let id = arg.get_id().as_str();
+                if arg.get_help().is_none() && !["help", "version"].contains(&id) {
+                    missing.push(format!("{path} {id}"));
+                }
+            }
+            for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&Cli::command(), "", &mut missing);
+        assert!(missing.is_empty(), "no help for: {missing:?}");
+        Cli::command().debug_assert();
+    }
 }

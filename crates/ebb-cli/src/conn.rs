@@ -175,6 +175,32 @@ async fn daemon(args: &EngineArgs) -> anyhow::Result<Box<dyn Backend>> {
     }
 }
 
+/// `ebb daemon stop`: ask the running ebbd to stop and wait (30 s at most) until its socket is
+/// gone. None running is not an error: it is stopped.
+#[cfg(not(windows))]
+pub async fn stop_daemon(args: &EngineArgs) -> anyhow::Result<()> {
+    let socket = socket(args)?;
+    let Ok(client) = ebb::Client::connect(&socket).await else {
+        eprintln!("ebb: no ebbd runs on {}", socket.display());
+        return Ok(());
+    };
+    client.shutdown_daemon().await?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while ebb::Client::connect(&socket).await.is_ok() {
+        if Instant::now() >= deadline {
+            bail!("ebbd on {} has not stopped within 30 s", socket.display());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    eprintln!("ebb: ebbd stopped ({})", socket.display());
+    Ok(())
+}
+
+#[cfg(windows)]
+pub async fn stop_daemon(_args: &EngineArgs) -> anyhow::Result<()> {
+    anyhow::bail!("there is no ebbd on Windows: ebb uses the system's BITS service")
+}
+
 /// A socket that belongs to another user: said as the refusal it is.
 #[cfg(not(windows))]
 fn not_ours(socket: &std::path::Path) -> Option<String> {

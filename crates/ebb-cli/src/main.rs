@@ -41,7 +41,9 @@ fn main() -> ExitCode {
         argv.insert(2, "--".into());
     }
     let cli = Cli::parse_from(argv);
-    if let Command::Daemon { args } = &cli.command {
+    if let Command::Daemon { args } = &cli.command
+        && args.first().is_none_or(|a| a != "stop")
+    {
         return daemon(&cli.engine, args);
     }
     tracing_subscriber::fmt()
@@ -124,7 +126,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             return monitor::run(args, refresh, monitor::Style::Ebb).await;
         }
         Command::Bitsadmin { args: words } => return bitsadmin::run(args, &words).await,
-        Command::Daemon { .. } => unreachable!("handled before the runtime starts"),
+        // Only `ebb daemon stop` comes here: every other form became ebbd before the runtime.
+        Command::Daemon { .. } => conn::stop_daemon(args).await?,
         Command::ReplaceRemotePrefix { job, old, new } => {
             commands::repair::replace_remote_prefix(args, &job, &old, &new).await?;
         }

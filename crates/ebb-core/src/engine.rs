@@ -71,6 +71,8 @@ struct Shared {
     clients: Arc<HttpClients>,
     bandwidth: Arc<Bandwidth>,
     shutdown: CancellationToken,
+    /// Someone asked the service that runs this engine to stop (`POST /v1/shutdown`).
+    stop_requested: CancellationToken,
     _lock: DirLock,
 }
 
@@ -122,6 +124,7 @@ impl Engine {
             events: broadcast::channel(4096).0,
             wake,
             shutdown: CancellationToken::new(),
+            stop_requested: CancellationToken::new(),
             _lock: lock,
         });
         let view = Arc::new(View::new(board));
@@ -314,6 +317,17 @@ impl Engine {
             jobs.retain(|j| j.owner_uid == me);
         }
         Ok(jobs)
+    }
+
+    /// Ask the service that runs this engine (ebbd) to stop, as SIGTERM would; it then calls
+    /// [`Engine::shutdown`]. An engine without such a service ignores the request.
+    pub fn request_stop(&self) {
+        self.inner.shared.stop_requested.cancel();
+    }
+
+    /// Until someone calls [`Engine::request_stop`].
+    pub async fn stop_requested(&self) {
+        self.inner.shared.stop_requested.cancelled().await;
     }
 
     /// Stop every transfer with a final checkpoint; running jobs are queued for the next start.

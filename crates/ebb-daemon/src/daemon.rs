@@ -102,6 +102,7 @@ pub async fn run(args: Options) -> Result<()> {
     tokio::select! {
         _ = term.recv() => tracing::info!("SIGTERM: stopping"),
         _ = int.recv() => tracing::info!("SIGINT: stopping"),
+        () = engine.stop_requested() => tracing::info!("asked to stop: stopping"),
     }
     stop.cancel();
     let _ = server.await;
