@@ -7,7 +7,7 @@ use ebb::{
     BandwidthChange, BandwidthConfig, Limit, LimitReason, LocalTime, Period, Schedule, WallClock,
     Weekday,
 };
-use ebb::{Engine, ErrorCode, JobState, Priority, PropertyChange};
+use ebb::{Engine, ErrorCode, JobState, Priority, PropertyChange, WaitReason};
 
 use crate::support::origin::{Origin, Resource};
 use crate::support::{self, Cli, Started, data, start_job, started_pid, wait_for, wait_state};
@@ -75,6 +75,24 @@ async fn a_zero_window_blocks_background_jobs_until_it_ends() {
     assert_eq!(
         info.error_count, 0,
         "a policy block is not a transfer error"
+    );
+    // It says why it waits, and until when: five hours on (17:00 at the test clock's 12:00).
+    let info = wait_for(&e, blocked, 10, |j| {
+        matches!(j.reason, Some(WaitReason::Policy { until: Some(_), .. }))
+    })
+    .await;
+    let Some(WaitReason::Policy {
+        period,
+        until: Some(until),
+    }) = info.reason
+    else {
+        unreachable!()
+    };
+    assert_eq!(period, Some(Period::Work));
+    let ahead = until.as_millis() - ebb::Timestamp::now().as_millis();
+    assert!(
+        (4 * 3_600_000..=5 * 3_600_000 + 60_000).contains(&ahead),
+        "{ahead} ms"
     );
 
     // Foreground and Low jobs are not blocked by Normal's window.
@@ -154,7 +172,16 @@ async fn caps_change_at_run_time_and_persist() {
     let id = start_job(&e, origin.url("/f"), &dir.path().join("f")).await;
     wait_for(&e, id, 10, |j| j.state == JobState::Transferring).await;
     tokio::time::sleep(Duration::from_millis(700)).await;
-    assert_eq!(e.job(id).await.unwrap().bytes_transferred, 0);
+    let paused = e.job(id).await.unwrap();
+    assert_eq!(paused.bytes_transferred, 0);
+    // And it says why.
+    let paused = wait_for(&e, id, 10, |j| j.reason.is_some()).await;
+    assert_eq!(
+        paused.reason,
+        Some(WaitReason::Paused {
+            by: ebb::PausedBy::Background
+        })
+    );
 
     // Lifting the cap lets it finish.
     e.set_bandwidth(BandwidthChange {

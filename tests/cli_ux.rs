@@ -107,6 +107,56 @@ async fn a_timeout_gives_up_cleanly_with_its_own_exit_code() {
     let out = cli.run(&["wait", &id, "--timeout", "1s"]);
     assert_eq!(out.status.code(), Some(124), "{}", stderr(&out));
     assert!(stderr(&out).contains("goes on"), "{}", stderr(&out));
+
+    // A transfer that goes on with an earlier job keeps that job's progress when it gives up.
+    origin.put("/slow", Resource::new(data(400_000, 2)).rate(50_000));
+    let slow = dir.path().join("slow.bin");
+    let earlier = cli.ok(&["create", "earlier"]).trim().to_owned();
+    cli.ok(&[
+        "add-file",
+        &earlier,
+        &origin.url("/slow"),
+        slow.to_str().unwrap(),
+    ]);
+    let url = origin.url("/slow");
+    let out = cli.run(&["transfer", "--timeout", "2s", &url, slow.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(124), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("suspended with its progress"),
+        "{}",
+        stderr(&out)
+    );
+    let j = cli.json(&["info", &earlier, "--json"]);
+    assert_eq!(j["state"], "suspended");
+    assert!(j["bytes_transferred"].as_u64().unwrap() > 0, "{j}");
+}
+
+/// Two commands that each start ebbd at once: both are served (one daemon wins, the other
+/// says nothing of its loss).
+#[test]
+fn two_commands_starting_ebbd_at_once_both_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let cli = Cli::daemon(dir.path());
+    let spawn = |name: &str| {
+        cli.command(&["create", name])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (one, two) = (spawn("one"), spawn("two"));
+    let (one, two) = (
+        one.wait_with_output().unwrap(),
+        two.wait_with_output().unwrap(),
+    );
+    let _daemons: Vec<Started> = [&one, &two]
+        .iter()
+        .filter_map(|o| started_pid(&stderr(o)))
+        .map(Started)
+        .collect();
+    assert!(one.status.success(), "{}", stderr(&one));
+    assert!(two.status.success(), "{}", stderr(&two));
+    assert_eq!(cli.json(&["list", "--json"]).as_array().unwrap().len(), 2);
 }
 
 /// Why a job waits, in `info`, `list` and `--json`, with the time it tries next.

@@ -214,7 +214,7 @@ fn monitor_shows_a_line_per_job(cli: &support::Cli) {
     let out = mon.wait_with_output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
-        text.contains("MONITORING BACKGROUND COPY MANAGER") && text.contains("\"watched\""),
+        text.contains("ebb monitor: ") && text.contains("\"watched\""),
         "{text}"
     );
 }

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use ebb::{Engine, Event, JobId, JobState, JobType, NewFile, Priority, PropertyChange};
+use ebb::{Engine, Event, JobId, JobState, JobType, NewFile, Priority, PropertyChange, WaitReason};
 use tokio::sync::broadcast;
 
 use crate::support::origin::{Origin, Resource};
@@ -63,6 +63,17 @@ async fn background_jobs_run_by_strict_priority_with_preemption() {
     wait_for(&e, low, 10, |j| j.bytes_transferred > 0).await;
     e.resume(normal).await.unwrap();
     e.resume(high).await.unwrap();
+    // While High runs, the others say who is ahead of them.
+    let queued = wait_for(&e, low, 10, |j| {
+        j.reason == Some(WaitReason::HigherPriority { ahead: 2 })
+    })
+    .await;
+    assert_eq!(queued.state, JobState::Queued);
+    let normal_waits = e.job(normal).await.unwrap().reason;
+    assert!(
+        matches!(normal_waits, Some(WaitReason::HigherPriority { ahead: 1 })),
+        "{normal_waits:?}"
+    );
     let seen = events_until_transferred(&mut rx, &[low, normal, high]).await;
     let done: Vec<JobId> = seen
         .iter()
@@ -96,6 +107,24 @@ async fn jobs_of_one_priority_take_turns() {
     let b = job(&e, &origin, dir.path(), "bb", Priority::Normal).await;
     e.resume(a).await.unwrap();
     e.resume(b).await.unwrap();
+    // One of them waits for its turn behind the other.
+    let turn = Some(WaitReason::Turn {
+        ahead: 1,
+        priority: Priority::Normal,
+    });
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while ![
+        e.job(a).await.unwrap().reason,
+        e.job(b).await.unwrap().reason,
+    ]
+    .contains(&turn)
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no job waited for its turn"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let seen = events_until_transferred(&mut rx, &[a, b]).await;
     let mut turns: Vec<JobId> = Vec::new();
     for ev in &seen {

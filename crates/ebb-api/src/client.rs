@@ -54,7 +54,6 @@ fn http_client(_socket: &Path) -> Result<reqwest::Client> {
 }
 
 impl Client {
-    /// Connect to the daemon on `socket` and check that it speaks this client's API version.
     /// Ask the daemon to stop (as SIGTERM does: a final checkpoint for every running job).
     /// It answers at once; the socket goes away when it has stopped.
     pub async fn shutdown_daemon(&self) -> Result<()> {
@@ -62,6 +61,7 @@ impl Client {
             .await
     }
 
+    /// Connect to the daemon on `socket` and check that it speaks this client's API version.
     pub async fn connect(socket: impl Into<PathBuf>) -> Result<Self> {
         ebb_core::install_crypto_provider();
         let socket = socket.into();

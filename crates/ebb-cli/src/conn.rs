@@ -152,17 +152,26 @@ async fn daemon(args: &EngineArgs) -> anyhow::Result<Box<dyn Backend>> {
     let pid = started.child.id();
     eprintln!("ebb: started ebbd (pid {pid}) on {}", socket.display());
     let deadline = Instant::now() + Duration::from_secs(10);
+    // Once ours has failed: how long another ebbd (started by a command beside this one, which
+    // is why ours found the data directory in use) has to answer before ours's words stand.
+    let mut failed_at = None;
     loop {
         match connect().await {
             Ok(c) => {
+                started.forget();
                 check_settings(args, c.as_ref())?;
                 return Ok(c);
             }
             Err(e) => {
                 if let Some(failed) = started.failed()? {
-                    return Err(failed.into());
+                    let since = *failed_at.get_or_insert_with(Instant::now);
+                    if since.elapsed() >= Duration::from_secs(2) {
+                        started.forget();
+                        return Err(failed.into());
+                    }
                 }
                 if Instant::now() >= deadline {
+                    started.forget();
                     bail!(
                         "ebbd (pid {pid}) did not answer on {} within 10 s: {e} (its log: \
                          ebbd.log in the data directory)",
@@ -175,20 +184,33 @@ async fn daemon(args: &EngineArgs) -> anyhow::Result<Box<dyn Backend>> {
     }
 }
 
-/// `ebb daemon stop`: ask the running ebbd to stop and wait (30 s at most) until its socket is
-/// gone. None running is not an error: it is stopped.
+/// `ebb daemon stop`: ask the running ebbd to stop and wait (30 s at most) until it has: its
+/// socket is removed only once its jobs are checkpointed and its data directory is free. None
+/// running is not an error: it is stopped.
 #[cfg(not(windows))]
 pub async fn stop_daemon(args: &EngineArgs) -> anyhow::Result<()> {
     let socket = socket(args)?;
-    let Ok(client) = ebb::Client::connect(&socket).await else {
-        eprintln!("ebb: no ebbd runs on {}", socket.display());
-        return Ok(());
+    if let Some(refusal) = not_ours(&socket) {
+        bail!("{refusal}");
+    }
+    let client = match ebb::Client::connect(&socket).await {
+        Ok(c) => c,
+        Err(_) if !socket.exists() => {
+            eprintln!("ebb: no ebbd runs on {}", socket.display());
+            return Ok(());
+        }
+        Err(e) => bail!("cannot reach ebbd on {}: {e}", socket.display()),
     };
-    client.shutdown_daemon().await?;
+    // The answer may be cut off by the very stop it asks for: what counts is the socket.
+    let asked = client.shutdown_daemon().await;
     let deadline = Instant::now() + Duration::from_secs(30);
-    while ebb::Client::connect(&socket).await.is_ok() {
+    while socket.exists() {
         if Instant::now() >= deadline {
-            bail!("ebbd on {} has not stopped within 30 s", socket.display());
+            let why = asked.err().map(|e| format!(": {e}")).unwrap_or_default();
+            bail!(
+                "ebbd on {} has not stopped within 30 s{why}",
+                socket.display()
+            );
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -225,6 +247,12 @@ struct Started {
 
 #[cfg(not(windows))]
 impl Started {
+    /// Done with it: its stderr file goes (the daemon keeps writing to the open file, which
+    /// it does only when it fails).
+    fn forget(&self) {
+        let _ = std::fs::remove_file(&self.stderr);
+    }
+
     /// The daemon's own failure, if it has exited.
     fn failed(&mut self) -> anyhow::Result<Option<crate::exit::Failed>> {
         let Some(status) = self.child.try_wait()? else {
@@ -299,14 +327,15 @@ pub fn exec_ebbd(_args: &EngineArgs, _ebbd_args: &[std::ffi::OsString]) -> anyho
 }
 
 /// Start `ebbd` detached from our terminal's process group, so that Ctrl-C here does not
-/// stop it. Its stderr goes to `ebbd.stderr` beside the socket, where a failure to start is
-/// read back.
+/// stop it. Its stderr goes to a file of this start beside the socket, where a failure to
+/// start is read back.
 #[cfg(not(windows))]
 fn start_daemon(args: &EngineArgs, socket: &std::path::Path) -> anyhow::Result<Started> {
     use std::os::unix::process::CommandExt;
     let dir = socket.parent().unwrap_or(std::path::Path::new("."));
     ebb::private_dir::create(dir)?;
-    let stderr = dir.join("ebbd.stderr");
+    // One file per start: two commands starting ebbd at once do not share one.
+    let stderr = dir.join(format!("ebbd-start-{}.stderr", std::process::id()));
     let file = ebb::private_dir::open_file(&stderr, false)?;
     file.set_len(0)
         .with_context(|| format!("{}: cannot empty it", stderr.display()))?;

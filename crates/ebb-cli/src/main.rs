@@ -127,7 +127,14 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Bitsadmin { args: words } => return bitsadmin::run(args, &words).await,
         // Only `ebb daemon stop` comes here: every other form became ebbd before the runtime.
-        Command::Daemon { .. } => conn::stop_daemon(args).await?,
+        Command::Daemon { args: words } => {
+            if words.len() > 1 {
+                return Err(exit::usage(
+                    "`ebb daemon stop` takes no arguments (ebb's own options go before `daemon`)",
+                ));
+            }
+            conn::stop_daemon(args).await?;
+        }
         Command::ReplaceRemotePrefix { job, old, new } => {
             commands::repair::replace_remote_prefix(args, &job, &old, &new).await?;
         }

@@ -110,7 +110,7 @@ fn row(j: &JobInfo, rate: Option<f64>) -> String {
     let moving = rate.filter(|r| *r >= 1.0 && j.state.is_running());
     let eta = match (moving, j.bytes_total) {
         (Some(r), Some(t)) => {
-            let left = t.saturating_sub(j.bytes_transferred) as f64 / r;
+            let left = (t.saturating_sub(j.bytes_transferred) as f64 / r).min(1e9);
             format!(
                 "{:#}",
                 indicatif::HumanDuration(Duration::from_secs_f64(left))

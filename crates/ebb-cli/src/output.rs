@@ -35,20 +35,23 @@ pub fn word(value: &impl std::fmt::Display) -> String {
     value.to_string().replace('_', "-")
 }
 
-/// A rate as the progress bar shows it: binary units, one decimal (`4.8 MiB/s`).
+/// A measured rate, spelled as the rate flags take one (`4.8MiB/s`, `512B/s`): binary units,
+/// one decimal.
 pub fn rate_of(bytes_per_sec: f64) -> String {
+    const UNITS: [&str; 4] = ["KiB/s", "MiB/s", "GiB/s", "TiB/s"];
     let mut v = bytes_per_sec.max(0.0);
-    for unit in ["B/s", "KiB/s", "MiB/s", "GiB/s"] {
-        if v < 1024.0 || unit == "GiB/s" {
-            return if unit == "B/s" {
-                format!("{v:.0} {unit}")
-            } else {
-                format!("{v:.1} {unit}")
-            };
-        }
-        v /= 1024.0;
+    if v < 1024.0 {
+        return format!("{v:.0}B/s");
     }
-    unreachable!("the loop returns at its last unit")
+    let mut unit = UNITS[0];
+    for next in UNITS {
+        v /= 1024.0;
+        unit = next;
+        if v < 1024.0 {
+            break;
+        }
+    }
+    format!("{v:.1}{unit}")
 }
 
 /// A duration as flags take it: `10m`, `14days`, `0s`.

@@ -149,16 +149,36 @@ pub struct Watch {
     pub transfer: bool,
     /// No bar and no notes: only errors (and what an interruption leaves).
     pub quiet: bool,
+    /// `transfer` made this job in this run (else it goes on with an earlier run's job, whose
+    /// progress a timeout keeps).
+    pub created: bool,
+}
+
+impl Watch {
+    /// `wait` and `resume --wait`: watch a job, and leave it be.
+    pub fn plain(timeout: Option<Duration>) -> Self {
+        Self {
+            timeout,
+            transfer: false,
+            quiet: false,
+            created: false,
+        }
+    }
 }
 
 /// Wait until job `id` leaves the active states (or the timeout passes); an embedded engine
-/// runs meanwhile. Each transient error is said once, with when the job tries again.
-pub async fn until_settled(conn: &Conn, id: JobId, how: Watch) -> anyhow::Result<ExitCode> {
+/// runs meanwhile. Each transient error is said once, with when the job tries again. `stop`
+/// has listened since before the job was made, so that a Ctrl-C then is not lost.
+pub async fn until_settled(
+    conn: &Conn,
+    id: JobId,
+    how: Watch,
+    mut stop: Stop,
+) -> anyhow::Result<ExitCode> {
     let e = conn.backend();
     let bar = bar(how.quiet);
     let mut speed = Speed::default();
     let mut events = e.subscribe();
-    let mut stop = Stop::listen()?;
     let deadline = how.timeout.map(|t| tokio::time::Instant::now() + t);
     let mut last_transient = None;
     let info = loop {
@@ -204,10 +224,18 @@ pub async fn until_settled(conn: &Conn, id: JobId, how: Watch) -> anyhow::Result
     Ok(code)
 }
 
-/// The timeout passed: `transfer` gives up and cancels its job (its temporary files go with
-/// it); `wait` leaves the job as it is. Either way exit 124.
+/// The timeout passed. `wait` leaves the job as it is; `transfer` gives up: a job it made is
+/// cancelled (its temporary files go with it), an earlier run's job is suspended with its
+/// progress. A job that became Transferred meanwhile is completed. Exit 124.
 async fn timed_out(conn: &Conn, info: &JobInfo, how: Watch) -> anyhow::Result<ExitCode> {
     let id = info.id;
+    let b = conn.backend();
+    let info = b.job(id).await?;
+    if !info.state.is_active() {
+        let code = settled(b, &info, how.transfer).await?;
+        conn.close().await;
+        return Ok(code);
+    }
     let after = how
         .timeout
         .map(|t| humantime::format_duration(t).to_string())
@@ -216,11 +244,17 @@ async fn timed_out(conn: &Conn, info: &JobInfo, how: Watch) -> anyhow::Result<Ex
         .reason
         .as_ref()
         .map_or_else(|| crate::output::word(&info.state), ToString::to_string);
-    if how.transfer {
-        conn.backend().cancel(id).await?;
+    if !how.transfer {
+        eprintln!("ebb: timed out after {after}; job {id} goes on: {why}");
+    } else if how.created {
+        b.cancel(id).await?;
         eprintln!("ebb: gave up after {after} ({why}); job {id} cancelled, nothing left behind");
     } else {
-        eprintln!("ebb: timed out after {after}; job {id} goes on: {why}");
+        b.suspend(id).await?;
+        eprintln!(
+            "ebb: gave up after {after} ({why}); job {id} suspended with its progress: run the \
+             same `ebb transfer` again to go on, `ebb cancel {id}` drops it"
+        );
     }
     conn.close().await;
     Ok(ExitCode::from(crate::exit::TIMED_OUT))
@@ -251,8 +285,12 @@ async fn settled(e: &dyn ebb::Backend, info: &JobInfo, transfer: bool) -> anyhow
     let id = info.id;
     Ok(match info.state {
         JobState::Transferred if transfer => {
-            let done = e.complete(id).await?;
-            tracing::info!(kept = done.files_kept, "transfer complete");
+            match e.complete(id).await {
+                Ok(done) => tracing::info!(kept = done.files_kept, "transfer complete"),
+                // Another run of the same command completed it first.
+                Err(_) if e.job(id).await?.state == JobState::Acknowledged => {}
+                Err(err) => return Err(err.into()),
+            }
             if let Some(path) = info.reply_file_name.as_ref().filter(|p| p.exists()) {
                 eprintln!("ebb: the server's reply is in {}", path.display());
             }
@@ -263,13 +301,14 @@ async fn settled(e: &dyn ebb::Backend, info: &JobInfo, transfer: bool) -> anyhow
             if let Some(err) = &info.error {
                 eprint!("ebb: job {id} failed\n{}", crate::output::error(err));
             }
-            if transfer {
+            // Another run of the same command may have cancelled it first.
+            if transfer && !e.job(id).await?.state.is_final() {
                 e.cancel(id).await?;
             }
             ExitCode::FAILURE
         }
         other => {
-            eprintln!("ebb: job {id} is {}", other.bits_name());
+            eprintln!("ebb: job {id} is {}", crate::output::word(&other));
             ExitCode::FAILURE
         }
     })

@@ -229,19 +229,21 @@ impl Bandwidth {
         lock(&self.status).blocked.clone()
     }
 
-    /// When the schedule's limits in force now next change (the start of that minute), if
-    /// they do within a week.
-    pub(crate) fn policy_until(&self) -> Option<Timestamp> {
+    /// When the schedule next lets priority `p` move bytes, if it blocks it now and not all
+    /// week. The minutes are the schedule's local wall-clock minutes, so the moment is found in
+    /// local time (across a change of daylight saving time too).
+    pub(crate) fn policy_until(&self, p: Priority) -> Option<Timestamp> {
+        use chrono::{Duration as Minutes, Local, TimeZone, Timelike};
         let config = self.effective_config();
         let minutes = config
             .schedule
             .as_ref()?
-            .minutes_until_change(self.clock.now())?;
-        let now = Timestamp::now().as_millis();
-        let minute_start = now - now.rem_euclid(60_000);
-        Some(Timestamp::from_millis(
-            minute_start + i64::from(minutes) * 60_000,
-        ))
+            .minutes_until_unblocked(self.clock.now(), p)?;
+        let now = Local::now().naive_local();
+        let minute_start = now.with_second(0)?.with_nanosecond(0)?;
+        let then = minute_start.checked_add_signed(Minutes::minutes(i64::from(minutes)))?;
+        let local = Local.from_local_datetime(&then).earliest()?;
+        Some(Timestamp::from(std::time::SystemTime::from(local)))
     }
 
     /// The buckets a job's bytes pass through: its own, then (background only) its priority's
@@ -292,7 +294,8 @@ impl Bandwidth {
             .filter(|&p| policy_limits.blocks(p))
             .collect();
         let mut s = lock(&self.status);
-        let changed_blocked = s.blocked != blocked;
+        // The scheduler acts on a new blocked set, and says why jobs wait under new caps.
+        let changed_blocked = s.blocked != blocked || s.caps != caps;
         s.target_rate = target;
         s.reason = reason;
         s.effective = effective;

@@ -73,7 +73,9 @@ struct Shared {
     shutdown: CancellationToken,
     /// Someone asked the service that runs this engine to stop (`POST /v1/shutdown`).
     stop_requested: CancellationToken,
-    _lock: DirLock,
+    /// The data directory's lock: let go once a shutdown has stopped the queue task, so that
+    /// the next engine can start while handles to this one still exist.
+    lock: std::sync::Mutex<Option<DirLock>>,
 }
 
 impl Shared {
@@ -125,7 +127,7 @@ impl Engine {
             wake,
             shutdown: CancellationToken::new(),
             stop_requested: CancellationToken::new(),
-            _lock: lock,
+            lock: std::sync::Mutex::new(Some(lock)),
         });
         let view = Arc::new(View::new(board));
         let (worker_tx, worker_rx) = mpsc::unbounded_channel();
@@ -337,6 +339,10 @@ impl Engine {
         if let Some(task) = task.take() {
             let _ = task.await;
         }
+        let lock = &self.inner.shared.lock;
+        lock.lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
     }
 }
 
@@ -406,6 +412,11 @@ pub fn read_jobs(data_dir: &Path) -> Result<Vec<JobInfo>> {
         }
     }
     let mut jobs: Vec<JobInfo> = loaded.iter().map(Job::info).collect();
+    if !running {
+        for j in jobs.iter_mut().filter(|j| j.state == JobState::Queued) {
+            j.reason = Some(crate::model::WaitReason::NotScheduled);
+        }
+    }
     jobs.sort_by_key(|j| (j.created_at, j.id));
     Ok(jobs)
 }

@@ -19,7 +19,7 @@ pub use detail::ErrorDetail;
 pub enum Error {
     #[error("job {0} not found")]
     NotFound(String),
-    #[error("job {job} is {state}: cannot {action}")]
+    #[error("job {job} is {}: cannot {action}", state.as_str().replace('_', "-"))]
     InvalidState {
         job: JobId,
         state: JobState,

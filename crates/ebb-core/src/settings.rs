@@ -50,39 +50,34 @@ pub struct EngineSettings {
     /// Checkpoint after this many bytes (progress is committed only once it is on disk).
     #[cfg_attr(
         feature = "cli",
-        arg(
-            long,
-            global = true,
-            env = "EBB_CHECKPOINT_BYTES",
-            value_name = "BYTES"
-        )
+        arg(long, env = "EBB_CHECKPOINT_BYTES", value_name = "BYTES")
     )]
     pub checkpoint_bytes: Option<u64>,
     /// Checkpoint at least this often, e.g. `1s`, `250ms`.
     #[serde(with = "duration::opt")]
-    #[cfg_attr(feature = "cli", arg(long, global = true, env = "EBB_CHECKPOINT_INTERVAL", value_parser = parse_duration, value_name = "TIME"))]
+    #[cfg_attr(feature = "cli", arg(long, env = "EBB_CHECKPOINT_INTERVAL", value_parser = parse_duration, value_name = "TIME"))]
     pub checkpoint_interval: Option<Duration>,
     /// Background jobs that may transfer at once (BITS: 1).
     #[cfg_attr(
         feature = "cli",
-        arg(long, global = true, env = "EBB_MAX_BACKGROUND_JOBS", value_name = "N")
+        arg(long, env = "EBB_MAX_BACKGROUND_JOBS", value_name = "N")
     )]
     pub max_background_jobs: Option<usize>,
     /// Time slice of a background job before others of its priority get a turn.
     #[serde(with = "duration::opt")]
-    #[cfg_attr(feature = "cli", arg(long, global = true, env = "EBB_TIME_SLICE", value_parser = parse_duration, value_name = "TIME"))]
+    #[cfg_attr(feature = "cli", arg(long, env = "EBB_TIME_SLICE", value_parser = parse_duration, value_name = "TIME"))]
     pub time_slice: Option<Duration>,
     /// Abandon a body that delivers nothing for this long (a transient error).
     #[serde(with = "duration::opt")]
-    #[cfg_attr(feature = "cli", arg(long, global = true, env = "EBB_CHUNK_TIMEOUT", value_parser = parse_duration, value_name = "TIME"))]
+    #[cfg_attr(feature = "cli", arg(long, env = "EBB_CHUNK_TIMEOUT", value_parser = parse_duration, value_name = "TIME"))]
     pub chunk_timeout: Option<Duration>,
     /// Give up connecting after this long (a transient error).
     #[serde(with = "duration::opt")]
-    #[cfg_attr(feature = "cli", arg(long, global = true, env = "EBB_CONNECT_TIMEOUT", value_parser = parse_duration, value_name = "TIME"))]
+    #[cfg_attr(feature = "cli", arg(long, env = "EBB_CONNECT_TIMEOUT", value_parser = parse_duration, value_name = "TIME"))]
     pub connect_timeout: Option<Duration>,
     /// Cancel jobs untouched for this long (BITS: 90 days).
     #[serde(with = "duration::opt")]
-    #[cfg_attr(feature = "cli", arg(long, global = true, env = "EBB_INACTIVITY_TIMEOUT", value_parser = parse_duration, value_name = "TIME"))]
+    #[cfg_attr(feature = "cli", arg(long, env = "EBB_INACTIVITY_TIMEOUT", value_parser = parse_duration, value_name = "TIME"))]
     pub inactivity_timeout: Option<Duration>,
 }
 

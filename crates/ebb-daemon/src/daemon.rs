@@ -49,14 +49,11 @@ fn logging(foreground: bool, data_dir: &std::path::Path) -> Result<()> {
 }
 
 /// A failure to start, written to `ebbd.log` too (where the daemon's log would have gone), so
-/// that it is found later beside the rest. A configuration that cannot be read still has a
-/// data directory: the flag's, else the default one.
+/// that it is found later beside the rest: in the data directory the flag, else the
+/// configuration file, else the default names (the default when the file cannot be read).
 pub fn log_failure(args: &Options, error: &Error) {
-    let Some(dir) = args
-        .data_dir
-        .clone()
-        .or_else(|| SettingsFile::default().data_dir(None).ok())
-    else {
+    let file = SettingsFile::load_given_or_default(args.config.as_deref()).unwrap_or_default();
+    let Ok(dir) = file.data_dir(args.data_dir.as_deref()) else {
         return;
     };
     let line = format!(

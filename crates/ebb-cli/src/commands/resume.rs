@@ -11,16 +11,8 @@ pub async fn run(args: &EngineArgs, job: &str, wait: bool) -> anyhow::Result<Exi
     let id = conn.backend().find(job).await?;
     let outcome = conn.backend().resume(id).await?;
     if wait {
-        return watch::until_settled(
-            &conn,
-            id,
-            watch::Watch {
-                timeout: None,
-                transfer: false,
-                quiet: false,
-            },
-        )
-        .await;
+        return watch::until_settled(&conn, id, watch::Watch::plain(None), watch::Stop::listen()?)
+            .await;
     }
     if outcome == ebb::ResumeOutcome::Queued && !conn.is_daemon() {
         eprintln!(

@@ -24,15 +24,22 @@ pub async fn run(args: &EngineArgs, t: TransferArgs) -> anyhow::Result<ExitCode>
         .iter()
         .map(|(url, path)| crate::new_file(url, path))
         .collect::<anyhow::Result<Vec<_>>>()?;
+    // Listening from here, a Ctrl-C while the job is made is seen once it is: never a job
+    // half made (files missing) that the next run cannot recognise.
+    let stop = watch::Stop::listen()?;
     let conn = Conn::open(args, true).await?;
     let b = conn.backend();
-    let id = match earlier_job(b, job_type, &files).await {
-        Ok(Some(job)) => go_on(b, &job, &t).await.map(|()| job.id),
-        Ok(None) => start(b, job_type, &t, files).await,
+    let found = match earlier_job(b, job_type, &files).await {
+        Ok(Some(job)) => go_on(b, conn.is_daemon(), &job, &t)
+            .await
+            .map(|()| (job.id, false)),
+        Ok(None) => start(b, conn.is_daemon(), job_type, &t, files)
+            .await
+            .map(|id| (id, true)),
         Err(e) => Err(e),
     };
-    let id = match id {
-        Ok(id) => id,
+    let (id, created) = match found {
+        Ok(found) => found,
         Err(e) => {
             conn.close().await;
             return Err(e);
@@ -42,14 +49,34 @@ pub async fn run(args: &EngineArgs, t: TransferArgs) -> anyhow::Result<ExitCode>
         timeout: t.timeout,
         transfer: true,
         quiet: t.quiet,
+        created,
     };
-    watch::until_settled(&conn, id, watch).await
+    watch::until_settled(&conn, id, watch, stop).await
+}
+
+/// The certificate settings a run asks for, set on a new job and on an earlier run's job
+/// alike (`--insecure`, `--ca-file`, else `SSL_CERT_FILE` for a daemon, whose own environment
+/// this command's does not reach).
+fn tls_changes(t: &TransferArgs, daemon: bool) -> anyhow::Result<Vec<PropertyChange>> {
+    let mut out = Vec::new();
+    if t.insecure {
+        let flags = ebb::SecurityFlags::new(ebb::SecurityFlags::INSECURE)?;
+        out.push(PropertyChange::SecurityFlags(flags));
+    }
+    let env_file = std::env::var_os("SSL_CERT_FILE")
+        .filter(|_| daemon)
+        .map(std::path::PathBuf::from);
+    if let Some(path) = t.ca_file.as_ref().or(env_file.as_ref()) {
+        out.push(PropertyChange::CaFile(super::set::ca_file(path)?));
+    }
+    Ok(out)
 }
 
 /// A new job: its destinations made ready, created, its files added, resumed. If any step
 /// fails, no job is left behind.
 async fn start(
     b: &dyn Backend,
+    daemon: bool,
     job_type: JobType,
     t: &TransferArgs,
     files: Vec<NewFile>,
@@ -59,22 +86,14 @@ async fn start(
         targets::prepare(&paths, t.create_dirs, t.overwrite)?;
     }
     let reply_file = t.reply_file.as_deref().map(crate::absolute).transpose()?;
-    let ca_file = match &t.ca_file {
-        Some(path) => super::set::ca_file(path)?,
-        None => None,
-    };
+    let tls = tls_changes(t, daemon)?;
     let id = b.create_job(&t.name, job_type).await?;
     let setup = async {
         if let Some(p) = t.priority {
             b.set_property(id, PropertyChange::Priority(p)).await?;
         }
-        if t.insecure {
-            let flags = ebb::SecurityFlags::new(ebb::SecurityFlags::INSECURE)?;
-            b.set_property(id, PropertyChange::SecurityFlags(flags))
-                .await?;
-        }
-        if ca_file.is_some() {
-            b.set_property(id, PropertyChange::CaFile(ca_file)).await?;
+        for change in tls {
+            b.set_property(id, change).await?;
         }
         if reply_file.is_some() {
             b.set_reply_file_name(id, reply_file).await?;
@@ -133,8 +152,13 @@ async fn earlier_job(
 }
 
 /// Go on with an earlier run's job: queued again from its last checkpoint (a Transferred job
-/// needs only its Complete).
-async fn go_on(b: &dyn Backend, job: &JobInfo, t: &TransferArgs) -> anyhow::Result<()> {
+/// needs only its Complete), with this run's priority, certificate settings and reply file.
+async fn go_on(
+    b: &dyn Backend,
+    daemon: bool,
+    job: &JobInfo,
+    t: &TransferArgs,
+) -> anyhow::Result<()> {
     if !t.quiet {
         let total = job
             .bytes_total
@@ -148,6 +172,15 @@ async fn go_on(b: &dyn Backend, job: &JobInfo, t: &TransferArgs) -> anyhow::Resu
     }
     if let Some(p) = t.priority.filter(|p| *p != job.properties.priority) {
         b.set_property(job.id, PropertyChange::Priority(p)).await?;
+    }
+    for change in tls_changes(t, daemon)? {
+        b.set_property(job.id, change).await?;
+    }
+    if let Some(path) = &t.reply_file {
+        let path = crate::absolute(path)?;
+        if job.reply_file_name.as_ref() != Some(&path) {
+            b.set_reply_file_name(job.id, Some(path)).await?;
+        }
     }
     if job.state != JobState::Transferred {
         b.resume(job.id).await?;

@@ -12,16 +12,8 @@ pub async fn run(
     job: &str,
     timeout: Option<Duration>,
 ) -> anyhow::Result<ExitCode> {
+    let stop = watch::Stop::listen()?;
     let conn = Conn::open(args, true).await?;
     let id = conn.backend().find(job).await?;
-    watch::until_settled(
-        &conn,
-        id,
-        watch::Watch {
-            timeout,
-            transfer: false,
-            quiet: false,
-        },
-    )
-    .await
+    watch::until_settled(&conn, id, watch::Watch::plain(timeout), stop).await
 }

@@ -62,7 +62,7 @@ impl Queue {
                 .into_iter()
                 .collect();
         let status = self.shared.bandwidth.status();
-        let mut until = None;
+        let mut until = HashMap::new();
         for job in self.view.read().jobs.values() {
             let p = &job.properties;
             if job.state().is_running() {
@@ -80,7 +80,9 @@ impl Queue {
                     waiting.insert(job.id, WaitReason::Paused { by });
                 }
             } else if job.is_blocked_by_policy() {
-                let until = *until.get_or_insert_with(|| self.shared.bandwidth.policy_until());
+                let until = *until
+                    .entry(p.priority)
+                    .or_insert_with(|| self.shared.bandwidth.policy_until(p.priority));
                 let period = status.policy.as_ref().map(|p| p.period);
                 waiting.insert(job.id, WaitReason::Policy { period, until });
             }

@@ -122,7 +122,7 @@ struct Extra {
 impl Board {
     fn entry(&self, id: JobId) -> Option<(Arc<Job>, Extra)> {
         let job = self.jobs.get(&id)?.clone();
-        let waiting = match self.waiting.get(&id) {
+        let waiting = match self.waiting.get(&id).filter(|w| w.fits(job.state())) {
             Some(w) => Some(w.clone()),
             None if !self.scheduling && job.state() == JobState::Queued => {
                 Some(WaitReason::NotScheduled)

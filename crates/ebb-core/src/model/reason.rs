@@ -10,7 +10,7 @@ use super::{ErrorCode, JobState, Period, Priority, Timestamp};
 
 /// Why a job waits, with the time it will next try where there is one.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+#[serde(tag = "kind", rename_all = "snake_case")]
 pub enum WaitReason {
     /// Suspended: nothing moves until the job is resumed.
     Suspended,
@@ -51,6 +51,9 @@ pub enum WaitReason {
     Complete,
     /// Error: it moves again only if resumed (or is dropped by cancel).
     Error,
+    /// A reason a newer engine gave that this version does not know.
+    #[serde(other)]
+    Unknown,
 }
 
 /// Which cap of 0 pauses a job.
@@ -95,6 +98,24 @@ impl WaitReason {
         })
     }
 
+    /// Whether the scheduler's reason still fits a job in `state` (a reason noted before the
+    /// job's state changed is no reason).
+    pub(crate) fn fits(&self, state: JobState) -> bool {
+        match self {
+            Self::HigherPriority { .. } | Self::Turn { .. } | Self::NotScheduled => {
+                state == JobState::Queued
+            }
+            Self::Paused { .. } => state.is_running(),
+            Self::Policy { .. } | Self::Retry { .. } | Self::NoNetwork { .. } => {
+                state == JobState::TransientError
+            }
+            Self::Suspended => state == JobState::Suspended,
+            Self::Complete => state == JobState::Transferred,
+            Self::Error => state == JobState::Error,
+            Self::Unknown => false,
+        }
+    }
+
     /// A short name for tables: `suspended`, `retry`, `higher-priority`, ...
     pub fn as_str(&self) -> &'static str {
         match self {
@@ -108,6 +129,7 @@ impl WaitReason {
             Self::Paused { .. } => "paused",
             Self::Complete => "complete",
             Self::Error => "error",
+            Self::Unknown => "unknown",
         }
     }
 
@@ -191,6 +213,7 @@ impl fmt::Display for WaitReason {
             } => f.write_str("paused: the background rate cap is 0"),
             Self::Complete => f.write_str("transferred: waits to be completed"),
             Self::Error => f.write_str("error: waits to be resumed or cancelled"),
+            Self::Unknown => f.write_str("waiting (for a reason this version cannot name)"),
         }
     }
 }
@@ -246,6 +269,12 @@ mod tests {
             serde_json::json!({"kind": "turn", "ahead": 2, "priority": "low"})
         );
         assert_eq!(serde_json::from_value::<WaitReason>(json).unwrap(), r);
+        // A newer engine's reason is read, not refused.
+        let newer = serde_json::json!({"kind": "on_battery", "until": "x"});
+        assert_eq!(
+            serde_json::from_value::<WaitReason>(newer).unwrap(),
+            WaitReason::Unknown
+        );
         assert_eq!(
             r.to_string(),
             "queued: its turn comes after 2 jobs of low priority"

@@ -289,14 +289,16 @@ impl Schedule {
 }
 
 impl Schedule {
-    /// Minutes from `t` until the limits in force change (`None` if they never do within a
-    /// week: the schedule is the same at every hour).
-    pub fn minutes_until_change(&self, t: LocalTime) -> Option<u32> {
-        let now = self.at(t);
+    /// Minutes from `t` until priority `p` may move bytes again (`None` if it is not blocked
+    /// now, or stays blocked all week).
+    pub fn minutes_until_unblocked(&self, t: LocalTime, p: Priority) -> Option<u32> {
+        if !self.at(t).1.blocks(p) {
+            return None;
+        }
         let mut at = t;
         (1..=7 * 24 * 60).find(|_| {
             at = at.plus_minute();
-            self.at(at) != now
+            !self.at(at).1.blocks(p)
         })
     }
 }
@@ -386,19 +388,18 @@ impl Eq for WallClock {}
 #[cfg(test)]
 mod tests {
     #[test]
-    fn the_next_change_is_found_across_midnight() {
+    fn a_blocked_priority_knows_when_it_moves_again() {
         let s = schedule();
+        // Normal is blocked in work hours (08:00-17:00), low never is.
+        let wed = LocalTime::new(WED, 12, 0);
+        assert_eq!(s.minutes_until_unblocked(wed, Priority::Normal), Some(300));
+        assert_eq!(s.minutes_until_unblocked(wed, Priority::Low), None);
         assert_eq!(
-            s.minutes_until_change(LocalTime::new(WED, 12, 0)),
-            Some(300)
+            s.minutes_until_unblocked(LocalTime::new(WED, 20, 0), Priority::Normal),
+            None
         );
-        // Saturday 22:00's maintenance window ends on Sunday at 06:00.
-        assert_eq!(
-            s.minutes_until_change(LocalTime::new(SAT, 22, 0)),
-            Some(480)
-        );
-        let always: Schedule = toml::from_str("non_work = { low = \"1MB/s\" }").unwrap();
-        assert_eq!(always.minutes_until_change(LocalTime::new(WED, 1, 0)), None);
+        let always: Schedule = toml::from_str("non_work = { low = \"0\" }").unwrap();
+        assert_eq!(always.minutes_until_unblocked(wed, Priority::Low), None);
     }
 
     use super::*;

@@ -389,7 +389,7 @@ pub(crate) fn certificate_code(e: &CertificateError) -> (ErrorCode, &'static str
         // `openssl req -x509` makes a self-signed certificate that says it is a CA.
         C::Other(o) if is_ca_as_end_entity(o) => (
             ErrorCode::SECURE_INVALID_CA,
-            "the certificate is self-signed (a CA certificate used as the server's own)",
+            "the server's certificate is a CA's (self-signed, as `openssl req -x509` makes them)",
         ),
         _ => (ErrorCode::SECURE_FAILURE, "the certificate is not valid"),
     }

@@ -49,8 +49,9 @@ struct ClientKey {
     proxy_credentials: Option<BasicCredentials>,
     /// The certificate bits of the job's security flags.
     tls: SecurityFlags,
-    /// The job's own CA file.
-    ca_file: Option<PathBuf>,
+    /// The job's own CA file, and its modification time and length when the client was made:
+    /// a file changed at the same path makes a new client.
+    ca_file: Option<(PathBuf, Option<(std::time::SystemTime, u64)>)>,
 }
 
 /// One `reqwest::Client` (and so one connection pool) per distinct proxy/TLS setting, shared by
@@ -143,22 +144,29 @@ impl HttpClients {
             proxy: props.proxy.clone(),
             proxy_credentials: creds.proxy.clone(),
             tls: props.security_flags.certificate_checks(),
-            ca_file: props.ca_file.clone(),
+            ca_file: props.ca_file.as_ref().map(|p| {
+                let stamp = std::fs::metadata(p)
+                    .ok()
+                    .and_then(|m| Some((m.modified().ok()?, m.len())));
+                (p.clone(), stamp)
+            }),
         };
-        let mut clients = self.clients.lock().map_err(|_| {
-            Failure::new(
-                Status::Transient,
-                ErrorContext::GeneralTransport,
-                ErrorCode::E_FAIL,
-                String::new(),
-            )
-        })?;
-        if let Some(c) = clients.get(&key) {
+        let clients = || {
+            self.clients.lock().map_err(|_| {
+                Failure::new(
+                    Status::Transient,
+                    ErrorContext::GeneralTransport,
+                    ErrorCode::E_FAIL,
+                    String::new(),
+                )
+            })
+        };
+        if let Some(c) = clients()?.get(&key) {
             return Ok(c.clone());
         }
+        // Built (a CA file read) without the lock; of two built at once, the first stays.
         let client = self.build(&key)?;
-        clients.insert(key, client.clone());
-        Ok(client)
+        Ok(clients()?.entry(key).or_insert(client).clone())
     }
 
     fn build(&self, key: &ClientKey) -> Result<reqwest::Client, Failure> {
@@ -181,7 +189,8 @@ impl HttpClients {
             }
         }
         if self.own_verifier(key.tls) || key.ca_file.is_some() {
-            b = b.tls_backend_preconfigured(self.tls_config(key.tls, key.ca_file.as_deref())?);
+            let ca_file = key.ca_file.as_ref().map(|(p, _)| p.as_path());
+            b = b.tls_backend_preconfigured(self.tls_config(key.tls, ca_file)?);
         }
         b.build().map_err(|e| {
             Failure::new(
