@@ -179,7 +179,7 @@ async fn transfer_completes_or_cancels_on_a_permanent_error() {
     );
     assert!(temp_files(dir.path()).is_empty());
     assert_eq!(
-        cli.run(&["transfer", "http://127.0.0.1:9/odd"])
+        cli.run(&["transfer", "http://127.0.0.1:9/odd", "a", "b"])
             .status
             .code(),
         Some(2)

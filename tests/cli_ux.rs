@@ -375,3 +375,26 @@ async fn a_self_signed_server_and_the_ways_to_trust_it() {
     let bad = cli.run(&["transfer", "--ca-file", &to("ca"), &url, &to("bad")]);
     assert_eq!(bad.status.code(), Some(2), "{}", stderr(&bad));
 }
+
+/// `set-remote-name` on a file already transferred is refused: `files` never lies about where
+/// the bytes came from.
+#[test]
+fn a_transferred_file_keeps_the_name_its_bytes_came_from() {
+    let dir = tempfile::tempdir().unwrap();
+    let cli = Cli::new(dir.path());
+    let source = dir.path().join("source.bin");
+    std::fs::write(&source, data(5000, 9)).unwrap();
+    let url = format!("file://{}", source.display());
+    let id = cli.ok(&["create", "named"]).trim().to_owned();
+    let dest = dir.path().join("dest.bin");
+    cli.ok(&["add-file", &id, &url, dest.to_str().unwrap()]);
+    cli.ok(&["resume", &id, "--wait"]);
+    let out = cli.run(&["set-remote-name", &id, "0", "http://127.0.0.1:9/other"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("already transferred from file://"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(cli.ok(&["files", &id]).contains(&url));
+}
