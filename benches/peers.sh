@@ -20,7 +20,7 @@ RUNS=${RUNS:-5} DESTS=${DESTS:-tmpfs disk disksync} TOOLS=${SINGLE_TOOLS:-curl w
 RUNS=${RUNS:-5} TOOLS=${MANY_TOOLS:-curl-seq curl-par wget aria2c-j16 ebb} \
   EXTRA_MANY="ebb|$here/ebb-many.sh {URLS} {DIR}" "$PEERS/bench-many.sh"
 SCENARIOS=${SCENARIOS:-curl-KILL wget-TERM aria2c-x1-KILL ebb-KILL} \
-  EXTRA_RESUME="ebb-KILL|KILL|2|$EBB transfer --name bench-resume {URL} {FILE}|$here/ebb-finish.sh bench-resume" \
+  EXTRA_RESUME="ebb-KILL|KILL|2|$EBB transfer --overwrite --name bench-resume {URL} {FILE}|$here/ebb-finish.sh bench-resume" \
   "$PEERS/bench-resume.sh"
 "$PEERS/report.sh" > "$RES/report.md"
 "$here/ratios.sh" "$RES" > "$RES/ratios.md"
