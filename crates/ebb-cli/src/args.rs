@@ -154,8 +154,10 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// An upload-reply job's reply: its file and progress, or with --data its bytes (at most
-    /// 1 MiB) on stdout, or with --file its file name alone.
+    /// An upload-reply job's reply: its file and progress, its bytes, or its file name.
+    ///
+    /// With --data the reply's bytes (at most 1 MiB) go raw to stdout; with --file its file
+    /// name alone.
     Reply {
         /// The job: its id, or its display name when no other job has it.
         job: String,
@@ -187,9 +189,11 @@ pub enum Command {
         #[arg(long, value_parser = ebb::settings::parse_duration, value_name = "DURATION")]
         timeout: Option<Duration>,
     },
-    /// Download URLs (each to PATH, or named after the URL), or with --upload send FILE to
-    /// URL: create, add, resume, wait, complete. Run again after Ctrl-C, the same command goes
-    /// on with the job it started, from its last checkpoint.
+    /// Download URLs (or upload a file) in one job, with a progress bar, until done.
+    ///
+    /// Each URL goes to the PATH after it, else to a file named after it. It creates, adds,
+    /// resumes, waits and completes. Run again after Ctrl-C, the same command goes on with the
+    /// job it started, from its last checkpoint.
     #[command(after_help = TRANSFER_EXAMPLES)]
     Transfer(TransferArgs),
     /// A live table of jobs, refreshed until Ctrl-C (like `bitsadmin /monitor`).
@@ -208,9 +212,11 @@ pub enum Command {
         )]
         args: Vec<String>,
     },
-    /// `ebb daemon stop` stops the running ebbd (each running job checkpointed, queued for its
-    /// next start); `ebb daemon ARGS` runs `ebbd ARGS` (the one beside this program, else the
-    /// one on PATH), e.g. `ebb daemon --foreground`.
+    /// Stop the running ebbd (`ebb daemon stop`), or run ebbd with ARGS.
+    ///
+    /// `stop` checkpoints each running job (they go on at the next start) and waits until the
+    /// daemon has let go of its data directory. Any other ARGS go to the `ebbd` beside this
+    /// program, else the one on PATH, e.g. `ebb daemon --foreground`.
     Daemon {
         /// `stop`, or ebbd's own arguments.
         #[arg(

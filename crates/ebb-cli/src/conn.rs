@@ -152,26 +152,24 @@ async fn daemon(args: &EngineArgs) -> anyhow::Result<Box<dyn Backend>> {
     let pid = started.child.id();
     eprintln!("ebb: started ebbd (pid {pid}) on {}", socket.display());
     let deadline = Instant::now() + Duration::from_secs(10);
-    // Once ours has failed: how long another ebbd (started by a command beside this one, which
-    // is why ours found the data directory in use) has to answer before ours's words stand.
-    let mut failed_at = None;
+    // Ours found the data directory in use: most likely another command started an ebbd at
+    // the same moment. That one has 2 s to answer before ours's words stand.
+    let mut lost_race_at = None;
     loop {
         match connect().await {
             Ok(c) => {
-                started.forget();
+                started.answered();
                 check_settings(args, c.as_ref())?;
                 return Ok(c);
             }
             Err(e) => {
                 if let Some(failed) = started.failed()? {
-                    let since = *failed_at.get_or_insert_with(Instant::now);
-                    if since.elapsed() >= Duration::from_secs(2) {
-                        started.forget();
+                    let in_use = failed.message.contains("in use by another engine");
+                    let since = *lost_race_at.get_or_insert_with(Instant::now);
+                    if !in_use || since.elapsed() >= Duration::from_secs(2) {
                         return Err(failed.into());
                     }
-                }
-                if Instant::now() >= deadline {
-                    started.forget();
+                } else if Instant::now() >= deadline {
                     bail!(
                         "ebbd (pid {pid}) did not answer on {} within 10 s: {e} (its log: \
                          ebbd.log in the data directory)",
@@ -185,8 +183,8 @@ async fn daemon(args: &EngineArgs) -> anyhow::Result<Box<dyn Backend>> {
 }
 
 /// `ebb daemon stop`: ask the running ebbd to stop and wait (30 s at most) until it has: its
-/// socket is removed only once its jobs are checkpointed and its data directory is free. None
-/// running is not an error: it is stopped.
+/// socket is gone and its data directory free, so that the next command may start another.
+/// None running (or a stale socket nothing answers on) is not an error: it is stopped.
 #[cfg(not(windows))]
 pub async fn stop_daemon(args: &EngineArgs) -> anyhow::Result<()> {
     let socket = socket(args)?;
@@ -195,16 +193,16 @@ pub async fn stop_daemon(args: &EngineArgs) -> anyhow::Result<()> {
     }
     let client = match ebb::Client::connect(&socket).await {
         Ok(c) => c,
-        Err(_) if !socket.exists() => {
-            eprintln!("ebb: no ebbd runs on {}", socket.display());
+        Err(e) => {
+            eprintln!("ebb: no ebbd answers on {} ({e})", socket.display());
             return Ok(());
         }
-        Err(e) => bail!("cannot reach ebbd on {}: {e}", socket.display()),
     };
-    // The answer may be cut off by the very stop it asks for: what counts is the socket.
+    // The answer may be cut off by the very stop it asks for: what counts is what follows.
     let asked = client.shutdown_daemon().await;
+    let data_dir = data_dir(args)?;
     let deadline = Instant::now() + Duration::from_secs(30);
-    while socket.exists() {
+    while socket.exists() || ebb::engine_running(&data_dir) {
         if Instant::now() >= deadline {
             let why = asked.err().map(|e| format!(": {e}")).unwrap_or_default();
             bail!(
@@ -243,14 +241,18 @@ fn not_ours(socket: &std::path::Path) -> Option<String> {
 struct Started {
     child: std::process::Child,
     stderr: PathBuf,
+    /// What it said when it exited, read once (its file is gone after).
+    said: Option<String>,
 }
 
 #[cfg(not(windows))]
 impl Started {
-    /// Done with it: its stderr file goes (the daemon keeps writing to the open file, which
-    /// it does only when it fails).
-    fn forget(&self) {
-        let _ = std::fs::remove_file(&self.stderr);
+    /// It answers: its stderr file becomes `ebbd.stderr` beside the socket (where anything it
+    /// says later, such as a panic, can be read), replacing an earlier daemon's.
+    fn answered(&self) {
+        if let Some(dir) = self.stderr.parent() {
+            let _ = std::fs::rename(&self.stderr, dir.join("ebbd.stderr"));
+        }
     }
 
     /// The daemon's own failure, if it has exited.
@@ -258,7 +260,11 @@ impl Started {
         let Some(status) = self.child.try_wait()? else {
             return Ok(None);
         };
-        let said = std::fs::read_to_string(&self.stderr).unwrap_or_default();
+        let said = self.said.get_or_insert_with(|| {
+            let said = std::fs::read_to_string(&self.stderr).unwrap_or_default();
+            let _ = std::fs::remove_file(&self.stderr);
+            said
+        });
         let said = said.trim();
         let said = said.strip_prefix("ebbd: ").unwrap_or(said);
         let message = if said.is_empty() {
@@ -348,5 +354,9 @@ fn start_daemon(args: &EngineArgs, socket: &std::path::Path) -> anyhow::Result<S
     let child = cmd
         .spawn()
         .with_context(|| format!("cannot start {}", cmd.get_program().display()))?;
-    Ok(Started { child, stderr })
+    Ok(Started {
+        child,
+        stderr,
+        said: None,
+    })
 }

@@ -308,7 +308,7 @@ pub fn error(e: &JobErrorInfo) -> String {
     if is_certificate_error(e.code) {
         s.push_str(
             "(to trust its CA or its own certificate: `--ca-file FILE` on `ebb transfer` or `ebb set`, \
-             or SSL_CERT_FILE; to accept any certificate: `--insecure` (`ebb set JOB --insecure on`))\n",
+             or SSL_CERT_FILE where the engine starts; to accept any certificate: `--insecure` (`ebb set JOB --insecure on`))\n",
         );
     }
     s

@@ -242,7 +242,11 @@ impl Bandwidth {
         let now = Local::now().naive_local();
         let minute_start = now.with_second(0)?.with_nanosecond(0)?;
         let then = minute_start.checked_add_signed(Minutes::minutes(i64::from(minutes)))?;
-        let local = Local.from_local_datetime(&then).earliest()?;
+        // A moment that a change of daylight saving time skips is the end of that gap.
+        let local = Local.from_local_datetime(&then).earliest().or_else(|| {
+            let after = then.checked_add_signed(Minutes::hours(1))?;
+            Local.from_local_datetime(&after).earliest()
+        })?;
         Some(Timestamp::from(std::time::SystemTime::from(local)))
     }
 

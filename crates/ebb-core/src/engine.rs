@@ -246,6 +246,10 @@ impl Engine {
 
     /// Change caps or idle estimation at run time (`ebb bandwidth set`); persisted until reset.
     pub async fn set_bandwidth(&self, change: BandwidthChange) -> Result<BandwidthStatus> {
+        // After a shutdown the data directory may be another engine's: nothing is written.
+        if self.inner.shared.shutdown.is_cancelled() {
+            return Err(Error::ShutDown);
+        }
         let status = self.inner.shared.bandwidth.change(change).await?;
         self.inner.shared.wake.notify_one();
         Ok(status)
@@ -332,6 +336,18 @@ impl Engine {
         self.inner.shared.stop_requested.cancelled().await;
     }
 
+    /// After [`Engine::shutdown`]: let go of the data directory, so that another engine may
+    /// open it while handles to this one still exist (a service does this once nobody can
+    /// reach it any more). Before a shutdown it does nothing.
+    pub fn release_data_dir(&self) {
+        if self.inner.shared.shutdown.is_cancelled() {
+            let lock = &self.inner.shared.lock;
+            lock.lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .take();
+        }
+    }
+
     /// Stop every transfer with a final checkpoint; running jobs are queued for the next start.
     pub async fn shutdown(&self) {
         self.inner.shared.shutdown.cancel();
@@ -339,10 +355,6 @@ impl Engine {
         if let Some(task) = task.take() {
             let _ = task.await;
         }
-        let lock = &self.inner.shared.lock;
-        lock.lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .take();
     }
 }
 
@@ -396,6 +408,11 @@ pub async fn state_changed(events: &mut broadcast::Receiver<Event>, id: JobId) {
             Err(broadcast::error::RecvError::Closed) => std::future::pending().await,
         }
     }
+}
+
+/// Whether some process runs an engine on `data_dir` right now.
+pub fn engine_running(data_dir: &Path) -> bool {
+    crate::lock::engine_running(data_dir)
 }
 
 /// Read every job of a data directory without opening an engine (works while another process

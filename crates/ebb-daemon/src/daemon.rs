@@ -103,9 +103,12 @@ pub async fn run(args: Options) -> Result<()> {
     }
     stop.cancel();
     let _ = server.await;
-    // A final checkpoint for every running job; they are queued for the next start.
+    // A final checkpoint for every running job; they are queued for the next start. The
+    // socket goes before the data directory is let go: a daemon started meanwhile finds the
+    // directory in use until nobody can reach this one, and never has its new socket removed.
     engine.shutdown().await;
     let _ = std::fs::remove_file(&socket);
+    engine.release_data_dir();
     tracing::info!("ebbd stopped");
     Ok(())
 }

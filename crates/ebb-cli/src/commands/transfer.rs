@@ -24,18 +24,18 @@ pub async fn run(args: &EngineArgs, t: TransferArgs) -> anyhow::Result<ExitCode>
         .iter()
         .map(|(url, path)| crate::new_file(url, path))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    // Listening from here, a Ctrl-C while the job is made is seen once it is: never a job
-    // half made (files missing) that the next run cannot recognise.
-    let stop = watch::Stop::listen()?;
-    let conn = Conn::open(args, true).await?;
+    // Listening from here: a Ctrl-C while connecting ends the command (130); one while the
+    // job is made is seen once it is, never a job half made (files missing) that the next run
+    // cannot recognise.
+    let mut stop = watch::Stop::listen()?;
+    let conn = tokio::select! {
+        conn = Conn::open(args, true) => conn?,
+        code = stop.recv() => return Ok(ExitCode::from(code)),
+    };
     let b = conn.backend();
     let found = match earlier_job(b, job_type, &files).await {
-        Ok(Some(job)) => go_on(b, conn.is_daemon(), &job, &t)
-            .await
-            .map(|()| (job.id, false)),
-        Ok(None) => start(b, conn.is_daemon(), job_type, &t, files)
-            .await
-            .map(|id| (id, true)),
+        Ok(Some(job)) => go_on(b, &job, &t).await.map(|()| (job.id, false)),
+        Ok(None) => start(b, job_type, &t, files).await.map(|id| (id, true)),
         Err(e) => Err(e),
     };
     let (id, created) = match found {
@@ -54,19 +54,26 @@ pub async fn run(args: &EngineArgs, t: TransferArgs) -> anyhow::Result<ExitCode>
     watch::until_settled(&conn, id, watch, stop).await
 }
 
-/// The certificate settings a run asks for, set on a new job and on an earlier run's job
-/// alike (`--insecure`, `--ca-file`, else `SSL_CERT_FILE` for a daemon, whose own environment
-/// this command's does not reach).
-fn tls_changes(t: &TransferArgs, daemon: bool) -> anyhow::Result<Vec<PropertyChange>> {
+/// The certificate settings of this run, set on a new job and on an earlier run's job alike:
+/// `--insecure` sets BITS's ignore bits and its absence clears them (the same command without
+/// it asks for a checked certificate); `--ca-file` sets the job's CA file.
+fn tls_changes(
+    t: &TransferArgs,
+    current: ebb::SecurityFlags,
+) -> anyhow::Result<Vec<PropertyChange>> {
     let mut out = Vec::new();
-    if t.insecure {
-        let flags = ebb::SecurityFlags::new(ebb::SecurityFlags::INSECURE)?;
-        out.push(PropertyChange::SecurityFlags(flags));
+    let bits = ebb::SecurityFlags::INSECURE;
+    let flags = if t.insecure {
+        current.0 | bits
+    } else {
+        current.0 & !bits
+    };
+    if flags != current.0 {
+        out.push(PropertyChange::SecurityFlags(ebb::SecurityFlags::new(
+            flags,
+        )?));
     }
-    let env_file = std::env::var_os("SSL_CERT_FILE")
-        .filter(|_| daemon)
-        .map(std::path::PathBuf::from);
-    if let Some(path) = t.ca_file.as_ref().or(env_file.as_ref()) {
+    if let Some(path) = &t.ca_file {
         out.push(PropertyChange::CaFile(super::set::ca_file(path)?));
     }
     Ok(out)
@@ -76,7 +83,6 @@ fn tls_changes(t: &TransferArgs, daemon: bool) -> anyhow::Result<Vec<PropertyCha
 /// fails, no job is left behind.
 async fn start(
     b: &dyn Backend,
-    daemon: bool,
     job_type: JobType,
     t: &TransferArgs,
     files: Vec<NewFile>,
@@ -86,7 +92,7 @@ async fn start(
         targets::prepare(&paths, t.create_dirs, t.overwrite)?;
     }
     let reply_file = t.reply_file.as_deref().map(crate::absolute).transpose()?;
-    let tls = tls_changes(t, daemon)?;
+    let tls = tls_changes(t, ebb::SecurityFlags::default())?;
     let id = b.create_job(&t.name, job_type).await?;
     let setup = async {
         if let Some(p) = t.priority {
@@ -153,12 +159,7 @@ async fn earlier_job(
 
 /// Go on with an earlier run's job: queued again from its last checkpoint (a Transferred job
 /// needs only its Complete), with this run's priority, certificate settings and reply file.
-async fn go_on(
-    b: &dyn Backend,
-    daemon: bool,
-    job: &JobInfo,
-    t: &TransferArgs,
-) -> anyhow::Result<()> {
+async fn go_on(b: &dyn Backend, job: &JobInfo, t: &TransferArgs) -> anyhow::Result<()> {
     if !t.quiet {
         let total = job
             .bytes_total
@@ -173,7 +174,7 @@ async fn go_on(
     if let Some(p) = t.priority.filter(|p| *p != job.properties.priority) {
         b.set_property(job.id, PropertyChange::Priority(p)).await?;
     }
-    for change in tls_changes(t, daemon)? {
+    for change in tls_changes(t, job.properties.security_flags)? {
         b.set_property(job.id, change).await?;
     }
     if let Some(path) = &t.reply_file {

@@ -12,8 +12,11 @@ pub async fn run(
     job: &str,
     timeout: Option<Duration>,
 ) -> anyhow::Result<ExitCode> {
-    let stop = watch::Stop::listen()?;
-    let conn = Conn::open(args, true).await?;
+    let mut stop = watch::Stop::listen()?;
+    let conn = tokio::select! {
+        conn = Conn::open(args, true) => conn?,
+        code = stop.recv() => return Ok(ExitCode::from(code)),
+    };
     let id = conn.backend().find(job).await?;
     watch::until_settled(&conn, id, watch::Watch::plain(timeout), stop).await
 }

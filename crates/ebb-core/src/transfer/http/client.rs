@@ -166,7 +166,18 @@ impl HttpClients {
         }
         // Built (a CA file read) without the lock; of two built at once, the first stays.
         let client = self.build(&key)?;
-        Ok(clients()?.entry(key).or_insert(client).clone())
+        let mut map = clients()?;
+        // A CA file changed at its path: the client of its old version goes.
+        if let Some((path, _)) = &key.ca_file {
+            map.retain(|k, _| {
+                let same_file = k.ca_file.as_ref().is_some_and(|(p, _)| p == path);
+                let same_rest = k.proxy == key.proxy
+                    && k.proxy_credentials == key.proxy_credentials
+                    && k.tls == key.tls;
+                !(same_file && same_rest)
+            });
+        }
+        Ok(map.entry(key).or_insert(client).clone())
     }
 
     fn build(&self, key: &ClientKey) -> Result<reqwest::Client, Failure> {
