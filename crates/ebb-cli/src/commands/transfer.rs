@@ -1,5 +1,5 @@
-//! `ebb transfer [--priority P] URL PATH [URL PATH ...]` and `ebb transfer --upload URL FILE`:
-//! create, add, resume, wait, complete. Run again after an interruption, the same command goes
+//! `ebb transfer [OPTIONS] URL [PATH] ...` and `ebb transfer --upload URL FILE`: create, add,
+//! resume, wait, complete. Run again after an interruption, the same command goes
 //! on with the job it started (found by its files), from its last checkpoint.
 
 mod targets;
