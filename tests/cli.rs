@@ -1,11 +1,7 @@
 //! The real `ebb` binary: output contracts, exit codes, crashes.
 
 use crate::support::origin::{Origin, Resource};
-use crate::support::{Cli, data, temp_files};
-
-fn stderr(out: &std::process::Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
+use crate::support::{Cli, data, stderr, temp_files};
 
 /// What `info --json` always has: the model's names.
 const JOB_KEYS: &[&str] = &[

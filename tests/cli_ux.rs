@@ -3,11 +3,7 @@
 
 use crate::support::origin::{Fault, Origin, Resource};
 use crate::support::pty::Pty;
-use crate::support::{Cli, Started, data, started_pid, temp_files};
-
-fn stderr(out: &std::process::Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
+use crate::support::{Cli, Started, data, started_pid, stderr, temp_files};
 
 /// Ctrl-C on a terminal, then the same command again: it goes on with the job it started,
 /// from its checkpoint, completes it, and leaves no temporary file.

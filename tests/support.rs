@@ -193,6 +193,11 @@ impl Cli {
     }
 }
 
+/// What a finished command said on stderr.
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
 /// The hidden temporary files in `dir`.
 pub fn temp_files(dir: &Path) -> Vec<PathBuf> {
     std::fs::read_dir(dir)

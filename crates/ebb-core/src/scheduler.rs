@@ -183,36 +183,43 @@ fn plan_background(slots: &[Slot], rules: Rules, now: Instant, plan: &mut Plan) 
 /// background jobs are the ones that won their slots): behind a higher priority when those
 /// fill every slot, else for its turn among its own priority.
 pub(crate) fn queued_reasons(slots: &[Slot], rules: Rules) -> Vec<(JobId, WaitReason)> {
-    let contenders: Vec<&Slot> = slots
+    // Per background priority, highest first: its running jobs, and its queued ones in FIFO
+    // order. One pass and a sort, so that the scheduler's pass stays O(n log n).
+    #[derive(Default)]
+    struct Level<'a> {
+        running: usize,
+        queued: Vec<&'a Slot>,
+    }
+    let mut levels: std::collections::BTreeMap<Priority, Level> = std::collections::BTreeMap::new();
+    for s in slots
         .iter()
         .filter(|s| s.priority.is_background() && !s.policy_blocked)
-        .filter(|s| s.state == JobState::Queued || s.state.is_running())
-        .collect();
-    slots
-        .iter()
-        .filter(|s| s.priority.is_background() && s.state == JobState::Queued)
-        .filter(|s| !s.policy_blocked)
-        .map(|q| {
-            let higher = contenders.iter().filter(|c| c.priority < q.priority);
-            let higher_running = higher.clone().filter(|c| c.state.is_running()).count();
+    {
+        if s.state.is_running() {
+            levels.entry(s.priority).or_default().running += 1;
+        } else if s.state == JobState::Queued {
+            levels.entry(s.priority).or_default().queued.push(s);
+        }
+    }
+    let (mut higher, mut higher_running) = (0, 0);
+    let mut out = Vec::new();
+    for (priority, mut level) in levels {
+        level.queued.sort_by_key(|q| q.queue_seq);
+        for (i, q) in level.queued.iter().enumerate() {
             let reason = if higher_running >= rules.max_background_jobs {
-                WaitReason::HigherPriority {
-                    ahead: higher.count(),
-                }
+                WaitReason::HigherPriority { ahead: higher }
             } else {
-                let ahead = contenders
-                    .iter()
-                    .filter(|c| c.priority == q.priority && c.id != q.id)
-                    .filter(|c| c.state.is_running() || c.queue_seq < q.queue_seq)
-                    .count();
                 WaitReason::Turn {
-                    ahead,
-                    priority: q.priority,
+                    ahead: level.running + i,
+                    priority,
                 }
             };
-            (q.id, reason)
-        })
-        .collect()
+            out.push((q.id, reason));
+        }
+        higher += level.running + level.queued.len();
+        higher_running += level.running;
+    }
+    out
 }
 
 #[cfg(test)]
@@ -280,28 +287,27 @@ mod tests {
             slot(Priority::Normal, JobState::Queued, 4),
         ];
         let all = [high, low.clone(), normal[0].clone(), normal[1].clone()];
-        let reasons = queued_reasons(&all, RULES);
+        let of = |rules| -> std::collections::HashMap<JobId, WaitReason> {
+            queued_reasons(&all, rules).into_iter().collect()
+        };
+        let reasons = of(RULES);
         assert_eq!(reasons.len(), 3);
+        assert_eq!(reasons[&low.id], WaitReason::HigherPriority { ahead: 3 });
         assert_eq!(
-            reasons[0],
-            (low.id, WaitReason::HigherPriority { ahead: 3 })
+            reasons[&normal[1].id],
+            WaitReason::HigherPriority { ahead: 1 }
         );
-        assert_eq!(reasons[2].1, WaitReason::HigherPriority { ahead: 1 });
         // With a second slot, the normal jobs wait only for each other.
         let two = Rules {
             max_background_jobs: 2,
             ..RULES
         };
-        let reasons = queued_reasons(&all, two);
         assert_eq!(
-            reasons[2],
-            (
-                normal[1].id,
-                WaitReason::Turn {
-                    ahead: 1,
-                    priority: Priority::Normal
-                }
-            )
+            of(two)[&normal[1].id],
+            WaitReason::Turn {
+                ahead: 1,
+                priority: Priority::Normal
+            }
         );
     }
 

@@ -87,7 +87,10 @@ impl Queue {
                 waiting.insert(job.id, WaitReason::Policy { period, until });
             }
         }
-        self.view.write().waiting = waiting;
+        // Most passes change nothing: readers' lock is taken only when something did.
+        if self.view.read().waiting != waiting {
+            self.view.write().waiting = waiting;
+        }
     }
 
     /// A copy of job `id` changed by `f`, if `f` says it changed anything.
