@@ -1,5 +1,7 @@
-//! `cargo bench --bench daemon`: what a round trip through `ebbd` costs, and what the daemon
-//! holds in memory with 10,000 queued jobs. `cargo bench --bench daemon -- list-latency`: how
+//! `cargo bench --bench daemon`: what a round trip through `ebbd` costs, how fast transferred
+//! jobs complete (one caller, and 32 at once), and what the daemon holds in memory with 10,000
+//! jobs (`EBB_BENCH_JOBS=100000` for more): suspended, then queued behind a bandwidth cap of 0;
+//! how long the first page and the whole streamed list take. `cargo bench --bench daemon -- list-latency`: how
 //! long a `list` takes while 4 jobs of large files are suspended and resumed in a loop (each
 //! suspend waits for its job's final checkpoint). Starts the release `ebbd` (build it first:
 //! `cargo build --release --bins`) on a private socket and data directory, drives it with
@@ -183,20 +185,159 @@ async fn round_trips(
     );
     println!("| RSS after the round trips | {} KiB |", rss_kib(pid));
 
-    // 10,000 queued jobs of one file each (Suspended: nothing moves).
-    let queued = 10_000;
-    let t = Instant::now();
-    for i in 0..queued {
-        let id = c.create_job(&format!("q{i}"), JobType::Download).await?;
-        c.add_files(id, vec![NewFile::new(url, dir.join(format!("q{i}.bin")))])
-            .await?;
+    completes(c, dir, url).await?;
+    let n = std::env::var("EBB_BENCH_JOBS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000);
+    queue_scale(c, dir, url, pid, n).await?;
+    Ok(())
+}
+
+/// Many callers at once: `n` tasks, each running `f` on its share of `items`.
+async fn in_parallel<T, F, Fut>(c: &Client, items: Vec<T>, n: usize, f: F) -> Result<(), ebb::Error>
+where
+    T: Send + 'static,
+    F: Fn(Client, T) -> Fut + Send + Sync + Clone + 'static,
+    Fut: Future<Output = Result<(), ebb::Error>> + Send,
+{
+    let mut shares: Vec<Vec<T>> = (0..n).map(|_| Vec::new()).collect();
+    for (i, item) in items.into_iter().enumerate() {
+        shares[i % n].push(item);
     }
-    let listed = c.jobs().await?.len();
+    let tasks: Vec<_> = shares
+        .into_iter()
+        .map(|share| {
+            let (c, f) = (c.clone(), f.clone());
+            tokio::spawn(async move {
+                for item in share {
+                    f(c.clone(), item).await?;
+                }
+                Ok::<(), ebb::Error>(())
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.expect("task")?;
+    }
+    Ok(())
+}
+
+/// Transferred jobs completed through the API: 1,000 by one caller, 1,000 by 32 at once.
+async fn completes(c: &Client, dir: &Path, url: &str) -> Result<(), Box<dyn std::error::Error>> {
+    for callers in [1, 32] {
+        let n = 1000;
+        let mut ids = Vec::with_capacity(n);
+        for i in 0..n {
+            let id = c
+                .create_job(&format!("c{callers}-{i}"), JobType::Download)
+                .await?;
+            c.add_files(
+                id,
+                vec![NewFile::new(url, dir.join(format!("c{callers}-{i}.bin")))],
+            )
+            .await?;
+            c.resume(id).await?;
+            ids.push(id);
+        }
+        for &id in &ids {
+            c.wait(id, None).await?;
+        }
+        let t = Instant::now();
+        in_parallel(c, ids, callers, |c, id| async move {
+            c.complete(id).await.map(drop)
+        })
+        .await?;
+        let took = t.elapsed().as_secs_f64();
+        println!(
+            "| complete, {n} transferred jobs, {callers} caller(s) | {:.2} s | {:.0}/s |",
+            took,
+            n as f64 / took
+        );
+    }
+    Ok(())
+}
+
+/// `n` jobs of one file each: created (16 callers), at rest Suspended, listed (the first page,
+/// then all of them streamed), then queued behind a bandwidth cap of 0 and listed again.
+async fn queue_scale(
+    c: &Client,
+    dir: &Path,
+    url: &str,
+    pid: u32,
+    n: usize,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let t = Instant::now();
+    let url: std::sync::Arc<str> = url.into();
+    let dir: std::sync::Arc<Path> = dir.into();
+    let made = std::sync::Arc::new(std::sync::Mutex::new(Vec::with_capacity(n)));
+    {
+        let (url, dir, made) = (url.clone(), dir.clone(), made.clone());
+        in_parallel(c, (0..n).collect(), 16, move |c, i| {
+            let (url, dir, made) = (url.clone(), dir.clone(), made.clone());
+            async move {
+                let id = c.create_job(&format!("q{i}"), JobType::Download).await?;
+                c.add_files(id, vec![NewFile::new(&*url, dir.join(format!("q{i}.bin")))])
+                    .await?;
+                made.lock().expect("lock").push(id);
+                Ok(())
+            }
+        })
+        .await?;
+    }
     println!(
-        "| {queued} queued jobs | created in {:.1} s | listed {listed} | RSS {} KiB |",
+        "| {n} jobs created (16 callers) | {:.1} s | RSS {} KiB at rest, suspended |",
         t.elapsed().as_secs_f64(),
         rss_kib(pid)
     );
+    list_figures(c, pid, n, "suspended").await?;
+    c.set_bandwidth(ebb::BandwidthChange {
+        max_rate: Some(Limit::BytesPerSec(0)),
+        ..Default::default()
+    })
+    .await?;
+    let ids = std::mem::take(&mut *made.lock().expect("lock"));
+    let t = Instant::now();
+    in_parallel(
+        c,
+        ids,
+        16,
+        |c, id| async move { c.resume(id).await.map(drop) },
+    )
+    .await?;
+    println!(
+        "| {n} jobs resumed (16 callers) | {:.1} s | RSS {} KiB, queued behind a cap of 0 |",
+        t.elapsed().as_secs_f64(),
+        rss_kib(pid)
+    );
+    list_figures(c, pid, n, "queued").await?;
+    Ok(())
+}
 
+/// The first page's time (median of 20), the whole streamed list's, and the RSS after it.
+async fn list_figures(
+    c: &Client,
+    pid: u32,
+    n: usize,
+    what: &str,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let mut firsts = Vec::new();
+    for _ in 0..20 {
+        let t = Instant::now();
+        let page = c.list_page(ebb::JobFilter::default(), None, 100).await?;
+        firsts.push(t.elapsed());
+        assert_eq!(page.jobs.len(), 100.min(n));
+    }
+    firsts.sort();
+    let t = Instant::now();
+    let listed = c.jobs().await?.len();
+    let all = t.elapsed();
+    assert!(listed >= n, "listed {listed} of {n}");
+    println!(
+        "| list of {listed} ({what}) | first page of 100: {:.1} ms | all, streamed: {:.0} ms | RSS after {} KiB |",
+        firsts[firsts.len() / 2].as_secs_f64() * 1e3,
+        all.as_secs_f64() * 1e3,
+        rss_kib(pid)
+    );
     Ok(())
 }

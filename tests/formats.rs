@@ -181,7 +181,7 @@ async fn a_queue_of_schema_4_opens_with_everything_intact() {
         .cloned()
         .collect();
     assert_eq!(
-        serde_json::to_value(e.jobs()).unwrap(),
+        serde_json::to_value(e.jobs().await.unwrap()).unwrap(),
         serde_json::Value::from(live)
     );
     e.shutdown().await;

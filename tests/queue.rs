@@ -41,7 +41,11 @@ async fn list_is_answered_while_a_suspend_waits_for_its_final_checkpoint() {
     assert!(!suspend.is_finished(), "the suspend could not commit yet");
 
     let listed = tokio::time::timeout(Duration::from_secs(5), async {
-        (e.jobs(), e.job(id).await.unwrap(), e.find("test").unwrap())
+        (
+            e.jobs().await.unwrap(),
+            e.job(id).await.unwrap(),
+            e.find("test").unwrap(),
+        )
     })
     .await
     .expect("reads wait for nobody's commit");

@@ -63,7 +63,8 @@ async fn background_jobs_run_by_strict_priority_with_preemption() {
     wait_for(&e, low, 10, |j| j.bytes_transferred > 0).await;
     e.resume(normal).await.unwrap();
     e.resume(high).await.unwrap();
-    // While High runs, the others say who is ahead of them.
+    // Once High runs, the others say who is ahead of them.
+    wait_for(&e, high, 10, |j| j.state.is_running()).await;
     let queued = wait_for(&e, low, 10, |j| {
         j.reason == Some(WaitReason::HigherPriority { ahead: 2 })
     })

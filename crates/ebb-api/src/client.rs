@@ -8,8 +8,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use ebb_core::settings::EngineSettings;
 use ebb_core::{
-    Backend, Completion, Error, ErrorCode, Event, JobFilter, JobId, JobInfo, JobState, JobType,
-    NewFile, PropertyChange, Result, ResumeOutcome, Status,
+    Backend, Completion, Error, ErrorCode, Event, JobFilter, JobId, JobInfo, JobPage, JobState,
+    JobType, NewFile, PageCursor, PropertyChange, Result, ResumeOutcome, Status,
 };
 use ebb_core::{BandwidthChange, BandwidthStatus};
 use reqwest::Method;
@@ -203,6 +203,25 @@ impl Backend for Client {
             filter.final_jobs,
             filter.all_users
         );
+        self.call(Method::GET, &p, None::<&()>).await
+    }
+    /// One request, one page: the daemon reads just that page.
+    async fn list_page(
+        &self,
+        filter: JobFilter,
+        after: Option<PageCursor>,
+        limit: usize,
+    ) -> Result<JobPage> {
+        let mut p = format!(
+            "{}?all={}&all_users={}&limit={limit}",
+            path(routes::JOBS_PAGE, &[]),
+            filter.final_jobs,
+            filter.all_users
+        );
+        if let Some(after) = after {
+            // Digits, a dot, hex digits and hyphens: nothing to escape.
+            p.push_str(&format!("&after={after}"));
+        }
         self.call(Method::GET, &p, None::<&()>).await
     }
     /// The daemon's engine resolves the name: one request, all the user's jobs.

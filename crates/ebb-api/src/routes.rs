@@ -6,6 +6,8 @@ use crate::wire::API_PREFIX;
 
 pub const VERSION: &str = "/version";
 pub const JOBS: &str = "/jobs";
+/// `GET`: one page of the jobs, after a cursor ([`ListPageQuery`](crate::wire::ListPageQuery)).
+pub const JOBS_PAGE: &str = "/jobs/page";
 pub const FIND: &str = "/find/{name}";
 pub const JOB: &str = "/jobs/{id}";
 pub const FILES: &str = "/jobs/{id}/files";

@@ -25,6 +25,7 @@ pub fn router(engine: Engine) -> Router {
     Router::new()
         .route(&pattern(routes::VERSION), get(version))
         .route(&pattern(routes::JOBS), get(jobs::list).post(jobs::create))
+        .route(&pattern(routes::JOBS_PAGE), get(jobs::page))
         .route(&pattern(routes::FIND), get(jobs::find))
         .route(
             &pattern(routes::JOB),

@@ -2,7 +2,7 @@
 //! `NewFile`, `PropertyChange`, `Completion`, `Event`, cross as their serde forms).
 
 use ebb_core::settings::EngineSettings;
-use ebb_core::{JobState, JobType, NewFile};
+use ebb_core::{JobState, JobType, NewFile, PageCursor};
 use serde::{Deserialize, Serialize};
 
 /// The API version: every path starts with `/v1`.
@@ -71,6 +71,25 @@ pub struct ListQuery {
     #[serde(default)]
     pub all_users: bool,
 }
+
+/// `GET /v1/jobs/page?after=CURSOR&limit=N` (and [`ListQuery`]'s flags): at most `limit`
+/// jobs after the cursor (from the first job without one), and where the next page starts.
+/// `GET /v1/jobs` answers every job, streamed a page at a time.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListPageQuery {
+    #[serde(default)]
+    pub all: bool,
+    #[serde(default)]
+    pub all_users: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<PageCursor>,
+    /// At most [`ebb_core::MAX_PAGE`]; [`DEFAULT_PAGE`] when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<usize>,
+}
+
+/// The page size when a page query names none.
+pub const DEFAULT_PAGE: usize = 100;
 
 /// `GET /v1/jobs/{id}/wait?timeout_ms=N`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -29,7 +29,11 @@ pub async fn run(args: &EngineArgs, refresh: Duration, style: Style) -> anyhow::
     let reader = Conn::reader(args).await?;
     let mut rates = Rates::default();
     loop {
-        let jobs = reader.backend().list(ebb::JobFilter::ALL).await?;
+        let every_users_live = ebb::JobFilter {
+            final_jobs: false,
+            all_users: true,
+        };
+        let jobs = reader.backend().list(every_users_live).await?;
         let live: Vec<&JobInfo> = jobs.iter().filter(|j| !j.state.is_final()).collect();
         let mut screen = String::new();
         if tty {

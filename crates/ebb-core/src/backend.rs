@@ -11,8 +11,8 @@ use tokio::sync::broadcast;
 use crate::model::{BandwidthChange, BandwidthStatus};
 use crate::settings::EngineSettings;
 use crate::{
-    Completion, Engine, Event, JobId, JobInfo, JobState, JobType, NewFile, PropertyChange,
-    ReplyProgress, Result, ResumeOutcome,
+    Completion, Engine, Event, JobId, JobInfo, JobPage, JobState, JobType, NewFile, PageCursor,
+    PropertyChange, ReplyProgress, Result, ResumeOutcome,
 };
 
 /// Which jobs [`Backend::list`] returns.
@@ -86,6 +86,17 @@ pub trait Backend: Send + Sync {
     async fn job(&self, job: JobId) -> Result<JobInfo>;
     /// The jobs `filter` asks for, oldest first, with live progress.
     async fn list(&self, filter: JobFilter) -> Result<Vec<JobInfo>>;
+    /// At most `limit` of the jobs `filter` asks for, after `after`, oldest first, with live
+    /// progress: a queue of any size read a bounded slice at a time. (This default reads the
+    /// whole list and slices it; ebb's engine and daemon read one page.)
+    async fn list_page(
+        &self,
+        filter: JobFilter,
+        after: Option<PageCursor>,
+        limit: usize,
+    ) -> Result<JobPage> {
+        Ok(JobPage::of(self.list(filter).await?, after, limit))
+    }
     /// Every job of the caller not yet Acknowledged or Cancelled (as BITS enumerates).
     async fn jobs(&self) -> Result<Vec<JobInfo>> {
         self.list(JobFilter::default()).await
@@ -181,6 +192,14 @@ impl Backend for Engine {
     }
     async fn list(&self, filter: JobFilter) -> Result<Vec<JobInfo>> {
         Engine::list(self, filter).await
+    }
+    async fn list_page(
+        &self,
+        filter: JobFilter,
+        after: Option<PageCursor>,
+        limit: usize,
+    ) -> Result<JobPage> {
+        Engine::list_page(self, filter, after, limit).await
     }
     async fn find(&self, id_or_name: &str) -> Result<JobId> {
         Engine::find(self, id_or_name)

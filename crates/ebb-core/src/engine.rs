@@ -5,6 +5,7 @@
 mod files;
 mod queue;
 mod schedule;
+mod summary;
 mod view;
 mod worker;
 
@@ -28,7 +29,8 @@ use crate::model::{
     Job, JobId, JobInfo, JobState, JobType, NewFile, Owner, PropertyChange, ResumeOutcome,
     Timestamp,
 };
-use crate::store::Store;
+use crate::model::{JobPage, PageCursor};
+use crate::store::{PageQuery, Selection, Store};
 use crate::transfer::HttpClients;
 pub(crate) use files::read_reply;
 pub(crate) use queue::blocking;
@@ -106,7 +108,8 @@ impl Engine {
                     std::io::Error::other("not a usable key"),
                 )
             })?;
-        let (store, (live, finals)) = Store::open(&config.database_path(), sealer).await?;
+        let (store, (live, finals)) =
+            Store::open(&config.database_path(), sealer, Stored::of).await?;
         let dir = config.data_dir.clone();
         blocking(move || crate::private_dir::fix(&dir)).await?;
         let (board, next_seq) = load(&config, &store, live, finals).await?;
@@ -190,7 +193,11 @@ impl Engine {
             return Err(Error::InvalidArgument("no files to add".into()));
         }
         // What can be said from the job is said first; the queue checks again.
-        let job = self.inner.view.read().get(id, "add files to")?;
+        let job = self
+            .inner
+            .view
+            .load(&self.inner.shared.store, id, "add files to")
+            .await?;
         check_additions(&job, &new)?;
         // Checking the local paths looks at the file system.
         let upload = job.job_type != JobType::Download;
@@ -272,14 +279,15 @@ impl Engine {
         Ok(())
     }
 
-    /// One job, with live progress (a final job is read from the store).
+    /// One job, with live progress (a job that is not running, and a final one, is read from
+    /// the store).
     pub async fn job(&self, id: JobId) -> Result<JobInfo> {
-        let view = &self.inner.view;
-        if let Some(info) = view.info(id) {
+        let (view, store) = (&self.inner.view, &self.inner.shared.store);
+        if let Some(info) = view.info(store, id).await? {
             return Ok(info);
         }
         if view.is_final(id)
-            && let Some(job) = self.inner.shared.store.load_job(id).await?
+            && let Some(job) = store.read_job(id).await?
         {
             return Ok(job.info());
         }
@@ -287,14 +295,18 @@ impl Engine {
     }
 
     /// Every job not yet Acknowledged or Cancelled (what BITS enumerates), oldest first, with
-    /// live progress. [`read_jobs`] lists the final ones too.
-    pub fn jobs(&self) -> Vec<JobInfo> {
-        self.inner.view.infos()
+    /// live progress.
+    pub async fn jobs(&self) -> Result<Vec<JobInfo>> {
+        self.list(JobFilter {
+            final_jobs: false,
+            all_users: true,
+        })
+        .await
     }
 
     /// Find a job by id (`{GUID}` or bare) or by unique display name.
     pub fn find(&self, id_or_name: &str) -> Result<JobId> {
-        resolve(&self.inner.view.names(), id_or_name)
+        resolve(&self.inner.view.named(id_or_name), id_or_name)
     }
 
     /// Wait until the job leaves the active states (or `timeout` passes); returns its state.
@@ -303,26 +315,37 @@ impl Engine {
         crate::Backend::wait(self, id, timeout).await
     }
 
-    /// The jobs `filter` asks for, oldest first, with live progress: live jobs from the view,
-    /// final ones from the store (read on a blocking thread).
+    /// The jobs `filter` asks for, oldest first, with live progress (all of them: a caller
+    /// that lists a queue of any size reads it in pages, [`Engine::list_page`]).
     pub async fn list(&self, filter: JobFilter) -> Result<Vec<JobInfo>> {
-        let mut jobs = self.jobs();
-        if filter.final_jobs {
-            let live: HashSet<JobId> = jobs.iter().map(|j| j.id).collect();
-            let dir = self.config().data_dir.clone();
-            let stored = blocking(move || read_jobs(&dir)).await?;
-            jobs.extend(
-                stored
-                    .into_iter()
-                    .filter(|j| j.state.is_final() && !live.contains(&j.id)),
-            );
-            jobs.sort_by_key(|j| (j.created_at, j.id));
+        let mut all = Vec::new();
+        let mut after = None;
+        loop {
+            let page = self.list_page(filter, after, LIST_PAGE).await?;
+            all.extend(page.jobs);
+            match page.next {
+                Some(next) => after = Some(next),
+                None => return Ok(all),
+            }
         }
-        if !filter.all_users {
-            let me = Owner::current_uid();
-            jobs.retain(|j| j.owner_uid == me);
-        }
-        Ok(jobs)
+    }
+
+    /// At most `limit` of the jobs `filter` asks for, after `after`, oldest first, with live
+    /// progress: read from the store as committed (a read waits for no write), a running job
+    /// with its run's progress, each with why it waits.
+    pub async fn list_page(
+        &self,
+        filter: JobFilter,
+        after: Option<PageCursor>,
+        limit: usize,
+    ) -> Result<JobPage> {
+        let query = PageQuery {
+            final_jobs: filter.final_jobs,
+            owner: (!filter.all_users).then(Owner::current_uid),
+            after: after.map(|c| (c.created_at, c.id)),
+            limit: limit.clamp(1, MAX_PAGE),
+        };
+        self.inner.view.page(&self.inner.shared.store, query).await
     }
 
     /// Ask the service that runs this engine (ebbd) to stop, as SIGTERM would; it then calls
@@ -358,36 +381,62 @@ impl Engine {
     }
 }
 
+/// How many jobs [`Engine::list`] reads at a time.
+const LIST_PAGE: usize = 500;
+/// The most jobs one page holds.
+pub const MAX_PAGE: usize = 10_000;
+
+/// What an engine keeps of each live job it loads: its summary, and whether a crashed engine
+/// left it running.
+struct Stored {
+    id: JobId,
+    summary: summary::Summary,
+    interrupted: bool,
+}
+
+impl Stored {
+    fn of(job: Job) -> Self {
+        Self {
+            id: job.id,
+            summary: summary::Summary::of(&job),
+            interrupted: job.state().is_running(),
+        }
+    }
+}
+
 /// The jobs of a freshly opened queue, with the next queue position: jobs a crashed engine
 /// left running are queued again, and final jobs past their retention are purged.
 async fn load(
     config: &EngineConfig,
     store: &Store,
-    live: Vec<Job>,
+    live: Vec<Stored>,
     finals: Vec<(JobId, JobState, String, Timestamp)>,
 ) -> Result<(Board, i64)> {
     let now = Timestamp::now();
-    let mut board = Board {
-        scheduling: config.scheduling,
-        ..Board::default()
-    };
+    let mut board = Board::new(config.scheduling, config.max_background_jobs);
     let mut purge = Vec::new();
     for (id, final_state, name, modified_at) in finals {
         if modified_at.plus(config.final_job_retention) <= now {
             purge.push(id);
         } else {
-            board.finals.insert(id, (final_state, name));
+            board.finals.insert(id, (final_state, name.into()));
         }
     }
     let mut next_seq = 0;
-    for mut job in live {
-        next_seq = job.schedule.queue_seq.max(next_seq);
-        let seq = job.schedule.queue_seq;
-        if job.requeue(now, seq) {
+    for stored in live {
+        let seq = stored.summary.queue_seq;
+        next_seq = seq.max(next_seq);
+        let entry = if stored.interrupted
+            && let Some(mut job) = store.load_job(stored.id).await?
+            && job.requeue(now, seq)
+        {
             tracing::info!(job_id = %job.id, "job was interrupted; queued again");
             store.update_job(&job).await?;
-        }
-        board.jobs.insert(job.id, Arc::new(job));
+            summary::Entry::stored(summary::Summary::of(&job))
+        } else {
+            summary::Entry::stored(stored.summary)
+        };
+        board.insert(stored.id, entry);
     }
     if !purge.is_empty() {
         store.delete_jobs(purge).await?;
@@ -418,8 +467,40 @@ pub fn engine_running(data_dir: &Path) -> bool {
 /// Read every job of a data directory without opening an engine (works while another process
 /// runs one); live progress is included when an engine is running.
 pub fn read_jobs(data_dir: &Path) -> Result<Vec<JobInfo>> {
+    read_selected(data_dir, Selection::All)
+}
+
+/// [`read_jobs`]'s page of at most `limit` jobs after `after`, of those `filter` asks for.
+pub fn read_page(
+    data_dir: &Path,
+    filter: JobFilter,
+    after: Option<PageCursor>,
+    limit: usize,
+) -> Result<JobPage> {
+    let limit = limit.clamp(1, MAX_PAGE);
+    let mut jobs = read_selected(
+        data_dir,
+        Selection::Page(PageQuery {
+            final_jobs: filter.final_jobs,
+            owner: (!filter.all_users).then(Owner::current_uid),
+            after: after.map(|c| (c.created_at, c.id)),
+            limit: limit + 1,
+        }),
+    )?;
+    let more = jobs.len() > limit;
+    jobs.truncate(limit);
+    Ok(JobPage::with_more(jobs, more))
+}
+
+/// Read job `id` of a data directory, as [`read_jobs`] reads it.
+pub(crate) fn read_job(data_dir: &Path, id: JobId) -> Result<Option<JobInfo>> {
+    Ok(read_selected(data_dir, Selection::One(id))?.pop())
+}
+
+fn read_selected(data_dir: &Path, which: Selection) -> Result<Vec<JobInfo>> {
     let running = crate::lock::engine_running(data_dir);
-    let mut loaded = crate::store::read_jobs(&crate::config::database_path(data_dir), running)?;
+    let mut loaded =
+        crate::store::read_jobs(&crate::config::database_path(data_dir), running, which)?;
     if !running {
         // No engine holds these jobs: one that says Transferring was interrupted, and the next
         // engine to start will queue it again. Say so now.
@@ -434,6 +515,5 @@ pub fn read_jobs(data_dir: &Path) -> Result<Vec<JobInfo>> {
             j.reason = Some(crate::model::WaitReason::NotScheduled);
         }
     }
-    jobs.sort_by_key(|j| (j.created_at, j.id));
     Ok(jobs)
 }

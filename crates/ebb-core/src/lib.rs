@@ -53,7 +53,9 @@ mod transfer;
 // One public path per name: the modules above are private, and this is the surface.
 pub use backend::{Backend, JobFilter};
 pub use config::{EngineConfig, database_path, default_data_dir, default_socket};
-pub use engine::{Completion, Engine, engine_running, read_jobs, resolve, state_changed};
+pub use engine::{
+    Completion, Engine, MAX_PAGE, engine_running, read_jobs, read_page, resolve, state_changed,
+};
 pub use error::{Error, ErrorDetail, Result};
 pub use events::Event;
 pub use model::*;

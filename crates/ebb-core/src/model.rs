@@ -10,6 +10,7 @@ mod file;
 mod identity;
 mod info;
 mod job;
+mod page;
 mod properties;
 mod rate;
 mod reason;
@@ -30,6 +31,7 @@ pub use identity::{JobId, JobType, Owner};
 pub use info::{ErrorFile, JobErrorInfo, JobInfo, ReplyProgress};
 pub(crate) use job::Bookkeeping;
 pub use job::{Job, ResumeOutcome};
+pub use page::{JobPage, PageCursor};
 pub use properties::{
     BasicCredentials, CredentialTarget, Credentials, CredentialsView, CustomHeader, JobProperties,
     NotifyCommandLine, NotifyFlags, PropertyChange, ProxySettings, RedirectPolicy, SecurityFlags,

@@ -9,12 +9,12 @@ use tokio::sync::broadcast;
 
 use crate::Completion;
 use crate::backend::{Backend, JobFilter};
-use crate::engine::{blocking, read_jobs};
+use crate::engine::{blocking, read_job, read_jobs, read_page};
 use crate::error::{Error, Result};
 use crate::events::Event;
 use crate::model::{
-    BandwidthChange, BandwidthStatus, JobId, JobInfo, JobType, NewFile, Owner, PropertyChange,
-    ResumeOutcome,
+    BandwidthChange, BandwidthStatus, JobId, JobInfo, JobPage, JobType, NewFile, Owner, PageCursor,
+    PropertyChange, ResumeOutcome,
 };
 
 /// The read-only view of a data directory's queue.
@@ -74,10 +74,9 @@ impl Backend for QueueReader {
         self.refuse()
     }
     async fn job(&self, job: JobId) -> Result<JobInfo> {
-        self.list(JobFilter::ALL)
+        let dir = self.data_dir.clone();
+        blocking(move || read_job(&dir, job))
             .await?
-            .into_iter()
-            .find(|j| j.id == job)
             .ok_or_else(|| Error::NotFound(job.to_string()))
     }
     async fn list(&self, filter: JobFilter) -> Result<Vec<JobInfo>> {
@@ -88,6 +87,15 @@ impl Backend for QueueReader {
             (filter.final_jobs || !j.state.is_final()) && (filter.all_users || j.owner_uid == me)
         });
         Ok(jobs)
+    }
+    async fn list_page(
+        &self,
+        filter: JobFilter,
+        after: Option<PageCursor>,
+        limit: usize,
+    ) -> Result<JobPage> {
+        let dir = self.data_dir.clone();
+        blocking(move || read_page(&dir, filter, after, limit)).await
     }
     fn subscribe(&self) -> broadcast::Receiver<Event> {
         self.events.subscribe()

@@ -179,47 +179,38 @@ fn plan_background(slots: &[Slot], rules: Rules, now: Instant, plan: &mut Plan) 
     }
 }
 
-/// Why each queued background job waits, once the plan has been applied (so the running
-/// background jobs are the ones that won their slots): behind a higher priority when those
-/// fill every slot, else for its turn among its own priority.
-pub(crate) fn queued_reasons(slots: &[Slot], rules: Rules) -> Vec<(JobId, WaitReason)> {
-    // Per background priority, highest first: its running jobs, and its queued ones in FIFO
-    // order. One pass and a sort, so that the scheduler's pass stays O(n log n).
-    #[derive(Default)]
-    struct Level<'a> {
-        running: usize,
-        queued: Vec<&'a Slot>,
-    }
-    let mut levels: std::collections::BTreeMap<Priority, Level> = std::collections::BTreeMap::new();
-    for s in slots
-        .iter()
-        .filter(|s| s.priority.is_background() && !s.policy_blocked)
-    {
-        if s.state.is_running() {
-            levels.entry(s.priority).or_default().running += 1;
-        } else if s.state == JobState::Queued {
-            levels.entry(s.priority).or_default().queued.push(s);
+/// The background priority levels as a pass left them, for the reasons of queued jobs: per
+/// priority, its running jobs and its queued ones.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Levels {
+    /// Per background priority (highest first): (running, queued).
+    pub counts: std::collections::BTreeMap<Priority, (usize, usize)>,
+    /// How many background jobs may run at once.
+    pub slots: usize,
+}
+
+impl Levels {
+    /// Why a queued background job of `priority` waits, with `rank` queued jobs of its own
+    /// priority ahead of it: behind a higher priority when those fill every slot, else for its
+    /// turn among its own priority.
+    pub(crate) fn reason(&self, priority: Priority, rank: usize) -> WaitReason {
+        let (mut higher, mut higher_running) = (0, 0);
+        for (p, (running, queued)) in self.counts.range(..priority) {
+            if p.is_background() {
+                higher += running + queued;
+                higher_running += running;
+            }
+        }
+        if higher_running >= self.slots {
+            WaitReason::HigherPriority { ahead: higher }
+        } else {
+            let running = self.counts.get(&priority).map_or(0, |c| c.0);
+            WaitReason::Turn {
+                ahead: running + rank,
+                priority,
+            }
         }
     }
-    let (mut higher, mut higher_running) = (0, 0);
-    let mut out = Vec::new();
-    for (priority, mut level) in levels {
-        level.queued.sort_by_key(|q| q.queue_seq);
-        for (i, q) in level.queued.iter().enumerate() {
-            let reason = if higher_running >= rules.max_background_jobs {
-                WaitReason::HigherPriority { ahead: higher }
-            } else {
-                WaitReason::Turn {
-                    ahead: level.running + i,
-                    priority,
-                }
-            };
-            out.push((q.id, reason));
-        }
-        higher += level.running + level.queued.len();
-        higher_running += level.running;
-    }
-    out
 }
 
 #[cfg(test)]
@@ -280,30 +271,28 @@ mod tests {
 
     #[test]
     fn a_queued_job_says_who_is_ahead() {
-        let high = slot(Priority::High, JobState::Transferring, 1);
-        let low = slot(Priority::Low, JobState::Queued, 2);
-        let normal = [
-            slot(Priority::Normal, JobState::Queued, 3),
-            slot(Priority::Normal, JobState::Queued, 4),
-        ];
-        let all = [high, low.clone(), normal[0].clone(), normal[1].clone()];
-        let of = |rules| -> std::collections::HashMap<JobId, WaitReason> {
-            queued_reasons(&all, rules).into_iter().collect()
+        // One high job runs; one low and two normal jobs are queued.
+        let levels = |slots| Levels {
+            counts: [
+                (Priority::High, (1, 0)),
+                (Priority::Normal, (0, 2)),
+                (Priority::Low, (0, 1)),
+            ]
+            .into(),
+            slots,
         };
-        let reasons = of(RULES);
-        assert_eq!(reasons.len(), 3);
-        assert_eq!(reasons[&low.id], WaitReason::HigherPriority { ahead: 3 });
+        let one = levels(1);
         assert_eq!(
-            reasons[&normal[1].id],
+            one.reason(Priority::Low, 0),
+            WaitReason::HigherPriority { ahead: 3 }
+        );
+        assert_eq!(
+            one.reason(Priority::Normal, 1),
             WaitReason::HigherPriority { ahead: 1 }
         );
         // With a second slot, the normal jobs wait only for each other.
-        let two = Rules {
-            max_background_jobs: 2,
-            ..RULES
-        };
         assert_eq!(
-            of(two)[&normal[1].id],
+            levels(2).reason(Priority::Normal, 1),
             WaitReason::Turn {
                 ahead: 1,
                 priority: Priority::Normal

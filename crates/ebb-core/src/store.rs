@@ -18,11 +18,11 @@ use tokio::sync::oneshot;
 use crate::error::{Error, Result};
 use crate::model::{Job, JobId, JobState, Timestamp};
 
-pub(crate) use rows::{FileProgress, JobRow, LiveRow, Selection};
+pub(crate) use rows::{FileProgress, JobRow, LiveRow, PageQuery, Selection};
 pub(crate) use sealing::Sealer;
 
-/// What an engine loads at open: the live jobs, and the final ones without their files.
-pub(crate) type Loaded = (Vec<Job>, Vec<(JobId, JobState, String, Timestamp)>);
+/// What an engine loads at open: a summary of each live job, and the final ones' names.
+pub(crate) type Loaded<S> = (Vec<S>, Vec<(JobId, JobState, String, Timestamp)>);
 
 type Task = Box<dyn FnOnce(&mut Connection) + Send>;
 
@@ -32,12 +32,19 @@ pub(crate) struct Store {
     tx: mpsc::Sender<Task>,
     path: PathBuf,
     sealer: std::sync::Arc<Sealer>,
+    /// Read-only connections for readers, so that a read never waits behind a write's fsync.
+    readers: std::sync::Arc<std::sync::Mutex<Vec<Connection>>>,
 }
 
 impl Store {
-    /// Open (creating if needed) the database at `path`, apply migrations and load the jobs.
-    /// Passwords are sealed with `sealer`; any an older ebb left in plaintext are sealed now.
-    pub(crate) async fn open(path: &Path, sealer: Sealer) -> Result<(Self, Loaded)> {
+    /// Open (creating if needed) the database at `path`, apply migrations, and summarize each
+    /// live job with `summarize` (given its row, without files or passwords). Passwords are
+    /// sealed with `sealer`; any an older ebb left in plaintext are sealed now.
+    pub(crate) async fn open<S: Send + 'static>(
+        path: &Path,
+        sealer: Sealer,
+        summarize: fn(Job) -> S,
+    ) -> Result<(Self, Loaded<S>)> {
         let (tx, rx) = mpsc::channel::<Task>();
         let (ready_tx, ready_rx) = oneshot::channel();
         let owned = path.to_path_buf();
@@ -63,7 +70,7 @@ impl Store {
                     }
                     rows::seal_plaintext(&mut conn, &thread_sealer)
                         .map_err(|e| store_err(&owned, e))?;
-                    let loaded = rows::load_jobs(&conn, Selection::Live, Some(&thread_sealer))
+                    let loaded = rows::summarize_live(&conn, summarize)
                         .and_then(|live| Ok((live, rows::load_finals(&conn)?)))
                         .map_err(|e| store_err(&owned, e))?;
                     rows::clear_live(&mut conn).map_err(|e| store_err(&owned, e))?;
@@ -90,6 +97,7 @@ impl Store {
                 tx,
                 path: path.to_path_buf(),
                 sealer,
+                readers: std::sync::Arc::default(),
             },
             jobs,
         ))
@@ -140,6 +148,48 @@ impl Store {
         self.call(move |c| rows::load_jobs(c, Selection::One(id), Some(&sealer)))
             .await
             .map(|mut jobs| jobs.pop())
+    }
+
+    /// Run `f` on a read-only connection, on a blocking thread: it sees what is committed,
+    /// and waits for no write. Passwords stay sealed there.
+    pub(crate) async fn read<R, F>(&self, f: F) -> Result<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Connection) -> rusqlite::Result<R> + Send + 'static,
+    {
+        let (path, readers) = (self.path.clone(), self.readers.clone());
+        crate::engine::blocking(move || {
+            let pooled = readers
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .pop();
+            let conn = match pooled {
+                Some(conn) => conn,
+                None => open_ro(&path)?,
+            };
+            let result = f(&conn).map_err(|e| store_err(&path, e));
+            let mut pool = readers
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if pool.len() < READERS {
+                pool.push(conn);
+            }
+            result
+        })
+        .await
+    }
+
+    /// One job as committed, passwords sealed (for readers).
+    pub(crate) async fn read_job(&self, id: JobId) -> Result<Option<Job>> {
+        self.read(move |c| rows::load_jobs(c, Selection::One(id), None))
+            .await
+            .map(|mut jobs| jobs.pop())
+    }
+
+    /// A page of jobs as committed, passwords sealed (for readers).
+    pub(crate) async fn load_page(&self, page: PageQuery) -> Result<Vec<Job>> {
+        self.read(move |c| rows::load_jobs(c, Selection::Page(page), None))
+            .await
     }
 
     pub(crate) async fn insert_job(&self, job: &Job) -> Result<()> {
@@ -269,12 +319,11 @@ fn open_rw(path: &Path) -> Result<Connection> {
     Ok(conn)
 }
 
-/// Read every job without taking part in the engine: for read-only commands that may run while
-/// another process owns the engine. Live progress is applied when `live` is set.
-pub(crate) fn read_jobs(path: &Path, live: bool) -> Result<Vec<Job>> {
-    if !path.exists() {
-        return Ok(Vec::new());
-    }
+/// How many read-only connections a store keeps for its readers.
+const READERS: usize = 4;
+
+/// A read-only connection to the database at `path`.
+fn open_ro(path: &Path) -> Result<Connection> {
     let conn = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -282,6 +331,16 @@ pub(crate) fn read_jobs(path: &Path, live: bool) -> Result<Vec<Job>> {
     .map_err(|e| store_err(path, e))?;
     conn.busy_timeout(std::time::Duration::from_secs(10))
         .map_err(|e| store_err(path, e))?;
+    Ok(conn)
+}
+
+/// Read the jobs `which` selects without taking part in the engine: for read-only commands that
+/// may run while another process owns the engine. Live progress is applied when `live` is set.
+pub(crate) fn read_jobs(path: &Path, live: bool, which: Selection) -> Result<Vec<Job>> {
+    if !path.exists() {
+        return Ok(Vec::new());
+    }
+    let conn = open_ro(path)?;
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .map_err(|e| store_err(path, e))?;
@@ -289,7 +348,7 @@ pub(crate) fn read_jobs(path: &Path, live: bool) -> Result<Vec<Job>> {
         return Ok(Vec::new());
     }
     // Readers show user names only: passwords stay sealed.
-    let mut jobs = rows::load_jobs(&conn, Selection::All, None).map_err(|e| store_err(path, e))?;
+    let mut jobs = rows::load_jobs(&conn, which, None).map_err(|e| store_err(path, e))?;
     if live {
         rows::overlay_live(&conn, &mut jobs).map_err(|e| store_err(path, e))?;
     }

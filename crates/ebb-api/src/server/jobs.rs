@@ -3,23 +3,77 @@
 use std::time::Duration;
 
 use axum::Json;
+use axum::body::Body;
 use axum::extract::{Path, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
 use ebb_core::{
-    Completion, Engine, JobFilter, JobId, JobInfo, JobState, PropertyChange, ResumeOutcome,
+    Completion, Engine, JobFilter, JobId, JobInfo, JobPage, JobState, PropertyChange, ResumeOutcome,
 };
 
-use super::extract::{ApiResult, JsonBody, QueryArgs, job_id};
-use crate::wire::{CreateJob, ListQuery, Value, WaitQuery};
+use super::extract::{ApiError, ApiResult, JsonBody, QueryArgs, job_id};
+use crate::wire::{CreateJob, DEFAULT_PAGE, ListPageQuery, ListQuery, Value, WaitQuery};
 
+/// Every job the query asks for, as one JSON array streamed a page at a time: the daemon holds
+/// one page, whatever the queue's size. The first page is read before the answer starts, so
+/// that an error there is an error answer; a later one cuts the body short.
 pub(super) async fn list(
     State(e): State<Engine>,
     QueryArgs(q): QueryArgs<ListQuery>,
-) -> ApiResult<Vec<JobInfo>> {
+) -> Result<Response, ApiError> {
     let filter = JobFilter {
         final_jobs: q.all,
         all_users: q.all_users,
     };
-    Ok(Json(e.list(filter).await?))
+    let first = e.list_page(filter, None, STREAM_PAGE).await?;
+    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Vec<u8>>>(2);
+    tokio::spawn(async move {
+        let mut page = first;
+        let mut chunk = b"[".to_vec();
+        let mut first_job = true;
+        loop {
+            for job in &page.jobs {
+                if !std::mem::take(&mut first_job) {
+                    chunk.push(b',');
+                }
+                if let Err(err) = serde_json::to_writer(&mut chunk, job) {
+                    let _ = tx.send(Err(std::io::Error::other(err))).await;
+                    return;
+                }
+            }
+            let Some(next) = page.next else { break };
+            if tx.send(Ok(std::mem::take(&mut chunk))).await.is_err() {
+                return;
+            }
+            page = match e.list_page(filter, Some(next), STREAM_PAGE).await {
+                Ok(page) => page,
+                Err(err) => {
+                    let _ = tx.send(Err(std::io::Error::other(err))).await;
+                    return;
+                }
+            };
+        }
+        chunk.push(b']');
+        let _ = tx.send(Ok(chunk)).await;
+    });
+    let body = Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx));
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+}
+
+/// How many jobs each streamed piece of a listing holds.
+const STREAM_PAGE: usize = 500;
+
+/// One page of jobs, and where the next starts.
+pub(super) async fn page(
+    State(e): State<Engine>,
+    QueryArgs(q): QueryArgs<ListPageQuery>,
+) -> ApiResult<JobPage> {
+    let filter = JobFilter {
+        final_jobs: q.all,
+        all_users: q.all_users,
+    };
+    let limit = q.limit.unwrap_or(DEFAULT_PAGE);
+    Ok(Json(e.list_page(filter, q.after, limit).await?))
 }
 
 pub(super) async fn create(

@@ -131,7 +131,29 @@ async fn earlier_job(
                 .zip(files)
                 .all(|(a, b)| a.remote_url == b.remote_url && a.local_path == b.local_path)
     };
-    for j in b.list(JobFilter::default()).await? {
+    // A page at a time: a queue of any size is read without holding all of it.
+    let mut after = None;
+    loop {
+        let page = b.list_page(JobFilter::default(), after, 500).await?;
+        after = page.next;
+        if let Some(j) = clash_or_same(page.jobs, job_type, files, same)? {
+            return Ok(Some(j));
+        }
+        if after.is_none() {
+            return Ok(None);
+        }
+    }
+}
+
+/// The first of `jobs` that is the same transfer; a download to a path one of them writes is
+/// refused.
+fn clash_or_same(
+    jobs: Vec<JobInfo>,
+    job_type: JobType,
+    files: &[NewFile],
+    same: impl Fn(&JobInfo) -> bool,
+) -> anyhow::Result<Option<JobInfo>> {
+    for j in jobs {
         if same(&j) {
             return Ok(Some(j));
         }

@@ -11,6 +11,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use super::summary::Summary;
 use super::view::View;
 use super::worker::{Outcome, WorkerMsg};
 use super::{Completion, Shared, files};
@@ -184,9 +185,26 @@ impl Queue {
         }
     }
 
-    /// The job to `action` (see [`Board::get`](super::view::Board::get)).
-    pub fn job(&self, id: JobId, action: &'static str) -> Result<Arc<Job>> {
-        self.view.read().get(id, action)
+    /// The whole job to `action` (see [`View::load`]).
+    pub async fn job(&self, id: JobId, action: &'static str) -> Result<Arc<Job>> {
+        self.view.load(&self.shared.store, id, action).await
+    }
+
+    /// Job `id`, once its run (if any) has stopped with a final checkpoint; checked first as
+    /// [`Board::get`](super::view::Board::get) checks, with `check` on the whole job.
+    async fn stopped(
+        &mut self,
+        id: JobId,
+        action: &'static str,
+        check: impl FnOnce(&Job) -> Result<()>,
+    ) -> Result<Arc<Job>> {
+        let job = self.job(id, action).await?;
+        check(&job)?;
+        if !self.running.contains_key(&id) {
+            return Ok(job);
+        }
+        self.stop_worker(id).await;
+        self.job(id, action).await
     }
 
     pub fn take_seq(&mut self) -> i64 {
@@ -202,7 +220,7 @@ impl Queue {
     }
 
     async fn add_files(&mut self, id: JobId, new: Vec<NewFile>) -> Result<()> {
-        let job = self.job(id, "add files to")?;
+        let job = self.job(id, "add files to").await?;
         check_additions(&job, &new)?;
         let first = job.files.len();
         let indices = (first..first + new.len()).collect();
@@ -217,32 +235,26 @@ impl Queue {
     }
 
     async fn resume(&mut self, id: JobId) -> Result<ResumeOutcome> {
-        let job = self.job(id, "resume")?;
+        let job = self.job(id, "resume").await?;
         let seq = self.take_seq();
         self.change(&job, None, |job| job.resume(Timestamp::now(), seq))
             .await
     }
 
     async fn suspend(&mut self, id: JobId) -> Result<()> {
-        self.job(id, "suspend")?;
-        self.stop_worker(id).await;
-        let job = self.job(id, "suspend")?;
+        let job = self.stopped(id, "suspend", |_| Ok(())).await?;
         self.change(&job, None, |job| job.suspend(Timestamp::now()))
             .await?;
         Ok(())
     }
 
     async fn cancel(&mut self, id: JobId) -> Result<()> {
-        self.job(id, "cancel")?;
-        self.stop_worker(id).await;
-        let job = self.job(id, "cancel")?;
+        let job = self.stopped(id, "cancel", |_| Ok(())).await?;
         self.cancel_job(&job).await
     }
 
     async fn complete(&mut self, id: JobId) -> Result<Completion> {
-        self.job(id, "complete")?.check_completable()?;
-        self.stop_worker(id).await;
-        let job = self.job(id, "complete")?;
+        let job = self.stopped(id, "complete", Job::check_completable).await?;
         let (files, job_type, reply) = (job.files.clone(), job.job_type, job.reply.clone());
         let tally = blocking(move || files::complete(job_type, &files, reply.as_ref())).await?;
         self.change(&job, None, |job| job.acknowledge(Timestamp::now()))
@@ -263,10 +275,12 @@ impl Queue {
     }
 
     async fn set_property(&mut self, id: JobId, change: PropertyChange) -> Result<()> {
-        let job = self.job(id, "change properties of")?;
+        let job = self.job(id, "change properties of").await?;
         self.change(&job, None, |job| job.apply(change, Timestamp::now()))
             .await?;
-        if let (Ok(job), Some(run)) = (self.job(id, "change"), self.running.get(&id)) {
+        if let Some(run) = self.running.get(&id)
+            && let Ok(job) = self.job(id, "change").await
+        {
             run.rate
                 .update(job.properties.priority, job.properties.max_rate);
         }
@@ -274,7 +288,7 @@ impl Queue {
     }
 
     async fn repair(&mut self, id: JobId, f: Repair) -> Result<usize> {
-        let job = self.job(id, "repair")?;
+        let job = self.job(id, "repair").await?;
         let all = (0..job.files.len()).collect();
         self.change(&job, Some(all), |job| f(job, Timestamp::now()))
             .await
@@ -321,7 +335,7 @@ impl Queue {
     /// on the store now, in order with every other write; the queue task goes on meanwhile and
     /// shows the progress when the store answers (`recorded`).
     pub fn record(&self, progress: FileProgress, reply: Reply<()>) {
-        if let Err(e) = self.job(progress.job_id, "record progress of") {
+        if let Err(e) = self.view.read().get(progress.job_id, "record progress of") {
             let _ = reply.send(Err(e));
             return;
         }
@@ -342,7 +356,10 @@ impl Queue {
     fn show_progress(&self, progress: FileProgress) {
         let id = progress.job_id;
         let mut done = Vec::new();
-        if let Some(job) = self.view.write().jobs.get_mut(&id) {
+        let mut board = self.view.write();
+        if let Some(entry) = board.jobs.get_mut(&id)
+            && let Some(job) = entry.full.as_mut()
+        {
             let job = Arc::make_mut(job);
             for (i, file) in progress.files {
                 if job.job_type == JobType::UploadReply && i == Job::REPLY_INDEX {
@@ -355,7 +372,9 @@ impl Queue {
                 }
             }
             job.modified_at = job.modified_at.max(progress.modified_at);
+            entry.summary = Summary::of(job);
         }
+        drop(board);
         self.shared.emit_files_done(id, &done);
     }
 
@@ -364,14 +383,17 @@ impl Queue {
     pub fn absorb(&self, id: JobId, running: &Running) {
         let mut board = self.view.write();
         board.live.remove(&id);
-        let Some(job) = board.jobs.get_mut(&id) else {
+        let Some(entry) = board.jobs.get_mut(&id) else {
             return;
         };
-        let job = Arc::make_mut(job);
         let ran = u64::try_from(running.started.elapsed().as_millis()).unwrap_or(u64::MAX);
-        job.schedule.active_ms = job.schedule.active_ms.saturating_add(ran);
+        let summary = &mut entry.summary;
+        summary.active_ms = summary.active_ms.saturating_add(ran);
         if running.live.moved() > 0 {
-            job.schedule.no_progress_since = None;
+            summary.no_progress_since = None;
+        }
+        if let Some(job) = entry.full.as_mut() {
+            entry.summary.bookkeep(Arc::make_mut(job));
         }
     }
 
@@ -422,18 +444,22 @@ impl Queue {
         Ok(result)
     }
 
-    /// Show a committed job to readers (a final one leaves memory), and announce it.
+    /// Show a committed job to readers (its whole record stays in memory while it runs, and
+    /// for a while after a change; a final one leaves memory), and announce it.
     pub fn show(&self, job: Job) -> Arc<Job> {
+        let pinned = job.state().is_running() || self.running.contains_key(&job.id);
+        self.show_as(job, pinned)
+    }
+
+    /// Show a job whose write failed: memory keeps its whole record, the store's being behind.
+    pub fn show_unstored(&self, job: Job) -> Arc<Job> {
+        self.show_as(job, true)
+    }
+
+    fn show_as(&self, job: Job, pinned: bool) -> Arc<Job> {
         let (id, state) = (job.id, job.state());
         let job = Arc::new(job);
-        {
-            let mut board = self.view.write();
-            if state.is_final() {
-                board.retire(&job);
-            } else {
-                board.jobs.insert(id, job.clone());
-            }
-        }
+        self.view.write().put(job.clone(), pinned);
         self.shared.emit(Event::JobModified { job_id: id, state });
         job
     }
@@ -447,7 +473,7 @@ impl Queue {
         let running: Vec<JobId> = self.running.keys().copied().collect();
         for id in running {
             self.stop_worker(id).await;
-            let Ok(job) = self.job(id, "queue") else {
+            let Ok(job) = self.job(id, "queue").await else {
                 continue;
             };
             let mut job = (*job).clone();

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 use super::queue::{Queue, Running};
+use super::summary::Summary;
 use super::worker::{Outcome, Worker, WorkerMsg};
 use crate::bandwidth::{Direction, JobRate};
 use crate::error::Status;
@@ -34,18 +35,20 @@ impl Queue {
         loop {
             let now = Instant::now();
             let blocked = self.shared.bandwidth.blocked();
+            let wall = Timestamp::now();
+            let idle_since = wall.minus(self.shared.config.job_inactivity_timeout);
             let slots: Vec<Slot> = self
                 .view
                 .read()
-                .jobs
-                .values()
-                .map(|j| {
-                    let mut s = slot(j, self.running.get(&j.id), now);
-                    s.policy_blocked = blocked.contains(&j.properties.priority);
+                .to_schedule(idle_since)
+                .into_iter()
+                .map(|(id, e)| {
+                    let mut s = slot(id, &e.summary, self.running.get(&id), now);
+                    s.policy_blocked = blocked.contains(&e.summary.priority);
                     s
                 })
                 .collect();
-            let plan = scheduler::plan(&slots, self.rules(), now, Timestamp::now());
+            let plan = scheduler::plan(&slots, self.rules(), now, wall);
             if plan.is_empty() {
                 self.note_reasons(&slots);
                 return plan.wake_in;
@@ -54,22 +57,23 @@ impl Queue {
         }
     }
 
-    /// Why jobs wait, where only the scheduler knows: queued background jobs (who holds the
-    /// slots), running jobs a cap of 0 pauses, and jobs a policy window blocks (until when).
+    /// Why jobs wait, where only the scheduler knows: running jobs a cap of 0 pauses, and
+    /// jobs a policy window blocks (until when). (A queued job's reason is found when it is
+    /// read, from who holds the slots then.)
     fn note_reasons(&self, slots: &[Slot]) {
-        let mut waiting: HashMap<JobId, WaitReason> =
-            scheduler::queued_reasons(slots, self.rules())
-                .into_iter()
-                .collect();
+        let mut waiting: HashMap<JobId, WaitReason> = HashMap::new();
         let status = self.shared.bandwidth.status();
         let mut until = HashMap::new();
-        for job in self.view.read().jobs.values() {
-            let p = &job.properties;
-            if job.state().is_running() {
-                let by = if p.max_rate == Limit::BytesPerSec(0) {
+        let board = self.view.read();
+        for s in slots {
+            let Some(job) = board.jobs.get(&s.id).map(|e| &e.summary) else {
+                continue;
+            };
+            if job.state.is_running() {
+                let by = if job.paused {
                     Some(PausedBy::Job)
-                } else if p.priority.is_background()
-                    && [status.caps.all, status.caps.of(p.priority)]
+                } else if job.priority.is_background()
+                    && [status.caps.all, status.caps.of(job.priority)]
                         .contains(&Limit::BytesPerSec(0))
                 {
                     Some(PausedBy::Background)
@@ -77,25 +81,27 @@ impl Queue {
                     None
                 };
                 if let Some(by) = by {
-                    waiting.insert(job.id, WaitReason::Paused { by });
+                    waiting.insert(s.id, WaitReason::Paused { by });
                 }
-            } else if job.is_blocked_by_policy() {
+            } else if job.blocked_by_policy {
                 let until = *until
-                    .entry(p.priority)
-                    .or_insert_with(|| self.shared.bandwidth.policy_until(p.priority));
+                    .entry(job.priority)
+                    .or_insert_with(|| self.shared.bandwidth.policy_until(job.priority));
                 let period = status.policy.as_ref().map(|p| p.period);
-                waiting.insert(job.id, WaitReason::Policy { period, until });
+                waiting.insert(s.id, WaitReason::Policy { period, until });
             }
         }
+        let changed = board.waiting != waiting;
+        drop(board);
         // Most passes change nothing: readers' lock is taken only when something did.
-        if self.view.read().waiting != waiting {
+        if changed {
             self.view.write().waiting = waiting;
         }
     }
 
     /// A copy of job `id` changed by `f`, if `f` says it changed anything.
-    fn edit(&self, id: JobId, f: impl FnOnce(&mut Job) -> bool) -> Option<Job> {
-        let job = self.view.read().jobs.get(&id).cloned()?;
+    async fn edit(&self, id: JobId, f: impl FnOnce(&mut Job) -> bool) -> Option<Job> {
+        let job = self.job(id, "change").await.ok()?;
         let mut job = (*job).clone();
         f(&mut job).then_some(job)
     }
@@ -104,13 +110,13 @@ impl Queue {
         let now = Timestamp::now();
         for id in plan.over_time {
             self.stop_worker(id).await;
-            if let Some(job) = self.edit(id, |j| j.exceed_download_time(now)) {
+            if let Some(job) = self.edit(id, |j| j.exceed_download_time(now)).await {
                 tracing::info!(job_id = %id, "maximum download time exceeded");
                 self.after_error(job).await;
             }
         }
         for id in plan.inactive {
-            if let Ok(job) = self.job(id, "cancel") {
+            if let Ok(job) = self.job(id, "cancel").await {
                 tracing::info!(job_id = %id, "job inactive for the inactivity timeout; cancelling");
                 if let Err(e) = self.cancel_job(&job).await {
                     tracing::warn!(job_id = %id, error = %e, "cannot cancel inactive job");
@@ -118,7 +124,7 @@ impl Queue {
             }
         }
         for id in plan.give_up {
-            if let Some(job) = self.edit(id, |j| j.give_up(now)) {
+            if let Some(job) = self.edit(id, |j| j.give_up(now)).await {
                 tracing::info!(job_id = %id, "no progress within the no-progress timeout");
                 self.after_error(job).await;
             }
@@ -129,13 +135,13 @@ impl Queue {
                 || "a bandwidth limit of 0".to_owned(),
                 |p| format!("the bandwidth limit in {} is 0", p.period),
             );
-            if let Some(job) = self.edit(id, |j| j.block_by_policy(&why, now)) {
+            if let Some(job) = self.edit(id, |j| j.block_by_policy(&why, now)).await {
                 tracing::info!(job_id = %id, %why, "blocked by bandwidth policy");
                 self.after_error(job).await;
             }
         }
         for id in plan.retry {
-            if let Some(job) = self.edit(id, |j| j.retry(now)) {
+            if let Some(job) = self.edit(id, |j| j.retry(now)).await {
                 self.persist(job).await;
             }
         }
@@ -148,9 +154,9 @@ impl Queue {
                     .read()
                     .jobs
                     .get(&id)
-                    .map_or(0, |j| j.schedule.queue_seq)
+                    .map_or(0, |e| e.summary.queue_seq)
             };
-            if let Some(job) = self.edit(id, |j| j.requeue(now, seq)) {
+            if let Some(job) = self.edit(id, |j| j.requeue(now, seq)).await {
                 tracing::debug!(job_id = %id, to_back, "job yields its turn");
                 self.persist(job).await;
             }
@@ -160,10 +166,12 @@ impl Queue {
         }
     }
 
-    /// Record a job's new state (a failure is logged: the job goes on in memory) and show it.
+    /// Record a job's new state and show it. A failure is logged: the job goes on in memory,
+    /// where its whole record then stays (the store's is behind) until a write succeeds.
     async fn persist(&self, job: Job) -> Arc<Job> {
         if let Err(e) = self.shared.store.update_job(&job).await {
             tracing::error!(job_id = %job.id, error = %e, "cannot record job state");
+            return self.show_unstored(job);
         }
         self.show(job)
     }
@@ -171,7 +179,10 @@ impl Queue {
     async fn start(&mut self, id: JobId) {
         self.next_run += 1;
         let run = self.next_run;
-        let Some(job) = self.edit(id, |j| j.start_connecting(Timestamp::now())) else {
+        let Some(job) = self
+            .edit(id, |j| j.start_connecting(Timestamp::now()))
+            .await
+        else {
             return;
         };
         let job = self.persist(job).await;
@@ -224,7 +235,7 @@ impl Queue {
         match msg {
             WorkerMsg::Connected { job, run } => {
                 if self.running.get(&job).is_some_and(|r| r.run == run)
-                    && let Some(j) = self.edit(job, |j| j.connected(Timestamp::now()))
+                    && let Some(j) = self.edit(job, |j| j.connected(Timestamp::now())).await
                 {
                     self.persist(j).await;
                 }
@@ -252,35 +263,36 @@ impl Queue {
         match outcome {
             Outcome::Transferred => {
                 let all_done = self
-                    .view
-                    .read()
-                    .jobs
-                    .get(&id)
-                    .is_some_and(|j| j.all_files_done());
+                    .job(id, "finish")
+                    .await
+                    .is_ok_and(|j| j.all_files_done());
                 if all_done {
-                    if let Some(job) = self.edit(id, |j| j.transferred(now)) {
+                    if let Some(job) = self.edit(id, |j| j.transferred(now)).await {
                         tracing::info!(job_id = %id, "job transferred");
                         let job = self.persist(job).await;
                         self.shared.emit(Event::JobTransferred { job_id: id });
                         crate::notify::run(&job, NotifyFlags::JOB_TRANSFERRED);
                     }
-                } else if let Some(job) = self.edit(id, |j| j.requeue(now, seq)) {
+                } else if let Some(job) = self.edit(id, |j| j.requeue(now, seq)).await {
                     // Files were added during the run: back in the queue.
                     self.persist(job).await;
                 }
             }
             Outcome::Stopped => {
-                if let Some(job) = self.edit(id, |j| j.requeue(now, seq)) {
+                if let Some(job) = self.edit(id, |j| j.requeue(now, seq)).await {
                     self.persist(job).await;
                 }
             }
             Outcome::Failed(failure) => {
                 let retry_after = failure.retry_after;
                 let mut failed = None;
-                if let Some(job) = self.edit(id, |j| {
-                    failed = j.fail(failure.error, failure.status, now);
-                    failed.is_some()
-                }) {
+                if let Some(job) = self
+                    .edit(id, |j| {
+                        failed = j.fail(failure.error, failure.status, now);
+                        failed.is_some()
+                    })
+                    .await
+                {
                     self.after_failure(job, failed, failure.status, retry_after, now)
                         .await;
                 }
@@ -329,7 +341,10 @@ impl Queue {
             board
                 .live
                 .iter()
-                .filter_map(|(id, live)| board.jobs.get(id).map(|j| (j, live)))
+                .filter_map(|(id, live)| {
+                    let job = board.jobs.get(id)?.full.as_ref()?;
+                    Some((job, live))
+                })
                 .flat_map(|(job, live)| {
                     let mut files = job.files.clone();
                     live.apply_to(&mut files);
@@ -355,23 +370,22 @@ impl Queue {
     }
 }
 
-fn slot(job: &Job, running: Option<&Running>, now: Instant) -> Slot {
-    let p = &job.properties;
+fn slot(id: JobId, job: &Summary, running: Option<&Running>, now: Instant) -> Slot {
     let run_time = running.map_or(Duration::ZERO, |r| now.saturating_duration_since(r.started));
     Slot {
-        id: job.id,
-        priority: p.priority,
-        state: job.state(),
-        queue_seq: job.schedule.queue_seq,
+        id,
+        priority: job.priority,
+        state: job.state,
+        queue_seq: job.queue_seq,
         slice_start: running.map(|r| r.slice_start),
-        retry_at: job.schedule.retry_at,
-        no_progress_since: job.schedule.no_progress_since,
-        no_progress_timeout: Duration::from_secs(u64::from(p.no_progress_timeout)),
-        active: Duration::from_millis(job.schedule.active_ms) + run_time,
-        max_download_time: Duration::from_secs(u64::from(p.maximum_download_time)),
+        retry_at: job.retry_at,
+        no_progress_since: job.no_progress_since,
+        no_progress_timeout: job.no_progress_timeout,
+        active: Duration::from_millis(job.active_ms) + run_time,
+        max_download_time: job.max_download_time,
         modified_at: job.modified_at,
         policy_blocked: false,
-        waits_for_policy: job.is_blocked_by_policy(),
+        waits_for_policy: job.blocked_by_policy,
     }
 }
 

@@ -29,6 +29,13 @@ impl Timestamp {
         )
     }
 
+    pub fn minus(self, d: Duration) -> Self {
+        Self(
+            self.0
+                .saturating_sub(i64::try_from(d.as_millis()).unwrap_or(i64::MAX)),
+        )
+    }
+
     /// How long ago `self` was, as seen from `now` (zero if it lies in the future).
     pub fn elapsed_until(self, now: Self) -> Duration {
         Duration::from_millis(u64::try_from(now.0.saturating_sub(self.0)).unwrap_or(0))

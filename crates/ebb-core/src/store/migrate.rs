@@ -24,6 +24,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0005_uploads",
         include_str!("../../../../migrations/0005_uploads.sql"),
     ),
+    (
+        "0006_job_order",
+        include_str!("../../../../migrations/0006_job_order.sql"),
+    ),
 ];
 
 #[derive(Debug)]

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 
+use rusqlite::types::Value;
 use rusqlite::{Connection, Row};
 
 use super::{BadValue, parse_err, parse_id, parse_text, to_u64};
@@ -72,27 +73,68 @@ fn credentials(
     })
 }
 
+/// The columns [`job_row`] reads, in its order, but the last (`reply_file_name`, of schema 5).
+const JOB_COLUMNS_BUT_REPLY: &str = "id, display_name, description, job_type, state, owner_uid, owner_name, properties, \
+     server_user, server_password, proxy_user, proxy_password, created_at, modified_at, \
+     completed_at, error_count, error, queue_seq, retry_at, no_progress_since, active_ms";
 /// Which jobs to load.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Selection {
     All,
-    /// Jobs not yet Acknowledged or Cancelled: what an engine keeps in memory.
-    Live,
     One(JobId),
+    /// A page of a listing, in creation order.
+    Page(PageQuery),
 }
+
+/// A page of jobs in (creation time, id) order.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct PageQuery {
+    /// Acknowledged and Cancelled jobs too.
+    pub final_jobs: bool,
+    /// Only this user's jobs.
+    pub owner: Option<u32>,
+    /// The jobs after this (creation time, id).
+    pub after: Option<(Timestamp, JobId)>,
+    pub limit: usize,
+}
+
+const LIVE: &str = "state NOT IN ('acknowledged', 'cancelled')";
 
 impl Selection {
     /// A condition on `jobs.id` (as `column`) and its parameters.
-    fn filter(self, column: &str) -> (String, Vec<String>) {
+    fn filter(self, column: &str) -> (String, Vec<Value>) {
         match self {
             Self::All => (String::new(), Vec::new()),
-            Self::Live => (
-                format!(
-                    "WHERE {column} IN (SELECT id FROM jobs WHERE state NOT IN ('acknowledged', 'cancelled'))"
-                ),
-                Vec::new(),
+            Self::One(id) => (
+                format!("WHERE {column} = ?1"),
+                vec![Value::Text(id.to_string())],
             ),
-            Self::One(id) => (format!("WHERE {column} = ?1"), vec![id.to_string()]),
+            Self::Page(page) => {
+                let mut conditions = vec!["1".to_owned()];
+                let mut args = Vec::new();
+                if !page.final_jobs {
+                    conditions.push(LIVE.to_owned());
+                }
+                if let Some(uid) = page.owner {
+                    args.push(Value::Integer(i64::from(uid)));
+                    conditions.push(format!("owner_uid = ?{}", args.len()));
+                }
+                if let Some((created_at, id)) = page.after {
+                    args.push(Value::Integer(created_at.as_millis()));
+                    args.push(Value::Text(id.to_string()));
+                    let n = args.len();
+                    conditions.push(format!("(created_at, id) > (?{}, ?{n})", n - 1));
+                }
+                let limit = i64::try_from(page.limit).unwrap_or(i64::MAX);
+                (
+                    format!(
+                        "WHERE {column} IN (SELECT id FROM jobs WHERE {} \
+                         ORDER BY created_at, id LIMIT {limit})",
+                        conditions.join(" AND ")
+                    ),
+                    args,
+                )
+            }
         }
     }
 }
@@ -131,15 +173,15 @@ pub(crate) fn load_jobs(
         ("NULL", "NULL")
     };
     let (filter, args) = which.filter("id");
+    let mut properties = Properties::default();
     let mut stmt = conn.prepare(&format!(
-        "SELECT id, display_name, description, job_type, state, owner_uid, owner_name, properties,
-                server_user, server_password, proxy_user, proxy_password, created_at, modified_at,
-                completed_at, error_count, error, queue_seq, retry_at, no_progress_since, active_ms,
-                {reply_file_name}
-         FROM jobs {filter} ORDER BY created_at, rowid"
+        "SELECT {JOB_COLUMNS_BUT_REPLY}, {reply_file_name} FROM jobs {filter}
+         ORDER BY created_at, id"
     ))?;
     let mut jobs = stmt
-        .query_map(rusqlite::params_from_iter(&args), |r| job_row(r, sealer))?
+        .query_map(rusqlite::params_from_iter(&args), |r| {
+            job_row(r, sealer, &mut properties)
+        })?
         .collect::<rusqlite::Result<Vec<Job>>>()?;
     let index: HashMap<JobId, usize> = jobs.iter().enumerate().map(|(i, j)| (j.id, i)).collect();
     let (filter, args) = which.filter("job_id");
@@ -163,9 +205,52 @@ pub(crate) fn load_jobs(
     Ok(jobs)
 }
 
+/// Every live job's row, without its files and its passwords, each handed to `f` as it is
+/// read (an engine keeps a summary of each: nothing holds all the rows at once).
+pub(crate) fn summarize_live<S>(
+    conn: &Connection,
+    mut f: impl FnMut(Job) -> S,
+) -> rusqlite::Result<Vec<S>> {
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {JOB_COLUMNS_BUT_REPLY}, reply_file_name FROM jobs WHERE {LIVE}
+         ORDER BY created_at, id"
+    ))?;
+    let mut rows = stmt.query([])?;
+    let mut out = Vec::new();
+    let mut properties = Properties::default();
+    while let Some(row) = rows.next()? {
+        out.push(f(job_row(row, None, &mut properties)?));
+    }
+    Ok(out)
+}
+
+/// The `properties` column read strictly, once per distinct text: most jobs have the same
+/// properties (the defaults), and a listing of many reads each text once.
+#[derive(Default)]
+struct Properties {
+    last: Option<(String, JobProperties)>,
+}
+
+impl Properties {
+    fn read(&mut self, text: &str) -> rusqlite::Result<JobProperties> {
+        if let Some((last_text, value)) = &self.last
+            && last_text == text
+        {
+            return Ok(value.clone());
+        }
+        let value: JobProperties = strict_json(text, 7)?;
+        self.last = Some((text.to_owned(), value.clone()));
+        Ok(value)
+    }
+}
+
 /// One row of `jobs`, in `load_jobs`'s column order, without its files.
-fn job_row(r: &Row<'_>, sealer: Option<&Sealer>) -> rusqlite::Result<Job> {
-    let properties: JobProperties = strict_json(&r.get::<_, String>(7)?, 7)?;
+fn job_row(
+    r: &Row<'_>,
+    sealer: Option<&Sealer>,
+    properties: &mut Properties,
+) -> rusqlite::Result<Job> {
+    let properties = properties.read(r.get_ref(7)?.as_str()?)?;
     let error: Option<String> = r.get(16)?;
     let error = error.map(|text| strict_json(&text, 16)).transpose()?;
     let state: JobState = parse_text(r, 4)?;
