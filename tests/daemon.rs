@@ -13,15 +13,19 @@ use crate::support::origin::{Origin, Resource};
 use crate::support::{self, data, spawn_ebbd};
 
 /// A daemon served in-process on a socket in `dir`.
-struct InProcess {
+pub(crate) struct InProcess {
     socket: PathBuf,
     stop: CancellationToken,
     engine: ebb::Engine,
 }
 
 impl InProcess {
-    async fn start(dir: &Path) -> Self {
-        let engine = support::engine(dir).await;
+    pub(crate) async fn start(dir: &Path) -> Self {
+        Self::with(support::engine(dir).await, dir)
+    }
+
+    /// `engine`, served on a socket in `dir`.
+    pub(crate) fn with(engine: ebb::Engine, dir: &Path) -> Self {
         let socket = dir.join("run").join("ebbd.sock");
         let listener = ebb_daemon::bind(&socket).unwrap();
         let stop = CancellationToken::new();
@@ -33,11 +37,11 @@ impl InProcess {
         }
     }
 
-    async fn client(&self) -> Client {
+    pub(crate) async fn client(&self) -> Client {
         Client::connect(&self.socket).await.unwrap()
     }
 
-    async fn stop(self) {
+    pub(crate) async fn stop(self) {
         self.stop.cancel();
         self.engine.shutdown().await;
     }

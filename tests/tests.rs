@@ -24,6 +24,7 @@ mod formats;
 mod hardening;
 mod lifecycle;
 mod nginx;
+mod pages;
 mod queue;
 mod scheduling;
 mod secrets;
