@@ -193,7 +193,7 @@ async fn a_queue_of_schema_4_opens_with_everything_intact() {
     secret.basic_auth = Some("ann:fixture-secret".into());
     origin.put("/secret", secret);
     let e = support::engine(dir.path()).await;
-    let id = e.find("credentials").unwrap();
+    let id = e.find("credentials").await.unwrap();
     e.replace_remote_prefix(id, "http://127.0.0.1:9/", &origin.url("/"))
         .await
         .unwrap();
@@ -247,7 +247,10 @@ async fn older_rows_get_the_defaults_of_later_properties() {
     let e = Engine::open(support::config(dir.path()).with_scheduling(false))
         .await
         .unwrap();
-    let all = e.job(e.find("every-property").unwrap()).await.unwrap();
+    let all = e
+        .job(e.find("every-property").await.unwrap())
+        .await
+        .unwrap();
     assert_eq!(all.properties.max_rate, Limit::Unlimited);
     assert!(!all.properties.credentials_across_origins);
     assert_eq!(all.properties.minimum_retry_delay, 60, "the rest is kept");

@@ -10,8 +10,8 @@ use ebb::{
 };
 
 use crate::daemon::InProcess;
-use crate::support::origin::{Origin, Resource};
 use crate::support;
+use crate::support::origin::{Origin, Resource};
 
 /// `n` suspended download jobs of one file each (a local one, unless `url`), in the order
 /// they were made.
@@ -21,7 +21,10 @@ async fn jobs(e: &Engine, dir: &Path, n: usize, url: Option<String>) -> Vec<JobI
     let url = url.unwrap_or_else(|| format!("file://{}", source.display()));
     let mut ids = Vec::with_capacity(n);
     for i in 0..n {
-        let id = e.create_job(&format!("p{i}"), JobType::Download).await.unwrap();
+        let id = e
+            .create_job(&format!("p{i}"), JobType::Download)
+            .await
+            .unwrap();
         e.add_files(id, vec![NewFile::new(&url, dir.join(format!("p{i}.out")))])
             .await
             .unwrap();
@@ -31,15 +34,14 @@ async fn jobs(e: &Engine, dir: &Path, n: usize, url: Option<String>) -> Vec<JobI
 }
 
 /// Every page of `b`'s listing, `limit` at a time, with `between` run after each page.
-async fn walk(
-    b: &dyn Backend,
-    limit: usize,
-    mut between: impl AsyncFnMut(usize),
-) -> Vec<JobPage> {
+async fn walk(b: &dyn Backend, limit: usize, mut between: impl AsyncFnMut(usize)) -> Vec<JobPage> {
     let mut pages = Vec::new();
     let mut after: Option<PageCursor> = None;
     loop {
-        let page = b.list_page(JobFilter::default(), after, limit).await.unwrap();
+        let page = b
+            .list_page(JobFilter::default(), after, limit)
+            .await
+            .unwrap();
         after = page.next;
         pages.push(page);
         between(pages.len()).await;
@@ -55,14 +57,17 @@ async fn listed(e: &Engine) -> Vec<JobId> {
 }
 
 fn ids(pages: &[JobPage]) -> Vec<JobId> {
-    pages.iter().flat_map(|p| p.jobs.iter().map(|j| j.id)).collect()
+    pages
+        .iter()
+        .flat_map(|p| p.jobs.iter().map(|j| j.id))
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pages_list_every_job_once_in_creation_order_while_jobs_come_and_go() {
     let dir = tempfile::tempdir().unwrap();
     let e = support::engine(dir.path()).await;
-    let made = jobs(&e, dir.path(), 1100, None).await;
+    jobs(&e, dir.path(), 1100, None).await;
     // Creation order (jobs made in one millisecond by id): the order every page keeps.
     let made = listed(&e).await;
     assert_eq!(made.len(), 1100);
@@ -80,7 +85,10 @@ async fn pages_list_every_job_once_in_creation_order_while_jobs_come_and_go() {
     assert_eq!(sizes, [500, 500, 100]);
     let mut expected: Vec<JobId> = made.iter().copied().filter(|id| *id != gone).collect();
     expected.push(late.unwrap());
-    assert!(ids(&pages) == expected, "each job once, none skipped, none twice");
+    assert!(
+        ids(&pages) == expected,
+        "each job once, none skipped, none twice"
+    );
     assert_eq!(
         pages[0].next,
         Some(PageCursor::after(&pages[0].jobs[499])),
@@ -149,7 +157,12 @@ async fn a_queued_job_says_how_many_are_ahead_on_any_page() {
     // A high job ahead of them all takes the slot; the normal ones then wait behind it.
     e.resume(made[300]).await.unwrap();
     let high = support::wait_for(&e, made[300], 10, |j| j.state.is_running()).await;
-    assert_eq!(high.reason, Some(WaitReason::Paused { by: PausedBy::Background }));
+    assert_eq!(
+        high.reason,
+        Some(WaitReason::Paused {
+            by: PausedBy::Background
+        })
+    );
     let page = e.list_page(JobFilter::default(), None, 700).await.unwrap();
     for i in [20, 100, 600, 650] {
         assert_eq!(

@@ -44,7 +44,7 @@ async fn list_is_answered_while_a_suspend_waits_for_its_final_checkpoint() {
         (
             e.jobs().await.unwrap(),
             e.job(id).await.unwrap(),
-            e.find("test").unwrap(),
+            e.find("test").await.unwrap(),
         )
     })
     .await

@@ -202,7 +202,7 @@ impl Backend for Engine {
         Engine::list_page(self, filter, after, limit).await
     }
     async fn find(&self, id_or_name: &str) -> Result<JobId> {
-        Engine::find(self, id_or_name)
+        Engine::find(self, id_or_name).await
     }
     async fn close(&self) {
         Engine::shutdown(self).await;

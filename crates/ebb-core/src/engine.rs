@@ -304,9 +304,16 @@ impl Engine {
         .await
     }
 
-    /// Find a job by id (`{GUID}` or bare) or by unique display name.
-    pub fn find(&self, id_or_name: &str) -> Result<JobId> {
-        resolve(&self.inner.view.named(id_or_name), id_or_name)
+    /// Find a job by id (`{GUID}` or bare) or by unique display name (looked up in the store,
+    /// by an index).
+    pub async fn find(&self, id_or_name: &str) -> Result<JobId> {
+        let text = id_or_name.to_owned();
+        let named = self
+            .inner
+            .shared
+            .store
+            .read(move |c| crate::store::named(c, &text));
+        resolve(&named.await?, id_or_name)
     }
 
     /// Wait until the job leaves the active states (or `timeout` passes); returns its state.
@@ -410,16 +417,16 @@ async fn load(
     config: &EngineConfig,
     store: &Store,
     live: Vec<Stored>,
-    finals: Vec<(JobId, JobState, String, Timestamp)>,
+    finals: Vec<(JobId, JobState, Timestamp)>,
 ) -> Result<(Board, i64)> {
     let now = Timestamp::now();
     let mut board = Board::new(config.scheduling, config.max_background_jobs);
     let mut purge = Vec::new();
-    for (id, final_state, name, modified_at) in finals {
+    for (id, final_state, modified_at) in finals {
         if modified_at.plus(config.final_job_retention) <= now {
             purge.push(id);
         } else {
-            board.finals.insert(id, (final_state, name.into()));
+            board.finals.insert(id, final_state);
         }
     }
     let mut next_seq = 0;

@@ -18,11 +18,11 @@ use tokio::sync::oneshot;
 use crate::error::{Error, Result};
 use crate::model::{Job, JobId, JobState, Timestamp};
 
-pub(crate) use rows::{FileProgress, JobRow, LiveRow, PageQuery, Selection};
+pub(crate) use rows::{FileProgress, JobRow, LiveRow, PageQuery, Selection, named};
 pub(crate) use sealing::Sealer;
 
 /// What an engine loads at open: a summary of each live job, and the final ones' names.
-pub(crate) type Loaded<S> = (Vec<S>, Vec<(JobId, JobState, String, Timestamp)>);
+pub(crate) type Loaded<S> = (Vec<S>, Vec<(JobId, JobState, Timestamp)>);
 
 type Task = Box<dyn FnOnce(&mut Connection) + Send>;
 

@@ -89,7 +89,7 @@ pub(super) async fn find(
     Path(name): Path<String>,
 ) -> ApiResult<Value<JobId>> {
     Ok(Json(Value {
-        value: e.find(&name)?,
+        value: e.find(&name).await?,
     }))
 }
 

@@ -6,9 +6,8 @@
 //! job, adds its files and resumes it reads none of them back from the disk).
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use crate::model::{Job, JobState, JobType, Limit, Priority, Timestamp};
+use crate::model::{Job, JobState, Limit, Priority, Timestamp};
 
 /// A live job in memory: its summary always, its whole record while it runs or was changed
 /// lately.
@@ -23,13 +22,10 @@ pub(super) struct Entry {
     pub changed: u64,
 }
 
-/// The fields of a job that the scheduler, the reasons and name lookups read.
+/// The fields of a job that the scheduler and the reasons read.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(super) struct Summary {
-    pub display_name: Box<str>,
-    pub job_type: JobType,
     pub state: JobState,
-    pub owner_uid: u32,
     pub priority: Priority,
     /// The job's own rate cap is 0: a run of it is paused.
     pub paused: bool,
@@ -38,8 +34,10 @@ pub(super) struct Summary {
     pub queue_seq: i64,
     pub retry_at: Option<Timestamp>,
     pub no_progress_since: Option<Timestamp>,
-    pub no_progress_timeout: Duration,
-    pub max_download_time: Duration,
+    /// Seconds (BITS's unit).
+    pub no_progress_timeout: u32,
+    /// Seconds.
+    pub max_download_time: u32,
     /// Connecting + Transferring time so far. With `no_progress_since`, the one part of a job
     /// that may be ahead of its stored row: a finished run's time is stored with the job's
     /// next change (see [`Summary::bookkeep`]).
@@ -51,18 +49,15 @@ impl Summary {
     pub fn of(job: &Job) -> Self {
         let p = &job.properties;
         Self {
-            display_name: job.display_name.as_str().into(),
-            job_type: job.job_type,
             state: job.state(),
-            owner_uid: job.owner.uid,
             priority: p.priority,
             paused: p.max_rate == Limit::BytesPerSec(0),
             blocked_by_policy: job.is_blocked_by_policy(),
             queue_seq: job.schedule.queue_seq,
             retry_at: job.schedule.retry_at,
             no_progress_since: job.schedule.no_progress_since,
-            no_progress_timeout: Duration::from_secs(u64::from(p.no_progress_timeout)),
-            max_download_time: Duration::from_secs(u64::from(p.maximum_download_time)),
+            no_progress_timeout: p.no_progress_timeout,
+            max_download_time: p.maximum_download_time,
             active_ms: job.schedule.active_ms,
             modified_at: job.modified_at,
         }

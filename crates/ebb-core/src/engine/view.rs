@@ -28,8 +28,8 @@ use crate::transfer::Live;
 pub(super) struct Board {
     /// Jobs not yet final.
     pub jobs: HashMap<JobId, Entry>,
-    /// Acknowledged and Cancelled jobs: state and name only; the store has the rest.
-    pub finals: HashMap<JobId, (JobState, Box<str>)>,
+    /// Acknowledged and Cancelled jobs' states; the store has the rest.
+    pub finals: HashMap<JobId, JobState>,
     /// The live counts of each running job's run.
     pub live: HashMap<JobId, Arc<Live>>,
     /// Why jobs wait, where only the scheduler knows (who holds the slots, a cap of 0, when a
@@ -90,7 +90,7 @@ impl Board {
     /// The job to `action`; a final job answers `BG_E_INVALID_STATE`, an unknown one
     /// `BG_E_NOT_FOUND`.
     pub fn get(&self, id: JobId, action: &'static str) -> Result<&Entry> {
-        if let Some((state, _)) = self.finals.get(&id) {
+        if let Some(state) = self.finals.get(&id) {
             return Err(Error::InvalidState {
                 job: id,
                 state: *state,
@@ -110,8 +110,7 @@ impl Board {
             self.remove(id);
             self.live.remove(&id);
             self.waiting.remove(&id);
-            self.finals
-                .insert(id, (job.state(), job.display_name.as_str().into()));
+            self.finals.insert(id, job.state());
         } else {
             self.changes += 1;
             let changed = self.changes;
@@ -361,22 +360,6 @@ impl View {
             })
             .collect();
         Ok(JobPage::with_more(jobs, more))
-    }
-
-    /// (id, name, state) of every job, final ones included, that `id_or_name` may mean: the
-    /// jobs [`resolve`] chooses among.
-    pub fn named(&self, id_or_name: &str) -> Vec<(JobId, String, JobState)> {
-        let id = id_or_name.parse::<JobId>().ok();
-        let board = self.read();
-        let live = board
-            .jobs
-            .iter()
-            .map(|(id, e)| (*id, &*e.summary.display_name, e.summary.state));
-        let finals = board.finals.iter().map(|(id, (s, n))| (*id, &**n, *s));
-        live.chain(finals)
-            .filter(|(j, name, _)| Some(*j) == id || *name == id_or_name)
-            .map(|(j, name, state)| (j, name.to_owned(), state))
-            .collect()
     }
 }
 

@@ -10,7 +10,7 @@ use super::sealing::{Opened, Sealer};
 use crate::model::{
     BasicCredentials, Bookkeeping, Job, JobFile, JobId, Owner, Sha256Digest, Timestamp,
 };
-pub(crate) use load::{PageQuery, Selection, load_finals, load_jobs, summarize_live};
+pub(crate) use load::{PageQuery, Selection, load_finals, load_jobs, named, summarize_live};
 
 fn to_i64(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)

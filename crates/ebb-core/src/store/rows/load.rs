@@ -139,21 +139,38 @@ impl Selection {
     }
 }
 
-/// Acknowledged and Cancelled jobs, without their files: id, state, name, last change.
+/// Acknowledged and Cancelled jobs, without their files: id, state, last change.
 pub(crate) fn load_finals(
     conn: &Connection,
-) -> rusqlite::Result<Vec<(JobId, JobState, String, Timestamp)>> {
+) -> rusqlite::Result<Vec<(JobId, JobState, Timestamp)>> {
     let mut stmt = conn.prepare(
-        "SELECT id, state, display_name, modified_at FROM jobs
-         WHERE state IN ('acknowledged', 'cancelled')",
+        "SELECT id, state, modified_at FROM jobs WHERE state IN ('acknowledged', 'cancelled')",
     )?;
     stmt.query_map([], |r| {
         Ok((
             parse_id(r, 0)?,
             parse_text(r, 1)?,
-            r.get(2)?,
-            Timestamp::from_millis(r.get(3)?),
+            Timestamp::from_millis(r.get(2)?),
         ))
+    })?
+    .collect()
+}
+
+/// (id, name, state) of the jobs `id_or_name` may mean: the one with that id, and those with
+/// that display name (by the name's index).
+pub(crate) fn named(
+    conn: &Connection,
+    id_or_name: &str,
+) -> rusqlite::Result<Vec<(JobId, String, JobState)>> {
+    let id = id_or_name
+        .parse::<JobId>()
+        .map_or_else(|_| String::new(), |id| id.to_string());
+    let mut stmt = conn.prepare(
+        "SELECT id, display_name, state FROM jobs WHERE display_name = ?1
+         UNION SELECT id, display_name, state FROM jobs WHERE id = ?2",
+    )?;
+    stmt.query_map([id_or_name, id.as_str()], |r| {
+        Ok((parse_id(r, 0)?, r.get(1)?, parse_text(r, 2)?))
     })?
     .collect()
 }
