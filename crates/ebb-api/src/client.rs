@@ -220,7 +220,8 @@ impl Backend for Client {
         );
         if let Some(after) = after {
             // Digits, a dot, hex digits and hyphens: nothing to escape.
-            p.push_str(&format!("&after={after}"));
+            p.push_str("&after=");
+            p.push_str(&after.to_string());
         }
         self.call(Method::GET, &p, None::<&()>).await
     }

@@ -322,7 +322,8 @@ fn open_rw(path: &Path) -> Result<Connection> {
 /// How many read-only connections a store keeps for its readers.
 const READERS: usize = 4;
 
-/// A read-only connection to the database at `path`.
+/// A read-only connection to the database at `path`, with a page cache of 1 MiB (readers
+/// mostly walk the tables once, and several may be open).
 fn open_ro(path: &Path) -> Result<Connection> {
     let conn = Connection::open_with_flags(
         path,
@@ -330,6 +331,8 @@ fn open_ro(path: &Path) -> Result<Connection> {
     )
     .map_err(|e| store_err(path, e))?;
     conn.busy_timeout(std::time::Duration::from_secs(10))
+        .map_err(|e| store_err(path, e))?;
+    conn.execute_batch("PRAGMA cache_size = -1024;")
         .map_err(|e| store_err(path, e))?;
     Ok(conn)
 }

@@ -29,7 +29,8 @@ pub(super) async fn list(
     let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Vec<u8>>>(2);
     tokio::spawn(async move {
         let mut page = first;
-        let mut chunk = b"[".to_vec();
+        let mut chunk = new_chunk();
+        chunk.push(b'[');
         let mut first_job = true;
         loop {
             for job in &page.jobs {
@@ -40,11 +41,16 @@ pub(super) async fn list(
                     let _ = tx.send(Err(std::io::Error::other(err))).await;
                     return;
                 }
+                if chunk.len() >= CHUNK
+                    && tx
+                        .send(Ok(std::mem::replace(&mut chunk, new_chunk())))
+                        .await
+                        .is_err()
+                {
+                    return;
+                }
             }
             let Some(next) = page.next else { break };
-            if tx.send(Ok(std::mem::take(&mut chunk))).await.is_err() {
-                return;
-            }
             page = match e.list_page(filter, Some(next), STREAM_PAGE).await {
                 Ok(page) => page,
                 Err(err) => {
@@ -60,8 +66,19 @@ pub(super) async fn list(
     Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
-/// How many jobs each streamed piece of a listing holds.
-const STREAM_PAGE: usize = 500;
+/// How many jobs a streamed listing reads at a time. Small pages, and pieces of at most
+/// [`CHUNK`] bytes sent as they fill: every buffer stays under the allocator's mmap threshold, so
+/// a listing of 100,000 jobs leaves the daemon's memory where it found it (glibc raises that
+/// threshold after freeing a large mapped block, and then keeps such blocks in its arenas).
+const STREAM_PAGE: usize = 100;
+
+/// A streamed piece is sent once it holds this many bytes.
+const CHUNK: usize = 64 << 10;
+
+/// A piece's buffer: room for [`CHUNK`] and one more job, under 128 KiB.
+fn new_chunk() -> Vec<u8> {
+    Vec::with_capacity(CHUNK + (32 << 10))
+}
 
 /// One page of jobs, and where the next starts.
 pub(super) async fn page(

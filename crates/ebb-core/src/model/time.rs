@@ -29,6 +29,7 @@ impl Timestamp {
         )
     }
 
+    #[must_use]
     pub fn minus(self, d: Duration) -> Self {
         Self(
             self.0

@@ -125,12 +125,15 @@ impl Selection {
                     let n = args.len();
                     conditions.push(format!("(created_at, id) > (?{}, ?{n})", n - 1));
                 }
-                let limit = i64::try_from(page.limit).unwrap_or(i64::MAX);
+                args.push(Value::Integer(
+                    i64::try_from(page.limit).unwrap_or(i64::MAX),
+                ));
                 (
                     format!(
                         "WHERE {column} IN (SELECT id FROM jobs WHERE {} \
-                         ORDER BY created_at, id LIMIT {limit})",
-                        conditions.join(" AND ")
+                         ORDER BY created_at, id LIMIT ?{})",
+                        conditions.join(" AND "),
+                        args.len()
                     ),
                     args,
                 )
@@ -191,7 +194,8 @@ pub(crate) fn load_jobs(
     };
     let (filter, args) = which.filter("id");
     let mut properties = Properties::default();
-    let mut stmt = conn.prepare(&format!(
+    // Cached: a listing asks the same questions page after page.
+    let mut stmt = conn.prepare_cached(&format!(
         "SELECT {JOB_COLUMNS_BUT_REPLY}, {reply_file_name} FROM jobs {filter}
          ORDER BY created_at, id"
     ))?;
@@ -202,7 +206,7 @@ pub(crate) fn load_jobs(
         .collect::<rusqlite::Result<Vec<Job>>>()?;
     let index: HashMap<JobId, usize> = jobs.iter().enumerate().map(|(i, j)| (j.id, i)).collect();
     let (filter, args) = which.filter("job_id");
-    let mut files = conn.prepare(&format!(
+    let mut files = conn.prepare_cached(&format!(
         "SELECT job_id, idx, remote_url, local_path, ranges, temp_path, bytes_total,
                 bytes_transferred, completed, etag, last_modified, expected_sha256, server_sha256,
                 verified_sha256, hash_state, {upload}
