@@ -190,7 +190,12 @@ async fn round_trips(
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(10_000);
-    queue_scale(c, dir, url, pid, n).await?;
+    // The queue's jobs fetch from a server that never answers: queued, they stay queued (a
+    // local file would be copied at once, whatever the caps).
+    let silent = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let silent_url = format!("http://{}/never", silent.local_addr()?);
+    queue_scale(c, dir, &silent_url, pid, n).await?;
+    drop(silent);
     Ok(())
 }
 
@@ -258,8 +263,9 @@ async fn completes(c: &Client, dir: &Path, url: &str) -> Result<(), Box<dyn std:
     Ok(())
 }
 
-/// `n` jobs of one file each: created (16 callers), at rest Suspended, listed (the first page,
-/// then all of them streamed), then queued behind a bandwidth cap of 0 and listed again.
+/// `n` jobs of one file each from `url`: created (16 callers), at rest Suspended, listed (the
+/// first page, then all of them streamed), then queued behind a bandwidth cap of 0 and listed
+/// again.
 async fn queue_scale(
     c: &Client,
     dir: &Path,
