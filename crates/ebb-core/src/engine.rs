@@ -318,7 +318,7 @@ impl Engine {
     }
 
     /// Wait until the job leaves the active states (or `timeout` passes); returns its state.
-    /// (The one implementation every backend shares, [`Backend::wait`].)
+    /// (The one implementation every backend shares, [`Backend::wait`](crate::Backend::wait).)
     pub async fn wait(&self, id: JobId, timeout: Option<Duration>) -> Result<JobState> {
         crate::Backend::wait(self, id, timeout).await
     }

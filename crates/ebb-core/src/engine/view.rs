@@ -1,17 +1,19 @@
-//! What readers see of the queue: a [`Summary`] of every live job (its state, as the store last
-//! committed it), the whole record of each running job (its checkpoints included) with the live
-//! counts of the files its run is moving, and why jobs wait. Only the queue task writes it, and
-//! only once the store has committed what it writes, so a reader is never ahead of the store.
-//! What memory does not hold (the files and properties of a job that is not running, final
-//! jobs) is read from the store, on a read-only connection that waits for no write.
+//! What readers see of the queue: the [`Board`] (a summary of every live job, its state as the
+//! store last committed it; the whole record of each running job, its checkpoints included,
+//! with the live counts of the files its run is moving; why jobs wait). Only the queue task
+//! writes it, and only once the store has committed what it writes, so a reader is never ahead
+//! of the store. What memory does not hold (the files and properties of a job that is not
+//! running or lately changed, final jobs) is read from the store, on a read-only connection
+//! that waits for no write.
 //!
 //! An API call's change is shown as soon as it is committed; a checkpoint is shown when the
 //! queue task next takes the store's answer (it does not wait on the disk for one), so for that
 //! moment a reader in another process may see it first. Two exceptions: a scheduler transition
-//! whose write fails is logged and shown all the same, so that the queue goes on; and a
-//! finished run's bookkeeping (active time, no-progress start) is shown at once and stored with
-//! the job's next change. A reader takes the lock for as long as it takes to clone a few
-//! `Arc`s; nothing holds it across an await.
+//! whose write fails is logged and shown all the same (memory then keeps the job's whole
+//! record, the store's being behind), so that the queue goes on; and a finished run's
+//! bookkeeping (active time, no-progress start) is shown at once and stored with the job's next
+//! change. A reader holds the lock to clone a few `Arc`s, and to count a queued job's place in
+//! its queue; nothing holds it across an await.
 
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
