@@ -347,12 +347,7 @@ impl Engine {
         after: Option<PageCursor>,
         limit: usize,
     ) -> Result<JobPage> {
-        let query = PageQuery {
-            final_jobs: filter.final_jobs,
-            owner: (!filter.all_users).then(Owner::current_uid),
-            after: after.map(|c| (c.created_at, c.id)),
-            limit: limit.clamp(1, MAX_PAGE),
-        };
+        let query = page_query(filter, after, limit);
         self.inner.view.page(&self.inner.shared.store, query).await
     }
 
@@ -487,19 +482,30 @@ pub fn read_page(
     after: Option<PageCursor>,
     limit: usize,
 ) -> Result<JobPage> {
-    let limit = limit.clamp(1, MAX_PAGE);
+    let query = page_query(filter, after, limit);
+    let limit = query.limit;
+    // One job more than the page: whether another page follows.
     let mut jobs = read_selected(
         data_dir,
         Selection::Page(PageQuery {
-            final_jobs: filter.final_jobs,
-            owner: (!filter.all_users).then(Owner::current_uid),
-            after: after.map(|c| (c.created_at, c.id)),
             limit: limit + 1,
+            ..query
         }),
     )?;
     let more = jobs.len() > limit;
     jobs.truncate(limit);
     Ok(JobPage::with_more(jobs, more))
+}
+
+/// The store's question for the page of at most `limit` (1 to [`MAX_PAGE`]) of the jobs
+/// `filter` asks for, after `after`.
+fn page_query(filter: JobFilter, after: Option<PageCursor>, limit: usize) -> PageQuery {
+    PageQuery {
+        final_jobs: filter.final_jobs,
+        owner: (!filter.all_users).then(Owner::current_uid),
+        after: after.map(|c| (c.created_at, c.id)),
+        limit: limit.clamp(1, MAX_PAGE),
+    }
 }
 
 /// Read job `id` of a data directory, as [`read_jobs`] reads it.
