@@ -13,7 +13,9 @@ use crate::support::{self, data};
 
 const FILES: usize = 8;
 const FILE_SIZE: usize = 1_500_000;
-const RATE: u64 = 1_000_000;
+/// Per file: slow enough that the job outlives thirty kills with its files fetched four at a
+/// time.
+const RATE: u64 = 250_000;
 const KILLS: usize = 30;
 /// The checkpoint budget the daemon runs with (`EBB_CHECKPOINT_BYTES`).
 const CHECKPOINT_BYTES: u64 = 65_536;

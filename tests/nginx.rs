@@ -129,3 +129,39 @@ async fn kill_9_then_resume_against_nginx() {
         "{log:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_of_many_files_speaks_http2_when_nginx_offers_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = support::certs::TestCa::new();
+    let (cert, key) = ca.leaf_pem(&support::certs::Leaf::good(7));
+    let nginx = Nginx::start_tls(&cert, &key);
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, ca.pem()).unwrap();
+    let mut config = support::config(dir.path());
+    config.http.ca_certificates = vec![ca_file];
+    let e = ebb::Engine::open(config).await.unwrap();
+    let bodies: Vec<Vec<u8>> = (0..12).map(|i| data(64 * 1024 + i, i as u8)).collect();
+    let mut files = Vec::new();
+    for (i, body) in bodies.iter().enumerate() {
+        std::fs::write(nginx.root.join(format!("h{i}")), body).unwrap();
+        files.push(NewFile::new(
+            nginx.url(&format!("/h{i}")),
+            dir.path().join(format!("h{i}")),
+        ));
+    }
+    let id = e.create_job("h2", JobType::Download).await.unwrap();
+    e.add_files(id, files).await.unwrap();
+    finish(&e, id).await;
+    let mut connections = std::collections::BTreeSet::new();
+    for (i, body) in bodies.iter().enumerate() {
+        assert!(&std::fs::read(dir.path().join(format!("h{i}"))).unwrap() == body);
+        let log = nginx.log(&format!("/h{i}"));
+        assert_eq!(log.len(), 1, "{log:?}");
+        assert!(log[0].contains(" proto=HTTP/2.0 "), "{}", log[0]);
+        connections.insert(log[0].rsplit("conn=").next().unwrap().to_owned());
+    }
+    // Requests share connections (as streams of one, or a few), not one connection each.
+    assert!(connections.len() < bodies.len(), "{connections:?}");
+    e.shutdown().await;
+}

@@ -22,6 +22,7 @@ mod downloads;
 mod faults;
 mod formats;
 mod hardening;
+mod lanes;
 mod lifecycle;
 mod nginx;
 mod pages;

@@ -88,6 +88,13 @@ impl TestCa {
         self.issuer.pem()
     }
 
+    /// A leaf signed by this CA, as PEM: the certificate, then its key (for nginx).
+    pub fn leaf_pem(&self, leaf: &Leaf) -> (String, String) {
+        let key = KeyPair::generate().unwrap();
+        let cert = leaf.params().signed_by(&key, &self.issuer).unwrap();
+        (cert.pem(), key.serialize_pem())
+    }
+
     /// A leaf signed by this CA.
     pub fn leaf(&self, leaf: &Leaf) -> Served {
         let key = KeyPair::generate().unwrap();

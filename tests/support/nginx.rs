@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 pub struct Nginx {
     pub port: u16,
+    scheme: &'static str,
     pub root: PathBuf,
     log: PathBuf,
     child: Child,
@@ -24,7 +25,30 @@ fn nginx_binary() -> PathBuf {
 
 impl Nginx {
     pub fn start() -> Self {
+        Self::start_with(None)
+    }
+
+    /// Over HTTPS with HTTP/2 offered (ALPN), presenting this certificate and key (PEM).
+    pub fn start_tls(cert_pem: &str, key_pem: &str) -> Self {
+        Self::start_with(Some((cert_pem, key_pem)))
+    }
+
+    fn start_with(tls: Option<(&str, &str)>) -> Self {
         let dir = tempfile::tempdir().unwrap();
+        let listen = match tls {
+            None => String::new(),
+            Some((cert, key)) => {
+                let (c, k) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+                std::fs::write(&c, cert).unwrap();
+                std::fs::write(&k, key).unwrap();
+                format!(
+                    " ssl http2;\n        ssl_certificate {};\n        ssl_certificate_key {}",
+                    c.display(),
+                    k.display()
+                )
+            }
+        };
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let root = dir.path().join("www");
         std::fs::create_dir_all(&root).unwrap();
         let log = dir.path().join("access.log");
@@ -35,37 +59,7 @@ impl Nginx {
                 .unwrap()
                 .port();
             let conf = dir.path().join("nginx.conf");
-            std::fs::write(
-                &conf,
-                format!(
-                    r#"daemon off;
-master_process off;
-worker_processes 1;
-pid {d}/nginx.pid;
-error_log {d}/error.log warn;
-events {{ worker_connections 128; }}
-http {{
-    default_type application/octet-stream;
-    log_format xfer '$uri $status range="$http_range" ifrange="$http_if_range" body=$body_bytes_sent';
-    access_log {log} xfer;
-    client_body_temp_path {d}/body;
-    proxy_temp_path {d}/proxy;
-    fastcgi_temp_path {d}/fastcgi;
-    uwsgi_temp_path {d}/uwsgi;
-    scgi_temp_path {d}/scgi;
-    server {{
-        listen 127.0.0.1:{port};
-        root {root};
-        location /slow/ {{ alias {root}/; limit_rate 2m; }}
-    }}
-}}
-"#,
-                    d = dir.path().display(),
-                    log = log.display(),
-                    root = root.display(),
-                ),
-            )
-            .unwrap();
+            std::fs::write(&conf, config(dir.path(), port, &listen, &log, &root)).unwrap();
             let mut child = Command::new(nginx_binary())
                 .arg("-c")
                 .arg(&conf)
@@ -84,6 +78,7 @@ http {{
                 if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
                     return Self {
                         port,
+                        scheme,
                         root,
                         log,
                         child,
@@ -99,10 +94,10 @@ http {{
     }
 
     pub fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
+        format!("{}://127.0.0.1:{}{path}", self.scheme, self.port)
     }
 
-    /// Access-log lines for `uri`: `uri status range="..." ifrange="..." body=N`.
+    /// Access-log lines for `uri`: `uri status range="..." ifrange="..." body=N proto=P conn=C`.
     pub fn log(&self, uri: &str) -> Vec<String> {
         std::fs::read_to_string(&self.log)
             .unwrap_or_default()
@@ -118,4 +113,35 @@ impl Drop for Nginx {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The configuration of one private nginx on `port`.
+fn config(d: &Path, port: u16, listen: &str, log: &Path, root: &Path) -> String {
+    format!(
+        r#"daemon off;
+master_process off;
+worker_processes 1;
+pid {d}/nginx.pid;
+error_log {d}/error.log warn;
+events {{ worker_connections 128; }}
+http {{
+    default_type application/octet-stream;
+    log_format xfer '$uri $status range="$http_range" ifrange="$http_if_range" body=$body_bytes_sent proto=$server_protocol conn=$connection';
+    access_log {log} xfer;
+    client_body_temp_path {d}/body;
+    proxy_temp_path {d}/proxy;
+    fastcgi_temp_path {d}/fastcgi;
+    uwsgi_temp_path {d}/uwsgi;
+    scgi_temp_path {d}/scgi;
+    server {{
+        listen 127.0.0.1:{port}{listen};
+        root {root};
+        location /slow/ {{ alias {root}/; limit_rate 2m; }}
+    }}
+}}
+"#,
+        d = d.display(),
+        log = log.display(),
+        root = root.display(),
+    )
 }

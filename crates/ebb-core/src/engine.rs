@@ -148,6 +148,7 @@ impl Engine {
             worker_tx,
             worker_rx,
             deferred: std::collections::VecDeque::new(),
+            checkpoints: queue::Checkpoints::default(),
         };
         let task = tokio::spawn(queue.serve(requests_rx));
         Ok(Self {

@@ -226,15 +226,18 @@ impl Store {
         .await
     }
 
-    /// A checkpoint: file progress whose bytes are already durable, queued now (see
-    /// [`Store::submit`]). The future hands the progress back once it is committed.
+    /// Checkpoints: file progress whose bytes are already durable, queued now (see
+    /// [`Store::submit`]) as one transaction. The future hands the progress back once it is
+    /// committed.
     pub(crate) fn commit_progress(
         &self,
-        progress: FileProgress,
-    ) -> impl Future<Output = Result<FileProgress>> + Send + 'static {
+        progress: Vec<FileProgress>,
+    ) -> impl Future<Output = Result<Vec<FileProgress>>> + Send + 'static {
         self.submit(move |c| {
             let tx = c.transaction()?;
-            rows::commit_progress(&tx, &progress)?;
+            for p in &progress {
+                rows::commit_progress(&tx, p)?;
+            }
             tx.commit().map(|()| progress)
         })
     }

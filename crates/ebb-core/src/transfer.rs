@@ -182,7 +182,7 @@ pub(crate) enum Fetched {
 pub(crate) async fn fetch(
     cx: &FileCx<'_>,
     file: &mut JobFile,
-    ckpt: &mut Checkpointer,
+    ckpt: &Checkpointer,
 ) -> Result<Fetched, Failure> {
     let url = remote_url(file)?;
     let mut result = fetch_once(cx, file, &url, ckpt).await;
@@ -213,7 +213,7 @@ fn remote_url(file: &JobFile) -> Result<url::Url, Failure> {
 pub(crate) async fn upload(
     cx: &FileCx<'_>,
     file: &mut JobFile,
-    ckpt: &mut Checkpointer,
+    ckpt: &Checkpointer,
     reply: Option<&mut ReplySlot>,
 ) -> Result<Fetched, Failure> {
     let url = remote_url(file)?;
@@ -235,7 +235,7 @@ async fn fetch_once(
     cx: &FileCx<'_>,
     file: &mut JobFile,
     url: &url::Url,
-    ckpt: &mut Checkpointer,
+    ckpt: &Checkpointer,
 ) -> Result<Fetched, Failure> {
     cx.live.show(cx.index, file);
     if url.scheme() == "file" {

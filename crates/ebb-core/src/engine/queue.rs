@@ -82,6 +82,17 @@ pub(super) struct Queue {
     pub worker_rx: mpsc::UnboundedReceiver<WorkerMsg>,
     /// Worker reports that came while a run was being joined, to handle next.
     pub deferred: VecDeque<WorkerMsg>,
+    /// Checkpoints that came while others were being committed: committed together next.
+    pub checkpoints: Checkpoints,
+}
+
+/// Group commit of checkpoints: the first is committed at once; those that come while a
+/// commit is under way wait, and go in the next one together, so that files fetched at once
+/// (or several jobs) cost one store commit, not one each.
+#[derive(Debug, Default)]
+pub(super) struct Checkpoints {
+    committing: bool,
+    waiting: Vec<(FileProgress, Reply<()>)>,
 }
 
 /// Checks of files to add that need the job: its type, and the files it has.
@@ -324,33 +335,68 @@ impl Queue {
                 outcome = &mut *handle => return outcome,
                 Some(msg) = self.worker_rx.recv() => match msg {
                     WorkerMsg::Checkpoint { progress, reply } => self.record(progress, reply),
-                    WorkerMsg::Recorded { result, reply } => self.recorded(result, reply),
+                    WorkerMsg::Recorded { result, replies } => self.recorded(result, replies),
                     other => self.deferred.push_back(other),
                 },
             }
         }
     }
 
-    /// Commit a checkpoint's progress, whose bytes are durable already. The commit is queued
-    /// on the store now, in order with every other write; the queue task goes on meanwhile and
-    /// shows the progress when the store answers (`recorded`).
-    pub fn record(&self, progress: FileProgress, reply: Reply<()>) {
+    /// Commit a checkpoint's progress, whose bytes are durable already: now, or with the
+    /// next group if a commit is under way (see [`Checkpoints`]). The queue task goes on
+    /// meanwhile and shows the progress when the store answers (`recorded`).
+    pub fn record(&mut self, progress: FileProgress, reply: Reply<()>) {
         if let Err(e) = self.view.read().get(progress.job_id, "record progress of") {
             let _ = reply.send(Err(e));
+            return;
+        }
+        self.checkpoints.waiting.push((progress, reply));
+        if !self.checkpoints.committing {
+            self.commit_checkpoints();
+        }
+    }
+
+    /// Queue the waiting checkpoints on the store as one transaction, in order with every
+    /// other write.
+    fn commit_checkpoints(&mut self) {
+        let (progress, replies): (Vec<_>, Vec<_>) = std::mem::take(&mut self.checkpoints.waiting)
+            .into_iter()
+            .unzip();
+        self.checkpoints.committing = !progress.is_empty();
+        if progress.is_empty() {
             return;
         }
         let commit = self.shared.store.commit_progress(progress);
         let back = self.worker_tx.clone();
         tokio::spawn(async move {
             let result = commit.await;
-            let _ = back.send(WorkerMsg::Recorded { result, reply });
+            let _ = back.send(WorkerMsg::Recorded { result, replies });
         });
     }
 
-    /// A checkpoint's commit ended: if it was committed, show it (the files it names take the
-    /// committed state, and those it finished are announced); then answer the worker.
-    pub fn recorded(&self, result: Result<FileProgress>, reply: Reply<()>) {
-        let _ = reply.send(result.map(|progress| self.show_progress(progress)));
+    /// A group's commit ended: if it was committed, show it (the files it names take the
+    /// committed state, and those it finished are announced); then answer the workers, and
+    /// commit the checkpoints that came meanwhile.
+    pub fn recorded(&mut self, result: Result<Vec<FileProgress>>, replies: Vec<Reply<()>>) {
+        match result {
+            Ok(committed) => {
+                for (progress, reply) in committed.into_iter().zip(replies) {
+                    self.show_progress(progress);
+                    let _ = reply.send(Ok(()));
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot commit checkpoints");
+                let failed = e.to_string();
+                for reply in replies {
+                    let _ = reply.send(Err(Error::Io {
+                        path: self.shared.config.data_dir.clone(),
+                        source: std::io::Error::other(failed.clone()),
+                    }));
+                }
+            }
+        }
+        self.commit_checkpoints();
     }
 
     fn show_progress(&self, progress: FileProgress) {

@@ -241,7 +241,7 @@ impl Queue {
                 }
             }
             WorkerMsg::Checkpoint { progress, reply } => self.record(progress, reply),
-            WorkerMsg::Recorded { result, reply } => self.recorded(result, reply),
+            WorkerMsg::Recorded { result, replies } => self.recorded(result, replies),
             WorkerMsg::Exited { job, run } => {
                 if self.running.get(&job).is_some_and(|r| r.run == run) {
                     self.finish_run(job).await;

@@ -25,7 +25,11 @@ pub(crate) struct Attempt {
 impl Attempt {
     /// Open the temporary file at the durable progress, or start the file over if the bytes
     /// the store counts are not there.
-    pub(super) fn new(cx: &FileCx<'_>, file: &mut JobFile) -> Result<Self, Failure> {
+    pub(super) async fn new(
+        cx: &FileCx<'_>,
+        file: &mut JobFile,
+        ckpt: &Checkpointer,
+    ) -> Result<Self, Failure> {
         let reopened = if file.bytes_transferred > 0 {
             temp_file::TempFile::reopen(&file.temp_path, file.bytes_transferred)?
         } else {
@@ -40,6 +44,7 @@ impl Attempt {
             reset(file);
             temp_file::TempFile::create(&file.temp_path)?
         };
+        ckpt.lock().await.opened(&temp)?;
         cx.live.show(cx.index, file);
         let hash = saved_hash(file);
         let mut attempt = Self {
@@ -84,7 +89,7 @@ impl Attempt {
         &mut self,
         cx: &FileCx<'_>,
         file: &mut JobFile,
-        ckpt: &mut Checkpointer,
+        ckpt: &Checkpointer,
         data: &[u8],
     ) -> Result<(), Failure> {
         self.temp.write(data)?;
@@ -96,8 +101,9 @@ impl Attempt {
         debug_assert_eq!(file.bytes_transferred, self.temp.len());
         cx.live.show(cx.index, file);
         cx.live.add_moved(n);
-        ckpt.add(n);
-        let due = ckpt.due();
+        let mut ckpt = ckpt.lock().await;
+        ckpt.add(cx.index, n);
+        let due = ckpt.due(Some(cx.index));
         if due {
             self.save_hash(file);
         }
@@ -121,7 +127,7 @@ impl Attempt {
         mut self,
         cx: &FileCx<'_>,
         file: &mut JobFile,
-        ckpt: &mut Checkpointer,
+        ckpt: &Checkpointer,
         result: Result<Fetched, Failure>,
     ) -> Result<Fetched, Failure> {
         let result = match result {
@@ -133,15 +139,11 @@ impl Attempt {
                 file.bytes_total = Some(file.bytes_total.unwrap_or(file.bytes_transferred));
                 file.hash_state = None;
                 let identity = self.temp.identity();
-                let writer = if ckpt.wants_anchor(identity) {
-                    Some(self.temp.sync_handle()?)
-                } else {
-                    None
-                };
                 drop(self.temp);
-                ckpt.file_done(cx.index, file.clone(), identity, writer);
+                let mut ckpt = ckpt.lock().await;
+                ckpt.file_done(cx.index, file.clone(), identity).await?;
                 cx.live.show(cx.index, file);
-                ckpt.tick(None).await?;
+                ckpt.tick().await?;
                 Ok(Fetched::Completed)
             }
             Ok(Fetched::Stopped) => {

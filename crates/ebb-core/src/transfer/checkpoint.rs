@@ -8,13 +8,19 @@
 //!
 //! The checkpoint does not write the store itself: it hands its progress to [`Record`], the
 //! queue task, which is the one writer of the queue's rows and shows what it committed.
+//!
+//! A job's files may be fetched several at a time ([`Checkpointer`] is shared by them), but
+//! they count as completed in the job's order: a file that finishes before an earlier one is
+//! held until that one is done, so that `files_transferred` is always a prefix of the job's
+//! files and `FileTransferred` events come in file order, as with one file at a time.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::oneshot;
+use tokio::sync::{Mutex, MutexGuard, oneshot};
 use tokio::task::JoinHandle;
 
 use super::Failure;
@@ -43,35 +49,126 @@ type InFlight = JoinHandle<Result<(), Failure>>;
 
 /// Where a checkpoint's progress goes once its bytes are durable: to be committed (and shown)
 /// by the one writer of the queue's rows. The answer comes once it is committed.
-pub(crate) type Record = std::sync::Arc<
-    dyn Fn(FileProgress) -> oneshot::Receiver<crate::error::Result<()>> + Send + Sync,
->;
+pub(crate) type Record =
+    Arc<dyn Fn(FileProgress) -> oneshot::Receiver<crate::error::Result<()>> + Send + Sync>;
+
+/// One job run's checkpoints, shared by the files it fetches at once: each holds the lock only
+/// to count its bytes and start a checkpoint, or to wait for one when it stops.
+pub(crate) struct Checkpointer(Mutex<Checkpoints>);
+
+impl std::fmt::Debug for Checkpointer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Checkpointer").finish_non_exhaustive()
+    }
+}
+
+impl Checkpointer {
+    pub(crate) fn new(record: Record, job_id: JobId, policy: CheckpointPolicy) -> Self {
+        Self(Mutex::new(Checkpoints::new(record, job_id, policy)))
+    }
+
+    /// Finished files count as completed in file order; `completed[i]` says whether file `i`
+    /// was completed before this run.
+    pub(crate) fn in_order(self, completed: Vec<bool>) -> Self {
+        let mut state = self.0.into_inner();
+        state.order = Some(InOrder::new(completed));
+        Self(Mutex::new(state))
+    }
+
+    pub(crate) async fn lock(&self) -> MutexGuard<'_, Checkpoints> {
+        self.0.lock().await
+    }
+
+    pub(crate) async fn flush(&self, current: Current<'_>) -> Result<(), Failure> {
+        self.lock().await.flush(current).await
+    }
+
+    pub(crate) async fn record_remote(&self, index: usize, file: &JobFile) -> Result<(), Failure> {
+        self.lock().await.record_remote(index, file).await
+    }
+}
+
+/// Which finished files may count as completed: the first `next` files are done, and `held`
+/// are finished files waiting for an earlier one.
+#[derive(Debug)]
+struct InOrder {
+    done: Vec<bool>,
+    next: usize,
+    held: BTreeMap<usize, (JobFile, Identity)>,
+}
+
+impl InOrder {
+    fn new(done: Vec<bool>) -> Self {
+        let mut order = Self {
+            done,
+            next: 0,
+            held: BTreeMap::new(),
+        };
+        order.skip_done();
+        order
+    }
+
+    fn skip_done(&mut self) {
+        while self.done.get(self.next).copied().unwrap_or(false) {
+            self.next += 1;
+        }
+    }
+
+    /// File `index` finished: the files that may now count, in order.
+    fn finished(
+        &mut self,
+        index: usize,
+        file: JobFile,
+        identity: Identity,
+    ) -> Vec<(usize, JobFile, Identity)> {
+        self.held.insert(index, (file, identity));
+        let mut ready = Vec::new();
+        while let Some((file, identity)) = self.held.remove(&self.next) {
+            ready.push((self.next, file, identity));
+            if let Some(d) = self.done.get_mut(self.next) {
+                *d = true;
+            }
+            self.skip_done();
+        }
+        ready
+    }
+}
 
 /// One job run's checkpoint state.
-pub(crate) struct Checkpointer {
+pub(crate) struct Checkpoints {
     record: Record,
     job_id: JobId,
     policy: CheckpointPolicy,
-    since_bytes: u64,
+    /// Per file being written: bytes since it was last in a checkpoint, and since when. Each
+    /// file has its own budget, so that every file written at once is checkpointed, not only
+    /// the one that happens to spend the budget.
+    writing: HashMap<usize, (u64, Instant)>,
+    /// Bytes of the pending files, and when the last checkpoint started.
+    pending_bytes: u64,
     since: Instant,
     /// Finished files whose bytes are not yet known to be durable (as they will be recorded:
     /// completed), with the identity of their temporary file.
     pending: Vec<(usize, JobFile, Identity)>,
-    in_flight: Option<InFlight>,
+    /// Checkpoints under way: at most one per file being written (keyed by its index), and one
+    /// for finished files alone (`None`). Each runs in the background while the files go on.
+    in_flight: Vec<(Option<usize>, InFlight)>,
     dirs_synced: HashSet<PathBuf>,
-    /// Per file system, a descriptor of the earliest finished file not yet made durable: a
-    /// `syncfs` through it reports any write-back error since that file was opened (one through
-    /// a descriptor opened later would not).
-    anchors: HashMap<u64, File>,
+    /// Per file system, a descriptor of the first file this run opened on it: a `syncfs`
+    /// through it reports any write-back error since the last one through it (or since that
+    /// file was opened), so that no error of a file written since goes unseen. One opened later
+    /// than a file's writes would not report that file's errors.
+    anchors: HashMap<u64, Arc<File>>,
+    /// Completed in file order (downloads), or as they finish (an upload's one file).
+    order: Option<InOrder>,
     /// A checkpoint failed: nothing more is recorded in this run. A second fsync of a file
     /// whose write-back failed reports success on Linux, so trying again would claim bytes that
     /// may be lost.
     failed: Option<Failure>,
 }
 
-impl std::fmt::Debug for Checkpointer {
+impl std::fmt::Debug for Checkpoints {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Checkpointer")
+        f.debug_struct("Checkpoints")
             .field("job_id", &self.job_id)
             .field("pending", &self.pending.len())
             .field("failed", &self.failed.is_some())
@@ -82,78 +179,96 @@ impl std::fmt::Debug for Checkpointer {
 /// The file being written, as a checkpoint sees it.
 pub(crate) type Current<'a> = Option<(&'a TempFile, usize, &'a JobFile)>;
 
-impl Checkpointer {
-    pub(crate) fn new(record: Record, job_id: JobId, policy: CheckpointPolicy) -> Self {
+impl Checkpoints {
+    fn new(record: Record, job_id: JobId, policy: CheckpointPolicy) -> Self {
         Self {
             record,
             job_id,
             policy,
-            since_bytes: 0,
+            writing: HashMap::new(),
+            pending_bytes: 0,
             since: Instant::now(),
             pending: Vec::new(),
-            in_flight: None,
+            in_flight: Vec::new(),
             dirs_synced: HashSet::new(),
             anchors: HashMap::new(),
+            order: None,
             failed: None,
         }
     }
 
-    pub(crate) fn add(&mut self, n: u64) {
-        self.since_bytes += n;
+    /// File `index` had `n` more bytes written.
+    pub(crate) fn add(&mut self, index: usize, n: u64) {
+        self.writing.entry(index).or_insert((0, Instant::now())).0 += n;
     }
 
     /// A file's last byte is written. It counts as completed once a checkpoint has made it
-    /// durable and recorded it, never before. `writer` is a
-    /// descriptor of the file as it was written, when `wants_anchor` asked for one.
-    pub(crate) fn file_done(
+    /// durable and recorded it, never before, and (in file order) not before the files ahead
+    /// of it. A checkpoint of its progress still under way is waited for first, so that no
+    /// older progress of the file can be recorded after its completion.
+    pub(crate) async fn file_done(
         &mut self,
         index: usize,
         mut file: JobFile,
         identity: Identity,
-        writer: Option<File>,
-    ) {
+    ) -> Result<(), Failure> {
+        self.collect(|key| key == Some(index), true).await?;
         file.completed = true;
-        if let Some(writer) = writer {
-            self.anchors.entry(identity.device()).or_insert(writer);
+        self.pending_bytes += self.writing.remove(&index).map_or(0, |(n, _)| n);
+        match &mut self.order {
+            Some(order) => self.pending.extend(order.finished(index, file, identity)),
+            None => self.pending.push((index, file, identity)),
         }
-        self.pending.push((index, file, identity));
+        Ok(())
     }
 
-    /// Whether a finished file on this file system should hand over a descriptor (the first
-    /// of a batch does; the others need not cost one).
-    pub(crate) fn wants_anchor(&self, identity: Identity) -> bool {
-        !self.anchors.contains_key(&identity.device())
+    /// A temporary file was opened for writing: the first on its file system becomes the
+    /// descriptor that batches of finished files are synced through.
+    pub(crate) fn opened(&mut self, temp: &TempFile) -> Result<(), Failure> {
+        let device = temp.identity().device();
+        if let std::collections::hash_map::Entry::Vacant(slot) = self.anchors.entry(device) {
+            slot.insert(Arc::new(temp.sync_handle()?));
+        }
+        Ok(())
     }
 
-    pub(crate) fn due(&self) -> bool {
-        (self.since_bytes > 0 || !self.pending.is_empty())
-            && (self.since_bytes >= self.policy.bytes
-                || self.since.elapsed() >= self.policy.interval)
+    /// Whether a checkpoint is due: for file `index`, being written, or for the finished files.
+    pub(crate) fn due(&self, index: Option<usize>) -> bool {
+        let spent = |bytes: u64, since: Instant| {
+            bytes > 0 && (bytes >= self.policy.bytes || since.elapsed() >= self.policy.interval)
+        };
+        let writing = index
+            .and_then(|i| self.writing.get(&i))
+            .is_some_and(|&(bytes, since)| spent(bytes, since));
+        let finished = !self.pending.is_empty() && spent(self.pending_bytes.max(1), self.since);
+        writing || finished
     }
 
-    /// Between chunks: collect a finished background checkpoint, and start one if it is due.
-    pub(crate) async fn tick(&mut self, current: Current<'_>) -> Result<(), Failure> {
-        let due = self.due();
-        self.tick_if(due, current).await
+    /// After a file finished: collect a finished background checkpoint, and start one if the
+    /// finished files are due.
+    pub(crate) async fn tick(&mut self) -> Result<(), Failure> {
+        let due = self.due(None);
+        self.tick_if(due, None).await
     }
 
     /// `tick`, with `due` decided by the caller (who saved the hash state for it).
     pub(crate) async fn tick_if(&mut self, due: bool, current: Current<'_>) -> Result<(), Failure> {
-        if self.in_flight.as_ref().is_some_and(JoinHandle::is_finished) {
-            self.collect().await?;
-        }
-        if self.in_flight.is_none() && due {
-            self.in_flight = Some(self.start(current)?);
+        self.collect(|_| true, false).await?;
+        let key = current.map(|(_, index, _)| index);
+        if due && !self.in_flight.iter().any(|(k, _)| *k == key) {
+            let handle = self.start(current)?;
+            self.in_flight.push((key, handle));
         }
         Ok(())
     }
 
     /// Make everything written so far durable and recorded, and wait for it.
     pub(crate) async fn flush(&mut self, current: Current<'_>) -> Result<(), Failure> {
-        self.collect().await?;
-        if self.since_bytes > 0 || !self.pending.is_empty() || current.is_some() {
-            self.in_flight = Some(self.start(current)?);
-            self.collect().await?;
+        self.collect(|_| true, true).await?;
+        if !self.pending.is_empty() || current.is_some() {
+            let handle = self.start(current)?;
+            self.in_flight.push((None, handle));
+            self.collect(|_| true, true).await?;
         }
         Ok(())
     }
@@ -165,7 +280,7 @@ impl Checkpointer {
         index: usize,
         file: &JobFile,
     ) -> Result<(), Failure> {
-        self.collect().await?;
+        self.collect(|_| true, true).await?;
         if let Some(failure) = &self.failed {
             return Err(failure.clone());
         }
@@ -184,8 +299,21 @@ impl Checkpointer {
         })
     }
 
-    async fn collect(&mut self) -> Result<(), Failure> {
-        if let Some(handle) = self.in_flight.take() {
+    /// Collect the checkpoints whose key matches: those that are finished, or (`wait`) all of
+    /// them. The first failure is the run's last word on durability.
+    async fn collect(
+        &mut self,
+        key: impl Fn(Option<usize>) -> bool,
+        wait: bool,
+    ) -> Result<(), Failure> {
+        let mut i = 0;
+        while i < self.in_flight.len() {
+            let (k, handle) = &self.in_flight[i];
+            if !key(*k) || !(wait || handle.is_finished()) {
+                i += 1;
+                continue;
+            }
+            let (_, handle) = self.in_flight.swap_remove(i);
             let result = match handle.await {
                 Ok(r) => r,
                 Err(e) => Err(internal(&e.to_string())),
@@ -215,7 +343,7 @@ impl Checkpointer {
             )),
             None => None,
         };
-        let anchors: Vec<File> = self.anchors.drain().map(|(_, f)| f).collect();
+        let anchors: Vec<Arc<File>> = self.anchors.values().cloned().collect();
         let pending = std::mem::take(&mut self.pending);
         let finished: Vec<(PathBuf, Identity)> = pending
             .iter()
@@ -236,7 +364,10 @@ impl Checkpointer {
                 dirs.push(dir.to_path_buf());
             }
         }
-        self.since_bytes = 0;
+        if let Some((_, index, _)) = current {
+            self.writing.insert(index, (0, Instant::now()));
+        }
+        self.pending_bytes = 0;
         self.since = Instant::now();
         let record = self.record.clone();
         let progress = FileProgress {
@@ -277,7 +408,7 @@ struct Writing {
 fn make_durable(
     current: Option<Writing>,
     finished: &[(PathBuf, Identity)],
-    anchors: Vec<File>,
+    anchors: Vec<Arc<File>>,
     dirs: &[PathBuf],
 ) -> Result<(), Failure> {
     if let Some(w) = current {
@@ -323,10 +454,10 @@ fn open_directory(dir: &Path) -> std::io::Result<File> {
 }
 
 #[cfg(target_os = "linux")]
-fn sync_finished(paths: &[PathBuf], anchors: Vec<File>) -> Result<(), Failure> {
+fn sync_finished(paths: &[PathBuf], anchors: Vec<Arc<File>>) -> Result<(), Failure> {
     use std::os::fd::AsRawFd;
     // One syncfs per file system instead of one fsync per small file, through the descriptor
-    // of the earliest finished file on it (see `Checkpointer::anchors`).
+    // of the first file the run opened on it (see `Checkpoints::anchors`).
     let Some(named) = paths.first() else {
         return Ok(());
     };
@@ -342,7 +473,7 @@ fn sync_finished(paths: &[PathBuf], anchors: Vec<File>) -> Result<(), Failure> {
 }
 
 #[cfg(not(target_os = "linux"))]
-fn sync_finished(paths: &[PathBuf], anchors: Vec<File>) -> Result<(), Failure> {
+fn sync_finished(paths: &[PathBuf], anchors: Vec<Arc<File>>) -> Result<(), Failure> {
     drop(anchors);
     for path in paths {
         // Opened for writing: Windows flushes only handles that may write.

@@ -29,9 +29,9 @@ pub(super) async fn fetch(
     cx: &FileCx<'_>,
     file: &mut JobFile,
     url: Url,
-    ckpt: &mut Checkpointer,
+    ckpt: &Checkpointer,
 ) -> Result<Fetched, Failure> {
-    let mut attempt = Attempt::new(cx, file)?;
+    let mut attempt = Attempt::new(cx, file, ckpt).await?;
     let result = fetch_inner(cx, &mut attempt, file, url, ckpt).await;
     attempt.finish(cx, file, ckpt, result).await
 }
@@ -55,7 +55,7 @@ async fn fetch_inner(
     attempt: &mut Attempt,
     file: &mut JobFile,
     original: Url,
-    ckpt: &mut Checkpointer,
+    ckpt: &Checkpointer,
 ) -> Result<Fetched, Failure> {
     let client = cx.clients.client(cx.properties, cx.credentials)?;
     let whole = file.ranges.is_empty();
@@ -234,7 +234,7 @@ async fn read_body(
     cx: &FileCx<'_>,
     attempt: &mut Attempt,
     file: &mut JobFile,
-    ckpt: &mut Checkpointer,
+    ckpt: &Checkpointer,
     response: reqwest::Response,
     verdict: Verdict,
     at: &mut Progress,
@@ -300,7 +300,7 @@ impl Attempt {
         cx: &FileCx<'_>,
         mut response: reqwest::Response,
         file: &mut JobFile,
-        ckpt: &mut Checkpointer,
+        ckpt: &Checkpointer,
         expected: Option<u64>,
     ) -> Result<Streamed, Failure> {
         let url = response.url().clone();

@@ -64,7 +64,7 @@ pub(super) async fn fetch(
     cx: &FileCx<'_>,
     file: &mut JobFile,
     url: &Url,
-    ckpt: &mut Checkpointer,
+    ckpt: &Checkpointer,
 ) -> Result<Fetched, Failure> {
     let Ok(path) = url.to_file_path() else {
         return Err(Failure::new(
@@ -90,7 +90,7 @@ pub(super) async fn fetch(
             why,
         ));
     }
-    let mut attempt = Attempt::new(cx, file)?;
+    let mut attempt = Attempt::new(cx, file, ckpt).await?;
     let result = async {
         if file.bytes_transferred > 0 && file.validators != validators {
             tracing::info!(path = %path.display(), "source changed; restarting the file");

@@ -51,7 +51,7 @@ pub(crate) async fn send(
     cx: &FileCx<'_>,
     file: &mut JobFile,
     url: Url,
-    ckpt: &mut Checkpointer,
+    ckpt: &Checkpointer,
     reply: Option<&mut ReplySlot>,
 ) -> Result<Fetched, Failure> {
     let result = match Upload::open(cx, file, url, reply.is_some()).await {
@@ -162,7 +162,7 @@ impl Upload {
         &mut self,
         cx: &FileCx<'_>,
         file: &mut JobFile,
-        ckpt: &mut Checkpointer,
+        ckpt: &Checkpointer,
         mut reply: Option<&mut ReplySlot>,
     ) -> Result<Fetched, Failure> {
         loop {
@@ -209,7 +209,7 @@ impl Upload {
         &mut self,
         cx: &FileCx<'_>,
         file: &mut JobFile,
-        ckpt: &mut Checkpointer,
+        ckpt: &Checkpointer,
         slot: &mut ReplySlot,
     ) -> Result<Sent, Failure> {
         let Some(sent) = session(file).and_then(|s| s.reply_url.clone()) else {
@@ -322,7 +322,7 @@ impl Upload {
         &mut self,
         cx: &FileCx<'_>,
         file: &mut JobFile,
-        ckpt: &mut Checkpointer,
+        ckpt: &Checkpointer,
     ) -> Result<Sent, Failure> {
         let total = self.source.stamp.len;
         loop {

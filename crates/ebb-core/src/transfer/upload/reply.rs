@@ -63,7 +63,7 @@ pub(super) async fn fetch(
     slot: &mut ReplySlot,
     upload: &JobFile,
     url: &Url,
-    ckpt: &mut Checkpointer,
+    ckpt: &Checkpointer,
 ) -> Result<Fetched, Failure> {
     if slot
         .file
