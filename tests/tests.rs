@@ -31,6 +31,7 @@ mod scheduling;
 mod secrets;
 mod snapshots;
 mod socket;
+mod splits;
 mod tls;
 mod upload_crashes;
 mod upload_reply;

@@ -134,10 +134,18 @@ case_netbed() {
   "$bed" up 200mbit 100ms 0.5% >&2
   URL=http://10.77.1.1:8080/big1.bin
   EBBD_RUN="$bed run"
-  race netbed netbed_ok nb_curl nb_aria2c_x4 ebb
+  race netbed netbed_ok nb_curl nb_aria2c_x4 ebb_fg ebb_x4
   EBBD_RUN=
   "$bed" down >/dev/null 2>&1 || true
 }
+# ebb as a foreground job: on its own it splits a slow large file over 4 connections
+# (`connections` 0); with --connections 4 it splits at once, as aria2c -x4 -s4 does.
+prep_ebb_fg() { ebb_up "$1.engine"; }
+tool_ebb_fg() { "$EBB" transfer --quiet --priority foreground "$URL" "$1/big.bin"; }
+post_ebb_fg() { post_ebb "$@"; }
+prep_ebb_x4() { ebb_up "$1.engine"; }
+tool_ebb_x4() { "$EBB" transfer --quiet --connections 4 "$URL" "$1/big.bin"; }
+post_ebb_x4() { post_ebb "$@"; }
 netbed_ok() { cmp -s "$1/big.bin" "$NETBED_DIR/www/big1.bin"; }
 tool_nb_curl() { "$NETBED/bed.sh" run curl -fsS -o "$1/big.bin" "$URL" && sync "$1/big.bin"; }
 tool_nb_aria2c_x4() { "$NETBED/bed.sh" run $A2 -x4 -s4 -k1M -d "$1" -o big.bin "$URL" && sync "$1/big.bin"; }

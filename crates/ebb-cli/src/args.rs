@@ -278,6 +278,11 @@ pub struct TransferArgs {
     /// the network leaves idle.
     #[arg(long, value_parser = parse_priority)]
     pub priority: Option<Priority>,
+    /// Connections per file for a large file on a long or lossy path (as `aria2c -x`): 1 to
+    /// 16, or 0 to let ebb split a slow file over 4. More than one makes the job foreground
+    /// (background jobs use one connection per file).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(0..=16))]
+    pub connections: Option<u8>,
     /// Upload FILE to URL (one pair) over the BITS upload protocol, e.g. to `ebb-server`.
     #[arg(long, conflicts_with = "upload_reply")]
     pub upload: bool,
@@ -413,6 +418,9 @@ pub struct SetArgs {
     /// This job's own cap: 10MiB/s, 500KB/s, 80mbit, 0 (pause) or unlimited.
     #[arg(long, value_parser = parse_limit, value_name = "RATE")]
     pub max_rate: Option<Limit>,
+    /// Connections per file of a foreground job: 1 to 16, or 0 to let ebb choose.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(0..=16))]
+    pub connections: Option<u8>,
     /// Let server credentials answer a challenge from another origin after a redirect (on/off;
     /// off by default: they go only to the origin of the file's URL).
     #[arg(long, value_parser = parse_on_off, value_name = "on|off")]

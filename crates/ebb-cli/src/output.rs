@@ -155,6 +155,9 @@ pub fn info(j: &JobInfo) -> String {
         kv("ca file:", &ca.display());
     }
     kv("max rate:", &rate(p.max_rate));
+    if p.connections != 0 {
+        kv("connections:", &p.connections);
+    }
     if p.credentials_across_origins {
         kv("credentials:", &"sent to other origins after a redirect");
     }

@@ -25,6 +25,7 @@ pub use bandwidth::{
 };
 pub use codes::{ErrorCode, ErrorContext, JobError, Status};
 pub use digest::Sha256Digest;
+pub(crate) use file::Split;
 pub(crate) use file::temp_path_for;
 pub use file::{ByteRange, JobFile, NewFile, Validators, validate_local_path, validate_remote_url};
 pub use identity::{JobId, JobType, Owner};

@@ -178,6 +178,9 @@ impl Ctx {
             PropertyChange::CaFile(_) => Err(Error::NotSupported(
                 "a per-job CA file on native BITS (Windows trusts its certificate store)".into(),
             )),
+            PropertyChange::Connections(_) => Err(Error::NotSupported(
+                "several connections per file on native BITS".into(),
+            )),
         }
     }
 

@@ -71,6 +71,9 @@ fn changes(set: &SetArgs, current: SecurityFlags) -> anyhow::Result<Vec<Property
     if let Some(r) = set.max_rate {
         out.push(PropertyChange::MaxRate(r));
     }
+    if let Some(n) = set.connections {
+        out.push(PropertyChange::Connections(n));
+    }
     if let Some(b) = set.credentials_across_origins {
         out.push(PropertyChange::CredentialsAcrossOrigins(b));
     }

@@ -79,6 +79,21 @@ fn tls_changes(
     Ok(out)
 }
 
+/// The priority this run asks for: `--connections` above one makes the job foreground (only
+/// foreground jobs use several connections), and refuses a background priority.
+fn priority(t: &TransferArgs) -> anyhow::Result<Option<ebb::Priority>> {
+    if t.connections.is_none_or(|n| n <= 1) {
+        return Ok(t.priority);
+    }
+    match t.priority {
+        None | Some(ebb::Priority::Foreground) => Ok(Some(ebb::Priority::Foreground)),
+        Some(p) => Err(usage(format!(
+            "--connections is for foreground jobs; a {} job uses one connection per file",
+            crate::output::word(&p)
+        ))),
+    }
+}
+
 /// A new job: its destinations made ready, created, its files added, resumed. If any step
 /// fails, no job is left behind.
 async fn start(
@@ -93,10 +108,14 @@ async fn start(
     }
     let reply_file = t.reply_file.as_deref().map(crate::absolute).transpose()?;
     let tls = tls_changes(t, ebb::SecurityFlags::default())?;
+    let priority = priority(t)?;
     let id = b.create_job(&t.name, job_type).await?;
     let setup = async {
-        if let Some(p) = t.priority {
+        if let Some(p) = priority {
             b.set_property(id, PropertyChange::Priority(p)).await?;
+        }
+        if let Some(n) = t.connections {
+            b.set_property(id, PropertyChange::Connections(n)).await?;
         }
         for change in tls {
             b.set_property(id, change).await?;
@@ -193,8 +212,12 @@ async fn go_on(b: &dyn Backend, job: &JobInfo, t: &TransferArgs) -> anyhow::Resu
             job.bytes_transferred,
         );
     }
-    if let Some(p) = t.priority.filter(|p| *p != job.properties.priority) {
+    if let Some(p) = priority(t)?.filter(|p| *p != job.properties.priority) {
         b.set_property(job.id, PropertyChange::Priority(p)).await?;
+    }
+    if let Some(n) = t.connections.filter(|n| *n != job.properties.connections) {
+        b.set_property(job.id, PropertyChange::Connections(n))
+            .await?;
     }
     for change in tls_changes(t, job.properties.security_flags)? {
         b.set_property(job.id, change).await?;

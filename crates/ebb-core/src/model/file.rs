@@ -380,6 +380,19 @@ pub struct JobFile {
     /// capability).
     #[serde(skip)]
     pub(crate) upload: Option<UploadState>,
+    /// A file fetched over several connections at once: each connection's part and how far it
+    /// is (not on the wire). Empty for a file fetched over one connection.
+    #[serde(skip)]
+    pub(crate) splits: Vec<Split>,
+}
+
+/// A part of a file fetched over its own connection: bytes `[start, next)` are on disk,
+/// `[next, end)` are still to come.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Split {
+    pub start: u64,
+    pub next: u64,
+    pub end: u64,
 }
 
 impl JobFile {
@@ -405,6 +418,7 @@ impl JobFile {
             verified_sha256: None,
             hash_state: None,
             upload: None,
+            splits: Vec::new(),
         }
     }
 
@@ -423,6 +437,7 @@ impl JobFile {
             verified_sha256: None,
             hash_state: None,
             upload: None,
+            splits: Vec::new(),
         }
     }
 

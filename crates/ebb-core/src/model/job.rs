@@ -397,6 +397,15 @@ impl Job {
                 }
                 props.ca_file = path;
             }
+            PropertyChange::Connections(n) => {
+                if n > JobProperties::MAX_CONNECTIONS {
+                    return Err(Error::InvalidArgument(format!(
+                        "connections {n}: at most {} (0 lets ebb choose)",
+                        JobProperties::MAX_CONNECTIONS
+                    )));
+                }
+                props.connections = n;
+            }
         }
         self.modified_at = now;
         Ok(())

@@ -32,6 +32,17 @@ pub struct JobProperties {
     /// addition, as `curl --cacert`): a private CA, or a server's own self-signed certificate.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ca_file: Option<std::path::PathBuf>,
+    /// How many connections one file of a foreground job may use at once (ebb's addition, as
+    /// `aria2c -x`): 0 (the default) splits a large file over up to 4 once one connection
+    /// proves slow, 1 never splits, N splits at once into up to N. Background jobs always use
+    /// one connection per file: they stay polite.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub connections: u8,
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref)] // serde's skip_serializing_if passes a reference
+fn is_zero(n: &u8) -> bool {
+    *n == 0
 }
 
 impl JobProperties {
@@ -39,6 +50,8 @@ impl JobProperties {
     pub const DEFAULT_MIN_RETRY_DELAY: u32 = 600;
     pub const DEFAULT_NO_PROGRESS_TIMEOUT: u32 = 1_209_600;
     pub const DEFAULT_MAX_DOWNLOAD_TIME: u32 = 7_776_000;
+    /// The most connections one file may use.
+    pub const MAX_CONNECTIONS: u8 = 16;
 }
 
 impl Default for JobProperties {
@@ -56,6 +69,7 @@ impl Default for JobProperties {
             max_rate: Limit::Unlimited,
             credentials_across_origins: false,
             ca_file: None,
+            connections: 0,
         }
     }
 }
@@ -508,6 +522,8 @@ pub enum PropertyChange {
     /// CA certificates this job trusts besides the system's (an absolute path to a PEM file);
     /// `None` trusts only the system's.
     CaFile(Option<std::path::PathBuf>),
+    /// How many connections one file of a foreground job may use (0 chooses; 1 to 16).
+    Connections(u8),
 }
 
 #[cfg(test)]

@@ -28,6 +28,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0006_job_order",
         include_str!("../../../../migrations/0006_job_order.sql"),
     ),
+    (
+        "0007_splits",
+        include_str!("../../../../migrations/0007_splits.sql"),
+    ),
 ];
 
 #[derive(Debug)]

@@ -268,15 +268,20 @@ pub(crate) fn upsert_file(
         .map(serde_json::to_string)
         .transpose()
         .map_err(json_err)?;
+    let splits = if f.splits.is_empty() {
+        None
+    } else {
+        Some(serde_json::to_string(&f.splits).map_err(json_err)?)
+    };
     conn.prepare_cached(
         "INSERT INTO files (job_id, idx, remote_url, local_path, ranges, temp_path, bytes_total,
              bytes_transferred, completed, etag, last_modified, expected_sha256, server_sha256,
-             verified_sha256, hash_state, upload)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)
+             verified_sha256, hash_state, upload, splits)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)
          ON CONFLICT (job_id, idx) DO UPDATE SET remote_url = ?3, local_path = ?4, ranges = ?5,
              temp_path = ?6, bytes_total = ?7, bytes_transferred = ?8, completed = ?9,
              etag = ?10, last_modified = ?11, expected_sha256 = ?12, server_sha256 = ?13,
-             verified_sha256 = ?14, hash_state = ?15, upload = ?16",
+             verified_sha256 = ?14, hash_state = ?15, upload = ?16, splits = ?17",
     )?
     .execute(params![
         job.to_string(),
@@ -295,6 +300,7 @@ pub(crate) fn upsert_file(
         hex(f.verified_sha256),
         f.hash_state,
         upload,
+        splits,
     ])?;
     Ok(())
 }

@@ -12,7 +12,8 @@ use crate::error::{ErrorCode, ErrorContext, Status};
 use crate::model::{JobFile, Validators};
 
 /// One attempt at one file.
-/// Invariant: `file.bytes_transferred == temp.len()` whenever control leaves a method.
+/// Invariant: `file.bytes_transferred == temp.len()` whenever control leaves a method, unless
+/// the file is split (then every split's bytes `[start, next)` are in `temp`).
 #[derive(Debug)]
 pub(crate) struct Attempt {
     temp: temp_file::TempFile,
@@ -30,8 +31,14 @@ impl Attempt {
         file: &mut JobFile,
         ckpt: &Checkpointer,
     ) -> Result<Self, Failure> {
+        // A split file's durable bytes end at its furthest split.
+        let durable = if file.splits.is_empty() {
+            file.bytes_transferred
+        } else {
+            super::http::high_water(&file.splits)
+        };
         let reopened = if file.bytes_transferred > 0 {
-            temp_file::TempFile::reopen(&file.temp_path, file.bytes_transferred)?
+            temp_file::TempFile::reopen(&file.temp_path, durable)?
         } else {
             None
         };
@@ -71,6 +78,7 @@ impl Attempt {
     pub(super) fn begin_hash(&mut self, file: &JobFile) {
         if self.hash.is_none()
             && file.bytes_transferred == 0
+            && file.splits.is_empty()
             && file.digests_to_check().iter().any(Option::is_some)
         {
             self.hash = Some(FileHash::default());
@@ -110,6 +118,33 @@ impl Attempt {
         ckpt.tick_if(due, Some((&self.temp, cx.index, file))).await
     }
 
+    /// Write bytes of a split at `offset` (see `http::split`). No running hash: a split
+    /// file's digest is checked by reading it once at the end.
+    pub(super) async fn write_at(
+        &mut self,
+        cx: &FileCx<'_>,
+        file: &mut JobFile,
+        ckpt: &Checkpointer,
+        offset: u64,
+        data: &[u8],
+    ) -> Result<(), Failure> {
+        self.temp.write_at(offset, data)?;
+        let n = data.len() as u64;
+        file.bytes_transferred += n;
+        cx.live.show(cx.index, file);
+        cx.live.add_moved(n);
+        let mut ckpt = ckpt.lock().await;
+        ckpt.add(cx.index, n);
+        let due = ckpt.due(Some(cx.index));
+        ckpt.tick_if(due, Some((&self.temp, cx.index, file))).await
+    }
+
+    /// The file is about to be split: its bytes no longer arrive in order, so no running hash.
+    pub(super) fn split(&mut self, file: &mut JobFile) {
+        self.hash = None;
+        file.hash_state = None;
+    }
+
     /// Put the hash state into the file, so that the next checkpoint stores it.
     fn save_hash(&self, file: &mut JobFile) {
         file.hash_state = self.hash.as_ref().map(|h| {
@@ -138,6 +173,7 @@ impl Attempt {
             Ok(Fetched::Completed) => {
                 file.bytes_total = Some(file.bytes_total.unwrap_or(file.bytes_transferred));
                 file.hash_state = None;
+                file.splits.clear();
                 let identity = self.temp.identity();
                 drop(self.temp);
                 let mut ckpt = ckpt.lock().await;
@@ -220,6 +256,7 @@ fn saved_hash(file: &JobFile) -> Option<FileHash> {
 
 fn reset(file: &mut JobFile) {
     file.bytes_transferred = 0;
+    file.splits.clear();
     file.validators = Validators::default();
     file.bytes_total = None;
     file.hash_state = None;

@@ -1,6 +1,7 @@
 //! HTTP(S) downloads with `reqwest`: ranges, validators, redirects by BITS's policy, proxies,
 //! Basic credentials on challenge. The client pool is `client`, what a response means is
-//! `verdict` (pure), and the fetch loop, acting on verdicts, is here.
+//! `verdict` (pure), one file over several connections is `split`, and the fetch loop, acting
+//! on verdicts, is here.
 
 use reqwest::header::{ACCEPT_ENCODING, IF_RANGE, RANGE};
 use url::Url;
@@ -17,7 +18,10 @@ use verdict::{Asked, Verdict, classify, range_header};
 mod client;
 mod failure;
 mod headers;
+mod split;
 mod verdict;
+
+pub(super) use split::high_water;
 
 pub(crate) use client::HttpClients;
 pub use client::HttpConfig;
@@ -39,6 +43,7 @@ pub(super) async fn fetch(
 /// Where one file's fetch stands between requests.
 #[derive(Debug)]
 struct Progress {
+    client: reqwest::Client,
     url: Url,
     hops: u8,
     restarts: u8,
@@ -60,6 +65,7 @@ async fn fetch_inner(
     let client = cx.clients.client(cx.properties, cx.credentials)?;
     let whole = file.ranges.is_empty();
     let mut at = Progress {
+        client: client.clone(),
         url: original.clone(),
         hops: 0,
         restarts: 0,
@@ -78,6 +84,12 @@ async fn fetch_inner(
             return Ok(Fetched::Stopped);
         }
         cx.throttle.note_server(&at.url);
+        if !file.splits.is_empty() {
+            match run_splits(cx, attempt, file, ckpt, &mut at, None).await? {
+                Streamed::Stopped => return Ok(Fetched::Stopped),
+                _ => continue,
+            }
+        }
         let Some(seg) = next_segment(cx, file, &at, &original)? else {
             return Ok(Fetched::Completed);
         };
@@ -128,7 +140,7 @@ async fn fetch_inner(
             Verdict::Fail(failure) => return Err(failure),
             body => match read_body(cx, attempt, file, ckpt, response, body, &mut at).await? {
                 Streamed::Stopped => return Ok(Fetched::Stopped),
-                Streamed::Reconnect | Streamed::Done => {}
+                Streamed::Reconnect | Streamed::Done | Streamed::Split(..) => {}
             },
         }
     }
@@ -278,11 +290,46 @@ async fn read_body(
     };
     attempt.begin_hash(file);
     attempt.announce(cx);
-    let streamed = attempt.stream(cx, response, file, ckpt, expected).await?;
+    let plan = split::Plan::of(cx).filter(|_| split::splittable(file, response.headers()));
+    let streamed = match attempt
+        .stream(cx, response, file, ckpt, expected, plan)
+        .await?
+    {
+        Streamed::Split(response, n) => {
+            split::cut(file, n);
+            attempt.split(file);
+            run_splits(cx, attempt, file, ckpt, at, Some(response)).await?
+        }
+        other => other,
+    };
     if matches!(streamed, Streamed::Done) && to_eof && file.bytes_total.is_none() {
         file.bytes_total = Some(file.bytes_transferred);
     }
     Ok(streamed)
+}
+
+/// Go on with a split file over its connections (`first`: the response split 0 reads on).
+/// `Done` once every split is: the file is whole, and fetched like any other from here.
+async fn run_splits(
+    cx: &FileCx<'_>,
+    attempt: &mut Attempt,
+    file: &mut JobFile,
+    ckpt: &Checkpointer,
+    at: &mut Progress,
+    first: Option<reqwest::Response>,
+) -> Result<Streamed, Failure> {
+    match split::run(cx, attempt, file, ckpt, at, first).await? {
+        split::SplitEnd::Done => {
+            file.splits.clear();
+            Ok(Streamed::Done)
+        }
+        split::SplitEnd::Stopped => Ok(Streamed::Stopped),
+        split::SplitEnd::Restart => {
+            attempt.restart(cx, file)?;
+            at.restarts += 1;
+            Ok(Streamed::Done)
+        }
+    }
 }
 
 /// How a body ended without error.
@@ -291,6 +338,9 @@ enum Streamed {
     Stopped,
     /// Throttled so long that the connection is not worth trusting: request the rest anew.
     Reconnect,
+    /// One connection is too slow for the rest of the file: split it over this many, the
+    /// response going on as the first.
+    Split(reqwest::Response, usize),
 }
 
 impl Attempt {
@@ -302,8 +352,10 @@ impl Attempt {
         file: &mut JobFile,
         ckpt: &Checkpointer,
         expected: Option<u64>,
+        plan: Option<split::Plan>,
     ) -> Result<Streamed, Failure> {
         let url = response.url().clone();
+        let began = std::time::Instant::now();
         let mut got = 0u64;
         loop {
             let chunk = tokio::select! {
@@ -354,6 +406,11 @@ impl Attempt {
                     tracing::debug!(%url, waited = ?asked.elapsed(), "reconnecting after a long throttle");
                     return Ok(Streamed::Reconnect);
                 }
+            }
+            if let (Some(plan), Some(e)) = (plan, expected)
+                && plan.split_now(began, got, e - got)
+            {
+                return Ok(Streamed::Split(response, plan.n));
             }
         }
         if let Some(e) = expected.filter(|&e| got < e) {

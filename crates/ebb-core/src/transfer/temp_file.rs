@@ -185,12 +185,39 @@ impl TempFile {
         Ok(())
     }
 
+    /// Write bytes at `offset` (a split of the file, fetched beside others), leaving the
+    /// position of appends alone.
+    pub(crate) fn write_at(&mut self, offset: u64, buf: &[u8]) -> Result<(), Failure> {
+        #[cfg(unix)]
+        let written = std::os::unix::fs::FileExt::write_all_at(&self.file, buf, offset);
+        #[cfg(windows)]
+        let written = write_all_at(&self.file, buf, offset);
+        written.map_err(|e| Failure::local_io(&self.path, &e))?;
+        self.len = self.len.max(offset + buf.len() as u64);
+        Ok(())
+    }
+
     /// A second handle for syncing on another thread while writing goes on.
     pub(crate) fn sync_handle(&self) -> Result<File, Failure> {
         self.file
             .try_clone()
             .map_err(|e| Failure::local_io(&self.path, &e))
     }
+}
+
+#[cfg(windows)]
+fn write_all_at(file: &File, mut buf: &[u8], mut offset: u64) -> std::io::Result<()> {
+    use std::os::windows::fs::FileExt;
+    while !buf.is_empty() {
+        match file.seek_write(buf, offset)? {
+            0 => return Err(std::io::ErrorKind::WriteZero.into()),
+            n => {
+                buf = &buf[n..];
+                offset += n as u64;
+            }
+        }
+    }
+    Ok(())
 }
 
 #[cfg(all(test, unix))]

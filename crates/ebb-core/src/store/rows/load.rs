@@ -192,6 +192,7 @@ pub(crate) fn load_jobs(
     } else {
         ("NULL", "NULL")
     };
+    let splits = if version >= 7 { "splits" } else { "NULL" };
     let (filter, args) = which.filter("id");
     let mut properties = Properties::default();
     // Cached: a listing asks the same questions page after page.
@@ -209,7 +210,7 @@ pub(crate) fn load_jobs(
     let mut files = conn.prepare_cached(&format!(
         "SELECT job_id, idx, remote_url, local_path, ranges, temp_path, bytes_total,
                 bytes_transferred, completed, etag, last_modified, expected_sha256, server_sha256,
-                verified_sha256, hash_state, {upload}
+                verified_sha256, hash_state, {upload}, {splits}
          FROM files {filter} ORDER BY job_id, idx"
     ))?;
     for row in files.query_map(rusqlite::params_from_iter(&args), file_row)? {
@@ -341,6 +342,11 @@ fn file_row(r: &Row<'_>) -> rusqlite::Result<(JobId, usize, JobFile)> {
                 .get::<_, Option<String>>(15)?
                 .map(|text| strict_json(&text, 15))
                 .transpose()?,
+            splits: r
+                .get::<_, Option<String>>(16)?
+                .map(|text| strict_json(&text, 16))
+                .transpose()?
+                .unwrap_or_default(),
         },
     ))
 }
