@@ -45,7 +45,8 @@ else
   BIG_MIB=${BIG_MIB:-1024} SMALL_N=${SMALL_N:-2000} MED_N=${MED_N:-200} SLOW_RATE=${SLOW_RATE:-200m}
   PROFILE=release
 fi
-NETBED_MIB=${NETBED_MIB:-32} QUEUE_JOBS=${QUEUE_JOBS:-100000}
+NETBED_MIB=${NETBED_MIB:-64} NETBED_LINK=${NETBED_LINK:-200mbit 100ms 0.5%}
+QUEUE_JOBS=${QUEUE_JOBS:-100000}
 mkdir -p "$WORK/runs" "$RES"
 : > "$RES/runs.tsv"; : > "$RES/kill.tsv"
 
@@ -71,8 +72,8 @@ log "nginx $NGINX_PID on 127.0.0.1:$PORT and :$TLS_PORT; $ROUNDS round(s); resul
 {
   echo "# ebb beside its peers ($(date -u +%F), $(nproc) cores, $ROUNDS rounds)"
   echo
-  echo "1 GiB = $BIG_MIB MiB here; small = $SMALL_N x 16 KiB; med = $MED_N x 1 MiB. Durable: every"
-  echo "tool's bytes are synced to disk before its clock stops."
+  echo "single/https/kill: one file of $BIG_MIB MiB; small: $SMALL_N x 16 KiB; med: $MED_N x 1 MiB;"
+  echo "netbed: $NETBED_MIB MiB over $NETBED_LINK. Durable: every tool's bytes are synced to disk before its clock stops."
   echo
 } > "$RES/report.md"
 for c in $CASES; do

@@ -1,12 +1,26 @@
 //! A download's files fetched several at a time: they overlap, yet count as transferred in the
 //! job's order, and the first failure stops the others without losing their progress.
 
-use ebb::{Event, JobState, JobType, NewFile};
+use std::path::Path;
+
+use ebb::{Engine, Event, JobId, JobState, JobType, NewFile};
 
 use crate::support::{self, origin::Origin, origin::Resource};
 
 const SLOW: usize = 256 * 1024;
 const SMALL: usize = 16 * 1024;
+
+/// A job of the origin's files `/NAME` into `dir/NAME`, resumed.
+async fn start(e: &Engine, origin: &Origin, dir: &Path, names: &[&str]) -> JobId {
+    let id = e.create_job("lanes", JobType::Download).await.unwrap();
+    let files = names
+        .iter()
+        .map(|n| NewFile::new(origin.url(&format!("/{n}")), dir.join(n)))
+        .collect();
+    e.add_files(id, files).await.unwrap();
+    e.resume(id).await.unwrap();
+    id
+}
 
 #[tokio::test]
 async fn later_files_finish_while_the_first_streams_but_count_after_it() {
@@ -20,14 +34,8 @@ async fn later_files_finish_while_the_first_streams_but_count_after_it() {
     origin.put("/b", Resource::new(support::data(SMALL, 3)));
     let e = support::engine(dir.path()).await;
     let mut events = e.subscribe();
-    let id = e.create_job("lanes", JobType::Download).await.unwrap();
     let names = ["slow", "a", "b"];
-    let files = names
-        .iter()
-        .map(|n| NewFile::new(origin.url(&format!("/{n}")), dir.path().join(n)))
-        .collect();
-    e.add_files(id, files).await.unwrap();
-    e.resume(id).await.unwrap();
+    let id = start(&e, &origin, dir.path(), &names).await;
 
     // Both small files have all their bytes while the slow one is still streaming...
     let mid = support::wait_for(&e, id, 30, |j| {
@@ -75,14 +83,8 @@ async fn a_failing_file_lets_those_before_it_finish_and_stops_those_after_it() {
         );
     }
     let e = support::engine(dir.path()).await;
-    let id = e.create_job("lanes", JobType::Download).await.unwrap();
     let names = ["before", "missing", "after"];
-    let files = names
-        .iter()
-        .map(|n| NewFile::new(origin.url(&format!("/{n}")), dir.path().join(n)))
-        .collect();
-    e.add_files(id, files).await.unwrap();
-    e.resume(id).await.unwrap();
+    let id = start(&e, &origin, dir.path(), &names).await;
 
     let failed = support::wait_state(&e, id, JobState::Error, 30).await;
     let error = failed.error.as_ref().unwrap();

@@ -14,9 +14,14 @@ fn sha256(bytes: &[u8]) -> Sha256Digest {
     Sha256Digest(sha2::Sha256::digest(bytes).into())
 }
 
-/// A job of the origin's `/big`, at `priority` with `connections`, resumed.
+/// A job of the origin's `/big` (with the SHA-256 of its first body), at `priority` with four
+/// connections, resumed.
 async fn job(e: &Engine, origin: &Origin, dest: &std::path::Path, priority: Priority) -> JobId {
-    let body = data(SIZE, 9);
+    let file = NewFile::new(origin.url("/big"), dest).with_sha256(sha256(&data(SIZE, 9)));
+    job_of(e, file, priority).await
+}
+
+async fn job_of(e: &Engine, file: NewFile, priority: Priority) -> JobId {
     let id = e.create_job("split", JobType::Download).await.unwrap();
     e.set_property(id, PropertyChange::Priority(priority))
         .await
@@ -24,7 +29,6 @@ async fn job(e: &Engine, origin: &Origin, dest: &std::path::Path, priority: Prio
     e.set_property(id, PropertyChange::Connections(4))
         .await
         .unwrap();
-    let file = NewFile::new(origin.url("/big"), dest).with_sha256(sha256(&body));
     e.add_files(id, vec![file]).await.unwrap();
     e.resume(id).await.unwrap();
     id
@@ -138,17 +142,8 @@ async fn a_file_that_changed_between_splits_is_fetched_again_whole() {
     origin.put("/big", Resource::new(data(SIZE, 9)).rate(2 << 20));
     let e = support::engine(dir.path()).await;
     let dest = dir.path().join("big");
-    let id = e.create_job("split", JobType::Download).await.unwrap();
-    e.set_property(id, PropertyChange::Priority(Priority::Foreground))
-        .await
-        .unwrap();
-    e.set_property(id, PropertyChange::Connections(4))
-        .await
-        .unwrap();
-    e.add_files(id, vec![NewFile::new(origin.url("/big"), &dest)])
-        .await
-        .unwrap();
-    e.resume(id).await.unwrap();
+    let file = NewFile::new(origin.url("/big"), &dest);
+    let id = job_of(&e, file, Priority::Foreground).await;
     support::suspend_after(&e, id, 4 << 20).await;
     origin.put("/big", Resource::new(data(SIZE, 10)).rate(16 << 20));
     support::finish(&e, id).await;

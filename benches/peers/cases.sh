@@ -122,7 +122,8 @@ case_kill() {
 }
 
 # --- a long, lossy path: the netbed of ../shared/netbed ----------------------------------------
-# 200 mbit, 100 ms RTT, 0.5 % loss: where a single TCP stream is slow and aria2c's -x pays.
+# $NETBED_LINK (default 200 mbit, 100 ms RTT, 0.5 % loss): where a single TCP stream is slow and
+# aria2c's -x pays.
 case_netbed() {
   local bed=$NETBED/bed.sh
   [[ -x $bed ]] || die "netbed: $bed not found (set NETBED=path to shared/netbed)"
@@ -131,7 +132,8 @@ case_netbed() {
   "$bed" deps >/dev/null
   "$bed" down >/dev/null 2>&1 || true
   "$bed" files "${NETBED_MIB}M" >/dev/null
-  "$bed" up 200mbit 100ms 0.5% >&2
+  # shellcheck disable=SC2086 # rate, delay, loss
+  "$bed" up $NETBED_LINK >&2
   URL=http://10.77.1.1:8080/big1.bin
   EBBD_RUN="$bed run"
   race netbed netbed_ok nb_curl nb_aria2c_x4 ebb_fg ebb_x4

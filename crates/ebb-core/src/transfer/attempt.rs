@@ -21,7 +21,13 @@ pub(crate) struct Attempt {
     /// The hash of bytes `0..file.bytes_transferred`, when a digest is to be checked and the
     /// hash is known from the first byte.
     hash: Option<FileHash>,
+    /// Where the kernel was last asked to start writing the file out (see `WRITEBACK`).
+    written_back: u64,
 }
+
+/// Every this many bytes of a file, the kernel is asked to start writing them out, so that the
+/// disk works while the bytes arrive and a checkpoint's sync has little left to wait for.
+const WRITEBACK: u64 = 8 << 20;
 
 impl Attempt {
     /// Open the temporary file at the durable progress, or start the file over if the bytes
@@ -54,10 +60,12 @@ impl Attempt {
         ckpt.lock().await.opened(&temp)?;
         cx.live.show(cx.index, file);
         let hash = saved_hash(file);
+        let written_back = temp.len();
         let mut attempt = Self {
             temp,
             announced: false,
             hash,
+            written_back,
         };
         attempt.begin_hash(file);
         Ok(attempt)
@@ -66,6 +74,7 @@ impl Attempt {
     /// Throw the bytes away and start the file over.
     pub(super) fn restart(&mut self, cx: &FileCx<'_>, file: &mut JobFile) -> Result<(), Failure> {
         self.temp.truncate_to(0)?;
+        self.written_back = 0;
         reset(file);
         self.hash = None;
         self.begin_hash(file);
@@ -107,6 +116,11 @@ impl Attempt {
         let n = data.len() as u64;
         file.bytes_transferred += n;
         debug_assert_eq!(file.bytes_transferred, self.temp.len());
+        if self.temp.len() >= self.written_back + WRITEBACK {
+            self.temp
+                .start_writeback(self.written_back, self.temp.len() - self.written_back);
+            self.written_back = self.temp.len();
+        }
         cx.live.show(cx.index, file);
         cx.live.add_moved(n);
         let mut ckpt = ckpt.lock().await;
@@ -175,6 +189,12 @@ impl Attempt {
                 file.hash_state = None;
                 file.splits.clear();
                 let identity = self.temp.identity();
+                // A finished file's last bytes go to disk now rather than at the batch's sync;
+                // a small file's few wait for it (one request for many small files is cheaper
+                // than one each).
+                if self.temp.len() - self.written_back >= WRITEBACK / 32 {
+                    self.temp.start_writeback(self.written_back, 0);
+                }
                 drop(self.temp);
                 let mut ckpt = ckpt.lock().await;
                 ckpt.file_done(cx.index, file.clone(), identity).await?;

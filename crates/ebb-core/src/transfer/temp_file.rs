@@ -197,6 +197,33 @@ impl TempFile {
         Ok(())
     }
 
+    /// Ask the kernel to start writing bytes `[from, from + len)` (`len` 0: to the end) to
+    /// disk now, without waiting: the next checkpoint's sync then finds them written, and the
+    /// disk works while the download goes on. Only a hint (Linux; nothing elsewhere); a failure
+    /// is left for the sync to report.
+    pub(crate) fn start_writeback(&self, from: u64, len: u64) {
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::fd::AsRawFd;
+            let (Ok(from), Ok(len)) = (libc::off64_t::try_from(from), libc::off64_t::try_from(len))
+            else {
+                return;
+            };
+            // SAFETY: the descriptor is open for the whole call; the kernel only reads it.
+            #[allow(unsafe_code)]
+            let _ = unsafe {
+                libc::sync_file_range(
+                    self.file.as_raw_fd(),
+                    from,
+                    len,
+                    libc::SYNC_FILE_RANGE_WRITE,
+                )
+            };
+        }
+        #[cfg(not(target_os = "linux"))]
+        let _ = (from, len);
+    }
+
     /// A second handle for syncing on another thread while writing goes on.
     pub(crate) fn sync_handle(&self) -> Result<File, Failure> {
         self.file

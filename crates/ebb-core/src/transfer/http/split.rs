@@ -24,15 +24,18 @@ use super::{Progress, error_chain, transport_failure};
 use crate::error::{ErrorCode, ErrorContext, Status};
 use crate::model::{JobFile, Priority, Split};
 
-/// No split is cut smaller than this: below it, a request's round trips cost more than the
-/// extra connection brings.
+/// No file is cut into splits smaller than this: below it, a request's round trips cost more
+/// than the extra connection brings.
 const MIN_SPLIT: u64 = 4 << 20;
+/// A free connection takes half of a split that has at least twice this left: near the end,
+/// every connection keeps working until the last megabytes.
+const MIN_STEAL: u64 = 1 << 20;
 /// The connections of an automatic split (`connections` = 0 on a foreground job).
 const AUTO: usize = 4;
 /// An automatic split is considered once one connection has run this long...
-pub(super) const PROBE: Duration = Duration::from_secs(1);
+pub(super) const PROBE: Duration = Duration::from_millis(500);
 /// ...and made when that connection alone would need longer than this for the rest.
-const WORTH: Duration = Duration::from_secs(4);
+const WORTH: Duration = Duration::from_secs(2);
 /// How often one run asks for a split again after its connection failed.
 const MAX_RETRIES: u8 = 3;
 
@@ -133,7 +136,7 @@ fn steal(splits: &mut Vec<Split>) -> Option<usize> {
         .enumerate()
         .map(|(i, s)| (i, s.end - s.next))
         .max_by_key(|&(_, left)| left)?;
-    if left < 2 * MIN_SPLIT {
+    if left < 2 * MIN_STEAL {
         return None;
     }
     let mid = splits[i].next + left / 2;
@@ -521,7 +524,7 @@ mod tests {
         );
         splits[1].next = splits[1].end;
         splits[3].next = splits[3].end - (1 << 20);
-        splits[2].next = splits[2].end - (7 << 20);
+        splits[2].next = splits[2].end - (3 << 19);
         assert_eq!(steal(&mut splits), None, "nothing left worth a connection");
     }
 
