@@ -4,7 +4,7 @@
 #   benches/peers.sh [--quick] [--rounds N] [--cases "single https small med kill netbed queue"]
 #
 # Self-contained on a fresh Debian machine with Rust: installs the peers (and nginx, openssl,
-# hyperfine...) from Debian when missing, builds the binaries it runs, makes its data, serves it
+# bc) from Debian when missing, builds the binaries it runs, makes its data, serves it
 # from its own nginx on 127.0.0.1 (HTTP and HTTPS), and stops what it started by PID.
 # - Every ebb run has its own data directory and socket and a fresh daemon, started before the
 #   clock starts and stopped after; ebb's CPU includes its daemon's.

@@ -10,8 +10,8 @@ die() { log "error: $*"; exit 1; }
 # Debian packages of everything the cases run; installed when missing (root or sudo).
 install_tools() {
   local need=() cmd pkg
-  for pair in nginx:nginx aria2c:aria2 curl:curl wget:wget jq:jq bc:bc openssl:openssl \
-    hyperfine:hyperfine /usr/bin/time:time; do
+  # (No hyperfine: it runs each command's rounds together, and the tools here must alternate.)
+  for pair in nginx:nginx aria2c:aria2 curl:curl wget:wget bc:bc openssl:openssl; do
     cmd=${pair%%:*} pkg=${pair#*:}
     command -v "$cmd" >/dev/null 2>&1 || need+=("$pkg")
   done

@@ -151,7 +151,7 @@ pub(crate) struct Checkpoints {
     pending: Vec<(usize, JobFile, Identity)>,
     /// Checkpoints under way: at most one per file being written (keyed by its index), and one
     /// for finished files alone (`None`). Each runs in the background while the files go on.
-    in_flight: Vec<(Option<usize>, InFlight)>,
+    in_flight: Vec<Flight>,
     dirs_synced: HashSet<PathBuf>,
     /// Per file system, a descriptor of the first file this run opened on it: a `syncfs`
     /// through it reports any write-back error since the last one through it (or since that
@@ -174,6 +174,17 @@ impl std::fmt::Debug for Checkpoints {
             .field("failed", &self.failed.is_some())
             .finish_non_exhaustive()
     }
+}
+
+/// A checkpoint under way.
+struct Flight {
+    /// The file being written it covers (`None`: finished files alone, or a flush).
+    key: Option<usize>,
+    /// It syncs finished files through the anchors. One at a time does: a `syncfs` reports a
+    /// write-back error once per descriptor, so a second one at the same time could miss the
+    /// error the first one saw, and record its files as if they were durable.
+    syncs_finished: bool,
+    handle: InFlight,
 }
 
 /// The file being written, as a checkpoint sees it.
@@ -255,9 +266,14 @@ impl Checkpoints {
     pub(crate) async fn tick_if(&mut self, due: bool, current: Current<'_>) -> Result<(), Failure> {
         self.collect(|_| true, false).await?;
         let key = current.map(|(_, index, _)| index);
-        if due && !self.in_flight.iter().any(|(k, _)| *k == key) {
-            let handle = self.start(current)?;
-            self.in_flight.push((key, handle));
+        // Finished files alone wait while others are being synced (see `Flight`).
+        let busy = self
+            .in_flight
+            .iter()
+            .any(|f| f.key == key || (current.is_none() && f.syncs_finished));
+        if due && !busy {
+            let flight = self.start(key, current)?;
+            self.in_flight.push(flight);
         }
         Ok(())
     }
@@ -266,8 +282,8 @@ impl Checkpoints {
     pub(crate) async fn flush(&mut self, current: Current<'_>) -> Result<(), Failure> {
         self.collect(|_| true, true).await?;
         if !self.pending.is_empty() || current.is_some() {
-            let handle = self.start(current)?;
-            self.in_flight.push((None, handle));
+            let flight = self.start(None, current)?;
+            self.in_flight.push(flight);
             self.collect(|_| true, true).await?;
         }
         Ok(())
@@ -308,13 +324,13 @@ impl Checkpoints {
     ) -> Result<(), Failure> {
         let mut i = 0;
         while i < self.in_flight.len() {
-            let (k, handle) = &self.in_flight[i];
-            if !key(*k) || !(wait || handle.is_finished()) {
+            let flight = &self.in_flight[i];
+            if !key(flight.key) || !(wait || flight.handle.is_finished()) {
                 i += 1;
                 continue;
             }
-            let (_, handle) = self.in_flight.swap_remove(i);
-            let result = match handle.await {
+            let flight = self.in_flight.swap_remove(i);
+            let result = match flight.handle.await {
                 Ok(r) => r,
                 Err(e) => Err(internal(&e.to_string())),
             };
@@ -326,7 +342,7 @@ impl Checkpoints {
         Ok(())
     }
 
-    fn start(&mut self, current: Current<'_>) -> Result<InFlight, Failure> {
+    fn start(&mut self, key: Option<usize>, current: Current<'_>) -> Result<Flight, Failure> {
         if let Some(failure) = &self.failed {
             return Err(failure.clone());
         }
@@ -344,7 +360,15 @@ impl Checkpoints {
             None => None,
         };
         let anchors: Vec<Arc<File>> = self.anchors.values().cloned().collect();
-        let pending = std::mem::take(&mut self.pending);
+        // Finished files wait for the next checkpoint while another syncs some (see `Flight`).
+        let syncs_finished =
+            !self.pending.is_empty() && !self.in_flight.iter().any(|f| f.syncs_finished);
+        let pending = if syncs_finished {
+            self.pending_bytes = 0;
+            std::mem::take(&mut self.pending)
+        } else {
+            Vec::new()
+        };
         let finished: Vec<(PathBuf, Identity)> = pending
             .iter()
             .map(|(_, f, id)| (f.temp_path.clone(), *id))
@@ -367,7 +391,6 @@ impl Checkpoints {
         if let Some((_, index, _)) = current {
             self.writing.insert(index, (0, Instant::now()));
         }
-        self.pending_bytes = 0;
         self.since = Instant::now();
         let record = self.record.clone();
         let progress = FileProgress {
@@ -375,7 +398,7 @@ impl Checkpoints {
             modified_at: Timestamp::now(),
             files,
         };
-        Ok(tokio::spawn(async move {
+        let handle = tokio::spawn(async move {
             tokio::task::spawn_blocking(move || make_durable(handle, &finished, anchors, &dirs))
                 .await
                 .map_err(|e| internal(&e.to_string()))??;
@@ -383,7 +406,12 @@ impl Checkpoints {
                 .await
                 .unwrap_or(Err(crate::error::Error::ShutDown))
                 .map_err(|e| internal(&e.to_string()))
-        }))
+        });
+        Ok(Flight {
+            key,
+            syncs_finished,
+            handle,
+        })
     }
 }
 
