@@ -193,3 +193,55 @@ async fn transfer_with_connections_makes_a_foreground_job_that_splits() {
     assert_eq!(job["priority"], "foreground");
     assert_eq!(job["connections"], 4);
 }
+
+/// In a private mount namespace, an 8 MiB tmpfs receives a 20 MiB file over four connections:
+/// a split's write fails with the disk full, and no split counts bytes it did not write. Once
+/// there is room, the resume finishes byte-identical (bytes a split claimed without writing
+/// them would be left as a hole).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_mid_split_claims_no_byte_it_did_not_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let origin = Origin::start().await;
+    origin.put("/big", Resource::new(data(SIZE, 9)).rate(16 << 20));
+    let cli = support::Cli::new(dir.path());
+    let small = dir.path().join("small-disk");
+    std::fs::create_dir(&small).unwrap();
+    let script = r#"
+        set -e
+        mount -t tmpfs -o size=8m tmpfs "$DISK"
+        id=$("$EBB" create split-full)
+        "$EBB" add-file "$id" "$URL" "$DISK/big.bin"
+        "$EBB" set "$id" --no-progress-timeout 0 --priority foreground --connections 4
+        if timeout 120 "$EBB" resume "$id" --wait 2> "$OUT/full.err"; then exit 3; fi
+        mount -o remount,size=32m "$DISK"
+        timeout 120 "$EBB" resume "$id" --wait
+        "$EBB" complete "$id"
+        cp "$DISK/big.bin" "$OUT/big.bin"
+    "#;
+    let mut unshare = std::process::Command::new("unshare");
+    unshare.args(["--map-root-user", "--mount", "sh", "-c", script]);
+    cli.apply_env(&mut unshare);
+    let out = unshare
+        .env("DISK", &small)
+        .env("OUT", dir.path())
+        .env("URL", origin.url("/big"))
+        .env("EBB", support::ebb_bin())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}: {}",
+        out.status,
+        support::stderr(&out)
+    );
+    let err = std::fs::read_to_string(dir.path().join("full.err")).unwrap();
+    assert!(err.contains("0x80070070"), "{err}");
+    let closed = origin
+        .log("/big")
+        .iter()
+        .filter_map(range)
+        .filter(|(_, end)| end.is_some())
+        .count();
+    assert!(closed >= 3, "the file was split: {:?}", origin.log("/big"));
+    assert!(std::fs::read(dir.path().join("big.bin")).unwrap() == data(SIZE, 9));
+}

@@ -132,21 +132,32 @@ impl Attempt {
         ckpt.tick_if(due, Some((&self.temp, cx.index, file))).await
     }
 
-    /// Write bytes of a split at `offset` (see `http::split`). No running hash: a split
-    /// file's digest is checked by reading it once at the end.
-    pub(super) async fn write_at(
+    /// Write the next bytes of split `split` at its place (see `http::split`); the split counts
+    /// them only once they are written. No running hash: a split file's digest is checked by
+    /// reading it once at the end.
+    pub(super) async fn write_split(
         &mut self,
         cx: &FileCx<'_>,
         file: &mut JobFile,
         ckpt: &Checkpointer,
-        offset: u64,
+        split: usize,
         data: &[u8],
     ) -> Result<(), Failure> {
-        self.temp.write_at(offset, data)?;
+        let Some(s) = file.splits.get_mut(split) else {
+            return Ok(());
+        };
+        self.temp.write_at(s.next, data)?;
         let n = data.len() as u64;
+        s.next += n;
         file.bytes_transferred += n;
         cx.live.show(cx.index, file);
         cx.live.add_moved(n);
+        debug_assert_eq!(
+            file.bytes_transferred,
+            file.splits.iter().map(|s| s.next - s.start).sum::<u64>(),
+            "{:?}",
+            file.splits
+        );
         let mut ckpt = ckpt.lock().await;
         ckpt.add(cx.index, n);
         let due = ckpt.due(Some(cx.index));

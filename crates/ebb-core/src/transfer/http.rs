@@ -320,7 +320,16 @@ async fn run_splits(
 ) -> Result<Streamed, Failure> {
     match split::run(cx, attempt, file, ckpt, at, first).await? {
         split::SplitEnd::Done => {
+            // Every split ended at its end, and the file holds every byte. Otherwise (which
+            // would be a bug) the file is fetched again rather than finished with a hole.
+            let whole = file.splits.iter().all(|s| s.next >= s.end)
+                && file.bytes_total == Some(file.bytes_transferred);
             file.splits.clear();
+            if !whole {
+                tracing::error!(bytes = file.bytes_transferred, total = ?file.bytes_total, "the splits ended short of the file; fetching it again");
+                attempt.restart(cx, file)?;
+                at.restarts += 1;
+            }
             Ok(Streamed::Done)
         }
         split::SplitEnd::Stopped => Ok(Streamed::Stopped),

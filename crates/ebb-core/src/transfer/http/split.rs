@@ -318,9 +318,7 @@ async fn write(
     while !rest.is_empty() {
         let (piece, tail) = rest.split_at(rest.len().min(cx.throttle.piece()));
         cx.throttle.admit(piece.len()).await;
-        let offset = file.splits[i].next;
-        file.splits[i].next += piece.len() as u64;
-        attempt.write_at(cx, file, ckpt, offset, piece).await?;
+        attempt.write_split(cx, file, ckpt, i, piece).await?;
         rest = tail;
     }
     Ok(file.splits[i].next < file.splits[i].end)
