@@ -5,6 +5,7 @@
 
 mod bandwidth;
 mod codes;
+mod credentials;
 mod digest;
 mod file;
 mod identity;
@@ -24,6 +25,7 @@ pub use bandwidth::{
     PolicyStatus,
 };
 pub use codes::{ErrorCode, ErrorContext, JobError, Status};
+pub use credentials::{BasicCredentials, CredentialTarget, Credentials, CredentialsView};
 pub use digest::Sha256Digest;
 pub(crate) use file::Split;
 pub(crate) use file::temp_path_for;
@@ -34,8 +36,8 @@ pub(crate) use job::Bookkeeping;
 pub use job::{Job, ResumeOutcome};
 pub use page::{JobPage, PageCursor};
 pub use properties::{
-    BasicCredentials, CredentialTarget, Credentials, CredentialsView, CustomHeader, JobProperties,
-    NotifyCommandLine, NotifyFlags, PropertyChange, ProxySettings, RedirectPolicy, SecurityFlags,
+    CustomHeader, JobProperties, NotifyCommandLine, NotifyFlags, PropertyChange, ProxySettings,
+    RedirectPolicy, SecurityFlags,
 };
 pub use rate::{Limit, ParseLimitError};
 pub use reason::{PausedBy, WaitReason, local_time};
