@@ -3,7 +3,8 @@
 //! jobs (`EBB_BENCH_JOBS=100000` for more): suspended, then queued behind a bandwidth cap of 0;
 //! how long the first page and the whole streamed list take. `cargo bench --bench daemon -- list-latency`: how
 //! long a `list` takes while 4 jobs of large files are suspended and resumed in a loop (each
-//! suspend waits for its job's final checkpoint). Starts the release `ebbd` (build it first:
+//! suspend waits for its job's final checkpoint). `-- completes`: only the complete figures.
+//! Starts the release `ebbd` (build it first:
 //! `cargo build --release --bins`) on a private socket and data directory, drives it with
 //! `ebb::Client`, and stops it by its PID. `EBBD=path` benches another build of `ebbd`.
 
@@ -59,6 +60,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let url = format!("file://{}", source.display());
     if std::env::args().any(|a| a == "list-latency") {
         list_latency(&c, &dir).await?;
+    } else if std::env::args().any(|a| a == "completes") {
+        completes(&c, &dir, &url).await?;
     } else {
         round_trips(&c, &dir, &url, pid).await?;
     }

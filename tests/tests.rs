@@ -14,6 +14,7 @@ mod bitsadmin;
 mod cli;
 mod cli_ux;
 mod cli_views;
+mod completing;
 mod crashes;
 mod daemon;
 mod daemon_cli;

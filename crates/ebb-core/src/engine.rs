@@ -3,6 +3,7 @@
 //! [`view`] it keeps, so a `list` never waits behind a commit or a worker's final checkpoint.
 
 mod board;
+mod completing;
 mod files;
 mod queue;
 mod schedule;
@@ -149,6 +150,7 @@ impl Engine {
             worker_rx,
             deferred: std::collections::VecDeque::new(),
             checkpoints: queue::Checkpoints::default(),
+            next_request: None,
         };
         let task = tokio::spawn(queue.serve(requests_rx));
         Ok(Self {

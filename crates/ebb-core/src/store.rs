@@ -208,6 +208,22 @@ impl Store {
         self.call(move |c| rows::update_job_row(c, &row)).await
     }
 
+    /// Several jobs' rows in one transaction: all of them, or none.
+    pub(crate) async fn update_jobs(&self, jobs: &[Job]) -> Result<()> {
+        let rows = jobs
+            .iter()
+            .map(|j| self.row(j))
+            .collect::<Result<Vec<_>>>()?;
+        self.call(move |c| {
+            let tx = c.transaction()?;
+            for row in &rows {
+                rows::update_job_row(&tx, row)?;
+            }
+            tx.commit()
+        })
+        .await
+    }
+
     /// Persist the job row and the given files (by index) in one transaction.
     pub(crate) async fn update_job_and_files(&self, job: &Job, indices: Vec<usize>) -> Result<()> {
         let row = self.row(job)?;

@@ -1,6 +1,6 @@
 //! File operations of Complete and Cancel.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 use crate::error::{Error, ErrorCode, Result};
@@ -14,28 +14,71 @@ pub(crate) struct Tally {
     pub undeleted: usize,
 }
 
-/// Rename every transferred file into place and delete the rest. If a rename fails, nothing
-/// after it is touched and the error is returned: the job stays as it was, and Complete can be
-/// called again (a file already renamed by an earlier attempt counts as done). An upload's file
-/// is the app's own: nothing of it is renamed or deleted; an upload-reply's reply is put in
-/// place like a download.
-pub(crate) fn complete(
+/// A job to complete: its type, its files and an upload-reply's reply.
+pub(crate) type Completing = (JobType, Vec<JobFile>, Option<JobFile>);
+
+/// Complete several jobs at once (see [`put_in_place`]), with one sync of each directory their
+/// files went to, however many jobs share it; one answer per job, in order. A job whose renames
+/// failed, or one of whose directories could not be synced, gets that error.
+pub(crate) fn complete_all(jobs: &[Completing]) -> Vec<Result<Tally>> {
+    let placed: Vec<_> = jobs
+        .iter()
+        .map(|(job_type, files, reply)| {
+            let mut dirs = BTreeSet::new();
+            put_in_place(*job_type, files, reply.as_ref(), &mut dirs).map(|t| (t, dirs))
+        })
+        .collect();
+    let every_dir: BTreeSet<PathBuf> = placed
+        .iter()
+        .filter_map(|p| p.as_ref().ok())
+        .flat_map(|(_, dirs)| dirs.iter().cloned())
+        .collect();
+    let failed: BTreeMap<PathBuf, std::io::Error> = every_dir
+        .into_iter()
+        .filter_map(|dir| {
+            crate::transfer::sync_directory(&dir)
+                .err()
+                .map(|e| (dir, e))
+        })
+        .collect();
+    placed
+        .into_iter()
+        .map(|p| {
+            let (tally, dirs) = p?;
+            match dirs.iter().find_map(|d| failed.get(d).map(|e| (d, e))) {
+                Some((dir, e)) => Err(Error::io(
+                    dir,
+                    std::io::Error::new(e.kind(), format!("cannot sync the directory: {e}")),
+                )),
+                None => Ok(tally),
+            }
+        })
+        .collect()
+}
+
+/// Rename every transferred file into place and delete the rest, noting in `dirs` where the
+/// renames went (to be synced before the store records Acknowledged). If a rename fails,
+/// nothing after it is touched and the error is returned: the job stays as it was, and
+/// Complete can be called again (a file already renamed by an earlier attempt counts as done).
+/// An upload's file is the app's own: nothing of it is renamed or deleted; an upload-reply's
+/// reply is put in place like a download.
+fn put_in_place(
     job_type: JobType,
     files: &[JobFile],
     reply: Option<&JobFile>,
+    dirs: &mut BTreeSet<PathBuf>,
 ) -> Result<Tally> {
     if job_type != JobType::Download {
         let mut tally = Tally::default();
         tally.kept = files.iter().filter(|f| f.completed).count();
         tally.dropped = files.len() - tally.kept;
         if let Some(reply) = reply {
-            let reply = complete(JobType::Download, std::slice::from_ref(reply), None)?;
+            let reply = put_in_place(JobType::Download, std::slice::from_ref(reply), None, dirs)?;
             tally.undeleted = reply.undeleted;
         }
         return Ok(tally);
     }
     let mut tally = Tally::default();
-    let mut dirs = BTreeSet::new();
     for f in files.iter().filter(|f| f.completed) {
         rename_into_place(f)?;
         tally.kept += 1;
@@ -49,7 +92,6 @@ pub(crate) fn complete(
             tally.undeleted += 1;
         }
     }
-    sync_dirs(dirs)?;
     Ok(tally)
 }
 
@@ -129,12 +171,4 @@ fn remove_temp(f: &JobFile) -> bool {
             false
         }
     }
-}
-
-/// Make renames durable before the store records Acknowledged.
-fn sync_dirs(dirs: BTreeSet<PathBuf>) -> Result<()> {
-    for dir in dirs {
-        crate::transfer::sync_directory(&dir).map_err(|e| Error::io(&dir, e))?;
-    }
-    Ok(())
 }

@@ -16,7 +16,7 @@ use super::view::View;
 use super::worker::{Outcome, WorkerMsg};
 use super::{Completion, Shared, files};
 use crate::bandwidth::JobRate;
-use crate::error::{Error, ErrorCode, Result};
+use crate::error::{Error, Result};
 use crate::events::Event;
 use crate::model::{
     Job, JobFile, JobId, JobType, NewFile, PropertyChange, ResumeOutcome, Timestamp,
@@ -27,7 +27,7 @@ use crate::transfer::Live;
 pub(super) type Reply<T> = oneshot::Sender<Result<T>>;
 
 /// A repair of a job's remote names; returns how many files changed.
-pub(super) type Repair = Box<dyn FnOnce(&mut Job, Timestamp) -> Result<usize> + Send>;
+pub(super) type Repair = Box<dyn FnOnce(&mut Job, Timestamp) -> Result<usize> + Send + Sync>;
 
 /// An API call, with where its answer goes.
 pub(super) enum Request {
@@ -84,6 +84,8 @@ pub(super) struct Queue {
     pub deferred: VecDeque<WorkerMsg>,
     /// Checkpoints that came while others were being committed: committed together next.
     pub checkpoints: Checkpoints,
+    /// A request taken from the mailbox early (see `complete_waiting`), to handle next.
+    pub next_request: Option<Request>,
 }
 
 /// Group commit of checkpoints: the first is committed at once; those that come while a
@@ -160,12 +162,16 @@ impl Queue {
                 self.on_worker(msg).await;
                 continue;
             }
+            if let Some(request) = self.next_request.take() {
+                self.handle(request, &mut requests).await;
+                continue;
+            }
             let publishing = !self.running.is_empty();
             let sleep = wake_in.unwrap_or(Duration::from_secs(3600));
             tokio::select! {
                 () = shutdown.cancelled() => break,
                 request = requests.recv() => match request {
-                    Some(request) => self.handle(request).await,
+                    Some(request) => self.handle(request, &mut requests).await,
                     None => break,
                 },
                 Some(msg) = self.worker_rx.recv() => self.on_worker(msg).await,
@@ -181,14 +187,14 @@ impl Queue {
         shutdown.cancel();
     }
 
-    async fn handle(&mut self, request: Request) {
+    async fn handle(&mut self, request: Request, requests: &mut mpsc::UnboundedReceiver<Request>) {
         match request {
             Request::Create(job, reply) => answer(reply, self.create(*job).await),
             Request::AddFiles(id, new, reply) => answer(reply, self.add_files(id, new).await),
             Request::Resume(id, reply) => answer(reply, self.resume(id).await),
             Request::Suspend(id, reply) => answer(reply, self.suspend(id).await),
             Request::Cancel(id, reply) => answer(reply, self.cancel(id).await),
-            Request::Complete(id, reply) => answer(reply, self.complete(id).await),
+            Request::Complete(id, reply) => self.complete_waiting((id, reply), requests).await,
             Request::SetProperty(id, change, reply) => {
                 answer(reply, self.set_property(id, change).await);
             }
@@ -203,7 +209,7 @@ impl Queue {
 
     /// Job `id`, once its run (if any) has stopped with a final checkpoint; checked first as
     /// [`Board::get`](super::view::Board::get) checks, with `check` on the whole job.
-    async fn stopped(
+    pub(super) async fn stopped(
         &mut self,
         id: JobId,
         action: &'static str,
@@ -262,27 +268,6 @@ impl Queue {
     async fn cancel(&mut self, id: JobId) -> Result<()> {
         let job = self.stopped(id, "cancel", |_| Ok(())).await?;
         self.cancel_job(&job).await
-    }
-
-    async fn complete(&mut self, id: JobId) -> Result<Completion> {
-        let job = self.stopped(id, "complete", Job::check_completable).await?;
-        let (files, job_type, reply) = (job.files.clone(), job.job_type, job.reply.clone());
-        let tally = blocking(move || files::complete(job_type, &files, reply.as_ref())).await?;
-        self.change(&job, None, |job| job.acknowledge(Timestamp::now()))
-            .await?;
-        let code = if tally.dropped > 0 {
-            ErrorCode::BG_S_PARTIAL_COMPLETE
-        } else if tally.undeleted > 0 {
-            ErrorCode::BG_S_UNABLE_TO_DELETE_FILES
-        } else {
-            ErrorCode::S_OK
-        };
-        tracing::info!(job_id = %id, kept = tally.kept, dropped = tally.dropped, "job completed");
-        Ok(Completion {
-            code,
-            files_kept: tally.kept,
-            files_dropped: tally.dropped,
-        })
     }
 
     async fn set_property(&mut self, id: JobId, change: PropertyChange) -> Result<()> {
@@ -387,12 +372,8 @@ impl Queue {
             }
             Err(e) => {
                 tracing::error!(error = %e, "cannot commit checkpoints");
-                let failed = e.to_string();
                 for reply in replies {
-                    let _ = reply.send(Err(Error::Io {
-                        path: self.shared.config.data_dir.clone(),
-                        source: std::io::Error::other(failed.clone()),
-                    }));
+                    let _ = reply.send(Err(self.store_failure(&e)));
                 }
             }
         }
@@ -534,7 +515,7 @@ impl Queue {
     }
 }
 
-fn answer<T>(reply: Reply<T>, result: Result<T>) {
+pub(super) fn answer<T>(reply: Reply<T>, result: Result<T>) {
     // A caller that stopped waiting does not need the answer.
     let _ = reply.send(result);
 }
