@@ -29,7 +29,7 @@ use axum::response::{IntoResponse, Response};
 pub use config::{ServerConfig, UploadDir, User};
 pub use error::{Error, Result};
 pub use notify::Notification;
-use sessions::Sessions;
+use sessions::{Sessions, SqliteSessions};
 pub use tls::Tls;
 
 /// A running server's state.
@@ -46,7 +46,8 @@ impl App {
         install_crypto_provider();
         let replies = config.state_dir().join("replies");
         std::fs::create_dir_all(&replies).map_err(|e| Error::io(&replies, e))?;
-        let sessions = Sessions::open(&config.state_dir().join("sessions.db")).await?;
+        let store = SqliteSessions::open(&config.state_dir().join("sessions.db")).await?;
+        let sessions = Sessions::open(Box::new(store)).await?;
         Ok(Arc::new(Self { config, sessions }))
     }
 

@@ -1,16 +1,17 @@
-//! Open upload sessions: in memory for the packets, and in SQLite so that a restarted server
-//! keeps them. One thread owns the database; a session's row is written before its Ack is sent,
-//! so a client is never told of bytes a restart would forget. Packets of one session are served
-//! one at a time (each session has its own lock); different sessions go on side by side.
+//! Open upload sessions: in memory for the packets, and in a [`SessionStore`] so that a restarted
+//! server keeps them. A session's row is written before its Ack is sent, so a client is never
+//! told of bytes a restart would forget. Packets of one session are served one at a time (each
+//! session has its own lock); different sessions go on side by side.
+
+mod sqlite;
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use rusqlite::{Connection, params};
-use tokio::sync::oneshot;
+use crate::error::Result;
 
-use crate::error::{Error, Result};
+pub use sqlite::SqliteSessions;
 
 /// One session of the BITS upload protocol.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -42,16 +43,38 @@ impl Session {
     }
 }
 
+/// Where sessions are kept: the server's one record of them. The committed offset only ever
+/// moves by [`SessionStore::advance`], a compare-and-set, so that two writers of one session
+/// (two nodes, or a node and its stale self) can never both count their bytes.
+#[async_trait::async_trait]
+pub trait SessionStore: Send + Sync + std::fmt::Debug {
+    /// Every session, at start.
+    async fn load(&self) -> Result<Vec<Session>>;
+    async fn insert(&self, s: &Session) -> Result<()>;
+    /// Record `s`'s `received`, `total` and `touched_at`, if the stored offset is still `from`.
+    async fn advance(&self, s: &Session, from: u64) -> Result<Advanced>;
+    /// Record `s`'s reply, `keep` and `touched_at`.
+    async fn update(&self, s: &Session) -> Result<()>;
+    async fn remove(&self, id: &str) -> Result<()>;
+}
+
+/// What [`SessionStore::advance`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Advanced {
+    Done,
+    /// Another writer moved the offset first: it is at `committed`.
+    Lost { committed: u64 },
+    /// The session is no more.
+    Gone,
+}
+
 /// A session, locked while one of its packets is served.
 pub type Open = Arc<tokio::sync::Mutex<Session>>;
-
-type Task = Box<dyn FnOnce(&mut Connection) + Send>;
 
 /// The open sessions.
 #[derive(Debug)]
 pub struct Sessions {
-    path: PathBuf,
-    tx: std::sync::mpsc::Sender<Task>,
+    store: Box<dyn SessionStore>,
     open: Mutex<HashMap<String, Entry>>,
     /// Sessions closed since the start (id -> URL path, user), so that a Close-Session sent
     /// again because its Ack was lost is answered as done. Bounded; forgotten at a restart.
@@ -81,47 +104,15 @@ impl Entry {
     }
 }
 
-const SCHEMA: [&str; 1] = [include_str!("../migrations/0001_sessions.sql")];
-
 impl Sessions {
-    /// Open (or create) the session database at `path`, and load its sessions.
-    pub async fn open(path: &Path) -> Result<Self> {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-        }
-        let (tx, rx) = std::sync::mpsc::channel::<Task>();
-        let (ready, opened) = oneshot::channel();
-        let db_path = path.to_path_buf();
-        std::thread::Builder::new()
-            .name("ebb-server-sessions".into())
-            .spawn(move || {
-                let conn = Connection::open(&db_path).and_then(|mut c| migrate(&mut c).map(|()| c));
-                let mut conn = match conn {
-                    Ok(c) => {
-                        let _ = ready.send(Ok(()));
-                        c
-                    }
-                    Err(e) => {
-                        let _ = ready.send(Err(e));
-                        return;
-                    }
-                };
-                for task in rx {
-                    task(&mut conn);
-                }
-            })
-            .map_err(|e| Error::io(path, e))?;
-        opened
-            .await
-            .map_err(|_| Error::Closed)?
-            .map_err(|e| Error::store(path, e))?;
+    /// The sessions of `store`, loaded.
+    pub async fn open(store: Box<dyn SessionStore>) -> Result<Self> {
         let sessions = Self {
-            path: path.to_path_buf(),
-            tx,
             open: Mutex::new(HashMap::new()),
             closed: Mutex::new(HashMap::new()),
+            store,
         };
-        for s in sessions.call(load).await? {
+        for s in sessions.store.load().await? {
             sessions.map().insert(s.id.clone(), Entry::new(s));
         }
         Ok(sessions)
@@ -131,25 +122,9 @@ impl Sessions {
         self.open.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    async fn call<R: Send + 'static>(
-        &self,
-        f: impl FnOnce(&mut Connection) -> rusqlite::Result<R> + Send + 'static,
-    ) -> Result<R> {
-        let (tx, rx) = oneshot::channel();
-        self.tx
-            .send(Box::new(move |c| {
-                let _ = tx.send(f(c));
-            }))
-            .map_err(|_| Error::Closed)?;
-        rx.await
-            .map_err(|_| Error::Closed)?
-            .map_err(|e| Error::store(&self.path, e))
-    }
-
     /// Record a new session, then open it.
     pub async fn create(&self, s: Session) -> Result<()> {
-        let row = s.clone();
-        self.call(move |c| insert(c, &row)).await?;
+        self.store.insert(&s).await?;
         self.map().insert(s.id.clone(), Entry::new(s));
         Ok(())
     }
@@ -197,95 +172,20 @@ impl Sessions {
             .count()
     }
 
-    /// Record a session's progress.
-    pub async fn save(&self, s: &Session) -> Result<()> {
-        let (id, total, received, touched) = (s.id.clone(), s.total, s.received, s.touched_at);
-        let (reply, keep) = (s.reply.clone(), s.keep);
-        self.call(move |c| {
-            c.prepare_cached(
-                "UPDATE sessions SET total = ?2, received = ?3, touched_at = ?4, reply_url = ?5,
-                     keep = ?6 WHERE id = ?1",
-            )?
-            .execute(params![
-                id,
-                total.map(to_i64),
-                to_i64(received),
-                touched,
-                reply,
-                keep
-            ])
-            .map(drop)
-        })
-        .await
+    /// Record a session's progress: its offset moved from `from` (see [`SessionStore::advance`]).
+    pub async fn advance(&self, s: &Session, from: u64) -> Result<Advanced> {
+        self.store.advance(s, from).await
+    }
+
+    /// Record a session's reply.
+    pub async fn update(&self, s: &Session) -> Result<()> {
+        self.store.update(s).await
     }
 
     /// Forget a session (its files are the caller's business).
     pub async fn remove(&self, id: &str) -> Result<()> {
-        let key = id.to_owned();
-        self.call(move |c| {
-            c.execute("DELETE FROM sessions WHERE id = ?1", [key])
-                .map(drop)
-        })
-        .await?;
+        self.store.remove(id).await?;
         self.map().remove(id);
         Ok(())
     }
-}
-
-fn to_i64(v: u64) -> i64 {
-    i64::try_from(v).unwrap_or(i64::MAX)
-}
-
-fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
-    conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;")?;
-    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-    let version = usize::try_from(version).unwrap_or(0);
-    let tx = conn.transaction()?;
-    for (i, sql) in SCHEMA.iter().enumerate().skip(version) {
-        tx.execute_batch(sql)?;
-        tx.execute_batch(&format!("PRAGMA user_version = {}", i + 1))?;
-    }
-    tx.commit()
-}
-
-fn insert(c: &Connection, s: &Session) -> rusqlite::Result<()> {
-    c.execute(
-        "INSERT INTO sessions (id, url_path, user_name, destination, temp_path, total, received,
-             created_at, touched_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-        params![
-            s.id,
-            s.url_path,
-            s.user,
-            s.destination.to_string_lossy(),
-            s.temp.to_string_lossy(),
-            s.total.map(to_i64),
-            to_i64(s.received),
-            s.created_at,
-            s.touched_at
-        ],
-    )
-    .map(drop)
-}
-
-fn load(c: &mut Connection) -> rusqlite::Result<Vec<Session>> {
-    let mut stmt = c.prepare(
-        "SELECT id, url_path, user_name, destination, temp_path, total, received, created_at,
-             touched_at, reply_url, keep FROM sessions",
-    )?;
-    let rows = stmt.query_map([], |r| {
-        Ok(Session {
-            id: r.get(0)?,
-            url_path: r.get(1)?,
-            user: r.get(2)?,
-            destination: PathBuf::from(r.get::<_, String>(3)?),
-            temp: PathBuf::from(r.get::<_, String>(4)?),
-            total: r.get::<_, Option<i64>>(5)?.map(|v| v.max(0) as u64),
-            received: r.get::<_, i64>(6)?.max(0) as u64,
-            created_at: r.get(7)?,
-            touched_at: r.get(8)?,
-            reply: r.get(9)?,
-            keep: r.get(10)?,
-        })
-    })?;
-    rows.collect()
 }

@@ -17,7 +17,7 @@ use crate::config::UploadDir;
 use crate::notify;
 use crate::packet::{self, FragmentRange, Packet};
 use crate::paths::{self, PathError};
-use crate::sessions::{Open, Session};
+use crate::sessions::{Advanced, Open, Session};
 
 /// Serve one `BITS_POST`.
 pub async fn serve(
@@ -223,11 +223,24 @@ async fn fragment(
         write_at(&s.temp, s.received, skip, range.len(), body).await?;
         let before = (s.received, s.total, s.touched_at);
         (s.received, s.total, s.touched_at) = (range.last + 1, Some(range.total), now());
-        if let Err(e) = app.sessions.save(s).await {
-            (s.received, s.total, s.touched_at) = before;
-            return Err(
-                Refusal::new(StatusCode::INTERNAL_SERVER_ERROR, Code::FAIL).because(e.to_string())
-            );
+        match app.sessions.advance(s, before.0).await {
+            Ok(Advanced::Done) => {}
+            Ok(Advanced::Lost { committed }) => {
+                // Another writer counted its bytes first: the client goes on from there.
+                tracing::warn!(session = %s.id, committed, "another writer moved the session");
+                s.received = committed;
+                return Ok(Ack::ok()
+                    .status(StatusCode::RANGE_NOT_SATISFIABLE)
+                    .received(committed));
+            }
+            Ok(Advanced::Gone) => {
+                return Err(Refusal::session_not_found().because("the session ended meanwhile"));
+            }
+            Err(e) => {
+                (s.received, s.total, s.touched_at) = before;
+                return Err(Refusal::new(StatusCode::INTERNAL_SERVER_ERROR, Code::FAIL)
+                    .because(e.to_string()));
+            }
         }
     }
     let mut ack = Ack::ok().received(s.received);
@@ -262,7 +275,7 @@ async fn reply(
         .static_url
         .unwrap_or_else(|| format!("BITS-Sessions\\Replies\\{}\\responsefile.bin", s.key()));
     (s.reply, s.keep) = (Some(url.clone()), answer.keep);
-    if let Err(e) = app.sessions.save(s).await {
+    if let Err(e) = app.sessions.update(s).await {
         (s.reply, s.keep) = (None, false);
         return Err(
             Refusal::new(StatusCode::INTERNAL_SERVER_ERROR, Code::FAIL).because(e.to_string())

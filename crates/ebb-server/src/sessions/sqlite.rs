@@ -1,0 +1,252 @@
+//! The default [`SessionStore`]: a SQLite database beside the server's other state, owned by
+//! one thread (`synchronous = FULL`: a write returns once it is on disk).
+
+use std::path::{Path, PathBuf};
+
+use rusqlite::{Connection, OptionalExtension, params};
+use tokio::sync::oneshot;
+
+use super::{Advanced, Session, SessionStore};
+use crate::error::{Error, Result};
+
+type Task = Box<dyn FnOnce(&mut Connection) + Send>;
+
+const SCHEMA: [&str; 1] = [include_str!("../../migrations/0001_sessions.sql")];
+
+/// Sessions in a SQLite file.
+#[derive(Debug)]
+pub struct SqliteSessions {
+    path: PathBuf,
+    tx: std::sync::mpsc::Sender<Task>,
+}
+
+impl SqliteSessions {
+    /// Open (or create) the session database at `path`.
+    pub async fn open(path: &Path) -> Result<Self> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        }
+        let (tx, rx) = std::sync::mpsc::channel::<Task>();
+        let (ready, opened) = oneshot::channel();
+        let db_path = path.to_path_buf();
+        std::thread::Builder::new()
+            .name("ebb-server-sessions".into())
+            .spawn(move || {
+                let conn = Connection::open(&db_path).and_then(|mut c| migrate(&mut c).map(|()| c));
+                let mut conn = match conn {
+                    Ok(c) => {
+                        let _ = ready.send(Ok(()));
+                        c
+                    }
+                    Err(e) => {
+                        let _ = ready.send(Err(e));
+                        return;
+                    }
+                };
+                for task in rx {
+                    task(&mut conn);
+                }
+            })
+            .map_err(|e| Error::io(path, e))?;
+        opened
+            .await
+            .map_err(|_| Error::Closed)?
+            .map_err(|e| Error::store(path, e))?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            tx,
+        })
+    }
+
+    async fn call<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> rusqlite::Result<R> + Send + 'static,
+    ) -> Result<R> {
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .send(Box::new(move |c| {
+                let _ = tx.send(f(c));
+            }))
+            .map_err(|_| Error::Closed)?;
+        rx.await
+            .map_err(|_| Error::Closed)?
+            .map_err(|e| Error::store(&self.path, e))
+    }
+}
+
+#[async_trait::async_trait]
+impl SessionStore for SqliteSessions {
+    async fn load(&self) -> Result<Vec<Session>> {
+        self.call(load).await
+    }
+
+    async fn insert(&self, s: &Session) -> Result<()> {
+        let row = s.clone();
+        self.call(move |c| insert(c, &row)).await
+    }
+
+    async fn advance(&self, s: &Session, from: u64) -> Result<Advanced> {
+        let (id, total, received, touched) = (s.id.clone(), s.total, s.received, s.touched_at);
+        self.call(move |c| {
+            let tx = c.transaction()?;
+            let changed = tx
+                .prepare_cached(
+                    "UPDATE sessions SET total = ?2, received = ?3, touched_at = ?4
+                     WHERE id = ?1 AND received = ?5",
+                )?
+                .execute(params![
+                    id,
+                    total.map(to_i64),
+                    to_i64(received),
+                    touched,
+                    to_i64(from)
+                ])?;
+            let advanced = if changed == 1 {
+                Advanced::Done
+            } else {
+                tx.query_row("SELECT received FROM sessions WHERE id = ?1", [&id], |r| {
+                    r.get::<_, i64>(0)
+                })
+                .optional()?
+                .map_or(Advanced::Gone, |committed| Advanced::Lost {
+                    committed: from_i64(committed),
+                })
+            };
+            tx.commit()?;
+            Ok(advanced)
+        })
+        .await
+    }
+
+    async fn update(&self, s: &Session) -> Result<()> {
+        let (id, touched, reply, keep) = (s.id.clone(), s.touched_at, s.reply.clone(), s.keep);
+        self.call(move |c| {
+            c.prepare_cached(
+                "UPDATE sessions SET touched_at = ?2, reply_url = ?3, keep = ?4 WHERE id = ?1",
+            )?
+            .execute(params![id, touched, reply, keep])
+            .map(drop)
+        })
+        .await
+    }
+
+    async fn remove(&self, id: &str) -> Result<()> {
+        let key = id.to_owned();
+        self.call(move |c| {
+            c.execute("DELETE FROM sessions WHERE id = ?1", [key])
+                .map(drop)
+        })
+        .await
+    }
+}
+
+fn to_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+fn from_i64(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
+    conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;")?;
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    let version = usize::try_from(version).unwrap_or(0);
+    let tx = conn.transaction()?;
+    for (i, sql) in SCHEMA.iter().enumerate().skip(version) {
+        tx.execute_batch(sql)?;
+        tx.execute_batch(&format!("PRAGMA user_version = {}", i + 1))?;
+    }
+    tx.commit()
+}
+
+fn insert(c: &Connection, s: &Session) -> rusqlite::Result<()> {
+    c.execute(
+        "INSERT INTO sessions (id, url_path, user_name, destination, temp_path, total, received,
+             created_at, touched_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        params![
+            s.id,
+            s.url_path,
+            s.user,
+            s.destination.to_string_lossy(),
+            s.temp.to_string_lossy(),
+            s.total.map(to_i64),
+            to_i64(s.received),
+            s.created_at,
+            s.touched_at
+        ],
+    )
+    .map(drop)
+}
+
+fn load(c: &mut Connection) -> rusqlite::Result<Vec<Session>> {
+    let mut stmt = c.prepare(
+        "SELECT id, url_path, user_name, destination, temp_path, total, received, created_at,
+             touched_at, reply_url, keep FROM sessions",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok(Session {
+            id: r.get(0)?,
+            url_path: r.get(1)?,
+            user: r.get(2)?,
+            destination: PathBuf::from(r.get::<_, String>(3)?),
+            temp: PathBuf::from(r.get::<_, String>(4)?),
+            total: r.get::<_, Option<i64>>(5)?.map(from_i64),
+            received: from_i64(r.get(6)?),
+            created_at: r.get(7)?,
+            touched_at: r.get(8)?,
+            reply: r.get(9)?,
+            keep: r.get(10)?,
+        })
+    })?;
+    rows.collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn session(id: &str) -> Session {
+        Session {
+            id: id.into(),
+            url_path: "/up/a".into(),
+            user: None,
+            destination: "/srv/a".into(),
+            temp: "/srv/.a.part".into(),
+            total: None,
+            received: 0,
+            created_at: 1,
+            touched_at: 1,
+            reply: None,
+            keep: false,
+        }
+    }
+
+    #[tokio::test]
+    async fn the_offset_moves_only_from_where_it_is() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sessions.db");
+        let store = SqliteSessions::open(&path).await.unwrap();
+        let mut s = session("{A}");
+        store.insert(&s).await.unwrap();
+        (s.received, s.total) = (10, Some(100));
+        assert_eq!(store.advance(&s, 0).await.unwrap(), Advanced::Done);
+        // A second writer that still believes the offset is 0 loses, and learns where it is.
+        s.received = 5;
+        assert_eq!(
+            store.advance(&s, 0).await.unwrap(),
+            Advanced::Lost { committed: 10 }
+        );
+        s.received = 20;
+        assert_eq!(store.advance(&s, 10).await.unwrap(), Advanced::Done);
+        (s.reply, s.keep) = (Some("http://app/r".into()), true);
+        store.update(&s).await.unwrap();
+        drop(store);
+        // What a restarted server loads.
+        let store = SqliteSessions::open(&path).await.unwrap();
+        assert_eq!(store.load().await.unwrap(), vec![s.clone()]);
+        store.remove(&s.id).await.unwrap();
+        assert_eq!(store.advance(&s, 20).await.unwrap(), Advanced::Gone);
+        assert!(store.load().await.unwrap().is_empty());
+    }
+}
