@@ -14,6 +14,12 @@ pub enum Error {
         path: PathBuf,
         source: rusqlite::Error,
     },
+    #[error("session database {place}: {source}")]
+    Postgres {
+        /// Where the database is (its hosts and name; never a password).
+        place: String,
+        source: tokio_postgres::Error,
+    },
     #[error("configuration: {0}")]
     Config(String),
     #[error("the session database is closed")]

@@ -29,7 +29,8 @@ use axum::response::{IntoResponse, Response};
 pub use config::{ServerConfig, UploadDir, User};
 pub use error::{Error, Result};
 pub use notify::Notification;
-use sessions::{Sessions, SqliteSessions};
+use sessions::Sessions;
+pub use sessions::{Advanced, PostgresSessions, Session, SessionStore, SqliteSessions};
 pub use tls::Tls;
 
 /// A running server's state.

@@ -3,6 +3,7 @@
 //! told of bytes a restart would forget. Packets of one session are served one at a time (each
 //! session has its own lock); different sessions go on side by side.
 
+mod postgres;
 mod sqlite;
 
 use std::collections::HashMap;
@@ -11,6 +12,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::error::Result;
 
+pub use postgres::PostgresSessions;
 pub use sqlite::SqliteSessions;
 
 /// One session of the BITS upload protocol.
@@ -63,7 +65,9 @@ pub trait SessionStore: Send + Sync + std::fmt::Debug {
 pub enum Advanced {
     Done,
     /// Another writer moved the offset first: it is at `committed`.
-    Lost { committed: u64 },
+    Lost {
+        committed: u64,
+    },
     /// The session is no more.
     Gone,
 }
@@ -188,4 +192,13 @@ impl Sessions {
         self.map().remove(id);
         Ok(())
     }
+}
+
+/// An offset or size as the databases keep it (a signed 64-bit integer).
+fn to_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+fn from_i64(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
 }

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::oneshot;
 
-use super::{Advanced, Session, SessionStore};
+use super::{Advanced, Session, SessionStore, from_i64, to_i64};
 use crate::error::{Error, Result};
 
 type Task = Box<dyn FnOnce(&mut Connection) + Send>;
@@ -140,14 +140,6 @@ impl SessionStore for SqliteSessions {
     }
 }
 
-fn to_i64(v: u64) -> i64 {
-    i64::try_from(v).unwrap_or(i64::MAX)
-}
-
-fn from_i64(v: i64) -> u64 {
-    u64::try_from(v).unwrap_or(0)
-}
-
 fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
     conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;")?;
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
@@ -200,53 +192,4 @@ fn load(c: &mut Connection) -> rusqlite::Result<Vec<Session>> {
         })
     })?;
     rows.collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn session(id: &str) -> Session {
-        Session {
-            id: id.into(),
-            url_path: "/up/a".into(),
-            user: None,
-            destination: "/srv/a".into(),
-            temp: "/srv/.a.part".into(),
-            total: None,
-            received: 0,
-            created_at: 1,
-            touched_at: 1,
-            reply: None,
-            keep: false,
-        }
-    }
-
-    #[tokio::test]
-    async fn the_offset_moves_only_from_where_it_is() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("sessions.db");
-        let store = SqliteSessions::open(&path).await.unwrap();
-        let mut s = session("{A}");
-        store.insert(&s).await.unwrap();
-        (s.received, s.total) = (10, Some(100));
-        assert_eq!(store.advance(&s, 0).await.unwrap(), Advanced::Done);
-        // A second writer that still believes the offset is 0 loses, and learns where it is.
-        s.received = 5;
-        assert_eq!(
-            store.advance(&s, 0).await.unwrap(),
-            Advanced::Lost { committed: 10 }
-        );
-        s.received = 20;
-        assert_eq!(store.advance(&s, 10).await.unwrap(), Advanced::Done);
-        (s.reply, s.keep) = (Some("http://app/r".into()), true);
-        store.update(&s).await.unwrap();
-        drop(store);
-        // What a restarted server loads.
-        let store = SqliteSessions::open(&path).await.unwrap();
-        assert_eq!(store.load().await.unwrap(), vec![s.clone()]);
-        store.remove(&s.id).await.unwrap();
-        assert_eq!(store.advance(&s, 20).await.unwrap(), Advanced::Gone);
-        assert!(store.load().await.unwrap().is_empty());
-    }
 }

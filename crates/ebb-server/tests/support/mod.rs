@@ -2,6 +2,8 @@
 //! HTTP/1.1 requests written by hand, one connection each.
 #![allow(dead_code)]
 
+pub mod postgres;
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

@@ -1,0 +1,201 @@
+//! A [`SessionStore`] in PostgreSQL, for several nodes that share their sessions. Every write is
+//! one statement in its own transaction; the committed offset moves by a conditional `UPDATE`,
+//! so that of two nodes moving it from the same place exactly one wins.
+
+use std::str::FromStr;
+
+use tokio_postgres::{Client, Config, NoTls, Row};
+
+use super::{Advanced, Session, SessionStore, from_i64, to_i64};
+use crate::error::{Error, Result};
+
+const SCHEMA: [&str; 1] = [include_str!("../../migrations/postgres/0001_sessions.sql")];
+
+/// Held while the schema is migrated, so that nodes starting together migrate once.
+const MIGRATION_LOCK: i64 = 0x6562_625f_7365_7373; // "ebb_sess"
+
+const COLUMNS: &str = "id, url_path, user_name, destination, temp_path, total, received, \
+                       created_at, touched_at, reply_url, keep";
+
+/// Sessions in a PostgreSQL database.
+#[derive(Debug)]
+pub struct PostgresSessions {
+    client: Client,
+    /// The database's hosts and name, for errors (the connection string may hold a password).
+    place: String,
+}
+
+impl PostgresSessions {
+    /// Connect with `params` (`host=... port=... user=... dbname=...`, or a `postgresql://`
+    /// URL), and bring the schema up to date.
+    pub async fn connect(params: &str) -> Result<Self> {
+        let config = Config::from_str(params)
+            .map_err(|e| Error::Config(format!("the session database's address: {e}")))?;
+        let place = place(&config);
+        let fail = |source| Error::Postgres {
+            place: place.clone(),
+            source,
+        };
+        let (mut client, connection) = config.connect(NoTls).await.map_err(fail)?;
+        let driver_place = place.clone();
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::error!(database = driver_place, error = %e, "the session database's connection ended");
+            }
+        });
+        migrate(&mut client).await.map_err(fail)?;
+        Ok(Self { client, place })
+    }
+
+    fn fail(&self, source: tokio_postgres::Error) -> Error {
+        Error::Postgres {
+            place: self.place.clone(),
+            source,
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl SessionStore for PostgresSessions {
+    async fn load(&self) -> Result<Vec<Session>> {
+        let rows = self
+            .client
+            .query(&format!("SELECT {COLUMNS} FROM sessions"), &[])
+            .await
+            .map_err(|e| self.fail(e))?;
+        rows.iter()
+            .map(session)
+            .collect::<Result<_, _>>()
+            .map_err(|e| self.fail(e))
+    }
+
+    async fn insert(&self, s: &Session) -> Result<()> {
+        self.client
+            .execute(
+                "INSERT INTO sessions (id, url_path, user_name, destination, temp_path, total,
+                     received, created_at, touched_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                &[
+                    &s.id,
+                    &s.url_path,
+                    &s.user,
+                    &s.destination.to_string_lossy(),
+                    &s.temp.to_string_lossy(),
+                    &s.total.map(to_i64),
+                    &to_i64(s.received),
+                    &s.created_at,
+                    &s.touched_at,
+                ],
+            )
+            .await
+            .map(drop)
+            .map_err(|e| self.fail(e))
+    }
+
+    async fn advance(&self, s: &Session, from: u64) -> Result<Advanced> {
+        let moved = self
+            .client
+            .execute(
+                "UPDATE sessions SET total = $2, received = $3, touched_at = $4
+                 WHERE id = $1 AND received = $5",
+                &[
+                    &s.id,
+                    &s.total.map(to_i64),
+                    &to_i64(s.received),
+                    &s.touched_at,
+                    &to_i64(from),
+                ],
+            )
+            .await
+            .map_err(|e| self.fail(e))?;
+        if moved == 1 {
+            return Ok(Advanced::Done);
+        }
+        // Lost: read where the winner left it (a new statement sees the winner's commit).
+        let row = self
+            .client
+            .query_opt("SELECT received FROM sessions WHERE id = $1", &[&s.id])
+            .await
+            .map_err(|e| self.fail(e))?;
+        Ok(row.map_or(Advanced::Gone, |r| Advanced::Lost {
+            committed: from_i64(r.get(0)),
+        }))
+    }
+
+    async fn update(&self, s: &Session) -> Result<()> {
+        self.client
+            .execute(
+                "UPDATE sessions SET touched_at = $2, reply_url = $3, keep = $4 WHERE id = $1",
+                &[&s.id, &s.touched_at, &s.reply, &s.keep],
+            )
+            .await
+            .map(drop)
+            .map_err(|e| self.fail(e))
+    }
+
+    async fn remove(&self, id: &str) -> Result<()> {
+        self.client
+            .execute("DELETE FROM sessions WHERE id = $1", &[&id])
+            .await
+            .map(drop)
+            .map_err(|e| self.fail(e))
+    }
+}
+
+/// Apply the migrations this database lacks, in one transaction, under an advisory lock.
+async fn migrate(client: &mut Client) -> Result<(), tokio_postgres::Error> {
+    let tx = client.transaction().await?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+        .await?;
+    tx.batch_execute("CREATE TABLE IF NOT EXISTS ebb_schema (version INTEGER NOT NULL)")
+        .await?;
+    let version: i32 = tx
+        .query_opt("SELECT max(version) FROM ebb_schema", &[])
+        .await?
+        .and_then(|r| r.get::<_, Option<i32>>(0))
+        .unwrap_or(0);
+    let applied = usize::try_from(version).unwrap_or(0);
+    for sql in SCHEMA.iter().skip(applied) {
+        tx.batch_execute(sql).await?;
+    }
+    let now = i32::try_from(SCHEMA.len()).unwrap_or(i32::MAX).max(version);
+    tx.execute("DELETE FROM ebb_schema", &[]).await?;
+    tx.execute("INSERT INTO ebb_schema (version) VALUES ($1)", &[&now])
+        .await?;
+    tx.commit().await
+}
+
+fn session(r: &Row) -> Result<Session, tokio_postgres::Error> {
+    Ok(Session {
+        id: r.try_get(0)?,
+        url_path: r.try_get(1)?,
+        user: r.try_get(2)?,
+        destination: r.try_get::<_, String>(3)?.into(),
+        temp: r.try_get::<_, String>(4)?.into(),
+        total: r.try_get::<_, Option<i64>>(5)?.map(from_i64),
+        received: from_i64(r.try_get(6)?),
+        created_at: r.try_get(7)?,
+        touched_at: r.try_get(8)?,
+        reply: r.try_get(9)?,
+        keep: r.try_get(10)?,
+    })
+}
+
+/// `host[:port]/dbname` of a configuration, without its user or password.
+fn place(config: &Config) -> String {
+    let hosts: Vec<String> = config
+        .get_hosts()
+        .iter()
+        .map(|h| match h {
+            tokio_postgres::config::Host::Tcp(name) => name.clone(),
+            #[cfg(unix)]
+            tokio_postgres::config::Host::Unix(path) => path.display().to_string(),
+        })
+        .collect();
+    let ports: Vec<String> = config.get_ports().iter().map(u16::to_string).collect();
+    format!(
+        "postgresql {} port {} database {}",
+        hosts.join(","),
+        ports.join(","),
+        config.get_dbname().unwrap_or("(default)")
+    )
+}

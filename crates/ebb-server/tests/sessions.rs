@@ -1,0 +1,112 @@
+//! The session stores' contract, on SQLite and on a real PostgreSQL: what a restarted server
+//! loads, and the committed offset moving only by compare-and-set, also between two writers
+//! racing on two connections (two nodes).
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use ebb_server::{Advanced, PostgresSessions, Session, SessionStore, SqliteSessions};
+use support::postgres::Postgres;
+
+fn session(id: &str) -> Session {
+    Session {
+        id: id.into(),
+        url_path: "/up/a".into(),
+        user: Some("ann".into()),
+        destination: "/srv/a".into(),
+        temp: "/srv/.a.part".into(),
+        total: None,
+        received: 0,
+        created_at: 1,
+        touched_at: 1,
+        reply: None,
+        keep: false,
+    }
+}
+
+/// What every store does; `reopen` gives a new connection to the same sessions.
+async fn contract<S: SessionStore, F: Future<Output = S>>(store: S, reopen: impl Fn() -> F) {
+    let mut s = session("{A}");
+    store.insert(&s).await.unwrap();
+    (s.received, s.total, s.touched_at) = (10, Some(100), 2);
+    assert_eq!(store.advance(&s, 0).await.unwrap(), Advanced::Done);
+    // A writer that still believes the offset is 0 loses, and learns where it is.
+    s.received = 5;
+    assert_eq!(
+        store.advance(&s, 0).await.unwrap(),
+        Advanced::Lost { committed: 10 }
+    );
+    s.received = 20;
+    assert_eq!(store.advance(&s, 10).await.unwrap(), Advanced::Done);
+    (s.reply, s.keep, s.touched_at) = (Some("http://app/r".into()), true, 3);
+    store.update(&s).await.unwrap();
+    let other = session("{B}");
+    store.insert(&other).await.unwrap();
+    drop(store);
+    let store = reopen().await;
+    let mut loaded = store.load().await.unwrap();
+    loaded.sort_by(|a, b| a.id.cmp(&b.id));
+    assert_eq!(loaded, vec![s.clone(), other]);
+    store.remove(&s.id).await.unwrap();
+    assert_eq!(store.advance(&s, 20).await.unwrap(), Advanced::Gone);
+    assert_eq!(store.load().await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn sqlite_keeps_the_contract() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sessions.db");
+    let store = SqliteSessions::open(&path).await.unwrap();
+    contract(store, || async {
+        SqliteSessions::open(&path).await.unwrap()
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn postgres_keeps_the_contract() {
+    let pg = Postgres::start().await;
+    pg.create_db("contract").await;
+    let params = pg.params("contract");
+    let store = PostgresSessions::connect(&params).await.unwrap();
+    contract(store, || async {
+        PostgresSessions::connect(&params).await.unwrap()
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_moving_one_offset_at_once_exactly_one_wins() {
+    let pg = Postgres::start().await;
+    pg.create_db("race").await;
+    let params = pg.params("race");
+    // Two nodes start together: the schema is made once.
+    let (a, b) = tokio::join!(
+        PostgresSessions::connect(&params),
+        PostgresSessions::connect(&params)
+    );
+    let (a, b) = (a.unwrap(), b.unwrap());
+    let base = session("{RACE}");
+    a.insert(&base).await.unwrap();
+    let mut committed = 0;
+    for _ in 0..100 {
+        // Each node took a fragment of its own size from the same offset.
+        let (mut sa, mut sb) = (base.clone(), base.clone());
+        (sa.received, sb.received) = (committed + 10, committed + 7);
+        let (ra, rb) = tokio::join!(a.advance(&sa, committed), b.advance(&sb, committed));
+        let winner = match (ra.unwrap(), rb.unwrap()) {
+            (Advanced::Done, Advanced::Lost { committed: c }) if c == sa.received => sa.received,
+            (Advanced::Lost { committed: c }, Advanced::Done) if c == sb.received => sb.received,
+            other => panic!("at {committed}: {other:?}"),
+        };
+        committed = winner;
+    }
+    let loaded = PostgresSessions::connect(&params)
+        .await
+        .unwrap()
+        .load()
+        .await
+        .unwrap();
+    assert_eq!(loaded.len(), 1);
+    assert_eq!(loaded[0].received, committed);
+}
