@@ -5,6 +5,9 @@
 //! listen = "127.0.0.1:8080"
 //! state_dir = "/var/lib/ebb-server"     # the session database; default: <first root>/.ebb-server
 //! tls = { cert = "/etc/ebb-server/cert.pem", key = "/etc/ebb-server/key.pem" }  # HTTPS
+//! # Where sessions are kept: SQLite in state_dir (the default), or PostgreSQL, which several
+//! # nodes share (libpq's key=value form or a postgresql:// URL):
+//! sessions = { type = "postgres", url = "host=/run/postgresql dbname=ebb user=ebb" }
 //!
 //! [[directory]]
 //! root = "/srv/uploads"
@@ -40,8 +43,31 @@ pub struct ServerConfig {
     /// HTTPS instead of HTTP.
     #[serde(default)]
     pub tls: Option<crate::tls::Tls>,
+    #[serde(default)]
+    pub sessions: SessionsAt,
     #[serde(rename = "directory")]
     pub directories: Vec<UploadDir>,
+}
+
+/// Where the server keeps its sessions.
+#[derive(Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
+pub enum SessionsAt {
+    /// `sessions.db` in the state directory: one node.
+    #[default]
+    Sqlite,
+    /// A PostgreSQL database, which several nodes may share.
+    Postgres { url: String },
+}
+
+impl std::fmt::Debug for SessionsAt {
+    // The URL may hold a password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Sqlite => f.write_str("Sqlite"),
+            Self::Postgres { .. } => f.write_str("Postgres { .. }"),
+        }
+    }
 }
 
 /// One upload directory (an IIS virtual directory with BITS uploads enabled).
@@ -143,6 +169,7 @@ impl ServerConfig {
             listen,
             state_dir: None,
             tls: None,
+            sessions: SessionsAt::Sqlite,
             directories: vec![UploadDir::at(root)],
         }
     }
@@ -293,6 +320,31 @@ mod tests {
         .unwrap();
         let e = ServerConfig::load(&file).unwrap_err().to_string();
         assert!(e.contains("allow_overwrites"), "{e}");
+    }
+
+    #[test]
+    fn sessions_are_in_sqlite_unless_postgres_is_named() {
+        let parse = |text: &str| toml::from_str::<ServerConfig>(text).map_err(|e| e.to_string());
+        let dirs = "[[directory]]\nroot = \"/srv\"\n";
+        assert_eq!(parse(dirs).unwrap().sessions, SessionsAt::Sqlite);
+        let pg = parse(&format!(
+            "sessions = {{ type = \"postgres\", url = \"host=db password=secret\" }}\n{dirs}"
+        ))
+        .unwrap();
+        assert_eq!(
+            pg.sessions,
+            SessionsAt::Postgres {
+                url: "host=db password=secret".into()
+            }
+        );
+        assert!(
+            !format!("{pg:?}").contains("secret"),
+            "a password is never logged"
+        );
+        let typo = parse(&format!("sessions = {{ type = \"postgress\" }}\n{dirs}")).unwrap_err();
+        assert!(typo.contains("postgress"), "{typo}");
+        let no_url = parse(&format!("sessions = {{ type = \"postgres\" }}\n{dirs}")).unwrap_err();
+        assert!(no_url.contains("url"), "{no_url}");
     }
 
     #[test]

@@ -26,7 +26,7 @@ use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
-pub use config::{ServerConfig, UploadDir, User};
+pub use config::{ServerConfig, SessionsAt, UploadDir, User};
 pub use error::{Error, Result};
 pub use notify::Notification;
 use sessions::Sessions;
@@ -47,8 +47,13 @@ impl App {
         install_crypto_provider();
         let replies = config.state_dir().join("replies");
         std::fs::create_dir_all(&replies).map_err(|e| Error::io(&replies, e))?;
-        let store = SqliteSessions::open(&config.state_dir().join("sessions.db")).await?;
-        let sessions = Sessions::open(Box::new(store)).await?;
+        let store: Box<dyn SessionStore> = match &config.sessions {
+            SessionsAt::Sqlite => {
+                Box::new(SqliteSessions::open(&config.state_dir().join("sessions.db")).await?)
+            }
+            SessionsAt::Postgres { url } => Box::new(PostgresSessions::connect(url).await?),
+        };
+        let sessions = Sessions::open(store).await?;
         Ok(Arc::new(Self { config, sessions }))
     }
 

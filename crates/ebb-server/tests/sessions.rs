@@ -110,3 +110,46 @@ async fn two_nodes_moving_one_offset_at_once_exactly_one_wins() {
     assert_eq!(loaded.len(), 1);
     assert_eq!(loaded[0].received, committed);
 }
+
+/// The whole server on PostgreSQL sessions: half an upload, the server gone, a new server (as
+/// another node would) on the same database takes the rest, and Close-Session leaves no row.
+#[tokio::test]
+async fn a_server_on_postgres_sessions_hands_an_upload_to_the_next_one() {
+    let pg = Postgres::start().await;
+    pg.create_db("server").await;
+    let dir = tempfile::tempdir().unwrap();
+    let root = support::root(dir.path());
+    let mut config = support::config(&root);
+    config.sessions = ebb_server::SessionsAt::Postgres {
+        url: pg.params("server"),
+    };
+    let body = support::data(300_000, 5);
+    let total = body.len() as u64;
+    let server = support::Server::start(config.clone()).await;
+    let id = server.create("/up/pg.bin").await;
+    let r = server
+        .fragment("/up/pg.bin", &id, 0, &body[..100_000], total)
+        .await;
+    assert_eq!(r.header("bits-received-content-range"), Some("100000"));
+    server.stop().await;
+
+    let server = support::Server::start(config).await;
+    // A fragment past the committed offset is told where to go on from.
+    let r = server
+        .fragment("/up/pg.bin", &id, 200_000, &body[200_000..], total)
+        .await;
+    assert_eq!(r.status, 416, "{r:?}");
+    assert_eq!(r.header("bits-received-content-range"), Some("100000"));
+    let r = server
+        .fragment("/up/pg.bin", &id, 100_000, &body[100_000..], total)
+        .await;
+    assert_eq!(r.header("bits-received-content-range"), Some("300000"));
+    let r = server.close("/up/pg.bin", &id).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(std::fs::read(root.join("up/pg.bin")).unwrap(), body);
+    let store = PostgresSessions::connect(&pg.params("server"))
+        .await
+        .unwrap();
+    assert!(store.load().await.unwrap().is_empty());
+    server.stop().await;
+}
