@@ -3,7 +3,6 @@
 //! about one checkpoint's worth of bytes again.
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use ebb::{Backend, Client, JobId, JobState, JobType, NewFile};
@@ -17,35 +16,17 @@ const FILE_SIZE: usize = 1_500_000;
 /// time.
 const RATE: u64 = 250_000;
 const KILLS: usize = 30;
-/// The checkpoint budget the daemon runs with (`EBB_CHECKPOINT_BYTES`).
+/// The checkpoint budget the daemon runs with (`EBB_CHECKPOINT_BYTES` of `support::spawn_ebbd`).
 const CHECKPOINT_BYTES: u64 = 65_536;
 
-fn spawn_ebbd(dir: &Path) -> Child {
-    let socket = dir.join("run/ebbd.sock");
-    let child = Command::new(support::ebb_bin().with_file_name("ebbd"))
-        .arg("--foreground")
-        .env("EBB_DATA_DIR", dir.join("data"))
-        .env("EBB_SOCKET", &socket)
-        .env("EBB_SECRET_STORE", "file")
-        .env("EBB_CHECKPOINT_BYTES", CHECKPOINT_BYTES.to_string())
-        .env("EBB_CHECKPOINT_INTERVAL", "100ms")
-        .env("EBB_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::os::unix::net::UnixStream::connect(&socket).is_err() {
-        assert!(Instant::now() < deadline, "ebbd did not come up");
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    child
+/// Our `ebbd`, killed by its PID when dropped: a failing assertion leaves none running.
+fn spawn_ebbd(dir: &Path) -> support::Reaped {
+    support::spawn_ebbd(dir, &[])
 }
 
-fn kill_9(child: &mut Child) {
-    child.kill().unwrap();
-    child.wait().unwrap();
+fn kill_9(ebbd: &mut support::Reaped) {
+    ebbd.0.kill().unwrap();
+    ebbd.0.wait().unwrap();
 }
 
 /// Where each file's next request starts, by file path, in the order the origin saw them.

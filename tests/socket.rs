@@ -203,6 +203,33 @@ fn a_socket_path_that_names_a_file_is_never_deleted() {
     assert_eq!(std::fs::read(&precious).unwrap(), b"keep me");
 }
 
+/// A second daemon on a socket another one answers on (its own data directory): refused,
+/// naming the socket, not a data directory; the first daemon goes on serving.
+#[tokio::test]
+async fn a_socket_in_use_is_named_as_such() {
+    let first = tempfile::tempdir().unwrap();
+    let _ebbd = support::spawn_ebbd(first.path(), &[]);
+    let socket = first.path().join("run/ebbd.sock");
+    let second = tempfile::tempdir().unwrap();
+    let out = Command::new(support::ebb_bin().with_file_name("ebbd"))
+        .arg("--foreground")
+        .env("EBB_DATA_DIR", second.path().join("data"))
+        .env("EBB_SOCKET", &socket)
+        .env("EBB_SECRET_STORE", "file")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("another ebbd answers on this socket"),
+        "{said}"
+    );
+    assert!(said.contains(&socket.display().to_string()), "{said}");
+    assert!(!said.contains("data directory"), "{said}");
+    let client = ebb::Client::connect(&socket).await.unwrap();
+    assert!(client.list(ebb::JobFilter::default()).await.is_ok());
+}
+
 /// `ebbd --foreground` with stderr redirected (a log file, the journal): no ANSI colours.
 #[test]
 fn a_redirected_foreground_log_has_no_colours() {

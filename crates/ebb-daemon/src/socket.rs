@@ -43,10 +43,8 @@ pub fn bind(path: &Path) -> Result<UnixListener> {
             )));
         }
         if std::os::unix::net::UnixStream::connect(path).is_ok() {
-            return Err(Error::Locked {
-                dir: path.to_path_buf(),
-                holder: "another ebbd answers on it".into(),
-            });
+            let in_use = std::io::Error::from(std::io::ErrorKind::AddrInUse);
+            return Err(failed("another ebbd answers on this socket", path, in_use));
         }
         std::fs::remove_file(path)
             .map_err(|e| failed("cannot remove the stale socket", path, e))?;
