@@ -53,6 +53,8 @@ pub trait SessionStore: Send + Sync + std::fmt::Debug {
     /// Every session, at start.
     async fn load(&self) -> Result<Vec<Session>>;
     async fn insert(&self, s: &Session) -> Result<()>;
+    /// One session as stored now (another node may have created or moved it).
+    async fn get(&self, id: &str) -> Result<Option<Session>>;
     /// Record `s`'s `received`, `total` and `touched_at`, if the stored offset is still `from`.
     async fn advance(&self, s: &Session, from: u64) -> Result<Advanced>;
     /// Record `s`'s reply, `keep` and `touched_at`.
@@ -135,6 +137,38 @@ impl Sessions {
 
     pub fn get(&self, id: &str) -> Option<Open> {
         self.map().get(id).map(|e| e.open.clone())
+    }
+
+    /// Session `id`, held here or, failing that, read from the store: a store shared by
+    /// several nodes has sessions that another node created, or that one created before this
+    /// node started.
+    pub async fn find(&self, id: &str) -> Result<Option<Open>> {
+        if let Some(open) = self.get(id) {
+            return Ok(Some(open));
+        }
+        let Some(s) = self.store.get(id).await? else {
+            return Ok(None);
+        };
+        let mut map = self.map();
+        let entry = map.entry(s.id.clone()).or_insert_with(|| Entry::new(s));
+        Ok(Some(entry.open.clone()))
+    }
+
+    /// Bring `s` up to the store's row, which another node may have moved on (its offset) or
+    /// answered (its reply); `false` if the row is gone (another node ended the session), and
+    /// then this node forgets it too.
+    pub async fn refresh(&self, s: &mut Session) -> Result<bool> {
+        let Some(stored) = self.store.get(&s.id).await? else {
+            self.map().remove(&s.id);
+            return Ok(false);
+        };
+        if stored.received > s.received {
+            (s.received, s.total) = (stored.received, stored.total);
+        }
+        if s.reply.is_none() && stored.reply.is_some() {
+            (s.reply, s.keep) = (stored.reply, stored.keep);
+        }
+        Ok(true)
     }
 
     /// Every open session, for the sweeper.

@@ -44,7 +44,7 @@ pub async fn serve(
         Packet::Ping => Ok(Ack::ok()),
         Packet::CreateSession => create(app, dir, url_path, user.clone()).await,
         Packet::Fragment { session, range } => {
-            let open = find(app, &session)?;
+            let open = find(app, &session).await?;
             let mut s = open.lock().await;
             check(app, &open, &s, &asker)?;
             fragment(app, dir, &mut s, (range, body), &asker).await
@@ -56,13 +56,13 @@ pub async fn serve(
                 // Its Ack was lost: it is done.
                 return Ok(Ack::ok());
             }
-            let open = find(app, &session)?;
+            let open = find(app, &session).await?;
             let mut s = open.lock().await;
             check(app, &open, &s, &asker)?;
             close(app, dir, &mut s).await
         }
         Packet::CancelSession { session } => {
-            let open = find(app, &session)?;
+            let open = find(app, &session).await?;
             let s = open.lock().await;
             check(app, &open, &s, &asker)?;
             end(app, &s).await?;
@@ -80,10 +80,26 @@ fn now() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
-fn find(app: &App, id: &str) -> Result<Open, Refusal> {
-    app.sessions
-        .get(id)
-        .ok_or_else(|| Refusal::session_not_found().because(format!("no session {id}")))
+async fn find(app: &App, id: &str) -> Result<Open, Refusal> {
+    match app.sessions.find(id).await {
+        Ok(Some(open)) => Ok(open),
+        Ok(None) => Err(Refusal::session_not_found().because(format!("no session {id}"))),
+        Err(e) => {
+            Err(Refusal::new(StatusCode::INTERNAL_SERVER_ERROR, Code::FAIL).because(e.to_string()))
+        }
+    }
+}
+
+/// [`Sessions::refresh`](crate::sessions::Sessions::refresh), answering as for an unknown
+/// session when another node ended it.
+async fn refresh(app: &App, s: &mut Session) -> Result<(), Refusal> {
+    match app.sessions.refresh(s).await {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(Refusal::session_not_found().because("another node ended the session")),
+        Err(e) => {
+            Err(Refusal::new(StatusCode::INTERNAL_SERVER_ERROR, Code::FAIL).because(e.to_string()))
+        }
+    }
 }
 
 /// Who sent a packet: through which URL, as which user.
@@ -213,7 +229,11 @@ async fn fragment(
             .because("a fragment over the size taken at once"));
     }
     if range.first > s.received {
-        // A gap: the client goes on from what is here.
+        refresh(app, s).await?;
+    }
+    if range.first > s.received {
+        // A gap (after asking the store: another node may have taken the bytes between): the
+        // client goes on from what is here.
         return Ok(Ack::ok()
             .status(StatusCode::RANGE_NOT_SATISFIABLE)
             .received(s.received));
@@ -349,6 +369,8 @@ async fn write_at(
 
 /// Close-Session: a whole file goes to its name, durably; a partial one is deleted.
 async fn close(app: &App, dir: &UploadDir, s: &mut Session) -> Result<Ack, Refusal> {
+    // Another node may have taken the last fragments: never judge the upload on a stale copy.
+    refresh(app, s).await?;
     let whole = s.total.is_some_and(|t| t == s.received);
     // With a notification, the application has the upload: it stays only if asked for.
     let keep = dir.notification.is_none() || s.keep;

@@ -40,6 +40,8 @@ async fn contract<S: SessionStore, F: Future<Output = S>>(store: S, reopen: impl
     assert_eq!(store.advance(&s, 10).await.unwrap(), Advanced::Done);
     (s.reply, s.keep, s.touched_at) = (Some("http://app/r".into()), true, 3);
     store.update(&s).await.unwrap();
+    assert_eq!(store.get(&s.id).await.unwrap(), Some(s.clone()));
+    assert_eq!(store.get("{NONE}").await.unwrap(), None);
     let other = session("{B}");
     store.insert(&other).await.unwrap();
     drop(store);
@@ -152,4 +154,48 @@ async fn a_server_on_postgres_sessions_hands_an_upload_to_the_next_one() {
         .unwrap();
     assert!(store.load().await.unwrap().is_empty());
     server.stop().await;
+}
+
+/// Two nodes side by side on one PostgreSQL and one shared root, the client going from one to
+/// the other between fragments (a farm without `BITS-Host-Id`): a node finds the session the
+/// other created, a node whose copy is behind asks the database before it calls a fragment a
+/// gap, and the file is whole.
+#[tokio::test]
+async fn two_nodes_side_by_side_share_one_session() {
+    let pg = Postgres::start().await;
+    pg.create_db("farm").await;
+    let dir = tempfile::tempdir().unwrap();
+    let root = support::root(dir.path());
+    let mut config = support::config(&root);
+    config.sessions = ebb_server::SessionsAt::Postgres {
+        url: pg.params("farm"),
+    };
+    let a = support::Server::start(config.clone()).await;
+    let b = support::Server::start(config).await;
+    let body = support::data(400_000, 9);
+    let total = body.len() as u64;
+    let path = "/up/farm.bin";
+    let id = a.create(path).await;
+    let steps: [(&support::Server, u64, u64); 4] = [
+        (&a, 0, 100_000),
+        (&b, 100_000, 200_000),
+        (&a, 200_000, 300_000),
+        (&b, 300_000, 400_000),
+    ];
+    for (node, first, end) in steps {
+        let chunk = &body[first as usize..end as usize];
+        let r = node.fragment(path, &id, first, chunk, total).await;
+        assert_eq!(r.status, 200, "{r:?}");
+        assert_eq!(
+            r.header("bits-received-content-range"),
+            Some(end.to_string().as_str())
+        );
+    }
+    let r = a.close(path, &id).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(std::fs::read(root.join("up/farm.bin")).unwrap(), body);
+    let store = PostgresSessions::connect(&pg.params("farm")).await.unwrap();
+    assert!(store.load().await.unwrap().is_empty());
+    a.stop().await;
+    b.stop().await;
 }

@@ -91,6 +91,21 @@ impl SessionStore for PostgresSessions {
             .map_err(|e| self.fail(e))
     }
 
+    async fn get(&self, id: &str) -> Result<Option<Session>> {
+        let row = self
+            .client
+            .query_opt(
+                &format!("SELECT {COLUMNS} FROM sessions WHERE id = $1"),
+                &[&id],
+            )
+            .await
+            .map_err(|e| self.fail(e))?;
+        row.as_ref()
+            .map(session)
+            .transpose()
+            .map_err(|e| self.fail(e))
+    }
+
     async fn advance(&self, s: &Session, from: u64) -> Result<Advanced> {
         let moved = self
             .client

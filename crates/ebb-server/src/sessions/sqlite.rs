@@ -85,6 +85,16 @@ impl SessionStore for SqliteSessions {
         self.call(move |c| insert(c, &row)).await
     }
 
+    async fn get(&self, id: &str) -> Result<Option<Session>> {
+        let id = id.to_owned();
+        self.call(move |c| {
+            c.prepare_cached(&format!("SELECT {COLUMNS} FROM sessions WHERE id = ?1"))?
+                .query_row([id], session)
+                .optional()
+        })
+        .await
+    }
+
     async fn advance(&self, s: &Session, from: u64) -> Result<Advanced> {
         let (id, total, received, touched) = (s.id.clone(), s.total, s.received, s.touched_at);
         self.call(move |c| {
@@ -171,25 +181,27 @@ fn insert(c: &Connection, s: &Session) -> rusqlite::Result<()> {
     .map(drop)
 }
 
+const COLUMNS: &str = "id, url_path, user_name, destination, temp_path, total, received, \
+                       created_at, touched_at, reply_url, keep";
+
 fn load(c: &mut Connection) -> rusqlite::Result<Vec<Session>> {
-    let mut stmt = c.prepare(
-        "SELECT id, url_path, user_name, destination, temp_path, total, received, created_at,
-             touched_at, reply_url, keep FROM sessions",
-    )?;
-    let rows = stmt.query_map([], |r| {
-        Ok(Session {
-            id: r.get(0)?,
-            url_path: r.get(1)?,
-            user: r.get(2)?,
-            destination: PathBuf::from(r.get::<_, String>(3)?),
-            temp: PathBuf::from(r.get::<_, String>(4)?),
-            total: r.get::<_, Option<i64>>(5)?.map(from_i64),
-            received: from_i64(r.get(6)?),
-            created_at: r.get(7)?,
-            touched_at: r.get(8)?,
-            reply: r.get(9)?,
-            keep: r.get(10)?,
-        })
-    })?;
+    let mut stmt = c.prepare(&format!("SELECT {COLUMNS} FROM sessions"))?;
+    let rows = stmt.query_map([], session)?;
     rows.collect()
+}
+
+fn session(r: &rusqlite::Row<'_>) -> rusqlite::Result<Session> {
+    Ok(Session {
+        id: r.get(0)?,
+        url_path: r.get(1)?,
+        user: r.get(2)?,
+        destination: PathBuf::from(r.get::<_, String>(3)?),
+        temp: PathBuf::from(r.get::<_, String>(4)?),
+        total: r.get::<_, Option<i64>>(5)?.map(from_i64),
+        received: from_i64(r.get(6)?),
+        created_at: r.get(7)?,
+        touched_at: r.get(8)?,
+        reply: r.get(9)?,
+        keep: r.get(10)?,
+    })
 }
