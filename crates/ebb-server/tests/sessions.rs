@@ -199,3 +199,20 @@ async fn two_nodes_side_by_side_share_one_session() {
     a.stop().await;
     b.stop().await;
 }
+
+/// PostgreSQL restarts (or fails over) under a running node: the node's next call connects
+/// again, and the sessions are all there.
+#[tokio::test]
+async fn a_database_restart_costs_a_node_nothing() {
+    let mut pg = Postgres::start().await;
+    pg.create_db("restart").await;
+    let store = PostgresSessions::connect(&pg.params("restart"))
+        .await
+        .unwrap();
+    let mut s = session("{R}");
+    store.insert(&s).await.unwrap();
+    pg.restart().await;
+    s.received = 42;
+    assert_eq!(store.advance(&s, 0).await.unwrap(), Advanced::Done);
+    assert_eq!(store.get(&s.id).await.unwrap(), Some(s));
+}

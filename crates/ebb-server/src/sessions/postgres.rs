@@ -1,8 +1,11 @@
 //! A [`SessionStore`] in PostgreSQL, for several nodes that share their sessions. Every write is
 //! one statement in its own transaction; the committed offset moves by a conditional `UPDATE`,
-//! so that of two nodes moving it from the same place exactly one wins.
+//! so that of two nodes moving it from the same place exactly one wins. A connection the
+//! database dropped (a restart, a failover) is made again at the next call.
 
 use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
 
 use tokio_postgres::{Client, Config, NoTls, Row};
 
@@ -20,31 +23,51 @@ const COLUMNS: &str = "id, url_path, user_name, destination, temp_path, total, r
 /// Sessions in a PostgreSQL database.
 #[derive(Debug)]
 pub struct PostgresSessions {
-    client: Client,
+    config: Config,
+    /// The connection; replaced once the database has closed it.
+    client: tokio::sync::Mutex<Arc<Client>>,
     /// The database's hosts and name, for errors (the connection string may hold a password).
     place: String,
 }
+
+/// How long a connection may take, unless the address says.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl PostgresSessions {
     /// Connect with `params` (`host=... port=... user=... dbname=...`, or a `postgresql://`
     /// URL), and bring the schema up to date.
     pub async fn connect(params: &str) -> Result<Self> {
-        let config = Config::from_str(params)
+        let mut config = Config::from_str(params)
             .map_err(|e| Error::Config(format!("the session database's address: {e}")))?;
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(CONNECT_TIMEOUT);
+        }
         let place = place(&config);
-        let fail = |source| Error::Postgres {
-            place: place.clone(),
-            source,
-        };
-        let (mut client, connection) = config.connect(NoTls).await.map_err(fail)?;
-        let driver_place = place.clone();
-        tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::error!(database = driver_place, error = %e, "the session database's connection ended");
-            }
-        });
-        migrate(&mut client).await.map_err(fail)?;
-        Ok(Self { client, place })
+        let mut client = open(&config, &place).await?;
+        migrate(&mut client)
+            .await
+            .map_err(|source| Error::Postgres {
+                place: place.clone(),
+                source,
+            })?;
+        Ok(Self {
+            config,
+            client: tokio::sync::Mutex::new(Arc::new(client)),
+            place,
+        })
+    }
+
+    /// The connection, made again if the database closed it.
+    async fn client(&self) -> Result<Arc<Client>> {
+        let mut slot = self.client.lock().await;
+        if slot.is_closed() {
+            tracing::info!(
+                database = self.place,
+                "connecting to the session database again"
+            );
+            *slot = Arc::new(open(&self.config, &self.place).await?);
+        }
+        Ok(slot.clone())
     }
 
     fn fail(&self, source: tokio_postgres::Error) -> Error {
@@ -59,7 +82,8 @@ impl PostgresSessions {
 impl SessionStore for PostgresSessions {
     async fn load(&self) -> Result<Vec<Session>> {
         let rows = self
-            .client
+            .client()
+            .await?
             .query(&format!("SELECT {COLUMNS} FROM sessions"), &[])
             .await
             .map_err(|e| self.fail(e))?;
@@ -70,7 +94,8 @@ impl SessionStore for PostgresSessions {
     }
 
     async fn insert(&self, s: &Session) -> Result<()> {
-        self.client
+        self.client()
+            .await?
             .execute(
                 "INSERT INTO sessions (id, url_path, user_name, destination, temp_path, total,
                      received, created_at, touched_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
@@ -93,7 +118,8 @@ impl SessionStore for PostgresSessions {
 
     async fn get(&self, id: &str) -> Result<Option<Session>> {
         let row = self
-            .client
+            .client()
+            .await?
             .query_opt(
                 &format!("SELECT {COLUMNS} FROM sessions WHERE id = $1"),
                 &[&id],
@@ -107,8 +133,8 @@ impl SessionStore for PostgresSessions {
     }
 
     async fn advance(&self, s: &Session, from: u64) -> Result<Advanced> {
-        let moved = self
-            .client
+        let client = self.client().await?;
+        let moved = client
             .execute(
                 "UPDATE sessions SET total = $2, received = $3, touched_at = $4
                  WHERE id = $1 AND received = $5",
@@ -126,8 +152,7 @@ impl SessionStore for PostgresSessions {
             return Ok(Advanced::Done);
         }
         // Lost: read where the winner left it (a new statement sees the winner's commit).
-        let row = self
-            .client
+        let row = client
             .query_opt("SELECT received FROM sessions WHERE id = $1", &[&s.id])
             .await
             .map_err(|e| self.fail(e))?;
@@ -137,7 +162,8 @@ impl SessionStore for PostgresSessions {
     }
 
     async fn update(&self, s: &Session) -> Result<()> {
-        self.client
+        self.client()
+            .await?
             .execute(
                 "UPDATE sessions SET touched_at = $2, reply_url = $3, keep = $4 WHERE id = $1",
                 &[&s.id, &s.touched_at, &s.reply, &s.keep],
@@ -148,12 +174,31 @@ impl SessionStore for PostgresSessions {
     }
 
     async fn remove(&self, id: &str) -> Result<()> {
-        self.client
+        self.client()
+            .await?
             .execute("DELETE FROM sessions WHERE id = $1", &[&id])
             .await
             .map(drop)
             .map_err(|e| self.fail(e))
     }
+}
+
+/// A new connection, its driver spawned.
+async fn open(config: &Config, place: &str) -> Result<Client> {
+    let (client, connection) = config
+        .connect(NoTls)
+        .await
+        .map_err(|source| Error::Postgres {
+            place: place.to_owned(),
+            source,
+        })?;
+    let place = place.to_owned();
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::warn!(database = place, error = %e, "the session database's connection ended");
+        }
+    });
+    Ok(client)
 }
 
 /// Apply the migrations this database lacks, in one transaction, under an advisory lock.

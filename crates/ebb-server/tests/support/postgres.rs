@@ -11,6 +11,8 @@ pub struct Postgres {
     child: Child,
     pub port: u16,
     dir: tempfile::TempDir,
+    bin: PathBuf,
+    as_root: bool,
 }
 
 impl Postgres {
@@ -45,23 +47,24 @@ impl Postgres {
             String::from_utf8_lossy(&initdb.stderr)
         );
         let port = free_port();
-        let child = run_as(as_root, &bin.join("postgres"))
-            .args([
-                "-D",
-                path(&data),
-                "-k",
-                path(&sock),
-                "-p",
-                &port.to_string(),
-            ])
-            .args(["-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"])
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.path().join("postgres.log")).unwrap())
-            .spawn()
-            .unwrap();
-        let pg = Self { child, port, dir };
+        let child = spawn(&bin, as_root, dir.path(), port);
+        let pg = Self {
+            child,
+            port,
+            dir,
+            bin,
+            as_root,
+        };
         pg.wait_ready().await;
         pg
+    }
+
+    /// Stop the server (a fast shutdown: its clients' connections are closed) and start it
+    /// again on the same data and port, as a restart or a failover would.
+    pub async fn restart(&mut self) {
+        self.stop();
+        self.child = spawn(&self.bin, self.as_root, self.dir.path(), self.port);
+        self.wait_ready().await;
     }
 
     /// Connection parameters for database `db` (created by [`Postgres::create_db`]).
@@ -102,7 +105,13 @@ impl Postgres {
 
 impl Drop for Postgres {
     fn drop(&mut self) {
-        // Fast shutdown of our own server, by its PID.
+        self.stop();
+    }
+}
+
+impl Postgres {
+    /// A fast shutdown of our own server, by its PID.
+    fn stop(&mut self) {
         let _ = Command::new("kill")
             .args(["-INT", &self.child.id().to_string()])
             .status();
@@ -116,6 +125,30 @@ impl Drop for Postgres {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// `postgres` on the data of `dir`, as our child, logging to `postgres.log` there.
+fn spawn(bin: &Path, as_root: bool, dir: &Path, port: u16) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("postgres.log"))
+        .unwrap();
+    let (data, sock) = (dir.join("data"), dir.join("sock"));
+    run_as(as_root, &bin.join("postgres"))
+        .args([
+            "-D",
+            path(&data),
+            "-k",
+            path(&sock),
+            "-p",
+            &port.to_string(),
+        ])
+        .args(["-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"])
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap()
 }
 
 /// The newest PostgreSQL's programs, as Debian installs them.
