@@ -154,8 +154,8 @@ impl Sessions {
         Ok(Some(entry.open.clone()))
     }
 
-    /// Bring `s` up to the store's row, which another node may have moved on (its offset) or
-    /// answered (its reply); `false` if the row is gone (another node ended the session), and
+    /// Bring `s` up to the store's row, which another node may have moved on (its offset),
+    /// answered (its reply) or touched; `false` if the row is gone (another node ended the session), and
     /// then this node forgets it too.
     pub async fn refresh(&self, s: &mut Session) -> Result<bool> {
         let Some(stored) = self.store.get(&s.id).await? else {
@@ -168,6 +168,7 @@ impl Sessions {
         if s.reply.is_none() && stored.reply.is_some() {
             (s.reply, s.keep) = (stored.reply, stored.keep);
         }
+        s.touched_at = s.touched_at.max(stored.touched_at);
         Ok(true)
     }
 

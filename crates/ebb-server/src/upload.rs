@@ -309,7 +309,7 @@ async fn reply(
 pub async fn sweep(app: &App) {
     let at = now();
     for open in app.sessions.all() {
-        let Ok(s) = open.try_lock() else {
+        let Ok(mut s) = open.try_lock() else {
             continue;
         };
         let timeout = app
@@ -319,6 +319,17 @@ pub async fn sweep(app: &App) {
         let timeout = i64::try_from(timeout.as_millis()).unwrap_or(i64::MAX);
         if s.touched_at.saturating_add(timeout) > at {
             continue;
+        }
+        // Another node may be serving it: expired only if the store says so too.
+        match app.sessions.refresh(&mut s).await {
+            Ok(true) if s.touched_at.saturating_add(timeout) > at => continue,
+            Ok(true) => {}
+            // Another node ended it.
+            Ok(false) => continue,
+            Err(e) => {
+                tracing::warn!(session = %s.id, error = %e, "cannot check an expired session");
+                continue;
+            }
         }
         tracing::info!(session = %s.id, path = %s.url_path, "session expired");
         if let Err(r) = end(app, &s).await {

@@ -216,3 +216,37 @@ async fn a_database_restart_costs_a_node_nothing() {
     assert_eq!(store.advance(&s, 0).await.unwrap(), Advanced::Done);
     assert_eq!(store.get(&s.id).await.unwrap(), Some(s));
 }
+
+/// A node whose copy of a session is old does not sweep it while another node serves it: it
+/// asks the database when the session last heard from its client.
+#[tokio::test]
+async fn a_node_does_not_sweep_a_session_another_node_serves() {
+    let pg = Postgres::start().await;
+    pg.create_db("sweep").await;
+    let dir = tempfile::tempdir().unwrap();
+    let root = support::root(dir.path());
+    let mut config = support::config(&root);
+    config.sessions = ebb_server::SessionsAt::Postgres {
+        url: pg.params("sweep"),
+    };
+    config.directories[0].session_timeout = std::time::Duration::from_secs(1);
+    let a = support::Server::start(config.clone()).await;
+    let b = support::Server::start(config).await;
+    let body = support::data(100_000, 3);
+    let total = body.len() as u64;
+    let path = "/up/swept.bin";
+    let id = a.create(path).await;
+    // Ten fragments through node B over 3 s: node A's copy (from the create) is long expired.
+    for i in 0..10u64 {
+        let (first, end) = (i * 10_000, (i + 1) * 10_000);
+        let chunk = &body[first as usize..end as usize];
+        let r = b.fragment(path, &id, first, chunk, total).await;
+        assert_eq!(r.status, 200, "fragment {i}: {r:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    }
+    let r = b.close(path, &id).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(std::fs::read(root.join("up/swept.bin")).unwrap(), body);
+    a.stop().await;
+    b.stop().await;
+}
