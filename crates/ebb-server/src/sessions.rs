@@ -60,6 +60,12 @@ pub trait SessionStore: Send + Sync + std::fmt::Debug {
     /// Record `s`'s reply, `keep` and `touched_at`.
     async fn update(&self, s: &Session) -> Result<()>;
     async fn remove(&self, id: &str) -> Result<()>;
+    /// End session `s` as closed (its row goes, in the same transaction as a tombstone).
+    async fn close(&self, s: &Session, at: i64) -> Result<()>;
+    /// The URL path and user of session `id`, if it was closed (and not forgotten).
+    async fn closed(&self, id: &str) -> Result<Option<(String, Option<String>)>>;
+    /// Forget the sessions closed before `before`.
+    async fn forget_closed(&self, before: i64) -> Result<()>;
 }
 
 /// What [`SessionStore::advance`] did.
@@ -82,13 +88,7 @@ pub type Open = Arc<tokio::sync::Mutex<Session>>;
 pub struct Sessions {
     store: Box<dyn SessionStore>,
     open: Mutex<HashMap<String, Entry>>,
-    /// Sessions closed since the start (id -> URL path, user), so that a Close-Session sent
-    /// again because its Ack was lost is answered as done. Bounded; forgotten at a restart.
-    closed: Mutex<HashMap<String, (String, Option<String>)>>,
 }
-
-/// Closed sessions remembered, at most.
-const CLOSED_KEPT: usize = 10_000;
 
 /// An open session, with its user (which never changes) for counting without its lock.
 #[derive(Debug)]
@@ -115,7 +115,6 @@ impl Sessions {
     pub async fn open(store: Box<dyn SessionStore>) -> Result<Self> {
         let sessions = Self {
             open: Mutex::new(HashMap::new()),
-            closed: Mutex::new(HashMap::new()),
             store,
         };
         for s in sessions.store.load().await? {
@@ -186,21 +185,26 @@ impl Sessions {
             .map(|e| (e.user.clone(), e.url_path.clone()))
     }
 
-    /// Remember that a session was closed.
-    pub fn closed(&self, s: &Session) {
-        let mut closed = self.closed.lock().unwrap_or_else(PoisonError::into_inner);
-        if closed.len() >= CLOSED_KEPT {
-            closed.clear();
-        }
-        closed.insert(s.id.clone(), (s.url_path.clone(), s.user.clone()));
+    /// End session `s` as closed: a Close-Session sent again is answered as done (see
+    /// [`Sessions::was_closed`]), by any node of a shared store, for [`CLOSED_KEPT_FOR`].
+    pub async fn close(&self, s: &Session, at: i64) -> Result<()> {
+        self.store.close(s, at).await?;
+        self.map().remove(&s.id);
+        Ok(())
     }
 
     /// Whether session `id` was closed, through this URL and by this user.
-    pub fn was_closed(&self, id: &str, url_path: &str, user: Option<&str>) -> bool {
-        let closed = self.closed.lock().unwrap_or_else(PoisonError::into_inner);
-        closed
-            .get(id)
-            .is_some_and(|(path, who)| path == url_path && who.as_deref() == user)
+    pub async fn was_closed(&self, id: &str, url_path: &str, user: Option<&str>) -> Result<bool> {
+        Ok(self
+            .store
+            .closed(id)
+            .await?
+            .is_some_and(|(path, who)| path == url_path && who.as_deref() == user))
+    }
+
+    /// Forget the sessions closed more than [`CLOSED_KEPT_FOR`] before `now`.
+    pub async fn forget_closed(&self, now: i64) -> Result<()> {
+        self.store.forget_closed(now - CLOSED_KEPT_FOR).await
     }
 
     /// How many sessions `user` has open.
@@ -228,6 +232,10 @@ impl Sessions {
         Ok(())
     }
 }
+
+/// How long a closed session is remembered (milliseconds): a client re-sends a Close-Session
+/// whose Ack it lost within its retry delay, minutes.
+pub const CLOSED_KEPT_FOR: i64 = 24 * 3600 * 1000;
 
 /// An offset or size as the databases keep it (a signed 64-bit integer).
 fn to_i64(v: u64) -> i64 {

@@ -50,8 +50,8 @@ pub async fn serve(
             fragment(app, dir, &mut s, (range, body), &asker).await
         }
         Packet::CloseSession { session } => {
-            if app.sessions.get(&session).is_none()
-                && app.sessions.was_closed(&session, url_path, asker.user)
+            if app.sessions.find(&session).await.is_ok_and(|o| o.is_none())
+                && was_closed(app, &session, &asker).await?
             {
                 // Its Ack was lost: it is done.
                 return Ok(Ack::ok());
@@ -59,7 +59,7 @@ pub async fn serve(
             let open = find(app, &session).await?;
             let mut s = open.lock().await;
             check(app, &open, &s, &asker)?;
-            close(app, dir, &mut s).await
+            close(app, dir, &mut s, &asker).await
         }
         Packet::CancelSession { session } => {
             let open = find(app, &session).await?;
@@ -305,7 +305,7 @@ async fn reply(
 }
 
 /// Sweep the sessions that heard nothing for their directory's timeout, with their temporary
-/// files. A session serving a packet is alive.
+/// files, and forget the sessions closed long ago. A session serving a packet is alive.
 pub async fn sweep(app: &App) {
     let at = now();
     for open in app.sessions.all() {
@@ -335,6 +335,9 @@ pub async fn sweep(app: &App) {
         if let Err(r) = end(app, &s).await {
             tracing::warn!(session = %s.id, why = %r.why, "cannot sweep an expired session");
         }
+    }
+    if let Err(e) = app.sessions.forget_closed(at).await {
+        tracing::warn!(error = %e, "cannot forget closed sessions");
     }
 }
 
@@ -379,9 +382,21 @@ async fn write_at(
 }
 
 /// Close-Session: a whole file goes to its name, durably; a partial one is deleted.
-async fn close(app: &App, dir: &UploadDir, s: &mut Session) -> Result<Ack, Refusal> {
+async fn close(
+    app: &App,
+    dir: &UploadDir,
+    s: &mut Session,
+    asker: &Asker<'_>,
+) -> Result<Ack, Refusal> {
     // Another node may have taken the last fragments: never judge the upload on a stale copy.
-    refresh(app, s).await?;
+    // One that closed it already answered this close before.
+    if let Err(refusal) = refresh(app, s).await {
+        return if was_closed(app, &s.id, asker).await? {
+            Ok(Ack::ok())
+        } else {
+            Err(refusal)
+        };
+    }
     let whole = s.total.is_some_and(|t| t == s.received);
     // With a notification, the application has the upload: it stays only if asked for.
     let keep = dir.notification.is_none() || s.keep;
@@ -399,16 +414,39 @@ async fn close(app: &App, dir: &UploadDir, s: &mut Session) -> Result<Ack, Refus
     } else {
         tracing::info!(session = %s.id, "session closed before its last fragment: the partial upload is deleted");
     }
-    end(app, s).await?;
-    app.sessions.closed(s);
+    app.sessions
+        .close(s, now())
+        .await
+        .map_err(|e| store_refusal(&e))?;
+    delete_files(app, s).await;
     Ok(Ack::ok())
+}
+
+/// Whether another packet closed session `id` for this asker, lately (see
+/// [`Sessions::close`](crate::sessions::Sessions::close)).
+async fn was_closed(app: &App, id: &str, asker: &Asker<'_>) -> Result<bool, Refusal> {
+    app.sessions
+        .was_closed(id, asker.url_path, asker.user)
+        .await
+        .map_err(|e| store_refusal(&e))
+}
+
+fn store_refusal(e: &crate::Error) -> Refusal {
+    Refusal::new(StatusCode::INTERNAL_SERVER_ERROR, Code::FAIL).because(e.to_string())
 }
 
 /// Forget a session and delete what is left of its temporary file.
 async fn end(app: &App, s: &Session) -> Result<(), Refusal> {
-    app.sessions.remove(&s.id).await.map_err(|e| {
-        Refusal::new(StatusCode::INTERNAL_SERVER_ERROR, Code::FAIL).because(e.to_string())
-    })?;
+    app.sessions
+        .remove(&s.id)
+        .await
+        .map_err(|e| store_refusal(&e))?;
+    delete_files(app, s).await;
+    Ok(())
+}
+
+/// Delete what is left of a session's temporary file and reply.
+async fn delete_files(app: &App, s: &Session) {
     let files = [
         s.temp.clone(),
         notify::reply_path(&app.config.state_dir(), &s.key()),
@@ -426,6 +464,7 @@ async fn end(app: &App, s: &Session) -> Result<(), Refusal> {
         Ok(())
     })
     .await
+    .unwrap_or(());
 }
 
 /// Put the finished temporary file at its name: without replacing a file that appeared

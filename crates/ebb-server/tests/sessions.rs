@@ -52,6 +52,25 @@ async fn contract<S: SessionStore, F: Future<Output = S>>(store: S, reopen: impl
     store.remove(&s.id).await.unwrap();
     assert_eq!(store.advance(&s, 20).await.unwrap(), Advanced::Gone);
     assert_eq!(store.load().await.unwrap().len(), 1);
+    assert_eq!(
+        store.closed(&s.id).await.unwrap(),
+        None,
+        "removed, not closed"
+    );
+    // Closing: the row goes, a tombstone stays until it is forgotten.
+    let b = session("{B}");
+    store.close(&b, 1_000).await.unwrap();
+    assert!(store.load().await.unwrap().is_empty());
+    let tomb = Some(("/up/a".to_owned(), Some("ann".to_owned())));
+    assert_eq!(store.closed("{B}").await.unwrap(), tomb);
+    store.forget_closed(1_000).await.unwrap();
+    assert_eq!(
+        store.closed("{B}").await.unwrap(),
+        tomb,
+        "not before its time"
+    );
+    store.forget_closed(1_001).await.unwrap();
+    assert_eq!(store.closed("{B}").await.unwrap(), None);
 }
 
 #[tokio::test]
@@ -247,6 +266,43 @@ async fn a_node_does_not_sweep_a_session_another_node_serves() {
     let r = b.close(path, &id).await;
     assert_eq!(r.status, 200, "{r:?}");
     assert_eq!(std::fs::read(root.join("up/swept.bin")).unwrap(), body);
+    a.stop().await;
+    b.stop().await;
+}
+
+/// A Close-Session whose Ack was lost, sent again to the other node: answered as done, not as
+/// an unknown session, and the file is in place once.
+#[tokio::test]
+async fn a_close_sent_again_to_the_other_node_is_done() {
+    let pg = Postgres::start().await;
+    pg.create_db("reclose").await;
+    let dir = tempfile::tempdir().unwrap();
+    let root = support::root(dir.path());
+    let mut config = support::config(&root);
+    config.sessions = ebb_server::SessionsAt::Postgres {
+        url: pg.params("reclose"),
+    };
+    let a = support::Server::start(config.clone()).await;
+    let b = support::Server::start(config).await;
+    let body = support::data(50_000, 4);
+    let path = "/up/twice.bin";
+    let id = a.create(path).await;
+    let r = a.fragment(path, &id, 0, &body, body.len() as u64).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    // Node B holds a copy of the session too (it served a packet of it).
+    let r = b
+        .fragment(path, &id, 0, &body[..10], body.len() as u64)
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(a.close(path, &id).await.status, 200);
+    for node in [&b, &a] {
+        let r = node.close(path, &id).await;
+        assert_eq!(r.status, 200, "{r:?}");
+    }
+    // Another URL does not learn of it.
+    let r = b.close("/up/other.bin", &id).await;
+    assert_ne!(r.status, 200, "{r:?}");
+    assert_eq!(std::fs::read(root.join("up/twice.bin")).unwrap(), body);
     a.stop().await;
     b.stop().await;
 }

@@ -12,7 +12,10 @@ use tokio_postgres::{Client, Config, NoTls, Row};
 use super::{Advanced, Session, SessionStore, from_i64, to_i64};
 use crate::error::{Error, Result};
 
-const SCHEMA: [&str; 1] = [include_str!("../../migrations/postgres/0001_sessions.sql")];
+const SCHEMA: [&str; 2] = [
+    include_str!("../../migrations/postgres/0001_sessions.sql"),
+    include_str!("../../migrations/postgres/0002_closed.sql"),
+];
 
 /// Held while the schema is migrated, so that nodes starting together migrate once.
 const MIGRATION_LOCK: i64 = 0x6562_625f_7365_7373; // "ebb_sess"
@@ -177,6 +180,43 @@ impl SessionStore for PostgresSessions {
         self.client()
             .await?
             .execute("DELETE FROM sessions WHERE id = $1", &[&id])
+            .await
+            .map(drop)
+            .map_err(|e| self.fail(e))
+    }
+
+    async fn close(&self, s: &Session, at: i64) -> Result<()> {
+        // One statement: the row goes and the tombstone comes in one transaction.
+        self.client()
+            .await?
+            .execute(
+                "WITH gone AS (DELETE FROM sessions WHERE id = $1)
+                 INSERT INTO closed (id, url_path, user_name, closed_at) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (id) DO UPDATE SET closed_at = EXCLUDED.closed_at",
+                &[&s.id, &s.url_path, &s.user, &at],
+            )
+            .await
+            .map(drop)
+            .map_err(|e| self.fail(e))
+    }
+
+    async fn closed(&self, id: &str) -> Result<Option<(String, Option<String>)>> {
+        let row = self
+            .client()
+            .await?
+            .query_opt(
+                "SELECT url_path, user_name FROM closed WHERE id = $1",
+                &[&id],
+            )
+            .await
+            .map_err(|e| self.fail(e))?;
+        Ok(row.map(|r| (r.get(0), r.get(1))))
+    }
+
+    async fn forget_closed(&self, before: i64) -> Result<()> {
+        self.client()
+            .await?
+            .execute("DELETE FROM closed WHERE closed_at < $1", &[&before])
             .await
             .map(drop)
             .map_err(|e| self.fail(e))

@@ -11,7 +11,10 @@ use crate::error::{Error, Result};
 
 type Task = Box<dyn FnOnce(&mut Connection) + Send>;
 
-const SCHEMA: [&str; 1] = [include_str!("../../migrations/0001_sessions.sql")];
+const SCHEMA: [&str; 2] = [
+    include_str!("../../migrations/0001_sessions.sql"),
+    include_str!("../../migrations/0002_closed.sql"),
+];
 
 /// Sessions in a SQLite file.
 #[derive(Debug)]
@@ -144,6 +147,42 @@ impl SessionStore for SqliteSessions {
         let key = id.to_owned();
         self.call(move |c| {
             c.execute("DELETE FROM sessions WHERE id = ?1", [key])
+                .map(drop)
+        })
+        .await
+    }
+
+    async fn close(&self, s: &Session, at: i64) -> Result<()> {
+        let (id, url_path, user) = (s.id.clone(), s.url_path.clone(), s.user.clone());
+        self.call(move |c| {
+            let tx = c.transaction()?;
+            tx.execute("DELETE FROM sessions WHERE id = ?1", [&id])?;
+            tx.execute(
+                "INSERT OR REPLACE INTO closed (id, url_path, user_name, closed_at)
+                 VALUES (?1, ?2, ?3, ?4)",
+                params![id, url_path, user, at],
+            )?;
+            tx.commit()
+        })
+        .await
+    }
+
+    async fn closed(&self, id: &str) -> Result<Option<(String, Option<String>)>> {
+        let id = id.to_owned();
+        self.call(move |c| {
+            c.query_row(
+                "SELECT url_path, user_name FROM closed WHERE id = ?1",
+                [id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+        })
+        .await
+    }
+
+    async fn forget_closed(&self, before: i64) -> Result<()> {
+        self.call(move |c| {
+            c.execute("DELETE FROM closed WHERE closed_at < ?1", [before])
                 .map(drop)
         })
         .await
