@@ -66,6 +66,8 @@ pub trait SessionStore: Send + Sync + std::fmt::Debug {
     async fn closed(&self, id: &str) -> Result<Option<(String, Option<String>)>>;
     /// Forget the sessions closed before `before`.
     async fn forget_closed(&self, before: i64) -> Result<()>;
+    /// How many sessions `user` has open (every node's, on a shared store).
+    async fn count(&self, user: Option<&str>) -> Result<usize>;
 }
 
 /// What [`SessionStore::advance`] did.
@@ -90,7 +92,7 @@ pub struct Sessions {
     open: Mutex<HashMap<String, Entry>>,
 }
 
-/// An open session, with its user (which never changes) for counting without its lock.
+/// An open session, with its user (which never changes) for reading without its lock.
 #[derive(Debug)]
 struct Entry {
     user: Option<String>,
@@ -207,12 +209,10 @@ impl Sessions {
         self.store.forget_closed(now - CLOSED_KEPT_FOR).await
     }
 
-    /// How many sessions `user` has open.
-    pub fn count(&self, user: Option<&str>) -> usize {
-        self.map()
-            .values()
-            .filter(|e| e.user.as_deref() == user)
-            .count()
+    /// How many sessions `user` has open, as the store counts them: on a shared store, on
+    /// every node.
+    pub async fn count(&self, user: Option<&str>) -> Result<usize> {
+        self.store.count(user).await
     }
 
     /// Record a session's progress: its offset moved from `from` (see [`SessionStore::advance`]).

@@ -136,7 +136,14 @@ async fn create(
 ) -> Result<Ack, Refusal> {
     let relative = paths::relative(&dir.prefix, url_path).map_err(|e| refuse_path(&e))?;
     let limit = dir.max_sessions_per_user;
-    if limit > 0 && app.sessions.count(user.as_deref()) >= limit {
+    if limit > 0
+        && app
+            .sessions
+            .count(user.as_deref())
+            .await
+            .map_err(|e| store_refusal(&e))?
+            >= limit
+    {
         // Busy, not wrong: the client tries again later (a 5xx is transient to it).
         return Err(Refusal::new(StatusCode::SERVICE_UNAVAILABLE, Code::FAIL)
             .because(format!("{user:?} has {limit} sessions open")));

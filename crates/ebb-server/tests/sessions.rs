@@ -41,6 +41,13 @@ async fn contract<S: SessionStore, F: Future<Output = S>>(store: S, reopen: impl
     (s.reply, s.keep, s.touched_at) = (Some("http://app/r".into()), true, 3);
     store.update(&s).await.unwrap();
     assert_eq!(store.get(&s.id).await.unwrap(), Some(s.clone()));
+    assert_eq!(store.count(Some("ann")).await.unwrap(), 1);
+    assert_eq!(store.count(None).await.unwrap(), 0);
+    let mut anonymous = session("{C}");
+    anonymous.user = None;
+    store.insert(&anonymous).await.unwrap();
+    assert_eq!(store.count(None).await.unwrap(), 1);
+    store.remove("{C}").await.unwrap();
     assert_eq!(store.get("{NONE}").await.unwrap(), None);
     let other = session("{B}");
     store.insert(&other).await.unwrap();
@@ -303,6 +310,35 @@ async fn a_close_sent_again_to_the_other_node_is_done() {
     let r = b.close("/up/other.bin", &id).await;
     assert_ne!(r.status, 200, "{r:?}");
     assert_eq!(std::fs::read(root.join("up/twice.bin")).unwrap(), body);
+    a.stop().await;
+    b.stop().await;
+}
+
+/// A user's limit of open sessions holds across the farm, not per node.
+#[tokio::test]
+async fn the_session_limit_counts_every_node() {
+    let pg = Postgres::start().await;
+    pg.create_db("quota").await;
+    let dir = tempfile::tempdir().unwrap();
+    let root = support::root(dir.path());
+    let mut config = support::config(&root);
+    config.sessions = ebb_server::SessionsAt::Postgres {
+        url: pg.params("quota"),
+    };
+    config.directories[0].max_sessions_per_user = 2;
+    let a = support::Server::start(config.clone()).await;
+    let b = support::Server::start(config).await;
+    a.create("/up/1.bin").await;
+    b.create("/up/2.bin").await;
+    let refused = a
+        .post(
+            "/up/3.bin",
+            "Create-Session",
+            &[&format!("BITS-Supported-Protocols: {}", support::GUID)],
+            b"",
+        )
+        .await;
+    assert_eq!(refused.status, 503, "{refused:?}");
     a.stop().await;
     b.stop().await;
 }

@@ -213,6 +213,19 @@ impl SessionStore for PostgresSessions {
         Ok(row.map(|r| (r.get(0), r.get(1))))
     }
 
+    async fn count(&self, user: Option<&str>) -> Result<usize> {
+        let row = self
+            .client()
+            .await?
+            .query_one(
+                "SELECT count(*) FROM sessions WHERE user_name IS NOT DISTINCT FROM $1",
+                &[&user],
+            )
+            .await
+            .map_err(|e| self.fail(e))?;
+        Ok(usize::try_from(row.get::<_, i64>(0)).unwrap_or(0))
+    }
+
     async fn forget_closed(&self, before: i64) -> Result<()> {
         self.client()
             .await?

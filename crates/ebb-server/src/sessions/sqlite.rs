@@ -180,6 +180,16 @@ impl SessionStore for SqliteSessions {
         .await
     }
 
+    async fn count(&self, user: Option<&str>) -> Result<usize> {
+        let user = user.map(str::to_owned);
+        self.call(move |c| {
+            c.prepare_cached("SELECT count(*) FROM sessions WHERE user_name IS ?1")?
+                .query_row([user], |r| r.get::<_, i64>(0))
+                .map(|n| usize::try_from(n).unwrap_or(0))
+        })
+        .await
+    }
+
     async fn forget_closed(&self, before: i64) -> Result<()> {
         self.call(move |c| {
             c.execute("DELETE FROM closed WHERE closed_at < ?1", [before])
