@@ -8,6 +8,8 @@
 //! # Where sessions are kept: SQLite in state_dir (the default), or PostgreSQL, which several
 //! # nodes share (libpq's key=value form or a postgresql:// URL):
 //! sessions = { type = "postgres", url = "host=/run/postgresql dbname=ebb user=ebb" }
+//! # TLS where the server offers it (sslmode=require insists), checked against ca_file or the
+//! # system's roots: ca_file = "/etc/ebb-server/db-ca.pem"
 //!
 //! [[directory]]
 //! root = "/srv/uploads"
@@ -56,8 +58,13 @@ pub enum SessionsAt {
     /// `sessions.db` in the state directory: one node.
     #[default]
     Sqlite,
-    /// A PostgreSQL database, which several nodes may share.
-    Postgres { url: String },
+    /// A PostgreSQL database, which several nodes may share; `ca_file`: the PEM certificates
+    /// its TLS certificate is checked against (default: the system's).
+    Postgres {
+        url: String,
+        #[serde(default)]
+        ca_file: Option<PathBuf>,
+    },
 }
 
 impl std::fmt::Debug for SessionsAt {
@@ -334,7 +341,8 @@ mod tests {
         assert_eq!(
             pg.sessions,
             SessionsAt::Postgres {
-                url: "host=db password=secret".into()
+                url: "host=db password=secret".into(),
+                ca_file: None,
             }
         );
         assert!(

@@ -51,7 +51,9 @@ impl App {
             SessionsAt::Sqlite => {
                 Box::new(SqliteSessions::open(&config.state_dir().join("sessions.db")).await?)
             }
-            SessionsAt::Postgres { url } => Box::new(PostgresSessions::connect(url).await?),
+            SessionsAt::Postgres { url, ca_file } => {
+                Box::new(PostgresSessions::connect(url, ca_file.as_deref()).await?)
+            }
         };
         let sessions = Sessions::open(store).await?;
         Ok(Arc::new(Self { config, sessions }))

@@ -96,9 +96,9 @@ async fn postgres_keeps_the_contract() {
     let pg = Postgres::start().await;
     pg.create_db("contract").await;
     let params = pg.params("contract");
-    let store = PostgresSessions::connect(&params).await.unwrap();
+    let store = PostgresSessions::connect(&params, None).await.unwrap();
     contract(store, || async {
-        PostgresSessions::connect(&params).await.unwrap()
+        PostgresSessions::connect(&params, None).await.unwrap()
     })
     .await;
 }
@@ -110,8 +110,8 @@ async fn two_nodes_moving_one_offset_at_once_exactly_one_wins() {
     let params = pg.params("race");
     // Two nodes start together: the schema is made once.
     let (a, b) = tokio::join!(
-        PostgresSessions::connect(&params),
-        PostgresSessions::connect(&params)
+        PostgresSessions::connect(&params, None),
+        PostgresSessions::connect(&params, None)
     );
     let (a, b) = (a.unwrap(), b.unwrap());
     let base = session("{RACE}");
@@ -129,7 +129,7 @@ async fn two_nodes_moving_one_offset_at_once_exactly_one_wins() {
         };
         committed = winner;
     }
-    let loaded = PostgresSessions::connect(&params)
+    let loaded = PostgresSessions::connect(&params, None)
         .await
         .unwrap()
         .load()
@@ -150,6 +150,7 @@ async fn a_server_on_postgres_sessions_hands_an_upload_to_the_next_one() {
     let mut config = support::config(&root);
     config.sessions = ebb_server::SessionsAt::Postgres {
         url: pg.params("server"),
+        ca_file: None,
     };
     let body = support::data(300_000, 5);
     let total = body.len() as u64;
@@ -175,7 +176,7 @@ async fn a_server_on_postgres_sessions_hands_an_upload_to_the_next_one() {
     let r = server.close("/up/pg.bin", &id).await;
     assert_eq!(r.status, 200, "{r:?}");
     assert_eq!(std::fs::read(root.join("up/pg.bin")).unwrap(), body);
-    let store = PostgresSessions::connect(&pg.params("server"))
+    let store = PostgresSessions::connect(&pg.params("server"), None)
         .await
         .unwrap();
     assert!(store.load().await.unwrap().is_empty());
@@ -195,6 +196,7 @@ async fn two_nodes_side_by_side_share_one_session() {
     let mut config = support::config(&root);
     config.sessions = ebb_server::SessionsAt::Postgres {
         url: pg.params("farm"),
+        ca_file: None,
     };
     let a = support::Server::start(config.clone()).await;
     let b = support::Server::start(config).await;
@@ -220,7 +222,9 @@ async fn two_nodes_side_by_side_share_one_session() {
     let r = a.close(path, &id).await;
     assert_eq!(r.status, 200, "{r:?}");
     assert_eq!(std::fs::read(root.join("up/farm.bin")).unwrap(), body);
-    let store = PostgresSessions::connect(&pg.params("farm")).await.unwrap();
+    let store = PostgresSessions::connect(&pg.params("farm"), None)
+        .await
+        .unwrap();
     assert!(store.load().await.unwrap().is_empty());
     a.stop().await;
     b.stop().await;
@@ -232,7 +236,7 @@ async fn two_nodes_side_by_side_share_one_session() {
 async fn a_database_restart_costs_a_node_nothing() {
     let mut pg = Postgres::start().await;
     pg.create_db("restart").await;
-    let store = PostgresSessions::connect(&pg.params("restart"))
+    let store = PostgresSessions::connect(&pg.params("restart"), None)
         .await
         .unwrap();
     let mut s = session("{R}");
@@ -254,6 +258,7 @@ async fn a_node_does_not_sweep_a_session_another_node_serves() {
     let mut config = support::config(&root);
     config.sessions = ebb_server::SessionsAt::Postgres {
         url: pg.params("sweep"),
+        ca_file: None,
     };
     config.directories[0].session_timeout = std::time::Duration::from_secs(1);
     let a = support::Server::start(config.clone()).await;
@@ -288,6 +293,7 @@ async fn a_close_sent_again_to_the_other_node_is_done() {
     let mut config = support::config(&root);
     config.sessions = ebb_server::SessionsAt::Postgres {
         url: pg.params("reclose"),
+        ca_file: None,
     };
     let a = support::Server::start(config.clone()).await;
     let b = support::Server::start(config).await;
@@ -324,6 +330,7 @@ async fn the_session_limit_counts_every_node() {
     let mut config = support::config(&root);
     config.sessions = ebb_server::SessionsAt::Postgres {
         url: pg.params("quota"),
+        ca_file: None,
     };
     config.directories[0].max_sessions_per_user = 2;
     let a = support::Server::start(config.clone()).await;
@@ -341,4 +348,32 @@ async fn the_session_limit_counts_every_node() {
     assert_eq!(refused.status, 503, "{refused:?}");
     a.stop().await;
     b.stop().await;
+}
+
+/// Sessions over TLS: `sslmode=require` with the server's CA connects; with another CA the
+/// certificate is refused (so TLS is really used, and checked), naming the database.
+#[tokio::test]
+async fn the_session_database_over_tls_is_checked_against_its_ca() {
+    let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
+    let pg = Postgres::start_tls(&cert.cert.pem(), &cert.signing_key.serialize_pem()).await;
+    pg.create_db("tls").await;
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, other) = (dir.path().join("ca.pem"), dir.path().join("other.pem"));
+    std::fs::write(&ca, cert.cert.pem()).unwrap();
+    let stranger = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
+    std::fs::write(&other, stranger.cert.pem()).unwrap();
+    let params = format!("{} sslmode=require", pg.params("tls"));
+    let store = PostgresSessions::connect(&params, Some(&ca)).await.unwrap();
+    store.insert(&session("{TLS}")).await.unwrap();
+    assert_eq!(store.load().await.unwrap().len(), 1);
+    let refused = PostgresSessions::connect(&params, Some(&other))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(refused.contains("database tls"), "{refused}");
+    let missing = PostgresSessions::connect(&params, Some(&dir.path().join("none.pem")))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(missing.contains("none.pem"), "{missing}");
 }

@@ -1,13 +1,19 @@
 //! A [`SessionStore`] in PostgreSQL, for several nodes that share their sessions. Every write is
 //! one statement in its own transaction; the committed offset moves by a conditional `UPDATE`,
 //! so that of two nodes moving it from the same place exactly one wins. A connection the
-//! database dropped (a restart, a failover) is made again at the next call.
+//! database dropped (a restart, a failover) is made again at the next call. Connections use
+//! TLS (rustls) where the server offers it, unless `sslmode=disable`; the server's certificate
+//! is checked against the configured CA file or else the system's roots, and `sslmode=require`
+//! refuses a server without TLS.
 
+use std::path::Path;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio_postgres::config::SslMode;
 use tokio_postgres::{Client, Config, NoTls, Row};
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::{Advanced, Session, SessionStore, from_i64, to_i64};
 use crate::error::{Error, Result};
@@ -24,13 +30,22 @@ const COLUMNS: &str = "id, url_path, user_name, destination, temp_path, total, r
                        created_at, touched_at, reply_url, keep";
 
 /// Sessions in a PostgreSQL database.
-#[derive(Debug)]
 pub struct PostgresSessions {
     config: Config,
+    tls: Option<MakeRustlsConnect>,
     /// The connection; replaced once the database has closed it.
     client: tokio::sync::Mutex<Arc<Client>>,
     /// The database's hosts and name, for errors (the connection string may hold a password).
     place: String,
+}
+
+impl std::fmt::Debug for PostgresSessions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresSessions")
+            .field("place", &self.place)
+            .field("tls", &self.tls.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 /// How long a connection may take, unless the address says.
@@ -38,15 +53,20 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl PostgresSessions {
     /// Connect with `params` (`host=... port=... user=... dbname=...`, or a `postgresql://`
-    /// URL), and bring the schema up to date.
-    pub async fn connect(params: &str) -> Result<Self> {
+    /// URL), trusting the certificates of `ca_file` (PEM) or else the system's for TLS, and
+    /// bring the schema up to date.
+    pub async fn connect(params: &str, ca_file: Option<&Path>) -> Result<Self> {
         let mut config = Config::from_str(params)
             .map_err(|e| Error::Config(format!("the session database's address: {e}")))?;
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(CONNECT_TIMEOUT);
         }
         let place = place(&config);
-        let mut client = open(&config, &place).await?;
+        let tls = match config.get_ssl_mode() {
+            SslMode::Disable => None,
+            _ => Some(MakeRustlsConnect::new(tls_config(ca_file)?)),
+        };
+        let mut client = open(&config, tls.as_ref(), &place).await?;
         migrate(&mut client)
             .await
             .map_err(|source| Error::Postgres {
@@ -55,6 +75,7 @@ impl PostgresSessions {
             })?;
         Ok(Self {
             config,
+            tls,
             client: tokio::sync::Mutex::new(Arc::new(client)),
             place,
         })
@@ -68,7 +89,7 @@ impl PostgresSessions {
                 database = self.place,
                 "connecting to the session database again"
             );
-            *slot = Arc::new(open(&self.config, &self.place).await?);
+            *slot = Arc::new(open(&self.config, self.tls.as_ref(), &self.place).await?);
         }
         Ok(slot.clone())
     }
@@ -237,21 +258,52 @@ impl SessionStore for PostgresSessions {
 }
 
 /// A new connection, its driver spawned.
-async fn open(config: &Config, place: &str) -> Result<Client> {
-    let (client, connection) = config
-        .connect(NoTls)
-        .await
-        .map_err(|source| Error::Postgres {
-            place: place.to_owned(),
-            source,
-        })?;
-    let place = place.to_owned();
-    tokio::spawn(async move {
-        if let Err(e) = connection.await {
+async fn open(config: &Config, tls: Option<&MakeRustlsConnect>, place: &str) -> Result<Client> {
+    let fail = |source| Error::Postgres {
+        place: place.to_owned(),
+        source,
+    };
+    let ended = |place: String| {
+        move |e: tokio_postgres::Error| {
             tracing::warn!(database = place, error = %e, "the session database's connection ended");
         }
-    });
-    Ok(client)
+    };
+    let ended = ended(place.to_owned());
+    if let Some(tls) = tls {
+        let (client, connection) = config.connect(tls.clone()).await.map_err(fail)?;
+        tokio::spawn(async move { connection.await.unwrap_or_else(ended) });
+        Ok(client)
+    } else {
+        let (client, connection) = config.connect(NoTls).await.map_err(fail)?;
+        tokio::spawn(async move { connection.await.unwrap_or_else(ended) });
+        Ok(client)
+    }
+}
+
+/// The TLS client configuration: the certificates of `ca_file`, or the system's roots.
+fn tls_config(ca_file: Option<&Path>) -> Result<rustls::ClientConfig> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    if let Some(path) = ca_file {
+        let bad = |e: &dyn std::fmt::Display| {
+            Error::Config(format!(
+                "the session database's CA file {}: {e}",
+                path.display()
+            ))
+        };
+        for cert in CertificateDer::pem_file_iter(path).map_err(|e| bad(&e))? {
+            roots.add(cert.map_err(|e| bad(&e))?).map_err(|e| bad(&e))?;
+        }
+    } else {
+        for cert in rustls_native_certs::load_native_certs().certs {
+            // A system certificate rustls cannot read is no root of ours.
+            let _ = roots.add(cert);
+        }
+    }
+    Ok(rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth())
 }
 
 /// Apply the migrations this database lacks, in one transaction, under an advisory lock.

@@ -13,10 +13,21 @@ pub struct Postgres {
     dir: tempfile::TempDir,
     bin: PathBuf,
     as_root: bool,
+    /// `-c name=value` settings of the server.
+    settings: Vec<String>,
 }
 
 impl Postgres {
     pub async fn start() -> Self {
+        Self::start_with(None).await
+    }
+
+    /// A server that also speaks TLS, with this certificate and key (PEM).
+    pub async fn start_tls(cert_pem: &str, key_pem: &str) -> Self {
+        Self::start_with(Some((cert_pem, key_pem))).await
+    }
+
+    async fn start_with(tls: Option<(&str, &str)>) -> Self {
         let bin = binaries();
         let dir = tempfile::tempdir().unwrap();
         let (data, sock) = (dir.path().join("data"), dir.path().join("sock"));
@@ -47,13 +58,37 @@ impl Postgres {
             String::from_utf8_lossy(&initdb.stderr)
         );
         let port = free_port();
-        let child = spawn(&bin, as_root, dir.path(), port);
+        let mut settings = vec![
+            "listen_addresses=127.0.0.1".to_owned(),
+            "fsync=off".to_owned(),
+        ];
+        if let Some((cert, key)) = tls {
+            let (cert_file, key_file) =
+                (dir.path().join("server.crt"), dir.path().join("server.key"));
+            std::fs::write(&cert_file, cert).unwrap();
+            std::fs::write(&key_file, key).unwrap();
+            // PostgreSQL takes only a key its own user alone may read.
+            std::fs::set_permissions(
+                &key_file,
+                std::os::unix::fs::PermissionsExt::from_mode(0o600),
+            )
+            .unwrap();
+            if as_root {
+                chown_to_postgres(&cert_file);
+                chown_to_postgres(&key_file);
+            }
+            settings.push("ssl=on".to_owned());
+            settings.push(format!("ssl_cert_file={}", path(&cert_file)));
+            settings.push(format!("ssl_key_file={}", path(&key_file)));
+        }
+        let child = spawn(&bin, as_root, dir.path(), port, &settings);
         let pg = Self {
             child,
             port,
             dir,
             bin,
             as_root,
+            settings,
         };
         pg.wait_ready().await;
         pg
@@ -63,7 +98,13 @@ impl Postgres {
     /// again on the same data and port, as a restart or a failover would.
     pub async fn restart(&mut self) {
         self.stop();
-        self.child = spawn(&self.bin, self.as_root, self.dir.path(), self.port);
+        self.child = spawn(
+            &self.bin,
+            self.as_root,
+            self.dir.path(),
+            self.port,
+            &self.settings,
+        );
         self.wait_ready().await;
     }
 
@@ -128,7 +169,7 @@ impl Postgres {
 }
 
 /// `postgres` on the data of `dir`, as our child, logging to `postgres.log` there.
-fn spawn(bin: &Path, as_root: bool, dir: &Path, port: u16) -> Child {
+fn spawn(bin: &Path, as_root: bool, dir: &Path, port: u16, settings: &[String]) -> Child {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -144,7 +185,7 @@ fn spawn(bin: &Path, as_root: bool, dir: &Path, port: u16) -> Child {
             "-p",
             &port.to_string(),
         ])
-        .args(["-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"])
+        .args(settings.iter().flat_map(|s| ["-c", s.as_str()]))
         .stdout(Stdio::null())
         .stderr(log)
         .spawn()
