@@ -5,7 +5,9 @@
 
 mod support;
 
-use ebb_server::{Advanced, PostgresSessions, Session, SessionStore, SqliteSessions};
+use std::path::{Path, PathBuf};
+
+use ebb_server::{Advanced, PostgresSessions, ServerConfig, Session, SessionStore, SqliteSessions};
 use support::postgres::Postgres;
 
 fn session(id: &str) -> Session {
@@ -22,6 +24,19 @@ fn session(id: &str) -> Session {
         reply: None,
         keep: false,
     }
+}
+
+/// A server's configuration with its sessions in a new database `db` of `pg`, and its root
+/// under `dir`.
+async fn on_postgres(pg: &Postgres, db: &str, dir: &Path) -> (PathBuf, ServerConfig) {
+    pg.create_db(db).await;
+    let root = support::root(dir);
+    let mut config = support::config(&root);
+    config.sessions = ebb_server::SessionsAt::Postgres {
+        url: pg.params(db),
+        ca_file: None,
+    };
+    (root, config)
 }
 
 /// What every store does; `reopen` gives a new connection to the same sessions.
@@ -143,15 +158,8 @@ async fn two_nodes_moving_one_offset_at_once_exactly_one_wins() {
 /// another node would) on the same database takes the rest, and Close-Session leaves no row.
 #[tokio::test]
 async fn a_server_on_postgres_sessions_hands_an_upload_to_the_next_one() {
-    let pg = Postgres::start().await;
-    pg.create_db("server").await;
-    let dir = tempfile::tempdir().unwrap();
-    let root = support::root(dir.path());
-    let mut config = support::config(&root);
-    config.sessions = ebb_server::SessionsAt::Postgres {
-        url: pg.params("server"),
-        ca_file: None,
-    };
+    let (pg, dir) = (Postgres::start().await, tempfile::tempdir().unwrap());
+    let (root, config) = on_postgres(&pg, "server", dir.path()).await;
     let body = support::data(300_000, 5);
     let total = body.len() as u64;
     let server = support::Server::start(config.clone()).await;
@@ -189,15 +197,8 @@ async fn a_server_on_postgres_sessions_hands_an_upload_to_the_next_one() {
 /// gap, and the file is whole.
 #[tokio::test]
 async fn two_nodes_side_by_side_share_one_session() {
-    let pg = Postgres::start().await;
-    pg.create_db("farm").await;
-    let dir = tempfile::tempdir().unwrap();
-    let root = support::root(dir.path());
-    let mut config = support::config(&root);
-    config.sessions = ebb_server::SessionsAt::Postgres {
-        url: pg.params("farm"),
-        ca_file: None,
-    };
+    let (pg, dir) = (Postgres::start().await, tempfile::tempdir().unwrap());
+    let (root, config) = on_postgres(&pg, "farm", dir.path()).await;
     let a = support::Server::start(config.clone()).await;
     let b = support::Server::start(config).await;
     let body = support::data(400_000, 9);
@@ -251,15 +252,8 @@ async fn a_database_restart_costs_a_node_nothing() {
 /// asks the database when the session last heard from its client.
 #[tokio::test]
 async fn a_node_does_not_sweep_a_session_another_node_serves() {
-    let pg = Postgres::start().await;
-    pg.create_db("sweep").await;
-    let dir = tempfile::tempdir().unwrap();
-    let root = support::root(dir.path());
-    let mut config = support::config(&root);
-    config.sessions = ebb_server::SessionsAt::Postgres {
-        url: pg.params("sweep"),
-        ca_file: None,
-    };
+    let (pg, dir) = (Postgres::start().await, tempfile::tempdir().unwrap());
+    let (root, mut config) = on_postgres(&pg, "sweep", dir.path()).await;
     config.directories[0].session_timeout = std::time::Duration::from_secs(1);
     let a = support::Server::start(config.clone()).await;
     let b = support::Server::start(config).await;
@@ -286,15 +280,8 @@ async fn a_node_does_not_sweep_a_session_another_node_serves() {
 /// an unknown session, and the file is in place once.
 #[tokio::test]
 async fn a_close_sent_again_to_the_other_node_is_done() {
-    let pg = Postgres::start().await;
-    pg.create_db("reclose").await;
-    let dir = tempfile::tempdir().unwrap();
-    let root = support::root(dir.path());
-    let mut config = support::config(&root);
-    config.sessions = ebb_server::SessionsAt::Postgres {
-        url: pg.params("reclose"),
-        ca_file: None,
-    };
+    let (pg, dir) = (Postgres::start().await, tempfile::tempdir().unwrap());
+    let (root, config) = on_postgres(&pg, "reclose", dir.path()).await;
     let a = support::Server::start(config.clone()).await;
     let b = support::Server::start(config).await;
     let body = support::data(50_000, 4);
@@ -323,15 +310,8 @@ async fn a_close_sent_again_to_the_other_node_is_done() {
 /// A user's limit of open sessions holds across the farm, not per node.
 #[tokio::test]
 async fn the_session_limit_counts_every_node() {
-    let pg = Postgres::start().await;
-    pg.create_db("quota").await;
-    let dir = tempfile::tempdir().unwrap();
-    let root = support::root(dir.path());
-    let mut config = support::config(&root);
-    config.sessions = ebb_server::SessionsAt::Postgres {
-        url: pg.params("quota"),
-        ca_file: None,
-    };
+    let (pg, dir) = (Postgres::start().await, tempfile::tempdir().unwrap());
+    let (_, mut config) = on_postgres(&pg, "quota", dir.path()).await;
     config.directories[0].max_sessions_per_user = 2;
     let a = support::Server::start(config.clone()).await;
     let b = support::Server::start(config).await;

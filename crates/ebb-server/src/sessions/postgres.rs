@@ -263,21 +263,27 @@ async fn open(config: &Config, tls: Option<&MakeRustlsConnect>, place: &str) -> 
         place: place.to_owned(),
         source,
     };
-    let ended = |place: String| {
-        move |e: tokio_postgres::Error| {
-            tracing::warn!(database = place, error = %e, "the session database's connection ended");
-        }
-    };
-    let ended = ended(place.to_owned());
     if let Some(tls) = tls {
         let (client, connection) = config.connect(tls.clone()).await.map_err(fail)?;
-        tokio::spawn(async move { connection.await.unwrap_or_else(ended) });
+        drive(connection, place.to_owned());
         Ok(client)
     } else {
         let (client, connection) = config.connect(NoTls).await.map_err(fail)?;
-        tokio::spawn(async move { connection.await.unwrap_or_else(ended) });
+        drive(connection, place.to_owned());
         Ok(client)
     }
+}
+
+/// Run a connection's driver until the database closes it.
+fn drive(
+    connection: impl Future<Output = Result<(), tokio_postgres::Error>> + Send + 'static,
+    place: String,
+) {
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::warn!(database = place, error = %e, "the session database's connection ended");
+        }
+    });
 }
 
 /// The TLS client configuration: the certificates of `ca_file`, or the system's roots.
