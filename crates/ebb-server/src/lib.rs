@@ -2,8 +2,9 @@
 //! BITS extension does, on every platform, with a plain ranged-GET file server over the same
 //! roots, so that one command serves both directions.
 //!
-//! Sessions live in a SQLite database, so a restarted server keeps them; a session that hears
-//! nothing for its directory's timeout is swept with its temporary file.
+//! Sessions live in a SQLite database, or in PostgreSQL that several nodes share, so a
+//! restarted server keeps them; a session that hears nothing for its directory's timeout is
+//! swept with its temporary file.
 
 mod ack;
 mod auth;

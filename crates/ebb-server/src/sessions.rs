@@ -156,8 +156,8 @@ impl Sessions {
     }
 
     /// Bring `s` up to the store's row, which another node may have moved on (its offset),
-    /// answered (its reply) or touched; `false` if the row is gone (another node ended the session), and
-    /// then this node forgets it too.
+    /// answered (its reply) or touched; `false` if the row is gone (another node ended the
+    /// session), and then this node forgets it too.
     pub async fn refresh(&self, s: &mut Session) -> Result<bool> {
         let Some(stored) = self.store.get(&s.id).await? else {
             self.map().remove(&s.id);

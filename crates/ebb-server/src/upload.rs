@@ -84,9 +84,7 @@ async fn find(app: &App, id: &str) -> Result<Open, Refusal> {
     match app.sessions.find(id).await {
         Ok(Some(open)) => Ok(open),
         Ok(None) => Err(Refusal::session_not_found().because(format!("no session {id}"))),
-        Err(e) => {
-            Err(Refusal::new(StatusCode::INTERNAL_SERVER_ERROR, Code::FAIL).because(e.to_string()))
-        }
+        Err(e) => Err(store_refusal(&e)),
     }
 }
 
@@ -96,9 +94,7 @@ async fn refresh(app: &App, s: &mut Session) -> Result<(), Refusal> {
     match app.sessions.refresh(s).await {
         Ok(true) => Ok(()),
         Ok(false) => Err(Refusal::session_not_found().because("another node ended the session")),
-        Err(e) => {
-            Err(Refusal::new(StatusCode::INTERNAL_SERVER_ERROR, Code::FAIL).because(e.to_string()))
-        }
+        Err(e) => Err(store_refusal(&e)),
     }
 }
 
@@ -188,9 +184,7 @@ async fn create(
     };
     if let Err(e) = app.sessions.create(session).await {
         let _ = std::fs::remove_file(&temp);
-        return Err(
-            Refusal::new(StatusCode::INTERNAL_SERVER_ERROR, Code::FAIL).because(e.to_string())
-        );
+        return Err(store_refusal(&e));
     }
     tracing::info!(session = %id, path = url_path, "session created");
     let mut ack = Ack::ok()
@@ -261,12 +255,13 @@ async fn fragment(
                     .received(committed));
             }
             Ok(Advanced::Gone) => {
+                // Another node ended it: this one forgets it too.
+                let _ = app.sessions.remove(&s.id).await;
                 return Err(Refusal::session_not_found().because("the session ended meanwhile"));
             }
             Err(e) => {
                 (s.received, s.total, s.touched_at) = before;
-                return Err(Refusal::new(StatusCode::INTERNAL_SERVER_ERROR, Code::FAIL)
-                    .because(e.to_string()));
+                return Err(store_refusal(&e));
             }
         }
     }
@@ -304,9 +299,7 @@ async fn reply(
     (s.reply, s.keep) = (Some(url.clone()), answer.keep);
     if let Err(e) = app.sessions.update(s).await {
         (s.reply, s.keep) = (None, false);
-        return Err(
-            Refusal::new(StatusCode::INTERNAL_SERVER_ERROR, Code::FAIL).because(e.to_string())
-        );
+        return Err(store_refusal(&e));
     }
     Ok(url)
 }
