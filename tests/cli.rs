@@ -329,16 +329,15 @@ async fn a_full_disk_is_an_error_that_loses_nothing() {
         "$EBB" complete "$id"
         cp "$DISK/big.bin" "$OUT/big.bin"
     "#;
-    let mut unshare = std::process::Command::new("unshare");
-    unshare.args(["--map-root-user", "--mount", "sh", "-c", script]);
-    cli.apply_env(&mut unshare);
-    let out = unshare
-        .env("DISK", &small)
-        .env("OUT", dir.path())
-        .env("URL", origin.url("/big"))
-        .env("EBB", crate::support::ebb_bin())
-        .output()
-        .unwrap();
+    let url = origin.url("/big");
+    let out = cli.in_mount_namespace(
+        script,
+        &[
+            ("DISK", small.as_os_str()),
+            ("OUT", dir.path().as_os_str()),
+            ("URL", url.as_ref()),
+        ],
+    );
     assert!(out.status.success(), "{}: {}", out.status, stderr(&out));
     let err = std::fs::read_to_string(dir.path().join("full.err")).unwrap();
     assert!(

@@ -105,18 +105,17 @@ async fn a_full_queue_disk_at_the_last_checkpoint_never_completes_the_file() {
         "$EBB" info "$id" --json > "$OUT/restarted.json" 2> "$OUT/restart.err"
         "$EBB" complete "$id"
     "#;
-    let mut unshare = Command::new("unshare");
-    unshare.args(["--map-root-user", "--mount", "sh", "-c", script]);
-    cli.apply_env(&mut unshare);
-    let out = unshare
-        .env("OUT", dir.path())
-        .env("URL", origin.url("/q"))
-        .env("EBB", crate::support::ebb_bin())
-        // No checkpoint before the file's last byte: the first one to fail is the last one.
-        .env("EBB_CHECKPOINT_BYTES", "1000000000")
-        .env("EBB_CHECKPOINT_INTERVAL", "1h")
-        .output()
-        .unwrap();
+    let url = origin.url("/q");
+    let out = cli.in_mount_namespace(
+        script,
+        &[
+            ("OUT", dir.path().as_os_str()),
+            ("URL", url.as_ref()),
+            // No checkpoint before the file's last byte: the first one to fail is the last one.
+            ("EBB_CHECKPOINT_BYTES", "1000000000".as_ref()),
+            ("EBB_CHECKPOINT_INTERVAL", "1h".as_ref()),
+        ],
+    );
     let said = |name: &str| std::fs::read_to_string(dir.path().join(name)).unwrap_or_default();
     let _first = started_pid(&said("start.err")).map(Started);
     let _second = started_pid(&said("restart.err")).map(Started);

@@ -41,6 +41,14 @@ fn range(l: &Logged) -> Option<(u64, Option<u64>)> {
     Some((a.parse().ok()?, b.parse().ok()))
 }
 
+/// The split requests in `log`: ranges with an end (a single connection's ranges are open).
+fn split_requests(log: &[Logged]) -> Vec<(u64, Option<u64>)> {
+    log.iter()
+        .filter_map(range)
+        .filter(|(_, end)| end.is_some())
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_foreground_file_arrives_over_four_ranged_connections_at_once() {
     let dir = tempfile::tempdir().unwrap();
@@ -55,11 +63,7 @@ async fn a_foreground_file_arrives_over_four_ranged_connections_at_once() {
     assert_eq!(info.files[0].verified_sha256, Some(sha256(&data(SIZE, 9))));
 
     let log = origin.log("/big");
-    let closed: Vec<_> = log
-        .iter()
-        .filter_map(range)
-        .filter(|(_, end)| end.is_some())
-        .collect();
+    let closed = split_requests(&log);
     assert!(closed.len() >= 3, "no split requests: {log:?}");
     // The splits' requests were made while the first connection was still reading: all of
     // them within the time one connection alone would have taken for a quarter of the file.
@@ -181,13 +185,8 @@ async fn transfer_with_connections_makes_a_foreground_job_that_splits() {
         dest.to_str().unwrap(),
     ]);
     assert!(std::fs::read(&dest).unwrap() == data(SIZE, 9));
-    let closed = origin
-        .log("/big")
-        .iter()
-        .filter_map(range)
-        .filter(|(_, end)| end.is_some())
-        .count();
-    assert!(closed >= 3, "{:?}", origin.log("/big"));
+    let log = origin.log("/big");
+    assert!(split_requests(&log).len() >= 3, "{log:?}");
     let jobs = cli.json(&["list", "--all", "--json"]);
     let job = jobs.as_array().unwrap().last().unwrap();
     assert_eq!(job["priority"], "foreground");
@@ -218,16 +217,15 @@ async fn a_full_disk_mid_split_claims_no_byte_it_did_not_write() {
         "$EBB" complete "$id"
         cp "$DISK/big.bin" "$OUT/big.bin"
     "#;
-    let mut unshare = std::process::Command::new("unshare");
-    unshare.args(["--map-root-user", "--mount", "sh", "-c", script]);
-    cli.apply_env(&mut unshare);
-    let out = unshare
-        .env("DISK", &small)
-        .env("OUT", dir.path())
-        .env("URL", origin.url("/big"))
-        .env("EBB", support::ebb_bin())
-        .output()
-        .unwrap();
+    let url = origin.url("/big");
+    let out = cli.in_mount_namespace(
+        script,
+        &[
+            ("DISK", small.as_os_str()),
+            ("OUT", dir.path().as_os_str()),
+            ("URL", url.as_ref()),
+        ],
+    );
     assert!(
         out.status.success(),
         "{}: {}",
@@ -236,12 +234,10 @@ async fn a_full_disk_mid_split_claims_no_byte_it_did_not_write() {
     );
     let err = std::fs::read_to_string(dir.path().join("full.err")).unwrap();
     assert!(err.contains("0x80070070"), "{err}");
-    let closed = origin
-        .log("/big")
-        .iter()
-        .filter_map(range)
-        .filter(|(_, end)| end.is_some())
-        .count();
-    assert!(closed >= 3, "the file was split: {:?}", origin.log("/big"));
+    let log = origin.log("/big");
+    assert!(
+        split_requests(&log).len() >= 3,
+        "the file was split: {log:?}"
+    );
     assert!(std::fs::read(dir.path().join("big.bin")).unwrap() == data(SIZE, 9));
 }

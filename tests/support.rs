@@ -136,6 +136,16 @@ impl Cli {
         c
     }
 
+    /// `sh -c script` in a private mount namespace (no root needed where user namespaces are
+    /// enabled), with this CLI's environment, `$EBB` naming the binary, and `env`.
+    pub fn in_mount_namespace(&self, script: &str, env: &[(&str, &std::ffi::OsStr)]) -> Output {
+        let mut unshare = Command::new("unshare");
+        unshare.args(["--map-root-user", "--mount", "sh", "-c", script]);
+        self.apply_env(&mut unshare);
+        unshare.env("EBB", ebb_bin()).envs(env.iter().copied());
+        unshare.output().unwrap()
+    }
+
     /// The environment every `ebb` of this CLI runs with (also for wrappers such as `unshare`).
     pub fn apply_env(&self, c: &mut Command) {
         if self.embedded {
