@@ -10,6 +10,8 @@ command -v unshare >/dev/null 2>&1 && command -v setpriv >/dev/null 2>&1 || need
 command -v curl >/dev/null 2>&1 || need+=(curl)
 # ebb-server's sessions on PostgreSQL: its tests start their own server with initdb + postgres.
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || need+=(postgresql)
+# ebb-server's object storage: its tests start moto's S3 server from a private venv.
+python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need+=(python3 python3-venv)
 # The platform secret store's test: a private session bus with GNOME Keyring on it.
 command -v dbus-run-session >/dev/null 2>&1 || need+=(dbus)
 command -v gnome-keyring-daemon >/dev/null 2>&1 || need+=(gnome-keyring)
@@ -19,6 +21,17 @@ if ((${#need[@]})); then
   [[ $(id -u) -eq 0 ]] || sudo="sudo"
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+# moto, pinned, in target/test-tools/moto (made again when its requirements change).
+moto=target/test-tools/moto
+pins=$(sha256sum tests/tools/moto-requirements.txt | cut -c1-16)
+if [[ ! -f $moto/.pins-$pins ]]; then
+  echo "installing moto (S3 server for the tests) into $moto" >&2
+  rm -rf "$moto"
+  python3 -m venv "$moto"
+  "$moto/bin/pip" install -q --disable-pip-version-check -r tests/tools/moto-requirements.txt
+  touch "$moto/.pins-$pins"
 fi
 
 # The CLI tests run the real `ebb` binary, which `cargo test` alone does not build.

@@ -10,6 +10,10 @@
 //! sessions = { type = "postgres", url = "host=/run/postgresql dbname=ebb user=ebb" }
 //! # TLS where the server offers it (sslmode=require insists), checked against ca_file or the
 //! # system's roots: ca_file = "/etc/ebb-server/db-ca.pem"
+//! # Where uploads go: each directory's root (the default), or an S3 bucket, which several
+//! # nodes share (then directories have no root, and state_dir is needed); credentials from
+//! # AWS_* in the environment, or in options (object_store's AmazonS3ConfigKey names):
+//! storage = { type = "s3", url = "s3://bucket/prefix", part_size = 8388608, options = { endpoint = "http://127.0.0.1:9000", region = "us-east-1", allow_http = "true" } }
 //!
 //! [[directory]]
 //! root = "/srv/uploads"
@@ -47,6 +51,8 @@ pub struct ServerConfig {
     pub tls: Option<crate::tls::Tls>,
     #[serde(default)]
     pub sessions: SessionsAt,
+    #[serde(default)]
+    pub storage: StorageAt,
     #[serde(rename = "directory")]
     pub directories: Vec<UploadDir>,
 }
@@ -77,11 +83,52 @@ impl std::fmt::Debug for SessionsAt {
     }
 }
 
+/// Where uploads' bytes go.
+#[derive(Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
+pub enum StorageAt {
+    /// Each directory's root.
+    #[default]
+    Local,
+    /// An S3 (or compatible) bucket: `url` is `s3://bucket[/prefix]`; `options` are
+    /// object_store's `AmazonS3ConfigKey` names; `part_size` in bytes (at least 5 MiB);
+    /// `spool_dir` holds the parts being filled (default: `<state_dir>/spool`).
+    S3 {
+        url: String,
+        #[serde(default)]
+        options: std::collections::BTreeMap<String, String>,
+        #[serde(default = "default_part_size")]
+        part_size: u64,
+        #[serde(default)]
+        spool_dir: Option<PathBuf>,
+    },
+}
+
+impl std::fmt::Debug for StorageAt {
+    // Options may hold a secret key.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Local => f.write_str("Local"),
+            Self::S3 { url, part_size, .. } => f
+                .debug_struct("S3")
+                .field("url", url)
+                .field("part_size", part_size)
+                .finish_non_exhaustive(),
+        }
+    }
+}
+
+fn default_part_size() -> u64 {
+    8 << 20
+}
+
 /// One upload directory (an IIS virtual directory with BITS uploads enabled).
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UploadDir {
-    pub root: PathBuf,
+    /// Where its files are, on local storage; none on object storage.
+    #[serde(default)]
+    pub root: Option<PathBuf>,
     #[serde(default = "default_prefix")]
     pub prefix: String,
     #[serde(default)]
@@ -154,7 +201,7 @@ impl UploadDir {
     /// A directory with every default, at `root`, answering under `/`.
     pub fn at(root: impl Into<PathBuf>) -> Self {
         Self {
-            root: root.into(),
+            root: Some(root.into()),
             prefix: default_prefix(),
             max_upload_size: None,
             session_timeout: default_session_timeout(),
@@ -177,6 +224,7 @@ impl ServerConfig {
             state_dir: None,
             tls: None,
             sessions: SessionsAt::Sqlite,
+            storage: StorageAt::Local,
             directories: vec![UploadDir::at(root)],
         }
     }
@@ -197,13 +245,8 @@ impl ServerConfig {
         if let Some(tls) = &self.tls {
             tls.check()?;
         }
+        self.check_storage()?;
         for (i, d) in self.directories.iter().enumerate() {
-            if !d.root.is_dir() {
-                return Err(Error::Config(format!(
-                    "root {} is not a directory",
-                    d.root.display()
-                )));
-            }
             if !d.prefix.starts_with('/') || !d.prefix.ends_with('/') {
                 return Err(Error::Config(format!(
                     "prefix {:?} must start and end with /",
@@ -223,6 +266,55 @@ impl ServerConfig {
         self.check_roots()
     }
 
+    /// Local storage: every directory has a root that exists. Object storage: none has, there
+    /// is a state directory (none is implied), and no server application (upload-reply over
+    /// objects is not built yet).
+    fn check_storage(&self) -> Result<()> {
+        for d in &self.directories {
+            match (&self.storage, &d.root) {
+                (StorageAt::Local, Some(root)) if !root.is_dir() => {
+                    return Err(Error::Config(format!(
+                        "root {} is not a directory",
+                        root.display()
+                    )));
+                }
+                (StorageAt::Local, None) => {
+                    return Err(Error::Config(format!(
+                        "directory {:?} has no root",
+                        d.prefix
+                    )));
+                }
+                (StorageAt::S3 { .. }, Some(root)) => {
+                    return Err(Error::Config(format!(
+                        "directory {:?}: uploads go to object storage, so root {} is not used; remove it",
+                        d.prefix,
+                        root.display()
+                    )));
+                }
+                (StorageAt::S3 { .. }, None) if d.notification.is_some() => {
+                    return Err(Error::Config(format!(
+                        "directory {:?}: upload-reply over object storage is not built yet",
+                        d.prefix
+                    )));
+                }
+                (StorageAt::Local, Some(_)) | (StorageAt::S3 { .. }, None) => {}
+            }
+        }
+        if let StorageAt::S3 { part_size, .. } = &self.storage {
+            if self.state_dir.is_none() {
+                return Err(Error::Config(
+                    "object storage needs a state_dir (for the node's spool)".into(),
+                ));
+            }
+            if *part_size < crate::objects::MIN_PART_SIZE {
+                return Err(Error::Config(format!(
+                    "part_size {part_size} is under S3's least, 5 MiB"
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// Roots may not overlap (a request could reach one directory's files under another's
     /// rules), and the state directory may sit in a root only under a hidden name, which no
     /// request can reach.
@@ -230,7 +322,8 @@ impl ServerConfig {
         let roots = self
             .directories
             .iter()
-            .map(|d| d.root.canonicalize().map_err(|e| Error::io(&d.root, e)))
+            .filter_map(|d| d.root.as_ref())
+            .map(|root| root.canonicalize().map_err(|e| Error::io(root, e)))
             .collect::<Result<Vec<_>>>()?;
         for (i, a) in roots.iter().enumerate() {
             if let Some(b) = roots[i + 1..]
@@ -267,9 +360,13 @@ impl ServerConfig {
 
     /// Where the session database lives.
     pub fn state_dir(&self) -> PathBuf {
-        self.state_dir
-            .clone()
-            .unwrap_or_else(|| self.directories[0].root.join(".ebb-server"))
+        // Object storage: `check` asks for a state_dir.
+        self.state_dir.clone().unwrap_or_else(|| {
+            self.directories
+                .iter()
+                .find_map(|d| d.root.as_ref())
+                .map_or_else(|| PathBuf::from(".ebb-server"), |r| r.join(".ebb-server"))
+        })
     }
 
     /// The directory serving a URL path: the longest prefix that matches.
@@ -375,5 +472,52 @@ mod tests {
         c.directories[0].notification =
             Some(crate::Notification::ByReference { url: "/app".into() });
         assert!(c.check().unwrap_err().to_string().contains("absolute"));
+    }
+
+    #[test]
+    fn object_storage_is_named_with_its_options_and_checked() {
+        let parse = |text: &str| toml::from_str::<ServerConfig>(text).map_err(|e| e.to_string());
+        let s3 = "storage = { type = \"s3\", url = \"s3://b/p\", options = { secret_access_key = \"hush\" } }\n";
+        let c = parse(&format!("state_dir = \"/var/lib/e\"\n{s3}[[directory]]\n")).unwrap();
+        assert!(matches!(
+            &c.storage,
+            StorageAt::S3 { url, part_size, .. } if url == "s3://b/p" && *part_size == 8 << 20
+        ));
+        assert!(
+            !format!("{c:?}").contains("hush"),
+            "a secret is never logged"
+        );
+        assert!(c.check().is_ok(), "{:?}", c.check());
+        let no_state = parse(&format!("{s3}[[directory]]\n")).unwrap();
+        assert!(
+            no_state
+                .check()
+                .unwrap_err()
+                .to_string()
+                .contains("state_dir")
+        );
+        let root = parse(&format!(
+            "state_dir = \"/e\"\n{s3}[[directory]]\nroot = \"/srv\"\n"
+        ))
+        .unwrap();
+        assert!(root.check().unwrap_err().to_string().contains("not used"));
+        let small = parse(&format!(
+            "state_dir = \"/e\"\nstorage = {{ type = \"s3\", url = \"s3://b\", part_size = 1024 }}\n[[directory]]\n"
+        ))
+        .unwrap();
+        assert!(small.check().unwrap_err().to_string().contains("5 MiB"));
+        let reply = parse(&format!(
+            "state_dir = \"/e\"\n{s3}[[directory]]\nnotification = {{ type = \"by-value\", url = \"http://127.0.0.1:1/a\" }}\n"
+        ))
+        .unwrap();
+        assert!(
+            reply
+                .check()
+                .unwrap_err()
+                .to_string()
+                .contains("upload-reply")
+        );
+        let local = parse("[[directory]]\n").unwrap();
+        assert!(local.check().unwrap_err().to_string().contains("no root"));
     }
 }

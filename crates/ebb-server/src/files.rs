@@ -14,9 +14,12 @@ use crate::config::UploadDir;
 use crate::{App, notify, paths};
 
 pub async fn serve(dir: &UploadDir, url_path: &str, parts: Parts, body: Body) -> Response {
+    let Some(root) = dir.root.clone() else {
+        // Object storage: its objects are served by the store itself.
+        return StatusCode::NOT_FOUND.into_response();
+    };
     let file = match paths::relative(&dir.prefix, url_path) {
         Ok(relative) => {
-            let root = dir.root.clone();
             tokio::task::spawn_blocking(move || {
                 paths::under_root(&root, &relative).map(|f| f.is_file().then_some(f))
             })

@@ -13,6 +13,7 @@ mod error;
 mod files;
 mod listen;
 mod notify;
+mod objects;
 mod packet;
 mod paths;
 mod sessions;
@@ -27,11 +28,13 @@ use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
-pub use config::{ServerConfig, SessionsAt, UploadDir, User};
+pub use config::{ServerConfig, SessionsAt, StorageAt, UploadDir, User};
 pub use error::{Error, Result};
 pub use notify::Notification;
 use sessions::Sessions;
-pub use sessions::{Advanced, PostgresSessions, Session, SessionStore, SqliteSessions};
+pub use sessions::{
+    Advanced, ObjectUpload, PostgresSessions, Session, SessionStore, SqliteSessions, Target,
+};
 pub use tls::Tls;
 
 /// A running server's state.
@@ -39,6 +42,8 @@ pub use tls::Tls;
 pub struct App {
     config: ServerConfig,
     sessions: Sessions,
+    /// The bucket, on object storage.
+    objects: Option<objects::Objects>,
 }
 
 impl App {
@@ -57,7 +62,25 @@ impl App {
             }
         };
         let sessions = Sessions::open(store).await?;
-        Ok(Arc::new(Self { config, sessions }))
+        let objects = match &config.storage {
+            StorageAt::Local => None,
+            StorageAt::S3 {
+                url,
+                options,
+                part_size,
+                spool_dir,
+            } => {
+                let spool = spool_dir
+                    .clone()
+                    .unwrap_or_else(|| config.state_dir().join("spool"));
+                Some(objects::Objects::s3(url, options, *part_size, &spool)?)
+            }
+        };
+        Ok(Arc::new(Self {
+            config,
+            sessions,
+            objects,
+        }))
     }
 
     /// How many upload sessions are open.

@@ -21,10 +21,11 @@ pub struct Session {
     pub id: String,
     pub url_path: String,
     pub user: Option<String>,
-    pub destination: PathBuf,
-    pub temp: PathBuf,
+    /// Where the bytes go.
+    pub target: Target,
     pub total: Option<u64>,
-    /// Bytes `0..received` are in `temp` and durable.
+    /// Bytes `0..received` are durable (in the temporary file, or in the object's committed
+    /// parts), and every node can read them; only [`SessionStore::advance`] moves it.
     pub received: u64,
     pub created_at: i64,
     pub touched_at: i64,
@@ -34,7 +35,99 @@ pub struct Session {
     pub keep: bool,
 }
 
+/// Where a session's bytes go.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// A hidden temporary file beside the destination, renamed at Close-Session.
+    File { destination: PathBuf, temp: PathBuf },
+    /// An object, sent to object storage as a multipart upload, completed at Close-Session.
+    Object(ObjectUpload),
+}
+
+/// A session's multipart upload. Its row keeps it as JSON (`multipart`), pinned by a test.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ObjectUpload {
+    /// The object's key in the bucket.
+    #[serde(skip)]
+    pub key: String,
+    /// The store's id of the multipart upload.
+    pub upload_id: String,
+    /// Every part but the last has this size; 0 until the first part is committed.
+    pub part_size: u64,
+    /// The committed parts' ids (their ETags), in order: bytes `0..received`.
+    pub parts: Vec<String>,
+    /// Close-Session began completing the upload: the object at `key` may be this session's.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub completing: bool,
+    /// Bytes past `received` this node holds in its spool and has acknowledged: the part being
+    /// filled. Never stored: another node, or this one restarted, has none, and the client
+    /// sends them again.
+    #[serde(skip)]
+    pub tail: u64,
+}
+
+impl Target {
+    /// The multipart upload's JSON for the row, or `None` for a file.
+    pub fn multipart_json(&self) -> Option<String> {
+        match self {
+            Self::File { .. } => None,
+            Self::Object(o) => serde_json::to_string(o).ok(),
+        }
+    }
+
+    /// The destination's text for the row: a file's path, an object's key.
+    pub fn destination_text(&self) -> String {
+        match self {
+            Self::File { destination, .. } => destination.to_string_lossy().into_owned(),
+            Self::Object(o) => o.key.clone(),
+        }
+    }
+
+    /// The temporary file's text for the row; empty for an object.
+    pub fn temp_text(&self) -> String {
+        match self {
+            Self::File { temp, .. } => temp.to_string_lossy().into_owned(),
+            Self::Object(_) => String::new(),
+        }
+    }
+
+    /// The target a row names: its `destination`, `temp_path` and `multipart` columns.
+    pub fn from_row(destination: String, temp: String, multipart: Option<&str>) -> Self {
+        match multipart.map(serde_json::from_str::<ObjectUpload>) {
+            Some(Ok(mut o)) => {
+                o.key = destination;
+                Self::Object(o)
+            }
+            // A row this version cannot read is kept as an object with no upload: the
+            // session's packets then fail on the store's answer, and it expires.
+            Some(Err(e)) => {
+                tracing::warn!(key = destination, error = %e, "a session's multipart upload cannot be read");
+                Self::Object(ObjectUpload {
+                    key: destination,
+                    upload_id: String::new(),
+                    part_size: 0,
+                    parts: Vec::new(),
+                    completing: false,
+                    tail: 0,
+                })
+            }
+            None => Self::File {
+                destination: destination.into(),
+                temp: temp.into(),
+            },
+        }
+    }
+}
+
 impl Session {
+    /// Bytes this node holds: the committed ones, and an object's tail.
+    pub fn held(&self) -> u64 {
+        match &self.target {
+            Target::File { .. } => self.received,
+            Target::Object(o) => self.received + o.tail,
+        }
+    }
+
     /// The name of the session's reply file and of its URL: the id's hex digits.
     pub fn key(&self) -> String {
         self.id
@@ -55,7 +148,8 @@ pub trait SessionStore: Send + Sync + std::fmt::Debug {
     async fn insert(&self, s: &Session) -> Result<()>;
     /// One session as stored now (another node may have created or moved it).
     async fn get(&self, id: &str) -> Result<Option<Session>>;
-    /// Record `s`'s `received`, `total` and `touched_at`, if the stored offset is still `from`.
+    /// Record `s`'s `received`, `total`, `touched_at` and multipart upload, if the stored
+    /// offset is still `from`.
     async fn advance(&self, s: &Session, from: u64) -> Result<Advanced>;
     /// Record `s`'s reply, `keep` and `touched_at`.
     async fn update(&self, s: &Session) -> Result<()>;
@@ -164,7 +258,8 @@ impl Sessions {
             return Ok(false);
         };
         if stored.received > s.received {
-            (s.received, s.total) = (stored.received, stored.total);
+            // Another node committed bytes: an object's tail held here is stale.
+            (s.received, s.total, s.target) = (stored.received, stored.total, stored.target);
         }
         if s.reply.is_none() && stored.reply.is_some() {
             (s.reply, s.keep) = (stored.reply, stored.keep);
@@ -244,4 +339,47 @@ fn to_i64(v: u64) -> i64 {
 
 fn from_i64(v: i64) -> u64 {
     u64::try_from(v).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The `multipart` column's JSON is a stored format: rows written by an earlier version
+    /// must still read.
+    #[test]
+    fn a_multipart_upload_is_stored_as_this_json() {
+        let mut o = ObjectUpload {
+            key: "up/a.bin".into(),
+            upload_id: "u-1".into(),
+            part_size: 8 << 20,
+            parts: vec!["\"e-1\"".into(), "\"e-2\"".into()],
+            completing: false,
+            tail: 3,
+        };
+        let stored = r#"{"upload_id":"u-1","part_size":8388608,"parts":["\"e-1\"","\"e-2\""]}"#;
+        let target = Target::Object(o.clone());
+        assert_eq!(target.multipart_json().as_deref(), Some(stored));
+        assert_eq!(target.destination_text(), "up/a.bin");
+        assert_eq!(target.temp_text(), "");
+        // The tail is this node's own: never stored, none once read.
+        o.tail = 0;
+        let read = Target::from_row("up/a.bin".into(), String::new(), Some(stored));
+        assert_eq!(read, Target::Object(o.clone()));
+        o.completing = true;
+        let completing = Target::Object(o.clone()).multipart_json().unwrap();
+        assert_eq!(
+            completing,
+            r#"{"upload_id":"u-1","part_size":8388608,"parts":["\"e-1\"","\"e-2\""],"completing":true}"#
+        );
+        let file = Target::from_row("/srv/a".into(), "/srv/.a.part".into(), None);
+        assert_eq!(
+            file,
+            Target::File {
+                destination: "/srv/a".into(),
+                temp: "/srv/.a.part".into()
+            }
+        );
+        assert_eq!(file.multipart_json(), None);
+    }
 }

@@ -1,23 +1,26 @@
 //! The BITS upload protocol's server side ([MC-BUP] §3.2): what the IIS BITS extension does.
-//! A session's file is written into a hidden temporary file beside its destination, each
-//! fragment at its offset (bytes already received are never written again), made durable and
-//! recorded before its Ack; it appears at its name only on Close-Session.
+//! A session's bytes go to a hidden temporary file beside its destination ([`file`]) or to a
+//! multipart upload in object storage ([`object`]); bytes already received are never written
+//! again, and bytes are durable and counted by the session's row (a compare-and-set) before
+//! they are acknowledged. The upload appears at its name only on Close-Session.
 
-use std::path::Path;
+pub mod body;
+pub mod file;
+mod object;
+
 use std::sync::Arc;
 
 use axum::body::Body;
 use axum::http::{HeaderMap, StatusCode};
-use futures_util::StreamExt;
-use tokio::io::{AsyncSeekExt, AsyncWriteExt};
 
 use crate::App;
 use crate::ack::{Ack, Code, Refusal, names};
 use crate::config::UploadDir;
 use crate::notify;
 use crate::packet::{self, FragmentRange, Packet};
-use crate::paths::{self, PathError};
-use crate::sessions::{Advanced, Open, Session};
+use crate::paths;
+use crate::sessions::{Advanced, Open, Session, Target};
+use body::NewBytes;
 
 /// Serve one `BITS_POST`.
 pub async fn serve(
@@ -70,9 +73,6 @@ pub async fn serve(
         }
     }
 }
-
-/// A fragment's body may pause this long between bytes.
-const BODY_IDLE: std::time::Duration = std::time::Duration::from_secs(60);
 
 fn now() -> i64 {
     std::time::SystemTime::now()
@@ -130,7 +130,7 @@ async fn create(
     url_path: &str,
     user: Option<String>,
 ) -> Result<Ack, Refusal> {
-    let relative = paths::relative(&dir.prefix, url_path).map_err(|e| refuse_path(&e))?;
+    let relative = paths::relative(&dir.prefix, url_path).map_err(|e| file::refuse_path(&e))?;
     let limit = dir.max_sessions_per_user;
     if limit > 0
         && app
@@ -144,37 +144,34 @@ async fn create(
         return Err(Refusal::new(StatusCode::SERVICE_UNAVAILABLE, Code::FAIL)
             .because(format!("{user:?} has {limit} sessions open")));
     }
-    let (root, overwrite) = (dir.root.clone(), dir.allow_overwrite);
     let uuid = uuid::Uuid::new_v4();
-    let (destination, temp) = blocking(move || {
-        let destination = paths::under_root(&root, &relative).map_err(|e| refuse_path(&e))?;
-        if destination.is_dir() {
-            return Err(Refusal::bad("the URL names a directory"));
+    let target = match (&app.objects, &dir.root) {
+        (Some(objects), _) => {
+            let key = objects.key(&dir.prefix, &relative);
+            if !dir.allow_overwrite && objects.exists(&key).await? {
+                return Err(Refusal::denied(
+                    "the object exists and may not be overwritten",
+                ));
+            }
+            Target::Object(objects.create(key).await?)
         }
-        if destination.exists() && !overwrite {
-            return Err(Refusal::denied(
-                "the file exists and may not be overwritten",
-            ));
+        (None, Some(root)) => {
+            let (destination, temp) =
+                file::create(root.clone(), relative, dir.allow_overwrite, uuid).await?;
+            Target::File { destination, temp }
         }
-        let temp = destination.with_file_name(format!(".ebb-upload-{}.part", uuid.simple()));
-        std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&temp)
-            .map_err(|e| io_refusal(&temp, &e))?;
-        // The name must outlive a power cut as long as the session's row does.
-        sync_parent(&temp).map_err(|e| io_refusal(&temp, &e))?;
-        Ok((destination, temp))
-    })
-    .await?;
+        (None, None) => {
+            return Err(Refusal::new(StatusCode::INTERNAL_SERVER_ERROR, Code::FAIL)
+                .because("a directory with no root and no object storage"));
+        }
+    };
     let id = format!("{{{}}}", uuid.hyphenated()).to_uppercase();
     let at = now();
     let session = Session {
         id: id.clone(),
         url_path: url_path.to_owned(),
         user,
-        destination,
-        temp: temp.clone(),
+        target,
         total: None,
         received: 0,
         created_at: at,
@@ -182,8 +179,8 @@ async fn create(
         reply: None,
         keep: false,
     };
-    if let Err(e) = app.sessions.create(session).await {
-        let _ = std::fs::remove_file(&temp);
+    if let Err(e) = app.sessions.create(session.clone()).await {
+        discard(app, &session).await;
         return Err(store_refusal(&e));
     }
     tracing::info!(session = %id, path = url_path, "session created");
@@ -208,10 +205,66 @@ async fn fragment(
     asker: &Asker<'_>,
 ) -> Result<Ack, Refusal> {
     s.touched_at = now();
-    if !tokio::fs::try_exists(&s.temp).await.unwrap_or(false) {
+    check_fragment(app, dir, s, range).await?;
+    if range.first > s.held() {
+        refresh(app, s).await?;
+    }
+    if range.first > s.held() {
+        // A gap (after asking the store: another node may have taken the bytes between): the
+        // client goes on from what is here.
+        return Ok(Ack::ok()
+            .status(StatusCode::RANGE_NOT_SATISFIABLE)
+            .received(s.held()));
+    }
+    if range.last >= s.held() {
+        let held = s.held();
+        let body = NewBytes::new(body, held - range.first, range.len());
+        let moved = match &s.target {
+            Target::File { temp, .. } => {
+                file::write_at(temp, held, body).await?;
+                s.total = Some(range.total);
+                commit(app, s, range.last + 1).await?
+            }
+            Target::Object(_) => object::fragment(app, s, range, body)
+                .await?
+                .unwrap_or(Committed::Done),
+        };
+        match moved {
+            Committed::Done => {}
+            // Another writer counted its bytes first: the client goes on from there.
+            Committed::Lost(committed) => {
+                return Ok(Ack::ok()
+                    .status(StatusCode::RANGE_NOT_SATISFIABLE)
+                    .received(committed));
+            }
+            Committed::Gone => {
+                return Err(Refusal::session_not_found().because("the session ended meanwhile"));
+            }
+        }
+    }
+    let mut ack = Ack::ok().received(s.held());
+    if let Some(how) = &dir.notification
+        && s.total == Some(s.received)
+    {
+        ack = ack.header(names::REPLY_URL, reply(app, how, s, asker.full_url).await?);
+    }
+    Ok(ack)
+}
+
+/// A fragment the session may take: its file still there, the same total, within the
+/// directory's limits.
+async fn check_fragment(
+    app: &App,
+    dir: &UploadDir,
+    s: &Session,
+    range: FragmentRange,
+) -> Result<(), Refusal> {
+    if let Target::File { temp, .. } = &s.target
+        && !tokio::fs::try_exists(temp).await.unwrap_or(false)
+    {
         // The bytes the session counts are gone (deleted behind the server's back): the
         // client starts over with a new session.
-        tracing::warn!(session = %s.id, path = %s.temp.display(), "a session's file is gone");
+        tracing::warn!(session = %s.id, path = %temp.display(), "a session's file is gone");
         end(app, s).await?;
         return Err(Refusal::session_not_found().because("the session's file is gone"));
     }
@@ -229,49 +282,42 @@ async fn fragment(
         return Err(Refusal::status(StatusCode::PAYLOAD_TOO_LARGE)
             .because("a fragment over the size taken at once"));
     }
-    if range.first > s.received {
-        refresh(app, s).await?;
-    }
-    if range.first > s.received {
-        // A gap (after asking the store: another node may have taken the bytes between): the
-        // client goes on from what is here.
-        return Ok(Ack::ok()
-            .status(StatusCode::RANGE_NOT_SATISFIABLE)
-            .received(s.received));
-    }
-    if range.last >= s.received {
-        let skip = s.received - range.first;
-        write_at(&s.temp, s.received, skip, range.len(), body).await?;
-        let before = (s.received, s.total, s.touched_at);
-        (s.received, s.total, s.touched_at) = (range.last + 1, Some(range.total), now());
-        match app.sessions.advance(s, before.0).await {
-            Ok(Advanced::Done) => {}
-            Ok(Advanced::Lost { committed }) => {
-                // Another writer counted its bytes first: the client goes on from there.
-                tracing::warn!(session = %s.id, committed, "another writer moved the session");
-                s.received = committed;
-                return Ok(Ack::ok()
-                    .status(StatusCode::RANGE_NOT_SATISFIABLE)
-                    .received(committed));
-            }
-            Ok(Advanced::Gone) => {
-                // Another node ended it: this one forgets it too.
-                let _ = app.sessions.remove(&s.id).await;
-                return Err(Refusal::session_not_found().because("the session ended meanwhile"));
-            }
-            Err(e) => {
-                (s.received, s.total, s.touched_at) = before;
-                return Err(store_refusal(&e));
-            }
+    Ok(())
+}
+
+/// What [`commit`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Committed {
+    Done,
+    /// Another writer moved the session first, to this count; `s` is now as stored.
+    Lost(u64),
+    /// Another node ended the session; this one forgot it.
+    Gone,
+}
+
+/// Record that `s`'s bytes `0..to` are durable (with what else of `s` changed: its total,
+/// its parts), by a compare-and-set from the count `s` has.
+async fn commit(app: &App, s: &mut Session, to: u64) -> Result<Committed, Refusal> {
+    let before = (s.received, s.touched_at);
+    (s.received, s.touched_at) = (to, now());
+    match app.sessions.advance(s, before.0).await {
+        Ok(Advanced::Done) => Ok(Committed::Done),
+        Ok(Advanced::Lost { committed }) => {
+            tracing::warn!(session = %s.id, committed, "another writer moved the session");
+            s.received = before.0;
+            refresh(app, s).await?;
+            Ok(Committed::Lost(committed))
+        }
+        Ok(Advanced::Gone) => {
+            // Another node ended it: this one forgets it too.
+            let _ = app.sessions.remove(&s.id).await;
+            Ok(Committed::Gone)
+        }
+        Err(e) => {
+            (s.received, s.touched_at) = before;
+            Err(store_refusal(&e))
         }
     }
-    let mut ack = Ack::ok().received(s.received);
-    if let Some(how) = &dir.notification
-        && s.total == Some(s.received)
-    {
-        ack = ack.header(names::REPLY_URL, reply(app, how, s, asker.full_url).await?);
-    }
-    Ok(ack)
 }
 
 /// Upload-reply: once the last byte is in, the server application's reply, asked for once
@@ -285,10 +331,14 @@ async fn reply(
     if let Some(url) = &s.reply {
         return Ok(url.clone());
     }
+    let Target::File { temp, .. } = &s.target else {
+        return Err(Refusal::new(StatusCode::NOT_IMPLEMENTED, Code::FAIL)
+            .because("upload-reply over object storage"));
+    };
     let file = notify::reply_path(&app.config.state_dir(), &s.key());
     let upload = notify::Upload {
         url: full_url,
-        file: &s.temp,
+        file: temp,
         reply: &file,
     };
     let answer = notify::notify(how, &upload).await?;
@@ -341,46 +391,6 @@ pub async fn sweep(app: &App) {
     }
 }
 
-/// Write a fragment's body into `temp` at `offset`, its first `skip` bytes left out (they are
-/// there already), and make it durable. The body must be `len` bytes long.
-async fn write_at(
-    temp: &Path,
-    offset: u64,
-    skip: u64,
-    len: u64,
-    body: Body,
-) -> Result<(), Refusal> {
-    let io = |e: std::io::Error| io_refusal(temp, &e);
-    let mut file = tokio::fs::OpenOptions::new()
-        .write(true)
-        .open(temp)
-        .await
-        .map_err(io)?;
-    file.seek(std::io::SeekFrom::Start(offset))
-        .await
-        .map_err(io)?;
-    let (mut seen, mut stream) = (0u64, body.into_data_stream());
-    let stalled = || Refusal::bad("the fragment's body stalled");
-    while let Some(chunk) = tokio::time::timeout(BODY_IDLE, stream.next())
-        .await
-        .map_err(|_| stalled())?
-    {
-        let chunk = chunk
-            .map_err(|e| Refusal::bad("the fragment's body broke off").because(e.to_string()))?;
-        let start = skip.saturating_sub(seen).min(chunk.len() as u64) as usize;
-        seen += chunk.len() as u64;
-        if seen > len {
-            return Err(Refusal::bad("the body is longer than the Content-Range"));
-        }
-        file.write_all(&chunk[start..]).await.map_err(io)?;
-    }
-    if seen != len {
-        return Err(Refusal::bad("the body is shorter than the Content-Range"));
-    }
-    file.flush().await.map_err(io)?;
-    file.sync_data().await.map_err(io)
-}
-
 /// Close-Session: a whole file goes to its name, durably; a partial one is deleted.
 async fn close(
     app: &App,
@@ -400,17 +410,22 @@ async fn close(
     let whole = s.total.is_some_and(|t| t == s.received);
     // With a notification, the application has the upload: it stays only if asked for.
     let keep = dir.notification.is_none() || s.keep;
-    if whole && keep {
-        let (temp, destination, overwrite) =
-            (s.temp.clone(), s.destination.clone(), dir.allow_overwrite);
-        if let Err(refusal) = blocking(move || finish(&temp, &destination, overwrite)).await {
+    let placed = whole && keep;
+    if placed {
+        let done = match &s.target {
+            Target::File { temp, destination } => {
+                file::finish(temp.clone(), destination.clone(), dir.allow_overwrite).await
+            }
+            Target::Object(_) => object::finish(app, s, dir.allow_overwrite).await,
+        };
+        if let Err(refusal) = done {
             if refusal.status == StatusCode::FORBIDDEN {
                 // Someone else's file took the name: this upload cannot be placed, ever.
                 end(app, s).await?;
             }
             return Err(refusal);
         }
-        tracing::info!(session = %s.id, path = %s.destination.display(), bytes = s.received, "upload closed");
+        tracing::info!(session = %s.id, path = s.target.destination_text(), bytes = s.received, "upload closed");
     } else {
         tracing::info!(session = %s.id, "session closed before its last fragment: the partial upload is deleted");
     }
@@ -418,7 +433,7 @@ async fn close(
         .close(s, now())
         .await
         .map_err(|e| store_refusal(&e))?;
-    delete_files(app, s).await;
+    leftovers(app, s, placed).await;
     Ok(Ack::ok())
 }
 
@@ -435,121 +450,34 @@ fn store_refusal(e: &crate::Error) -> Refusal {
     Refusal::new(StatusCode::INTERNAL_SERVER_ERROR, Code::FAIL).because(e.to_string())
 }
 
-/// Forget a session and delete what is left of its temporary file.
+/// Forget a session and delete what is left of it.
 async fn end(app: &App, s: &Session) -> Result<(), Refusal> {
     app.sessions
         .remove(&s.id)
         .await
         .map_err(|e| store_refusal(&e))?;
-    delete_files(app, s).await;
+    discard(app, s).await;
     Ok(())
 }
 
-/// Delete what is left of a session's temporary file and reply.
-async fn delete_files(app: &App, s: &Session) {
-    let files = [
-        s.temp.clone(),
-        notify::reply_path(&app.config.state_dir(), &s.key()),
-    ];
-    blocking(move || {
-        for file in files {
-            match std::fs::remove_file(&file) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => {
-                    tracing::warn!(path = %file.display(), error = %e, "cannot delete a session's file");
-                }
+/// Delete what is left of a session that was not placed: its temporary file, or its
+/// multipart upload (aborted) and tail; and its reply.
+async fn discard(app: &App, s: &Session) {
+    leftovers(app, s, false).await;
+}
+
+/// Delete what is left of a session, `placed` at its name or not.
+async fn leftovers(app: &App, s: &Session, placed: bool) {
+    let reply = notify::reply_path(&app.config.state_dir(), &s.key());
+    match &s.target {
+        Target::File { temp, .. } => file::delete(vec![temp.clone(), reply]).await,
+        Target::Object(o) => {
+            file::delete(vec![reply]).await;
+            match &app.objects {
+                Some(objects) if placed => objects.spool.forget(&s.key()).await,
+                Some(objects) => objects.abort(&s.key(), o).await,
+                None => {}
             }
         }
-        Ok(())
-    })
-    .await
-    .unwrap_or(());
-}
-
-/// Put the finished temporary file at its name: without replacing a file that appeared
-/// meanwhile unless overwriting is allowed; then make the directory entry durable.
-fn finish(temp: &Path, destination: &Path, overwrite: bool) -> Result<(), Refusal> {
-    if !temp.exists() && destination.exists() {
-        // A Close-Session re-sent after a crash that came after the rename: the session's row
-        // is still there, its file is at its name already.
-        tracing::warn!(path = %destination.display(), "the upload is at its name already");
-        return sync_parent(destination).map_err(|e| io_refusal(destination, &e));
     }
-    if overwrite {
-        std::fs::rename(temp, destination).map_err(|e| io_refusal(destination, &e))?;
-    } else {
-        match std::fs::hard_link(temp, destination) {
-            Ok(()) => {}
-            // Linked before a crash, and the temporary name not yet removed: ours.
-            Err(e)
-                if e.kind() == std::io::ErrorKind::AlreadyExists
-                    && same_file(temp, destination) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                return Err(Refusal::denied(
-                    "the file exists and may not be overwritten",
-                ));
-            }
-            Err(e) => return Err(io_refusal(destination, &e)),
-        }
-        std::fs::remove_file(temp).map_err(|e| io_refusal(temp, &e))?;
-    }
-    sync_parent(destination).map_err(|e| io_refusal(destination, &e))
-}
-
-/// Whether two names are links to one file.
-fn same_file(a: &Path, b: &Path) -> bool {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::MetadataExt;
-        match (std::fs::metadata(a), std::fs::metadata(b)) {
-            (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
-            _ => false,
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = (a, b);
-        false
-    }
-}
-
-fn sync_parent(path: &Path) -> std::io::Result<()> {
-    if cfg!(windows) {
-        return Ok(());
-    }
-    match path.parent() {
-        Some(dir) => std::fs::File::open(dir)?.sync_all(),
-        None => Ok(()),
-    }
-}
-
-fn refuse_path(e: &PathError) -> Refusal {
-    let why = e.to_string();
-    let r = match e {
-        PathError::Segment(_) | PathError::NoFile => Refusal::bad("a path that is not allowed"),
-        PathError::Link(_) => Refusal::denied("a path through a symbolic link"),
-        PathError::NotHere | PathError::Io(..) => Refusal::status(StatusCode::NOT_FOUND),
-    };
-    r.because(why)
-}
-
-fn io_refusal(path: &Path, e: &std::io::Error) -> Refusal {
-    let full = e.raw_os_error() == Some(libc_enospc());
-    let code = if full { Code::DISK_FULL } else { Code::FAIL };
-    Refusal::new(StatusCode::INTERNAL_SERVER_ERROR, code)
-        .because(format!("{}: {e}", path.display()))
-}
-
-/// ENOSPC, or Windows's ERROR_DISK_FULL.
-fn libc_enospc() -> i32 {
-    if cfg!(windows) { 112 } else { 28 }
-}
-
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, Refusal> + Send + 'static,
-) -> Result<T, Refusal> {
-    tokio::task::spawn_blocking(f).await.unwrap_or_else(|e| {
-        Err(Refusal::new(StatusCode::INTERNAL_SERVER_ERROR, Code::FAIL).because(e.to_string()))
-    })
 }

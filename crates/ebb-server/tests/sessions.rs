@@ -7,7 +7,10 @@ mod support;
 
 use std::path::{Path, PathBuf};
 
-use ebb_server::{Advanced, PostgresSessions, ServerConfig, Session, SessionStore, SqliteSessions};
+use ebb_server::{
+    Advanced, ObjectUpload, PostgresSessions, ServerConfig, Session, SessionStore, SqliteSessions,
+    Target,
+};
 use support::postgres::Postgres;
 
 fn session(id: &str) -> Session {
@@ -15,8 +18,10 @@ fn session(id: &str) -> Session {
         id: id.into(),
         url_path: "/up/a".into(),
         user: Some("ann".into()),
-        destination: "/srv/a".into(),
-        temp: "/srv/.a.part".into(),
+        target: Target::File {
+            destination: "/srv/a".into(),
+            temp: "/srv/.a.part".into(),
+        },
         total: None,
         received: 0,
         created_at: 1,
@@ -64,6 +69,25 @@ async fn contract<S: SessionStore, F: Future<Output = S>>(store: S, reopen: impl
     assert_eq!(store.count(None).await.unwrap(), 1);
     store.remove("{C}").await.unwrap();
     assert_eq!(store.get("{NONE}").await.unwrap(), None);
+    // An object's multipart upload: its parts move with the offset.
+    let mut o = session("{O}");
+    o.target = Target::Object(ObjectUpload {
+        key: "up/a".into(),
+        upload_id: "u-1".into(),
+        part_size: 0,
+        parts: Vec::new(),
+        completing: false,
+        tail: 0,
+    });
+    store.insert(&o).await.unwrap();
+    assert_eq!(store.get("{O}").await.unwrap(), Some(o.clone()));
+    o.received = 8;
+    if let Target::Object(u) = &mut o.target {
+        (u.part_size, u.parts) = (8, vec!["\"e-1\"".into()]);
+    }
+    assert_eq!(store.advance(&o, 0).await.unwrap(), Advanced::Done);
+    assert_eq!(store.get("{O}").await.unwrap(), Some(o.clone()));
+    store.remove("{O}").await.unwrap();
     let other = session("{B}");
     store.insert(&other).await.unwrap();
     drop(store);

@@ -15,19 +15,20 @@ use tokio_postgres::config::SslMode;
 use tokio_postgres::{Client, Config, NoTls, Row};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
-use super::{Advanced, Session, SessionStore, from_i64, to_i64};
+use super::{Advanced, Session, SessionStore, Target, from_i64, to_i64};
 use crate::error::{Error, Result};
 
-const SCHEMA: [&str; 2] = [
+const SCHEMA: [&str; 3] = [
     include_str!("../../migrations/postgres/0001_sessions.sql"),
     include_str!("../../migrations/postgres/0002_closed.sql"),
+    include_str!("../../migrations/postgres/0003_objects.sql"),
 ];
 
 /// Held while the schema is migrated, so that nodes starting together migrate once.
 const MIGRATION_LOCK: i64 = 0x6562_625f_7365_7373; // "ebb_sess"
 
 const COLUMNS: &str = "id, url_path, user_name, destination, temp_path, total, received, \
-                       created_at, touched_at, reply_url, keep";
+                       created_at, touched_at, reply_url, keep, multipart";
 
 /// Sessions in a PostgreSQL database.
 pub struct PostgresSessions {
@@ -122,17 +123,19 @@ impl SessionStore for PostgresSessions {
             .await?
             .execute(
                 "INSERT INTO sessions (id, url_path, user_name, destination, temp_path, total,
-                     received, created_at, touched_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                     received, created_at, touched_at, multipart)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
                 &[
                     &s.id,
                     &s.url_path,
                     &s.user,
-                    &s.destination.to_string_lossy(),
-                    &s.temp.to_string_lossy(),
+                    &s.target.destination_text(),
+                    &s.target.temp_text(),
                     &s.total.map(to_i64),
                     &to_i64(s.received),
                     &s.created_at,
                     &s.touched_at,
+                    &s.target.multipart_json(),
                 ],
             )
             .await
@@ -160,7 +163,7 @@ impl SessionStore for PostgresSessions {
         let client = self.client().await?;
         let moved = client
             .execute(
-                "UPDATE sessions SET total = $2, received = $3, touched_at = $4
+                "UPDATE sessions SET total = $2, received = $3, touched_at = $4, multipart = $6
                  WHERE id = $1 AND received = $5",
                 &[
                     &s.id,
@@ -168,6 +171,7 @@ impl SessionStore for PostgresSessions {
                     &to_i64(s.received),
                     &s.touched_at,
                     &to_i64(from),
+                    &s.target.multipart_json(),
                 ],
             )
             .await
@@ -340,8 +344,11 @@ fn session(r: &Row) -> Result<Session, tokio_postgres::Error> {
         id: r.try_get(0)?,
         url_path: r.try_get(1)?,
         user: r.try_get(2)?,
-        destination: r.try_get::<_, String>(3)?.into(),
-        temp: r.try_get::<_, String>(4)?.into(),
+        target: Target::from_row(
+            r.try_get(3)?,
+            r.try_get(4)?,
+            r.try_get::<_, Option<String>>(11)?.as_deref(),
+        ),
         total: r.try_get::<_, Option<i64>>(5)?.map(from_i64),
         received: from_i64(r.try_get(6)?),
         created_at: r.try_get(7)?,

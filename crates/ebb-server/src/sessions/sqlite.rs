@@ -6,14 +6,15 @@ use std::path::{Path, PathBuf};
 use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::oneshot;
 
-use super::{Advanced, Session, SessionStore, from_i64, to_i64};
+use super::{Advanced, Session, SessionStore, Target, from_i64, to_i64};
 use crate::error::{Error, Result};
 
 type Task = Box<dyn FnOnce(&mut Connection) + Send>;
 
-const SCHEMA: [&str; 2] = [
+const SCHEMA: [&str; 3] = [
     include_str!("../../migrations/0001_sessions.sql"),
     include_str!("../../migrations/0002_closed.sql"),
+    include_str!("../../migrations/0003_objects.sql"),
 ];
 
 /// Sessions in a SQLite file.
@@ -100,11 +101,12 @@ impl SessionStore for SqliteSessions {
 
     async fn advance(&self, s: &Session, from: u64) -> Result<Advanced> {
         let (id, total, received, touched) = (s.id.clone(), s.total, s.received, s.touched_at);
+        let multipart = s.target.multipart_json();
         self.call(move |c| {
             let tx = c.transaction()?;
             let changed = tx
                 .prepare_cached(
-                    "UPDATE sessions SET total = ?2, received = ?3, touched_at = ?4
+                    "UPDATE sessions SET total = ?2, received = ?3, touched_at = ?4, multipart = ?6
                      WHERE id = ?1 AND received = ?5",
                 )?
                 .execute(params![
@@ -112,7 +114,8 @@ impl SessionStore for SqliteSessions {
                     total.map(to_i64),
                     to_i64(received),
                     touched,
-                    to_i64(from)
+                    to_i64(from),
+                    multipart
                 ])?;
             let advanced = if changed == 1 {
                 Advanced::Done
@@ -214,24 +217,25 @@ fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
 fn insert(c: &Connection, s: &Session) -> rusqlite::Result<()> {
     c.execute(
         "INSERT INTO sessions (id, url_path, user_name, destination, temp_path, total, received,
-             created_at, touched_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+             created_at, touched_at, multipart) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
         params![
             s.id,
             s.url_path,
             s.user,
-            s.destination.to_string_lossy(),
-            s.temp.to_string_lossy(),
+            s.target.destination_text(),
+            s.target.temp_text(),
             s.total.map(to_i64),
             to_i64(s.received),
             s.created_at,
-            s.touched_at
+            s.touched_at,
+            s.target.multipart_json()
         ],
     )
     .map(drop)
 }
 
 const COLUMNS: &str = "id, url_path, user_name, destination, temp_path, total, received, \
-                       created_at, touched_at, reply_url, keep";
+                       created_at, touched_at, reply_url, keep, multipart";
 
 fn load(c: &mut Connection) -> rusqlite::Result<Vec<Session>> {
     let mut stmt = c.prepare(&format!("SELECT {COLUMNS} FROM sessions"))?;
@@ -244,8 +248,11 @@ fn session(r: &rusqlite::Row<'_>) -> rusqlite::Result<Session> {
         id: r.get(0)?,
         url_path: r.get(1)?,
         user: r.get(2)?,
-        destination: PathBuf::from(r.get::<_, String>(3)?),
-        temp: PathBuf::from(r.get::<_, String>(4)?),
+        target: Target::from_row(
+            r.get(3)?,
+            r.get(4)?,
+            r.get::<_, Option<String>>(11)?.as_deref(),
+        ),
         total: r.get::<_, Option<i64>>(5)?.map(from_i64),
         received: from_i64(r.get(6)?),
         created_at: r.get(7)?,

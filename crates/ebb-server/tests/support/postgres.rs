@@ -237,7 +237,7 @@ fn chown_to_postgres(p: &Path) {
     assert!(status.success(), "chown {}", p.display());
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()

@@ -1,0 +1,111 @@
+//! A session sent to object storage (see [`crate::objects`]): fragments fill the node's tail,
+//! full parts are put and committed one compare-and-set each, and Close-Session completes the
+//! multipart upload.
+
+use axum::http::StatusCode;
+
+use super::body::NewBytes;
+use super::{Committed, commit};
+use crate::App;
+use crate::ack::{Code, Refusal};
+use crate::objects::Objects;
+use crate::packet::FragmentRange;
+use crate::sessions::{Session, Target};
+
+/// The bucket, or a refusal when this node has none (its configuration changed under a
+/// session that another node, or it before, created).
+pub fn objects(app: &App) -> Result<&Objects, Refusal> {
+    app.objects.as_ref().ok_or_else(|| {
+        Refusal::new(StatusCode::INTERNAL_SERVER_ERROR, Code::FAIL)
+            .because("a session on object storage, and this node has none")
+    })
+}
+
+/// Take a fragment's new bytes into the tail, then put and commit every part it fills (and
+/// the last, short one when the upload is whole). `Some`: what to answer instead of an Ack
+/// of the bytes held (the session moved on elsewhere).
+pub async fn fragment(
+    app: &App,
+    s: &mut Session,
+    range: FragmentRange,
+    body: NewBytes,
+) -> Result<Option<Committed>, Refusal> {
+    let objects = objects(app)?;
+    let name = s.key();
+    let held = s.held();
+    let Target::Object(o) = &mut s.target else {
+        return Err(Refusal::bad("not an object session"));
+    };
+    if o.parts.is_empty() {
+        o.part_size = objects.part_size_for(range.total);
+    }
+    objects.spool.write(&name, o.part_size, held, body).await?;
+    o.tail = range.last + 1 - s.received;
+    s.total = Some(range.total);
+    flush(app, objects, s, &name).await
+}
+
+/// Put and commit the parts the tail holds whole.
+async fn flush(
+    app: &App,
+    objects: &Objects,
+    s: &mut Session,
+    name: &str,
+) -> Result<Option<Committed>, Refusal> {
+    loop {
+        let (received, total) = (s.received, s.total.unwrap_or(u64::MAX));
+        let Target::Object(o) = &mut s.target else {
+            return Ok(None);
+        };
+        let len = o.tail.min(o.part_size);
+        let last = received + o.tail == total;
+        if len == 0 || (len < o.part_size && !last) {
+            return Ok(None);
+        }
+        let index = o.parts.len();
+        let part = objects.put_part(name, o, index, len).await?;
+        o.parts.push(part);
+        o.tail -= len;
+        match commit(app, s, received + len).await? {
+            Committed::Done => {}
+            other => {
+                // Lost, or gone: what this node held is not the session's any more.
+                objects.spool.forget(name).await;
+                return Ok(Some(other));
+            }
+        }
+    }
+}
+
+/// Close-Session of a whole upload to be kept: the object appears at its key. Unless
+/// overwriting is allowed, an object already there refuses it (checked before completing: a
+/// store's complete does not ask).
+pub async fn finish(app: &App, s: &mut Session, overwrite: bool) -> Result<(), Refusal> {
+    let objects = objects(app)?;
+    let total = s.received;
+    let Target::Object(o) = &mut s.target else {
+        return Err(Refusal::bad("not an object session"));
+    };
+    if !o.completing {
+        if !overwrite && objects.exists(&o.key).await? {
+            return Err(Refusal::denied(
+                "the object exists and may not be overwritten",
+            ));
+        }
+        // Recorded first: a Close-Session re-sent after a crash then knows the object at the
+        // key may be this session's own.
+        o.completing = true;
+        match commit(app, s, total).await? {
+            Committed::Done => {}
+            Committed::Lost(_) | Committed::Gone => {
+                return Err(Refusal::session_not_found().because("the session moved meanwhile"));
+            }
+        }
+    }
+    let Target::Object(o) = &s.target else {
+        return Err(Refusal::bad("not an object session"));
+    };
+    objects.complete(o, total).await?;
+    objects.spool.forget(&s.key()).await;
+    Ok(())
+}
