@@ -2,8 +2,14 @@
 //! in temp dirs, and the real `ebb` binary.
 
 pub mod certs;
+#[allow(dead_code)]
+#[path = "../crates/ebb-server/tests/support/moto.rs"]
+pub mod moto;
 pub mod nginx;
 pub mod origin;
+#[allow(dead_code)]
+#[path = "../crates/ebb-server/tests/support/postgres.rs"]
+pub mod postgres;
 pub mod pty;
 
 use std::path::{Path, PathBuf};

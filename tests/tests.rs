@@ -20,6 +20,7 @@ mod daemon;
 mod daemon_cli;
 mod digests;
 mod downloads;
+mod farm;
 mod faults;
 mod formats;
 mod hardening;

@@ -230,7 +230,9 @@ async fn fragment(
                 .unwrap_or(Committed::Done),
         };
         match moved {
-            Committed::Done => {}
+            Committed::Done => {
+                tracing::debug!(session = %s.id, from = held, to = range.last + 1, "bytes taken");
+            }
             // Another writer counted its bytes first: the client goes on from there.
             Committed::Lost(committed) => {
                 return Ok(Ack::ok()

@@ -20,14 +20,19 @@ fn binary() -> PathBuf {
     if let Some(path) = std::env::var_os("EBB_TEST_MOTO") {
         return path.into();
     }
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../target/test-tools/moto/bin/moto_server");
-    assert!(
-        path.exists(),
-        "moto_server is not installed at {}: scripts/test.sh (which .ci/run calls) installs it",
-        path.display()
-    );
-    path
+    // The workspace's `target/`, from whichever of its packages this test is in.
+    let tail = "target/test-tools/moto/bin/moto_server";
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let found = manifest
+        .ancestors()
+        .map(|dir| dir.join(tail))
+        .find(|path| path.exists());
+    found.unwrap_or_else(|| {
+        panic!(
+            "moto_server is not installed at {tail} above {}: scripts/test.sh (which .ci/run calls) installs it",
+            manifest.display()
+        )
+    })
 }
 
 impl Moto {
