@@ -501,9 +501,9 @@ mod tests {
         ))
         .unwrap();
         assert!(root.check().unwrap_err().to_string().contains("not used"));
-        let small = parse(&format!(
-            "state_dir = \"/e\"\nstorage = {{ type = \"s3\", url = \"s3://b\", part_size = 1024 }}\n[[directory]]\n"
-        ))
+        let small = parse(
+            "state_dir = \"/e\"\nstorage = { type = \"s3\", url = \"s3://b\", part_size = 1024 }\n[[directory]]\n",
+        )
         .unwrap();
         assert!(small.check().unwrap_err().to_string().contains("5 MiB"));
         let reply = parse(&format!(
