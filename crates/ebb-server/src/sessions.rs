@@ -162,6 +162,8 @@ pub trait SessionStore: Send + Sync + std::fmt::Debug {
     async fn forget_closed(&self, before: i64) -> Result<()>;
     /// How many sessions `user` has open (every node's, on a shared store).
     async fn count(&self, user: Option<&str>) -> Result<usize>;
+    /// Up to `limit` sessions last touched before `before`, oldest first.
+    async fn untouched(&self, before: i64, limit: usize) -> Result<Vec<Session>>;
 }
 
 /// What [`SessionStore::advance`] did.
@@ -268,6 +270,17 @@ impl Sessions {
         Ok(true)
     }
 
+    /// Take in the sessions the store has seen untouched since `before`, which this node may
+    /// not know (another node made them and died), so that the sweeper ends them too.
+    pub async fn adopt_untouched(&self, before: i64) -> Result<()> {
+        for s in self.store.untouched(before, ADOPTED_AT_ONCE).await? {
+            self.map()
+                .entry(s.id.clone())
+                .or_insert_with(|| Entry::new(s));
+        }
+        Ok(())
+    }
+
     /// Every open session, for the sweeper.
     pub fn all(&self) -> Vec<Open> {
         self.map().values().map(|e| e.open.clone()).collect()
@@ -331,6 +344,9 @@ impl Sessions {
 /// How long a closed session is remembered (milliseconds): a client re-sends a Close-Session
 /// whose Ack it lost within its retry delay, minutes.
 pub const CLOSED_KEPT_FOR: i64 = 24 * 3600 * 1000;
+
+/// How many untouched sessions one sweep takes in.
+const ADOPTED_AT_ONCE: usize = 1000;
 
 /// An offset or size as the databases keep it (a signed 64-bit integer).
 fn to_i64(v: u64) -> i64 {

@@ -360,6 +360,22 @@ async fn reply(
 /// files, and forget the sessions closed long ago. A session serving a packet is alive.
 pub async fn sweep(app: &App) {
     let at = now();
+    let shortest = app
+        .config
+        .directories
+        .iter()
+        .map(|d| d.session_timeout)
+        .min();
+    if let Some(timeout) = shortest {
+        let timeout = i64::try_from(timeout.as_millis()).unwrap_or(i64::MAX);
+        if let Err(e) = app
+            .sessions
+            .adopt_untouched(at.saturating_sub(timeout))
+            .await
+        {
+            tracing::warn!(error = %e, "cannot read the sessions nobody touched");
+        }
+    }
     for open in app.sessions.all() {
         let Ok(mut s) = open.try_lock() else {
             continue;

@@ -159,10 +159,21 @@ async fn an_object_already_there_is_kept_unless_overwriting_is_allowed() {
 
 /// Two nodes on one PostgreSQL database and one bucket, their state apart.
 async fn two_nodes(moto: &Moto, pg: &Postgres, db: &str, dir: &Path) -> (Server, Server) {
+    two_nodes_with(moto, pg, db, dir, |_| {}).await
+}
+
+async fn two_nodes_with(
+    moto: &Moto,
+    pg: &Postgres,
+    db: &str,
+    dir: &Path,
+    change: impl Fn(&mut ServerConfig),
+) -> (Server, Server) {
     pg.create_db(db).await;
     let mut nodes = Vec::new();
     for name in ["a", "b"] {
         let mut config = node(moto, &dir.join(name));
+        change(&mut config);
         config.sessions = ebb_server::SessionsAt::Postgres {
             url: pg.params(db),
             ca_file: None,
@@ -235,4 +246,28 @@ async fn two_nodes_filling_one_part_count_it_once() {
     assert_eq!(a.close("/up/a.bin", &id).await.status, 200);
     assert!(moto.object("up/a.bin").await.unwrap() == body);
     assert_eq!(moto.open_uploads().await, 0);
+}
+
+#[tokio::test]
+async fn a_session_whose_node_died_for_good_expires_on_another() {
+    let (moto, pg) = (Moto::start().await, Postgres::start().await);
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = two_nodes_with(&moto, &pg, "expiry", dir.path(), |c| {
+        c.directories[0].session_timeout = Duration::from_secs(1);
+    })
+    .await;
+    let body = data(6 * MIB, 2);
+    let id = a.create("/up/a.bin").await;
+    send(&a, &id, &body, (0, 6 * MIB), 2 * MIB).await;
+    a.stop().await;
+    assert_eq!(moto.open_uploads().await, 1);
+    // b never heard of the session; its sweeper finds it in the database.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while moto.open_uploads().await > 0 {
+        assert!(std::time::Instant::now() < deadline, "b aborts the upload");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    b.close("/up/a.bin", &id)
+        .await
+        .assert_error(500, "0x8020001F");
 }

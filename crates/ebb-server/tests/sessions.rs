@@ -67,6 +67,11 @@ async fn contract<S: SessionStore, F: Future<Output = S>>(store: S, reopen: impl
     anonymous.user = None;
     store.insert(&anonymous).await.unwrap();
     assert_eq!(store.count(None).await.unwrap(), 1);
+    // The sweeper's question: who was last touched before a time, oldest first.
+    let ids = |v: Vec<Session>| v.into_iter().map(|s| s.id).collect::<Vec<_>>();
+    assert_eq!(ids(store.untouched(2, 10).await.unwrap()), ["{C}"]);
+    assert_eq!(ids(store.untouched(4, 10).await.unwrap()), ["{C}", "{A}"]);
+    assert_eq!(ids(store.untouched(4, 1).await.unwrap()), ["{C}"]);
     store.remove("{C}").await.unwrap();
     assert_eq!(store.get("{NONE}").await.unwrap(), None);
     // An object's multipart upload: its parts move with the offset.

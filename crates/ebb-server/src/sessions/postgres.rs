@@ -251,6 +251,25 @@ impl SessionStore for PostgresSessions {
         Ok(usize::try_from(row.get::<_, i64>(0)).unwrap_or(0))
     }
 
+    async fn untouched(&self, before: i64, limit: usize) -> Result<Vec<Session>> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = self
+            .client()
+            .await?
+            .query(
+                &format!(
+                    "SELECT {COLUMNS} FROM sessions WHERE touched_at < $1 ORDER BY touched_at LIMIT $2"
+                ),
+                &[&before, &limit],
+            )
+            .await
+            .map_err(|e| self.fail(e))?;
+        rows.iter()
+            .map(session)
+            .collect::<Result<_, _>>()
+            .map_err(|e| self.fail(e))
+    }
+
     async fn forget_closed(&self, before: i64) -> Result<()> {
         self.client()
             .await?

@@ -193,6 +193,18 @@ impl SessionStore for SqliteSessions {
         .await
     }
 
+    async fn untouched(&self, before: i64, limit: usize) -> Result<Vec<Session>> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.call(move |c| {
+            c.prepare_cached(&format!(
+                "SELECT {COLUMNS} FROM sessions WHERE touched_at < ?1 ORDER BY touched_at LIMIT ?2"
+            ))?
+            .query_map(params![before, limit], session)?
+            .collect()
+        })
+        .await
+    }
+
     async fn forget_closed(&self, before: i64) -> Result<()> {
         self.call(move |c| {
             c.execute("DELETE FROM closed WHERE closed_at < ?1", [before])
