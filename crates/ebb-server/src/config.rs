@@ -266,9 +266,8 @@ impl ServerConfig {
         self.check_roots()
     }
 
-    /// Local storage: every directory has a root that exists. Object storage: none has, there
-    /// is a state directory (none is implied), and no server application (upload-reply over
-    /// objects is not built yet).
+    /// Local storage: every directory has a root that exists. Object storage: none has, and
+    /// there is a state directory (none is implied).
     fn check_storage(&self) -> Result<()> {
         for d in &self.directories {
             match (&self.storage, &d.root) {
@@ -289,12 +288,6 @@ impl ServerConfig {
                         "directory {:?}: uploads go to object storage, so root {} is not used; remove it",
                         d.prefix,
                         root.display()
-                    )));
-                }
-                (StorageAt::S3 { .. }, None) if d.notification.is_some() => {
-                    return Err(Error::Config(format!(
-                        "directory {:?}: upload-reply over object storage is not built yet",
-                        d.prefix
                     )));
                 }
                 (StorageAt::Local, Some(_)) | (StorageAt::S3 { .. }, None) => {}
@@ -506,17 +499,6 @@ mod tests {
         )
         .unwrap();
         assert!(small.check().unwrap_err().to_string().contains("5 MiB"));
-        let reply = parse(&format!(
-            "state_dir = \"/e\"\n{s3}[[directory]]\nnotification = {{ type = \"by-value\", url = \"http://127.0.0.1:1/a\" }}\n"
-        ))
-        .unwrap();
-        assert!(
-            reply
-                .check()
-                .unwrap_err()
-                .to_string()
-                .contains("upload-reply")
-        );
         let local = parse("[[directory]]\n").unwrap();
         assert!(local.check().unwrap_err().to_string().contains("no root"));
     }

@@ -59,16 +59,24 @@ pub async fn reply(
     parts: Parts,
     body: Body,
 ) -> Response {
-    let mine = app
-        .sessions
-        .reply_owner(key)
-        .is_some_and(|(owner, upload)| {
-            let base = upload.rsplit_once('/').map_or("", |(dir, _)| dir);
-            owner.as_deref() == user
-                && url_path == format!("{base}/BITS-Sessions/Replies/{key}/responsefile.bin")
-        });
+    let owner = match app.sessions.reply_owner(key).await {
+        Ok(owner) => owner,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read a reply's session");
+            return StatusCode::SERVICE_UNAVAILABLE.into_response();
+        }
+    };
+    let mine = owner.is_some_and(|(owner, upload)| {
+        let base = upload.rsplit_once('/').map_or("", |(dir, _)| dir);
+        owner.as_deref() == user
+            && url_path == format!("{base}/BITS-Sessions/Replies/{key}/responsefile.bin")
+    });
     if !mine {
         return StatusCode::NOT_FOUND.into_response();
+    }
+    if let Some(objects) = &app.objects {
+        let reply = objects.staged(key, "reply");
+        return objects.serve(&reply, &parts.method, &parts.headers).await;
     }
     send(
         &notify::reply_path(&app.config.state_dir(), key),

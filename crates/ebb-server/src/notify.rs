@@ -4,7 +4,9 @@
 //!
 //! - By reference: `POST` to the application with `BITS-Original-Request-URL`,
 //!   `BITS-Request-DataFile-Name` (the uploaded file) and `BITS-Response-DataFile-Name` (where
-//!   the application writes the reply), and an empty body.
+//!   the application writes the reply), and an empty body. On object storage these name
+//!   objects (`s3://bucket/key`), and `BITS-Request-DataFile-URL` and
+//!   `BITS-Response-DataFile-URL` are pre-signed URLs to read the upload and write the reply.
 //! - By value: the upload is the `POST`'s body, and the response's body is the reply.
 //!
 //! The application may answer `BITS-Static-Response-URL` (the reply is that URL) and
@@ -36,43 +38,41 @@ const TIMEOUT: Duration = Duration::from_secs(300);
 /// What the application answered.
 #[derive(Debug)]
 pub struct Answer {
-    /// `Some` when the reply is another URL; else the reply is in the response file.
+    /// `Some` when the reply is another URL.
     pub static_url: Option<String>,
     /// Keep the upload at its name as well.
     pub keep: bool,
+    /// By value, without a static URL: the response, whose body is the reply.
+    pub reply: Option<reqwest::Response>,
 }
 
-/// What the notification is about.
+/// What the application is told of an upload.
 #[derive(Debug)]
 pub struct Upload<'a> {
     /// The client's upload URL, in full.
     pub url: &'a str,
-    pub file: &'a Path,
-    pub reply: &'a Path,
+    /// By reference: the headers that say where the upload is and where the reply goes.
+    pub names: Vec<(&'static str, String)>,
+    /// By value: the upload.
+    pub body: Option<reqwest::Body>,
 }
 
-/// Tell the application; on success the reply (unless a static URL) is in `upload.reply`.
-pub async fn notify(how: &Notification, upload: &Upload<'_>) -> Result<Answer, Refusal> {
+/// Tell the application.
+pub async fn notify(how: &Notification, upload: Upload<'_>) -> Result<Answer, Refusal> {
     let client = reqwest::Client::builder()
         .timeout(TIMEOUT)
         .build()
         .map_err(|e| failed(&e.to_string()))?;
-    let request = match how {
-        Notification::ByReference { url } => client
-            .post(target(url, upload.url))
-            .header("BITS-Original-Request-URL", upload.url)
-            .header("BITS-Request-DataFile-Name", path_text(upload.file))
-            .header("BITS-Response-DataFile-Name", path_text(upload.reply))
-            .header(reqwest::header::CONTENT_LENGTH, "0"),
-        Notification::ByValue { url } => {
-            let file = tokio::fs::File::open(upload.file)
-                .await
-                .map_err(|e| failed(&format!("{}: {e}", upload.file.display())))?;
-            client
-                .post(target(url, upload.url))
-                .header("BITS-Original-Request-URL", upload.url)
-                .body(reqwest::Body::from(file))
-        }
+    let (Notification::ByReference { url } | Notification::ByValue { url }) = how;
+    let mut request = client
+        .post(target(url, upload.url))
+        .header("BITS-Original-Request-URL", upload.url);
+    for (name, value) in upload.names {
+        request = request.header(name, value);
+    }
+    request = match upload.body {
+        Some(body) => request.body(body),
+        None => request.header(reqwest::header::CONTENT_LENGTH, "0"),
     };
     let response = request.send().await.map_err(|e| {
         if e.is_timeout() {
@@ -107,21 +107,13 @@ pub async fn notify(how: &Notification, upload: &Upload<'_>) -> Result<Answer, R
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned)
     };
-    let answer = Answer {
-        static_url: header("BITS-Static-Response-URL"),
+    let static_url = header("BITS-Static-Response-URL");
+    let by_value = matches!(how, Notification::ByValue { .. });
+    Ok(Answer {
         keep: header("BITS-Copy-File-To-Destination").is_some(),
-    };
-    if matches!(how, Notification::ByValue { .. }) && answer.static_url.is_none() {
-        save_body(response, upload.reply).await?;
-    } else if answer.static_url.is_none()
-        && !tokio::fs::try_exists(upload.reply).await.unwrap_or(false)
-    {
-        // By reference, the application writes the reply; none written is an empty reply.
-        tokio::fs::write(upload.reply, b"")
-            .await
-            .map_err(|e| failed(&format!("{}: {e}", upload.reply.display())))?;
-    }
-    Ok(answer)
+        reply: (by_value && static_url.is_none()).then_some(response),
+        static_url,
+    })
 }
 
 /// The application's URL (absolute, from the configuration: never from the request's `Host`)
@@ -152,7 +144,8 @@ impl Notification {
     }
 }
 
-async fn save_body(response: reqwest::Response, path: &Path) -> Result<(), Refusal> {
+/// Write a by-value reply to `path`, durably.
+pub async fn save_body(response: reqwest::Response, path: &Path) -> Result<(), Refusal> {
     let io = |e: std::io::Error| failed(&format!("{}: {e}", path.display()));
     let mut file = tokio::fs::File::create(path).await.map_err(io)?;
     let mut body = response.bytes_stream();
@@ -165,11 +158,7 @@ async fn save_body(response: reqwest::Response, path: &Path) -> Result<(), Refus
     file.sync_data().await.map_err(io)
 }
 
-fn path_text(p: &Path) -> String {
-    p.to_string_lossy().into_owned()
-}
-
-fn failed(why: &str) -> Refusal {
+pub fn failed(why: &str) -> Refusal {
     Refusal::new(StatusCode::INTERNAL_SERVER_ERROR, Code::FAIL).because(why)
 }
 

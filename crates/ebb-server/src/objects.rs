@@ -10,6 +10,7 @@
 //! part. A node that dies takes its tail with it: another node answers from the committed
 //! offset (416), and the client sends that part again.
 
+mod serve;
 mod spool;
 
 use std::collections::BTreeMap;
@@ -21,6 +22,7 @@ use axum::http::StatusCode;
 use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::multipart::{MultipartStore, PartId};
 use object_store::path::Path as Key;
+use object_store::signer::Signer;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 
 use crate::ack::{Code, Refusal};
@@ -45,8 +47,12 @@ pub const MIN_PART_SIZE: u64 = 5 << 20;
 /// The bucket uploads go to.
 pub struct Objects {
     bucket: Arc<dyn Bucket>,
+    /// Pre-signed URLs for server applications (upload-reply), where the store makes them.
+    signer: Option<Arc<dyn Signer>>,
     /// What the bucket is, for messages: `s3://name/prefix`.
     name: String,
+    /// `s3://name`: an object's name for a server application is this and its key.
+    bucket_url: String,
     /// Every key starts with this.
     prefix: Key,
     part_size: u64,
@@ -87,7 +93,10 @@ impl Objects {
             .and_then(|(_, rest)| rest.split_once('/'))
             .map_or("", |(_, path)| path);
         let prefix = Key::parse(prefix).map_err(|e| Error::Config(format!("{url}: {e}")))?;
-        Self::over(Arc::new(bucket), url, prefix, part_size, spool)
+        let bucket = Arc::new(bucket);
+        let mut objects = Self::over(bucket.clone(), url, prefix, part_size, spool)?;
+        objects.signer = Some(bucket);
+        Ok(objects)
     }
 
     /// Any bucket (tests use object_store's in-memory one).
@@ -98,9 +107,15 @@ impl Objects {
         part_size: u64,
         spool: &Path,
     ) -> Result<Self> {
+        let bucket_url = match name.split_once("://") {
+            Some((scheme, rest)) => format!("{scheme}://{}", rest.split('/').next().unwrap_or("")),
+            None => name.to_owned(),
+        };
         Ok(Self {
             bucket,
+            signer: None,
             name: name.to_owned(),
+            bucket_url,
             prefix,
             part_size: part_size.max(MIN_PART_SIZE),
             spool: Spool::open(spool)?,
@@ -117,6 +132,136 @@ impl Objects {
             key = key.join(part.as_str());
         }
         key.to_string()
+    }
+
+    /// The key of session `name`'s staged object `what` (`request`, `reply`): hidden from the
+    /// directory's own keys.
+    pub fn staged(&self, name: &str, what: &str) -> String {
+        self.prefix
+            .clone()
+            .join(".ebb-sessions")
+            .join(name)
+            .join(what)
+            .to_string()
+    }
+
+    /// Where `o`'s multipart upload goes: its key, or session `name`'s staged request.
+    pub fn upload_key(&self, name: &str, o: &ObjectUpload) -> String {
+        if o.staged {
+            self.staged(name, "request")
+        } else {
+            o.key.clone()
+        }
+    }
+
+    /// An object's name for a server application: `s3://bucket/key`.
+    pub fn object_name(&self, key: &str) -> String {
+        format!("{}/{key}", self.bucket_url)
+    }
+
+    /// A URL that lets its holder `method` the object at `key` for an hour, where the store
+    /// makes them.
+    pub async fn signed_url(
+        &self,
+        method: axum::http::Method,
+        key: &str,
+    ) -> Result<Option<String>, Refusal> {
+        let Some(signer) = &self.signer else {
+            return Ok(None);
+        };
+        let hour = std::time::Duration::from_secs(3600);
+        signer
+            .signed_url(method, &Key::from(key), hour)
+            .await
+            .map(|u| Some(u.to_string()))
+            .map_err(|e| self.failed(key, &e))
+    }
+
+    /// The object at `key`, streamed (a server application's by-value upload).
+    pub async fn body(&self, key: &str) -> Result<reqwest::Body, Refusal> {
+        let got = self
+            .bucket
+            .get(&Key::from(key))
+            .await
+            .map_err(|e| self.failed(key, &e))?;
+        Ok(reqwest::Body::wrap_stream(got.into_stream()))
+    }
+
+    /// Put `bytes` at `key`.
+    pub async fn put(&self, key: &str, bytes: axum::body::Bytes) -> Result<(), Refusal> {
+        self.bucket
+            .put(&Key::from(key), PutPayload::from(bytes))
+            .await
+            .map(drop)
+            .map_err(|e| self.failed(key, &e))
+    }
+
+    /// Put a stream at `key` (a by-value reply), in parts as it comes.
+    pub async fn put_stream(
+        &self,
+        key: &str,
+        mut body: impl futures_util::Stream<Item = reqwest::Result<axum::body::Bytes>> + Unpin,
+    ) -> Result<(), Refusal> {
+        use futures_util::StreamExt;
+        let upload = self
+            .bucket
+            .put_multipart(&Key::from(key))
+            .await
+            .map_err(|e| self.failed(key, &e))?;
+        let mut writer = object_store::WriteMultipart::new(upload);
+        while let Some(chunk) = body.next().await {
+            match chunk {
+                Ok(chunk) => {
+                    writer
+                        .wait_for_capacity(2)
+                        .await
+                        .map_err(|e| self.failed(key, &e))?;
+                    writer.put(chunk);
+                }
+                Err(e) => {
+                    let _ = writer.abort().await;
+                    return Err(Refusal::new(StatusCode::INTERNAL_SERVER_ERROR, Code::FAIL)
+                        .because(format!("the application's reply broke off: {e}")));
+                }
+            }
+        }
+        writer
+            .finish()
+            .await
+            .map(drop)
+            .map_err(|e| self.failed(key, &e))
+    }
+
+    /// Put session `name`'s staged upload at `o`'s key, then delete what was staged.
+    pub async fn place_staged(&self, name: &str, o: &ObjectUpload) -> Result<(), Refusal> {
+        let request = self.staged(name, "request");
+        match self
+            .bucket
+            .copy(&Key::from(request.as_str()), &Key::from(o.key.as_str()))
+            .await
+        {
+            Ok(()) => {}
+            // Copied before a crash, and the staged objects deleted already.
+            Err(object_store::Error::NotFound { .. }) if self.exists(&o.key).await? => {
+                tracing::warn!(key = o.key, "the upload is at its name already");
+            }
+            Err(e) => return Err(self.failed(&o.key, &e)),
+        }
+        self.drop_staged(name).await;
+        Ok(())
+    }
+
+    /// Delete session `name`'s staged objects.
+    pub async fn drop_staged(&self, name: &str) {
+        for what in ["request", "reply"] {
+            let key = self.staged(name, what);
+            match self.bucket.delete(&Key::from(key.as_str())).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => {
+                    tracing::warn!(bucket = self.name, key, error = %e, "cannot delete a staged object");
+                }
+            }
+        }
     }
 
     /// The part size of an upload of `total` bytes: the configured one, or more when the
@@ -140,21 +285,29 @@ impl Objects {
         self.bucket.head(&Key::from(key)).await.ok().map(|m| m.size)
     }
 
-    /// A new multipart upload to `key`.
-    pub async fn create(&self, key: String) -> Result<ObjectUpload, Refusal> {
-        let upload_id = self
-            .bucket
-            .create_multipart(&Key::from(key.as_str()))
-            .await
-            .map_err(|e| self.failed(&key, &e))?;
-        Ok(ObjectUpload {
+    /// A new multipart upload to `key`, or (`staged`) to session `name`'s staged request.
+    pub async fn create(
+        &self,
+        key: String,
+        name: &str,
+        staged: bool,
+    ) -> Result<ObjectUpload, Refusal> {
+        let mut o = ObjectUpload {
             key,
-            upload_id,
+            upload_id: String::new(),
             part_size: 0,
             parts: Vec::new(),
             completing: false,
+            staged,
             tail: 0,
-        })
+        };
+        let at = self.upload_key(name, &o);
+        o.upload_id = self
+            .bucket
+            .create_multipart(&Key::from(at.as_str()))
+            .await
+            .map_err(|e| self.failed(&at, &e))?;
+        Ok(o)
     }
 
     /// Put part `index` of `o`, its `len` bytes read from the spool of session `name`; its id.
@@ -167,23 +320,24 @@ impl Objects {
     ) -> Result<String, Refusal> {
         let bytes = self.spool.read(name, index, len).await?;
         let _permit = self.puts.acquire().await;
+        let at = self.upload_key(name, o);
         let part = self
             .bucket
             .put_part(
-                &Key::from(o.key.as_str()),
+                &Key::from(at.as_str()),
                 &o.upload_id,
                 index,
                 PutPayload::from(bytes),
             )
             .await
-            .map_err(|e| self.failed(&o.key, &e))?;
-        self.spool.remove(name, index).await;
+            .map_err(|e| self.failed(&at, &e))?;
         Ok(part.content_id)
     }
 
-    /// Make `o`'s committed parts the object at its key. A Close-Session re-sent after a crash
-    /// that came after the store completed it finds the upload gone and the object there.
-    pub async fn complete(&self, o: &ObjectUpload, total: u64) -> Result<(), Refusal> {
+    /// Make `o`'s committed parts the object at its upload key. A Close-Session re-sent after
+    /// a crash that came after the store completed it finds the upload gone and the object
+    /// there.
+    pub async fn complete(&self, name: &str, o: &ObjectUpload, total: u64) -> Result<(), Refusal> {
         let parts = o
             .parts
             .iter()
@@ -191,35 +345,40 @@ impl Objects {
                 content_id: p.clone(),
             })
             .collect();
-        let key = Key::from(o.key.as_str());
+        let at = self.upload_key(name, o);
         match self
             .bucket
-            .complete_multipart(&key, &o.upload_id, parts)
+            .complete_multipart(&Key::from(at.as_str()), &o.upload_id, parts)
             .await
         {
             Ok(_) => Ok(()),
-            Err(e) if o.completing && self.size(&o.key).await == Some(total) => {
-                tracing::warn!(key = o.key, error = %e, "the upload is at its name already");
+            Err(e) if o.completing && self.size(&at).await == Some(total) => {
+                tracing::warn!(key = at, error = %e, "the upload is at its name already");
                 Ok(())
             }
-            Err(e) => Err(self.failed(&o.key, &e)),
+            Err(e) => Err(self.failed(&at, &e)),
         }
     }
 
-    /// Abort `o` and forget session `name`'s tail: nothing of it is left in the bucket.
+    /// Abort `o`, delete what was staged and forget session `name`'s tail: nothing of it is
+    /// left in the bucket.
     pub async fn abort(&self, name: &str, o: &ObjectUpload) {
         self.spool.forget(name).await;
+        if o.staged {
+            self.drop_staged(name).await;
+        }
         if o.upload_id.is_empty() {
             return;
         }
+        let at = self.upload_key(name, o);
         match self
             .bucket
-            .abort_multipart(&Key::from(o.key.as_str()), &o.upload_id)
+            .abort_multipart(&Key::from(at.as_str()), &o.upload_id)
             .await
         {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
             Err(e) => {
-                tracing::warn!(bucket = self.name, key = o.key, error = %e, "cannot abort a multipart upload: the bucket's lifecycle rule will");
+                tracing::warn!(bucket = self.name, key = at, error = %e, "cannot abort a multipart upload: the bucket's lifecycle rule will");
             }
         }
     }

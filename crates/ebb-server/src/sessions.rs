@@ -56,9 +56,14 @@ pub struct ObjectUpload {
     pub part_size: u64,
     /// The committed parts' ids (their ETags), in order: bytes `0..received`.
     pub parts: Vec<String>,
-    /// Close-Session began completing the upload: the object at `key` may be this session's.
+    /// Close-Session (or, when staged, the last byte) began completing the upload: the object
+    /// it goes to may be this session's own.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub completing: bool,
+    /// Upload-reply: the upload goes to the session's own staged key, where the server
+    /// application reads it, and to `key` only if the application asks to keep it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub staged: bool,
     /// Bytes past `received` this node holds in its spool and has acknowledged: the part being
     /// filled. Never stored: another node, or this one restarted, has none, and the client
     /// sends them again.
@@ -108,6 +113,7 @@ impl Target {
                     part_size: 0,
                     parts: Vec::new(),
                     completing: false,
+                    staged: false,
                     tail: 0,
                 })
             }
@@ -287,12 +293,25 @@ impl Sessions {
     }
 
     /// The user and URL path of the open session whose reply key is `key`, read without
-    /// waiting for the session's lock.
-    pub fn reply_owner(&self, key: &str) -> Option<(Option<String>, String)> {
-        self.map()
+    /// waiting for the session's lock; from the store when this node does not hold it
+    /// (another node made it).
+    pub async fn reply_owner(&self, key: &str) -> Result<Option<(Option<String>, String)>> {
+        let held = self
+            .map()
             .values()
             .find(|e| e.key == key)
-            .map(|e| (e.user.clone(), e.url_path.clone()))
+            .map(|e| (e.user.clone(), e.url_path.clone()));
+        if held.is_some() {
+            return Ok(held);
+        }
+        let Some(id) = id_of_key(key) else {
+            return Ok(None);
+        };
+        Ok(self.find(&id).await?.and_then(|_| {
+            self.map()
+                .get(&id)
+                .map(|e| (e.user.clone(), e.url_path.clone()))
+        }))
     }
 
     /// End session `s` as closed: a Close-Session sent again is answered as done (see
@@ -345,6 +364,22 @@ impl Sessions {
 /// whose Ack it lost within its retry delay, minutes.
 pub const CLOSED_KEPT_FOR: i64 = 24 * 3600 * 1000;
 
+/// The session id whose key (see [`Session::key`]) is `key`: `{8-4-4-4-12}`, upper-case.
+fn id_of_key(key: &str) -> Option<String> {
+    if key.len() != 32 || !key.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    let k = key.to_ascii_uppercase();
+    Some(format!(
+        "{{{}-{}-{}-{}-{}}}",
+        &k[..8],
+        &k[8..12],
+        &k[12..16],
+        &k[16..20],
+        &k[20..]
+    ))
+}
+
 /// How many untouched sessions one sweep takes in.
 const ADOPTED_AT_ONCE: usize = 1000;
 
@@ -361,6 +396,25 @@ fn from_i64(v: i64) -> u64 {
 mod tests {
     use super::*;
 
+    #[test]
+    fn a_key_names_its_session() {
+        let s = Session {
+            id: "{0A1B2C3D-4E5F-6A7B-8C9D-0E1F2A3B4C5D}".into(),
+            url_path: "/a".into(),
+            user: None,
+            target: Target::from_row("/a".into(), "/.a".into(), None),
+            total: None,
+            received: 0,
+            created_at: 0,
+            touched_at: 0,
+            reply: None,
+            keep: false,
+        };
+        assert_eq!(id_of_key(&s.key()), Some(s.id));
+        assert_eq!(id_of_key("0a1b"), None);
+        assert_eq!(id_of_key(&"g".repeat(32)), None);
+    }
+
     /// The `multipart` column's JSON is a stored format: rows written by an earlier version
     /// must still read.
     #[test]
@@ -371,6 +425,7 @@ mod tests {
             part_size: 8 << 20,
             parts: vec!["\"e-1\"".into(), "\"e-2\"".into()],
             completing: false,
+            staged: false,
             tail: 3,
         };
         let stored = r#"{"upload_id":"u-1","part_size":8388608,"parts":["\"e-1\"","\"e-2\""]}"#;
@@ -382,11 +437,11 @@ mod tests {
         o.tail = 0;
         let read = Target::from_row("up/a.bin".into(), String::new(), Some(stored));
         assert_eq!(read, Target::Object(o.clone()));
-        o.completing = true;
+        (o.completing, o.staged) = (true, true);
         let completing = Target::Object(o.clone()).multipart_json().unwrap();
         assert_eq!(
             completing,
-            r#"{"upload_id":"u-1","part_size":8388608,"parts":["\"e-1\"","\"e-2\""],"completing":true}"#
+            r#"{"upload_id":"u-1","part_size":8388608,"parts":["\"e-1\"","\"e-2\""],"completing":true,"staged":true}"#
         );
         let file = Target::from_row("/srv/a".into(), "/srv/.a.part".into(), None);
         assert_eq!(

@@ -7,6 +7,7 @@
 pub mod body;
 pub mod file;
 mod object;
+mod reply;
 
 use std::sync::Arc;
 
@@ -153,7 +154,9 @@ async fn create(
                     "the object exists and may not be overwritten",
                 ));
             }
-            Target::Object(objects.create(key).await?)
+            let name = uuid.simple().to_string();
+            let staged = dir.notification.is_some();
+            Target::Object(objects.create(key, &name, staged).await?)
         }
         (None, Some(root)) => {
             let (destination, temp) =
@@ -248,7 +251,10 @@ async fn fragment(
     if let Some(how) = &dir.notification
         && s.total == Some(s.received)
     {
-        ack = ack.header(names::REPLY_URL, reply(app, how, s, asker.full_url).await?);
+        ack = ack.header(
+            names::REPLY_URL,
+            reply::reply(app, how, s, asker.full_url).await?,
+        );
     }
     Ok(ack)
 }
@@ -320,40 +326,6 @@ async fn commit(app: &App, s: &mut Session, to: u64) -> Result<Committed, Refusa
             Err(store_refusal(&e))
         }
     }
-}
-
-/// Upload-reply: once the last byte is in, the server application's reply, asked for once
-/// (a re-sent last fragment gets the same URL).
-async fn reply(
-    app: &App,
-    how: &notify::Notification,
-    s: &mut Session,
-    full_url: &str,
-) -> Result<String, Refusal> {
-    if let Some(url) = &s.reply {
-        return Ok(url.clone());
-    }
-    let Target::File { temp, .. } = &s.target else {
-        return Err(Refusal::new(StatusCode::NOT_IMPLEMENTED, Code::FAIL)
-            .because("upload-reply over object storage"));
-    };
-    let file = notify::reply_path(&app.config.state_dir(), &s.key());
-    let upload = notify::Upload {
-        url: full_url,
-        file: temp,
-        reply: &file,
-    };
-    let answer = notify::notify(how, &upload).await?;
-    tracing::info!(session = %s.id, static_url = ?answer.static_url, keep = answer.keep, "the server application answered");
-    let url = answer
-        .static_url
-        .unwrap_or_else(|| format!("BITS-Sessions\\Replies\\{}\\responsefile.bin", s.key()));
-    (s.reply, s.keep) = (Some(url.clone()), answer.keep);
-    if let Err(e) = app.sessions.update(s).await {
-        (s.reply, s.keep) = (None, false);
-        return Err(store_refusal(&e));
-    }
-    Ok(url)
 }
 
 /// Sweep the sessions that heard nothing for their directory's timeout, with their temporary

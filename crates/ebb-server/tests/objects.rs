@@ -7,55 +7,13 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use ebb_server::{ServerConfig, SessionStore, SqliteSessions};
+use ebb_server::{SessionStore, SqliteSessions};
+use support::farm::{MIB, PART, node, received, send, two_nodes, two_nodes_with};
 use support::moto::Moto;
 use support::postgres::Postgres;
 use support::{Server, data};
-
-const MIB: usize = 1 << 20;
-const PART: u64 = 5 << 20;
-
-/// A node whose uploads go to `moto`'s bucket (under `/up/`, keys `up/...`), its state in
-/// `state`.
-fn node(moto: &Moto, state: &Path) -> ServerConfig {
-    let mut c = ServerConfig::root(PathBuf::new(), "127.0.0.1:0".parse().unwrap());
-    c.directories[0].root = None;
-    c.directories[0].prefix = "/up/".into();
-    c.storage = moto.storage(PART);
-    c.state_dir = Some(state.to_path_buf());
-    c
-}
-
-/// The count in a fragment's Ack.
-fn received(r: &support::Reply) -> u64 {
-    r.header("bits-received-content-range")
-        .unwrap_or_else(|| panic!("{r:?}"))
-        .parse()
-        .unwrap()
-}
-
-/// Send `body[from..to]` in fragments of `step` bytes, each acknowledged in full.
-async fn send(node: &Server, id: &str, body: &[u8], (from, to): (usize, usize), step: usize) {
-    let mut at = from;
-    while at < to {
-        let end = (at + step).min(to);
-        let r = node
-            .fragment(
-                "/up/a.bin",
-                id,
-                at as u64,
-                &body[at..end],
-                body.len() as u64,
-            )
-            .await;
-        assert_eq!(r.status, 200, "{r:?}");
-        assert_eq!(received(&r), end as u64);
-        at = end;
-    }
-}
 
 #[tokio::test]
 async fn an_upload_becomes_one_object_part_by_part() {
@@ -155,33 +113,6 @@ async fn an_object_already_there_is_kept_unless_overwriting_is_allowed() {
     send(&server, &id, &body, (0, MIB), MIB).await;
     assert_eq!(server.close("/up/a.bin", &id).await.status, 200);
     assert!(moto.object("up/a.bin").await.unwrap() == body);
-}
-
-/// Two nodes on one PostgreSQL database and one bucket, their state apart.
-async fn two_nodes(moto: &Moto, pg: &Postgres, db: &str, dir: &Path) -> (Server, Server) {
-    two_nodes_with(moto, pg, db, dir, |_| {}).await
-}
-
-async fn two_nodes_with(
-    moto: &Moto,
-    pg: &Postgres,
-    db: &str,
-    dir: &Path,
-    change: impl Fn(&mut ServerConfig),
-) -> (Server, Server) {
-    pg.create_db(db).await;
-    let mut nodes = Vec::new();
-    for name in ["a", "b"] {
-        let mut config = node(moto, &dir.join(name));
-        change(&mut config);
-        config.sessions = ebb_server::SessionsAt::Postgres {
-            url: pg.params(db),
-            ca_file: None,
-        };
-        nodes.push(Server::start(config).await);
-    }
-    let b = nodes.pop().unwrap();
-    (nodes.pop().unwrap(), b)
 }
 
 #[tokio::test]

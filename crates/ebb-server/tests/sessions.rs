@@ -82,6 +82,7 @@ async fn contract<S: SessionStore, F: Future<Output = S>>(store: S, reopen: impl
         part_size: 0,
         parts: Vec::new(),
         completing: false,
+        staged: false,
         tail: 0,
     });
     store.insert(&o).await.unwrap();

@@ -66,34 +66,64 @@ async fn flush(
         let part = objects.put_part(name, o, index, len).await?;
         o.parts.push(part);
         o.tail -= len;
-        match commit(app, s, received + len).await? {
-            Committed::Done => {}
-            other => {
+        match commit(app, s, received + len).await {
+            Ok(Committed::Done) => objects.spool.remove(name, index).await,
+            Ok(other) => {
                 // Lost, or gone: what this node held is not the session's any more.
                 objects.spool.forget(name).await;
                 return Ok(Some(other));
+            }
+            Err(refusal) => {
+                // Not counted: the part stays in the tail, to be put again.
+                if let Target::Object(o) = &mut s.target {
+                    o.parts.pop();
+                    o.tail += len;
+                }
+                return Err(refusal);
             }
         }
     }
 }
 
 /// Close-Session of a whole upload to be kept: the object appears at its key. Unless
-/// overwriting is allowed, an object already there refuses it (checked before completing: a
-/// store's complete does not ask).
+/// overwriting is allowed, an object already there refuses it (checked first: a store's
+/// complete and copy do not ask).
 pub async fn finish(app: &App, s: &mut Session, overwrite: bool) -> Result<(), Refusal> {
+    let objects = objects(app)?;
+    let name = s.key();
+    let Target::Object(o) = &s.target else {
+        return Err(Refusal::bad("not an object session"));
+    };
+    let taken = || Refusal::denied("the object exists and may not be overwritten");
+    if o.staged {
+        // Completed at the last byte, for the server application: copied to its key.
+        if !overwrite && objects.exists(&o.key).await? {
+            if objects.exists(&objects.staged(&name, "request")).await? {
+                return Err(taken());
+            }
+            // Copied before a crash, and what was staged deleted.
+            return Ok(());
+        }
+        return objects.place_staged(&name, o).await;
+    }
+    if !overwrite && !o.completing && objects.exists(&o.key).await? {
+        return Err(taken());
+    }
+    seal(app, s).await?;
+    objects.spool.forget(&name).await;
+    Ok(())
+}
+
+/// Complete the multipart upload (at the key, or staged for a server application), recording
+/// first that it is being completed: a Close-Session re-sent after a crash then knows the
+/// object there may be this session's own.
+pub async fn seal(app: &App, s: &mut Session) -> Result<(), Refusal> {
     let objects = objects(app)?;
     let total = s.received;
     let Target::Object(o) = &mut s.target else {
         return Err(Refusal::bad("not an object session"));
     };
     if !o.completing {
-        if !overwrite && objects.exists(&o.key).await? {
-            return Err(Refusal::denied(
-                "the object exists and may not be overwritten",
-            ));
-        }
-        // Recorded first: a Close-Session re-sent after a crash then knows the object at the
-        // key may be this session's own.
         o.completing = true;
         match commit(app, s, total).await? {
             Committed::Done => {}
@@ -105,7 +135,5 @@ pub async fn finish(app: &App, s: &mut Session, overwrite: bool) -> Result<(), R
     let Target::Object(o) = &s.target else {
         return Err(Refusal::bad("not an object session"));
     };
-    objects.complete(o, total).await?;
-    objects.spool.forget(&s.key()).await;
-    Ok(())
+    objects.complete(&s.key(), o, total).await
 }

@@ -2,6 +2,7 @@
 //! HTTP/1.1 requests written by hand, one connection each.
 #![allow(dead_code)]
 
+pub mod farm;
 pub mod moto;
 pub mod postgres;
 
