@@ -153,6 +153,9 @@ pub struct UploadDir {
     /// at their names.
     #[serde(default)]
     pub notification: Option<crate::notify::Notification>,
+    /// Take tus uploads too (at `<prefix>.tus/`), beside BITS ones.
+    #[serde(default = "default_tus")]
+    pub tus: bool,
     /// Who may upload and download here (Basic authentication); nobody listed: anyone.
     #[serde(default, rename = "user")]
     pub users: Vec<User>,
@@ -193,6 +196,10 @@ fn default_session_limit() -> usize {
     50
 }
 
+fn default_tus() -> bool {
+    true
+}
+
 fn default_max_fragment() -> u64 {
     64 << 20
 }
@@ -212,6 +219,7 @@ impl UploadDir {
             users: Vec::new(),
             notification: None,
             max_sessions_per_user: default_session_limit(),
+            tus: default_tus(),
         }
     }
 }

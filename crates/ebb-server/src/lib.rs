@@ -18,6 +18,7 @@ mod packet;
 mod paths;
 mod sessions;
 mod tls;
+mod tus;
 mod upload;
 
 use std::sync::Arc;
@@ -33,7 +34,7 @@ pub use error::{Error, Result};
 pub use notify::Notification;
 use sessions::Sessions;
 pub use sessions::{
-    Advanced, ObjectUpload, PostgresSessions, Session, SessionStore, SqliteSessions, Target,
+    Advanced, Closed, ObjectUpload, PostgresSessions, Session, SessionStore, SqliteSessions, Target,
 };
 pub use tls::Tls;
 
@@ -152,6 +153,10 @@ async fn handle(State(app): State<Arc<App>>, request: Request) -> Response {
         Ok(user) => user,
         Err(challenge) => return challenge.into_response(),
     };
+    if tus::is_tus(dir, &parts.method, &path, &parts.headers) {
+        let asked = (&parts.method, path.as_str());
+        return tus::serve(&app, dir, asked, user, &parts.headers, body).await;
+    }
     match parts.method.as_str() {
         "BITS_POST" => match upload::serve(
             &app,

@@ -162,14 +162,23 @@ pub trait SessionStore: Send + Sync + std::fmt::Debug {
     async fn remove(&self, id: &str) -> Result<()>;
     /// End session `s` as closed (its row goes, in the same transaction as a tombstone).
     async fn close(&self, s: &Session, at: i64) -> Result<()>;
-    /// The URL path and user of session `id`, if it was closed (and not forgotten).
-    async fn closed(&self, id: &str) -> Result<Option<(String, Option<String>)>>;
+    /// Session `id`, if it was closed (and not forgotten).
+    async fn closed(&self, id: &str) -> Result<Option<Closed>>;
     /// Forget the sessions closed before `before`.
     async fn forget_closed(&self, before: i64) -> Result<()>;
     /// How many sessions `user` has open (every node's, on a shared store).
     async fn count(&self, user: Option<&str>) -> Result<usize>;
     /// Up to `limit` sessions last touched before `before`, oldest first.
     async fn untouched(&self, before: i64, limit: usize) -> Result<Vec<Session>>;
+}
+
+/// A session closed lately (its tombstone).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Closed {
+    pub url_path: String,
+    pub user: Option<String>,
+    /// Its length, once known.
+    pub total: Option<u64>,
 }
 
 /// What [`SessionStore::advance`] did.
@@ -325,10 +334,14 @@ impl Sessions {
     /// Whether session `id` was closed, through this URL and by this user.
     pub async fn was_closed(&self, id: &str, url_path: &str, user: Option<&str>) -> Result<bool> {
         Ok(self
-            .store
             .closed(id)
             .await?
-            .is_some_and(|(path, who)| path == url_path && who.as_deref() == user))
+            .is_some_and(|c| c.url_path == url_path && c.user.as_deref() == user))
+    }
+
+    /// Session `id`, if it was closed lately.
+    pub async fn closed(&self, id: &str) -> Result<Option<Closed>> {
+        self.store.closed(id).await
     }
 
     /// Forget the sessions closed more than [`CLOSED_KEPT_FOR`] before `now`.
@@ -365,7 +378,7 @@ impl Sessions {
 pub const CLOSED_KEPT_FOR: i64 = 24 * 3600 * 1000;
 
 /// The session id whose key (see [`Session::key`]) is `key`: `{8-4-4-4-12}`, upper-case.
-fn id_of_key(key: &str) -> Option<String> {
+pub(crate) fn id_of_key(key: &str) -> Option<String> {
     if key.len() != 32 || !key.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
     }

@@ -75,13 +75,13 @@ pub async fn serve(
     }
 }
 
-fn now() -> i64 {
+pub(crate) fn now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
-async fn find(app: &App, id: &str) -> Result<Open, Refusal> {
+pub(crate) async fn find(app: &App, id: &str) -> Result<Open, Refusal> {
     match app.sessions.find(id).await {
         Ok(Some(open)) => Ok(open),
         Ok(None) => Err(Refusal::session_not_found().because(format!("no session {id}"))),
@@ -91,7 +91,7 @@ async fn find(app: &App, id: &str) -> Result<Open, Refusal> {
 
 /// [`Sessions::refresh`](crate::sessions::Sessions::refresh), answering as for an unknown
 /// session when another node ended it.
-async fn refresh(app: &App, s: &mut Session) -> Result<(), Refusal> {
+pub(crate) async fn refresh(app: &App, s: &mut Session) -> Result<(), Refusal> {
     match app.sessions.refresh(s).await {
         Ok(true) => Ok(()),
         Ok(false) => Err(Refusal::session_not_found().because("another node ended the session")),
@@ -131,6 +131,29 @@ async fn create(
     url_path: &str,
     user: Option<String>,
 ) -> Result<Ack, Refusal> {
+    let s = open_session(app, dir, url_path, user, None).await?;
+    let mut ack = Ack::ok()
+        .header(names::PROTOCOL, packet::PROTOCOL)
+        .header(names::SESSION_ID, s.id)
+        .header(axum::http::header::ACCEPT_ENCODING, "Identity");
+    if let Some(host) = &dir.host_id {
+        ack = ack.header(names::HOST_ID, host.clone()).header(
+            names::HOST_ID_FALLBACK,
+            dir.host_id_fallback_timeout.as_secs().to_string(),
+        );
+    }
+    Ok(ack)
+}
+
+/// A new session for the file `url_path` names, of `total` bytes if known: within the user's
+/// limit, where the file (or object) may go, its target made and its row written.
+pub(crate) async fn open_session(
+    app: &App,
+    dir: &UploadDir,
+    url_path: &str,
+    user: Option<String>,
+    total: Option<u64>,
+) -> Result<Session, Refusal> {
     let relative = paths::relative(&dir.prefix, url_path).map_err(|e| file::refuse_path(&e))?;
     let limit = dir.max_sessions_per_user;
     if limit > 0
@@ -175,7 +198,7 @@ async fn create(
         url_path: url_path.to_owned(),
         user,
         target,
-        total: None,
+        total,
         received: 0,
         created_at: at,
         touched_at: at,
@@ -187,17 +210,7 @@ async fn create(
         return Err(store_refusal(&e));
     }
     tracing::info!(session = %id, path = url_path, "session created");
-    let mut ack = Ack::ok()
-        .header(names::PROTOCOL, packet::PROTOCOL)
-        .header(names::SESSION_ID, id)
-        .header(axum::http::header::ACCEPT_ENCODING, "Identity");
-    if let Some(host) = &dir.host_id {
-        ack = ack.header(names::HOST_ID, host.clone()).header(
-            names::HOST_ID_FALLBACK,
-            dir.host_id_fallback_timeout.as_secs().to_string(),
-        );
-    }
-    Ok(ack)
+    Ok(session)
 }
 
 async fn fragment(
@@ -220,22 +233,9 @@ async fn fragment(
             .received(s.held()));
     }
     if range.last >= s.held() {
-        let held = s.held();
-        let body = NewBytes::new(body, held - range.first, range.len());
-        let moved = match &s.target {
-            Target::File { temp, .. } => {
-                file::write_at(temp, held, body).await?;
-                s.total = Some(range.total);
-                commit(app, s, range.last + 1).await?
-            }
-            Target::Object(_) => object::fragment(app, s, range, body)
-                .await?
-                .unwrap_or(Committed::Done),
-        };
-        match moved {
-            Committed::Done => {
-                tracing::debug!(session = %s.id, from = held, to = range.last + 1, "bytes taken");
-            }
+        let body = NewBytes::new(body, s.held() - range.first, range.len());
+        match take(app, s, range, body).await? {
+            Committed::Done => {}
             // Another writer counted its bytes first: the client goes on from there.
             Committed::Lost(committed) => {
                 return Ok(Ack::ok()
@@ -259,9 +259,33 @@ async fn fragment(
     Ok(ack)
 }
 
+/// Take `body`, the new bytes of `range` (those past what `s` holds), and count them.
+pub(crate) async fn take(
+    app: &App,
+    s: &mut Session,
+    range: FragmentRange,
+    body: NewBytes,
+) -> Result<Committed, Refusal> {
+    let held = s.held();
+    let moved = match &s.target {
+        Target::File { temp, .. } => {
+            file::write_at(temp, held, body).await?;
+            s.total = Some(range.total);
+            commit(app, s, range.last + 1).await?
+        }
+        Target::Object(_) => object::fragment(app, s, range, body)
+            .await?
+            .unwrap_or(Committed::Done),
+    };
+    if moved == Committed::Done {
+        tracing::debug!(session = %s.id, from = held, to = range.last + 1, "bytes taken");
+    }
+    Ok(moved)
+}
+
 /// A fragment the session may take: its file still there, the same total, within the
 /// directory's limits.
-async fn check_fragment(
+pub(crate) async fn check_fragment(
     app: &App,
     dir: &UploadDir,
     s: &Session,
@@ -305,7 +329,7 @@ pub enum Committed {
 
 /// Record that `s`'s bytes `0..to` are durable (with what else of `s` changed: its total,
 /// its parts), by a compare-and-set from the count `s` has.
-async fn commit(app: &App, s: &mut Session, to: u64) -> Result<Committed, Refusal> {
+pub(crate) async fn commit(app: &App, s: &mut Session, to: u64) -> Result<Committed, Refusal> {
     let before = (s.received, s.touched_at);
     (s.received, s.touched_at) = (to, now());
     match app.sessions.advance(s, before.0).await {
@@ -402,20 +426,7 @@ async fn close(
     let keep = dir.notification.is_none() || s.keep;
     let placed = whole && keep;
     if placed {
-        let done = match &s.target {
-            Target::File { temp, destination } => {
-                file::finish(temp.clone(), destination.clone(), dir.allow_overwrite).await
-            }
-            Target::Object(_) => object::finish(app, s, dir.allow_overwrite).await,
-        };
-        if let Err(refusal) = done {
-            if refusal.status == StatusCode::FORBIDDEN {
-                // Someone else's file took the name: this upload cannot be placed, ever.
-                end(app, s).await?;
-            }
-            return Err(refusal);
-        }
-        tracing::info!(session = %s.id, path = s.target.destination_text(), bytes = s.received, "upload closed");
+        place(app, dir, s).await?;
     } else {
         tracing::info!(session = %s.id, "session closed before its last fragment: the partial upload is deleted");
     }
@@ -427,6 +438,25 @@ async fn close(
     Ok(Ack::ok())
 }
 
+/// Put a whole upload at its name (file or object). Someone else's file there (and no
+/// overwriting) ends the session: it can never be placed.
+pub(crate) async fn place(app: &App, dir: &UploadDir, s: &mut Session) -> Result<(), Refusal> {
+    let done = match &s.target {
+        Target::File { temp, destination } => {
+            file::finish(temp.clone(), destination.clone(), dir.allow_overwrite).await
+        }
+        Target::Object(_) => object::finish(app, s, dir.allow_overwrite).await,
+    };
+    if let Err(refusal) = done {
+        if refusal.status == StatusCode::FORBIDDEN {
+            end(app, s).await?;
+        }
+        return Err(refusal);
+    }
+    tracing::info!(session = %s.id, path = s.target.destination_text(), bytes = s.received, "upload closed");
+    Ok(())
+}
+
 /// Whether another packet closed session `id` for this asker, lately (see
 /// [`Sessions::close`](crate::sessions::Sessions::close)).
 async fn was_closed(app: &App, id: &str, asker: &Asker<'_>) -> Result<bool, Refusal> {
@@ -436,12 +466,12 @@ async fn was_closed(app: &App, id: &str, asker: &Asker<'_>) -> Result<bool, Refu
         .map_err(|e| store_refusal(&e))
 }
 
-fn store_refusal(e: &crate::Error) -> Refusal {
+pub(crate) fn store_refusal(e: &crate::Error) -> Refusal {
     Refusal::new(StatusCode::INTERNAL_SERVER_ERROR, Code::FAIL).because(e.to_string())
 }
 
 /// Forget a session and delete what is left of it.
-async fn end(app: &App, s: &Session) -> Result<(), Refusal> {
+pub(crate) async fn end(app: &App, s: &Session) -> Result<(), Refusal> {
     app.sessions
         .remove(&s.id)
         .await
@@ -457,7 +487,7 @@ async fn discard(app: &App, s: &Session) {
 }
 
 /// Delete what is left of a session, `placed` at its name or not.
-async fn leftovers(app: &App, s: &Session, placed: bool) {
+pub(crate) async fn leftovers(app: &App, s: &Session, placed: bool) {
     let reply = notify::reply_path(&app.config.state_dir(), &s.key());
     match &s.target {
         Target::File { temp, .. } => file::delete(vec![temp.clone(), reply]).await,

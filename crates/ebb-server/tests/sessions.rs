@@ -8,8 +8,8 @@ mod support;
 use std::path::{Path, PathBuf};
 
 use ebb_server::{
-    Advanced, ObjectUpload, PostgresSessions, ServerConfig, Session, SessionStore, SqliteSessions,
-    Target,
+    Advanced, Closed, ObjectUpload, PostgresSessions, ServerConfig, Session, SessionStore,
+    SqliteSessions, Target,
 };
 use support::postgres::Postgres;
 
@@ -110,10 +110,15 @@ async fn contract<S: SessionStore, F: Future<Output = S>>(store: S, reopen: impl
         "removed, not closed"
     );
     // Closing: the row goes, a tombstone stays until it is forgotten.
-    let b = session("{B}");
+    let mut b = session("{B}");
+    b.total = Some(100);
     store.close(&b, 1_000).await.unwrap();
     assert!(store.load().await.unwrap().is_empty());
-    let tomb = Some(("/up/a".to_owned(), Some("ann".to_owned())));
+    let tomb = Some(Closed {
+        url_path: "/up/a".to_owned(),
+        user: Some("ann".to_owned()),
+        total: Some(100),
+    });
     assert_eq!(store.closed("{B}").await.unwrap(), tomb);
     store.forget_closed(1_000).await.unwrap();
     assert_eq!(

@@ -15,13 +15,14 @@ use tokio_postgres::config::SslMode;
 use tokio_postgres::{Client, Config, NoTls, Row};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
-use super::{Advanced, Session, SessionStore, Target, from_i64, to_i64};
+use super::{Advanced, Closed, Session, SessionStore, Target, from_i64, to_i64};
 use crate::error::{Error, Result};
 
-const SCHEMA: [&str; 3] = [
+const SCHEMA: [&str; 4] = [
     include_str!("../../migrations/postgres/0001_sessions.sql"),
     include_str!("../../migrations/postgres/0002_closed.sql"),
     include_str!("../../migrations/postgres/0003_objects.sql"),
+    include_str!("../../migrations/postgres/0004_closed_total.sql"),
 ];
 
 /// Held while the schema is migrated, so that nodes starting together migrate once.
@@ -216,26 +217,31 @@ impl SessionStore for PostgresSessions {
             .await?
             .execute(
                 "WITH gone AS (DELETE FROM sessions WHERE id = $1)
-                 INSERT INTO closed (id, url_path, user_name, closed_at) VALUES ($1, $2, $3, $4)
+                 INSERT INTO closed (id, url_path, user_name, closed_at, total)
+                 VALUES ($1, $2, $3, $4, $5)
                  ON CONFLICT (id) DO UPDATE SET closed_at = EXCLUDED.closed_at",
-                &[&s.id, &s.url_path, &s.user, &at],
+                &[&s.id, &s.url_path, &s.user, &at, &s.total.map(to_i64)],
             )
             .await
             .map(drop)
             .map_err(|e| self.fail(e))
     }
 
-    async fn closed(&self, id: &str) -> Result<Option<(String, Option<String>)>> {
+    async fn closed(&self, id: &str) -> Result<Option<Closed>> {
         let row = self
             .client()
             .await?
             .query_opt(
-                "SELECT url_path, user_name FROM closed WHERE id = $1",
+                "SELECT url_path, user_name, total FROM closed WHERE id = $1",
                 &[&id],
             )
             .await
             .map_err(|e| self.fail(e))?;
-        Ok(row.map(|r| (r.get(0), r.get(1))))
+        Ok(row.map(|r| Closed {
+            url_path: r.get(0),
+            user: r.get(1),
+            total: r.get::<_, Option<i64>>(2).map(from_i64),
+        }))
     }
 
     async fn count(&self, user: Option<&str>) -> Result<usize> {

@@ -6,15 +6,16 @@ use std::path::{Path, PathBuf};
 use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::oneshot;
 
-use super::{Advanced, Session, SessionStore, Target, from_i64, to_i64};
+use super::{Advanced, Closed, Session, SessionStore, Target, from_i64, to_i64};
 use crate::error::{Error, Result};
 
 type Task = Box<dyn FnOnce(&mut Connection) + Send>;
 
-const SCHEMA: [&str; 3] = [
+const SCHEMA: [&str; 4] = [
     include_str!("../../migrations/0001_sessions.sql"),
     include_str!("../../migrations/0002_closed.sql"),
     include_str!("../../migrations/0003_objects.sql"),
+    include_str!("../../migrations/0004_closed_total.sql"),
 ];
 
 /// Sessions in a SQLite file.
@@ -157,26 +158,33 @@ impl SessionStore for SqliteSessions {
 
     async fn close(&self, s: &Session, at: i64) -> Result<()> {
         let (id, url_path, user) = (s.id.clone(), s.url_path.clone(), s.user.clone());
+        let total = s.total.map(to_i64);
         self.call(move |c| {
             let tx = c.transaction()?;
             tx.execute("DELETE FROM sessions WHERE id = ?1", [&id])?;
             tx.execute(
-                "INSERT OR REPLACE INTO closed (id, url_path, user_name, closed_at)
-                 VALUES (?1, ?2, ?3, ?4)",
-                params![id, url_path, user, at],
+                "INSERT OR REPLACE INTO closed (id, url_path, user_name, closed_at, total)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![id, url_path, user, at, total],
             )?;
             tx.commit()
         })
         .await
     }
 
-    async fn closed(&self, id: &str) -> Result<Option<(String, Option<String>)>> {
+    async fn closed(&self, id: &str) -> Result<Option<Closed>> {
         let id = id.to_owned();
         self.call(move |c| {
             c.query_row(
-                "SELECT url_path, user_name FROM closed WHERE id = ?1",
+                "SELECT url_path, user_name, total FROM closed WHERE id = ?1",
                 [id],
-                |r| Ok((r.get(0)?, r.get(1)?)),
+                |r| {
+                    Ok(Closed {
+                        url_path: r.get(0)?,
+                        user: r.get(1)?,
+                        total: r.get::<_, Option<i64>>(2)?.map(from_i64),
+                    })
+                },
             )
             .optional()
         })
