@@ -12,6 +12,8 @@ command -v curl >/dev/null 2>&1 || need+=(curl)
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || need+=(postgresql)
 # ebb-server's object storage: its tests start moto's S3 server from a private venv.
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need+=(python3 python3-venv)
+# tus: ebb's client is tested against the reference server, @tus/server on Node.js.
+command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || need+=(nodejs npm)
 # The platform secret store's test: a private session bus with GNOME Keyring on it.
 command -v dbus-run-session >/dev/null 2>&1 || need+=(dbus)
 command -v gnome-keyring-daemon >/dev/null 2>&1 || need+=(gnome-keyring)
@@ -32,6 +34,13 @@ if [[ ! -f $moto/.pins-$pins ]]; then
   python3 -m venv "$moto"
   "$moto/bin/pip" install -q --disable-pip-version-check -r tests/tools/moto-requirements.txt
   touch "$moto/.pins-$pins"
+fi
+
+# @tus/server, pinned by its lockfile (installed again when the lockfile changes).
+tus=tests/tools/tus
+if [[ ! -f $tus/node_modules/.package-lock.json || $tus/package-lock.json -nt $tus/node_modules/.package-lock.json ]]; then
+  echo "installing @tus/server (the reference tus server for the tests)" >&2
+  npm ci --prefix "$tus" --no-audit --no-fund --omit=optional >/dev/null
 fi
 
 # The CLI tests run the real `ebb` binary, which `cargo test` alone does not build.

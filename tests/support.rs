@@ -11,6 +11,7 @@ pub mod origin;
 #[path = "../crates/ebb-server/tests/support/postgres.rs"]
 pub mod postgres;
 pub mod pty;
+pub mod tusd;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

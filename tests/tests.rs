@@ -35,6 +35,7 @@ mod snapshots;
 mod socket;
 mod splits;
 mod tls;
+mod tus;
 mod upload_crashes;
 mod upload_reply;
 mod uploads;

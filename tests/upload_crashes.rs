@@ -12,7 +12,7 @@ use ebb::{Backend, Client, JobId, JobState, JobType, Limit, NewFile, PropertyCha
 use crate::support::{self, Reaped, data, wait_state};
 
 /// The `ebb-server` binary on `port`, serving `root` under `/`, logging packets to `log`.
-fn spawn_server(root: &Path, port: u16, log: &Path) -> Reaped {
+pub(crate) fn spawn_server(root: &Path, port: u16, log: &Path) -> Reaped {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -37,7 +37,7 @@ fn spawn_server(root: &Path, port: u16, log: &Path) -> Reaped {
     child
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -45,19 +45,21 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn kill_9(mut child: Reaped) {
+pub(crate) fn kill_9(mut child: Reaped) {
     child.0.kill().unwrap();
     child.0.wait().unwrap();
 }
 
 /// The server's log: each fragment's (first, last) byte, and the packets by name.
-struct ServerLog {
+pub(crate) struct ServerLog {
     fragments: Vec<(u64, u64)>,
-    text: String,
+    /// What the server took of each request: `(from, to)` of its "bytes taken" lines.
+    taken: Vec<(u64, u64)>,
+    pub text: String,
 }
 
 impl ServerLog {
-    fn read(path: &Path) -> Self {
+    pub fn read(path: &Path) -> Self {
         let text = std::fs::read_to_string(path).unwrap();
         let field = |line: &str, name: &str| -> Option<u64> {
             let rest = line.split(&format!(" {name}=")).nth(1)?;
@@ -71,22 +73,38 @@ impl ServerLog {
             .filter(|l| l.contains(" fragment "))
             .filter_map(|l| Some((field(l, "first")?, field(l, "last")?)))
             .collect();
-        Self { fragments, text }
+        let taken = text
+            .lines()
+            .filter(|l| l.contains("bytes taken"))
+            .filter_map(|l| Some((field(l, "from")?, field(l, "to")?)))
+            .collect();
+        Self {
+            fragments,
+            taken,
+            text,
+        }
+    }
+
+    /// Bytes the server took more than once, and the most it took at once.
+    pub fn taken_twice(&self, total: u64) -> (u64, u64) {
+        let took: u64 = self.taken.iter().map(|(f, t)| t - f).sum();
+        let largest = self.taken.iter().map(|(f, t)| t - f).max();
+        (took - total, largest.unwrap_or(0))
     }
 
     /// Bytes sent more than once, and the largest fragment.
-    fn resent(&self, total: u64) -> (u64, u64) {
+    pub fn resent(&self, total: u64) -> (u64, u64) {
         let sent: u64 = self.fragments.iter().map(|(f, l)| l - f + 1).sum();
         let largest = self.fragments.iter().map(|(f, l)| l - f + 1).max();
         (sent - total, largest.unwrap_or(0))
     }
 
-    fn count(&self, what: &str) -> usize {
+    pub fn count(&self, what: &str) -> usize {
         self.text.matches(what).count()
     }
 }
 
-async fn upload_job(b: &dyn Backend, url: &str, source: &Path, rate: u64) -> JobId {
+pub(crate) async fn upload_job(b: &dyn Backend, url: &str, source: &Path, rate: u64) -> JobId {
     let id = b.create_job("up", JobType::Upload).await.unwrap();
     b.set_property(id, PropertyChange::MaxRate(Limit::BytesPerSec(rate)))
         .await
@@ -98,7 +116,7 @@ async fn upload_job(b: &dyn Backend, url: &str, source: &Path, rate: u64) -> Job
     id
 }
 
-async fn wait_bytes(b: &dyn Backend, id: JobId, bytes: u64) {
+pub(crate) async fn wait_bytes(b: &dyn Backend, id: JobId, bytes: u64) {
     let deadline = Instant::now() + Duration::from_secs(30);
     while b.job(id).await.unwrap().bytes_transferred <= bytes {
         assert!(

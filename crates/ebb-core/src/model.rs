@@ -44,4 +44,4 @@ pub use reason::{PausedBy, WaitReason, local_time};
 pub use schedule::{LocalTime, Period, PriorityLimits, Schedule, WallClock, Weekday};
 pub use state::{JobState, Priority};
 pub use time::Timestamp;
-pub(crate) use upload::{SourceStamp, UploadSession, UploadState};
+pub(crate) use upload::{SourceStamp, TusUpload, UploadSession, UploadState};

@@ -217,12 +217,12 @@ pub(crate) async fn upload(
     reply: Option<&mut ReplySlot>,
 ) -> Result<Fetched, Failure> {
     let url = remote_url(file)?;
-    if !matches!(url.scheme(), "http" | "https") {
+    if !matches!(url.scheme(), "http" | "https" | "tus+http" | "tus+https") {
         return Err(Failure::new(
             Status::Permanent,
             ErrorContext::RemoteFile,
             ErrorCode::E_INVALIDARG,
-            format!("({url}: uploads go to http or https URLs)"),
+            format!("({url}: uploads go to http, https, tus+http or tus+https URLs)"),
         )
         .with_file(cx.index));
     }

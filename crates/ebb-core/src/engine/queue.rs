@@ -107,14 +107,32 @@ pub(super) fn check_additions(job: &Job, new: &[NewFile]) -> Result<()> {
             "byte ranges are for download jobs only".into(),
         ));
     }
+    let tus = |url: &str| url.starts_with("tus+http://") || url.starts_with("tus+https://");
+    let web = |url: &str| url.starts_with("http://") || url.starts_with("https://");
     if job.job_type != JobType::Download
         && let Some(f) = new.iter().find(|f| {
             let url = f.remote_url.to_ascii_lowercase();
-            !url.starts_with("http://") && !url.starts_with("https://")
+            !web(&url) && !tus(&url)
         })
     {
         return Err(Error::InvalidArgument(format!(
-            "remote URL {:?}: uploads go to http or https URLs",
+            "remote URL {:?}: uploads go to http, https, tus+http or tus+https URLs",
+            f.remote_url
+        )));
+    }
+    let reply = job.job_type == JobType::UploadReply;
+    if let Some(f) = new
+        .iter()
+        .find(|f| tus(&f.remote_url.to_ascii_lowercase()))
+        .filter(|_| job.job_type == JobType::Download || reply)
+    {
+        let why = if reply {
+            "tus brings back no reply: upload-reply jobs use BITS"
+        } else {
+            "tus URLs are for upload jobs"
+        };
+        return Err(Error::InvalidArgument(format!(
+            "remote URL {:?}: {why}",
             f.remote_url
         )));
     }

@@ -206,7 +206,7 @@ pub fn validate_remote_url(text: &str) -> Result<Url> {
     let url = Url::parse(text)
         .map_err(|e| Error::InvalidArgument(format!("remote URL {text:?} is not valid: {e}")))?;
     match url.scheme() {
-        "http" | "https" => {
+        "http" | "https" | "tus+http" | "tus+https" => {
             if url.host_str().is_none_or(str::is_empty) {
                 return Err(Error::InvalidArgument(format!(
                     "remote URL {text:?} has no host"

@@ -17,6 +17,17 @@ pub(crate) struct UploadState {
     /// The server's session, once Create-Session answered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session: Option<UploadSession>,
+    /// A tus upload, once the server created it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tus: Option<TusUpload>,
+}
+
+/// An upload of the tus protocol.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TusUpload {
+    /// Where the server keeps it (its creation's `Location`, resolved).
+    pub location: String,
 }
 
 /// A local file's size and times when its upload began: a write changes the size or the
@@ -89,6 +100,7 @@ mod tests {
                 reply_url: Some("BITS-Sessions\\Replies\\k\\responsefile.bin".into()),
                 ..UploadSession::new("{A0FF5911-0000-4000-8000-000000000001}".into())
             }),
+            tus: None,
         };
         let text = serde_json::to_string(&state).unwrap();
         assert_eq!(
@@ -101,5 +113,14 @@ mod tests {
             UploadState::default()
         );
         assert!(serde_json::from_str::<UploadState>(r#"{"sesion":null}"#).is_err());
+        let tus = UploadState {
+            tus: Some(TusUpload {
+                location: "https://h/files/abc".into(),
+            }),
+            ..UploadState::default()
+        };
+        let text = serde_json::to_string(&tus).unwrap();
+        assert_eq!(text, r#"{"tus":{"location":"https://h/files/abc"}}"#);
+        assert_eq!(serde_json::from_str::<UploadState>(&text).unwrap(), tus);
     }
 }

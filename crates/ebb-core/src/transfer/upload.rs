@@ -15,6 +15,7 @@ mod hosts;
 mod packet;
 mod reply;
 mod source;
+mod tus;
 
 pub(crate) use cancel::cancel_session;
 use hosts::{host_failed, target};
@@ -54,6 +55,17 @@ pub(crate) async fn send(
     ckpt: &Checkpointer,
     reply: Option<&mut ReplySlot>,
 ) -> Result<Fetched, Failure> {
+    if let Some(endpoint) = tus::endpoint(&url) {
+        if reply.is_some() {
+            return Err(Failure::new(
+                Status::Permanent,
+                ErrorContext::RemoteFile,
+                ErrorCode::E_INVALIDARG,
+                format!("({url}: tus uploads bring back no reply: upload-reply jobs use BITS)"),
+            ));
+        }
+        return tus::send(cx, file, endpoint, ckpt).await;
+    }
     let result = match Upload::open(cx, file, url, reply.is_some()).await {
         Ok(mut up) => up.run(cx, file, ckpt, reply).await,
         Err(f) => Err(f),

@@ -148,7 +148,7 @@ impl Ack {
 
 /// Whether a refusal is worth trying again, as BITS decides: codes that say the request itself
 /// is wrong never are; otherwise 408, 409, 429 and the 5xx but 501 and 505 are.
-fn classify(status: u16, code: ErrorCode) -> Status {
+pub(super) fn classify(status: u16, code: ErrorCode) -> Status {
     let never = [
         TOO_LARGE,
         PROTOCOL_MISMATCH,

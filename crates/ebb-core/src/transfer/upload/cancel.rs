@@ -18,6 +18,11 @@ pub(crate) async fn cancel_session(
     credentials: &Credentials,
     file: &JobFile,
 ) {
+    if let Ok(client) = clients.client(properties, credentials)
+        && super::tus::cancel(&client, file, properties, credentials).await
+    {
+        return;
+    }
     let Some(s) = session(file) else {
         return;
     };
