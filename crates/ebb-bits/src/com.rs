@@ -125,6 +125,14 @@ impl Com {
                 "an expected SHA-256 digest on native BITS (it checks none)".into(),
             ));
         }
+        if files
+            .iter()
+            .any(|f| f.remote_url.to_ascii_lowercase().starts_with("tus+"))
+        {
+            return Err(Error::NotSupported(
+                "tus uploads on native BITS (it speaks the BITS upload protocol only)".into(),
+            ));
+        }
         self.call(move |c| c.add(id, &files)).await
     }
 

@@ -6,13 +6,15 @@
 //! is checked against the configured CA file or else the system's roots, and `sslmode=require`
 //! refuses a server without TLS.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_postgres::config::SslMode;
-use tokio_postgres::{Client, Config, NoTls, Row};
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{Client, Config, NoTls, Row, Statement};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::{Advanced, Closed, Session, SessionStore, Target, from_i64, to_i64};
@@ -36,7 +38,7 @@ pub struct PostgresSessions {
     config: Config,
     tls: Option<MakeRustlsConnect>,
     /// The connection; replaced once the database has closed it.
-    client: tokio::sync::Mutex<Arc<Client>>,
+    client: tokio::sync::Mutex<Arc<Conn>>,
     /// The database's hosts and name, for errors (the connection string may hold a password).
     place: String,
 }
@@ -78,20 +80,21 @@ impl PostgresSessions {
         Ok(Self {
             config,
             tls,
-            client: tokio::sync::Mutex::new(Arc::new(client)),
+            client: tokio::sync::Mutex::new(Arc::new(Conn::new(client))),
             place,
         })
     }
 
     /// The connection, made again if the database closed it.
-    async fn client(&self) -> Result<Arc<Client>> {
+    async fn client(&self) -> Result<Arc<Conn>> {
         let mut slot = self.client.lock().await;
-        if slot.is_closed() {
+        if slot.client.is_closed() {
             tracing::info!(
                 database = self.place,
                 "connecting to the session database again"
             );
-            *slot = Arc::new(open(&self.config, self.tls.as_ref(), &self.place).await?);
+            let client = open(&self.config, self.tls.as_ref(), &self.place).await?;
+            *slot = Arc::new(Conn::new(client));
         }
         Ok(slot.clone())
     }
@@ -283,6 +286,67 @@ impl SessionStore for PostgresSessions {
             .await
             .map(drop)
             .map_err(|e| self.fail(e))
+    }
+}
+
+/// A connection and its prepared statements: each statement is prepared once per
+/// connection, so that a query costs one round trip (and one transaction), not two.
+struct Conn {
+    client: Client,
+    prepared: std::sync::Mutex<HashMap<String, Statement>>,
+}
+
+type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
+
+impl Conn {
+    fn new(client: Client) -> Self {
+        Self {
+            client,
+            prepared: std::sync::Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<String, Statement>> {
+        self.prepared
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    async fn statement(&self, sql: &str) -> Result<Statement, tokio_postgres::Error> {
+        if let Some(statement) = self.cache().get(sql) {
+            return Ok(statement.clone());
+        }
+        let statement = self.client.prepare(sql).await?;
+        self.cache().insert(sql.to_owned(), statement.clone());
+        Ok(statement)
+    }
+
+    async fn execute(&self, sql: &str, params: Params<'_>) -> Result<u64, tokio_postgres::Error> {
+        let statement = self.statement(sql).await?;
+        self.client.execute(&statement, params).await
+    }
+
+    async fn query(
+        &self,
+        sql: &str,
+        params: Params<'_>,
+    ) -> Result<Vec<Row>, tokio_postgres::Error> {
+        let statement = self.statement(sql).await?;
+        self.client.query(&statement, params).await
+    }
+
+    async fn query_opt(
+        &self,
+        sql: &str,
+        params: Params<'_>,
+    ) -> Result<Option<Row>, tokio_postgres::Error> {
+        let statement = self.statement(sql).await?;
+        self.client.query_opt(&statement, params).await
+    }
+
+    async fn query_one(&self, sql: &str, params: Params<'_>) -> Result<Row, tokio_postgres::Error> {
+        let statement = self.statement(sql).await?;
+        self.client.query_one(&statement, params).await
     }
 }
 
