@@ -5,8 +5,8 @@
 //! the other node answers from the committed parts, and the upload is whole: the object's
 //! SHA-256 is the source's, no multipart upload is left, and at most one part was sent twice.
 
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use ebb::{JobState, JobType, Limit, NewFile, PropertyChange};
@@ -15,6 +15,7 @@ use sha2::Digest;
 use crate::support::moto::Moto;
 use crate::support::postgres::{Postgres, free_port};
 use crate::support::{self, Reaped, data, wait_state};
+use crate::upload_crashes::spawn_server_with;
 
 const PART: u64 = 8 << 20;
 
@@ -35,23 +36,8 @@ fn spawn_node(state: &Path, port: u16, pg: &str, moto: &Moto) -> Reaped {
     );
     let file = state.join("server.toml");
     std::fs::write(&file, config).unwrap();
-    let log = std::fs::File::create(state.join("server.log")).unwrap();
-    let child = Command::new(support::ebb_bin().with_file_name("ebb-server"))
-        .arg("--config")
-        .arg(&file)
-        .env("EBB_SERVER_LOG", "ebb_server=debug")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    let child = Reaped(child);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "ebb-server did not come up");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child
+    let args = [OsStr::new("--config"), file.as_os_str()];
+    spawn_server_with(&args, port, &state.join("server.log"))
 }
 
 /// The farm's address: each connection goes to the first of `nodes` that takes it.

@@ -14,7 +14,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::support::tusd::Tusd;
 use crate::support::{self, data, wait_state};
-use crate::upload_crashes::{ServerLog, free_port, kill_9, spawn_server, upload_job, wait_bytes};
+use crate::upload_crashes::{
+    ServerLog, free_port, kill_9, spawn_server, upload_job, wait_bytes, wait_transferred,
+};
 use crate::uploads::Server;
 
 async fn tus_job(b: &dyn Backend, url: &str, source: &Path) -> JobId {
@@ -61,15 +63,7 @@ async fn kill_9_of_the_daemon_goes_on_from_the_servers_offset() {
     kill_9(ebbd);
     let _ebbd = support::spawn_ebbd(dir.path(), &[]);
     let client = Client::connect(&socket).await.unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while client.job(id).await.unwrap().state != JobState::Transferred {
-        assert!(
-            Instant::now() < deadline,
-            "{:#?}",
-            client.job(id).await.unwrap()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_transferred(&client, id, 60).await;
     assert!(std::fs::read(root.join("big.bin")).unwrap() == body);
     let log = ServerLog::read(&log);
     assert_eq!(

@@ -3,6 +3,7 @@
 //! fragment, as the server's log shows; the real `ebb-server` killed and restarted mid-upload
 //! keeps the session, and the client goes on in it.
 
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -13,15 +14,26 @@ use crate::support::{self, Reaped, data, wait_state};
 
 /// The `ebb-server` binary on `port`, serving `root` under `/`, logging packets to `log`.
 pub(crate) fn spawn_server(root: &Path, port: u16, log: &Path) -> Reaped {
+    let listen = format!("127.0.0.1:{port}");
+    let args = [
+        OsStr::new("--root"),
+        root.as_os_str(),
+        OsStr::new("--listen"),
+        OsStr::new(&listen),
+    ];
+    spawn_server_with(&args, port, log)
+}
+
+/// The `ebb-server` binary with `args`, once it listens on `port`, logging packets to `log`
+/// (appended to).
+pub(crate) fn spawn_server_with(args: &[&OsStr], port: u16, log: &Path) -> Reaped {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(log)
         .unwrap();
     let child = Command::new(support::ebb_bin().with_file_name("ebb-server"))
-        .args(["--root"])
-        .arg(root)
-        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .args(args)
         .env("EBB_SERVER_LOG", "ebb_server=debug")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -29,12 +41,21 @@ pub(crate) fn spawn_server(root: &Path, port: u16, log: &Path) -> Reaped {
         .spawn()
         .unwrap();
     let child = Reaped(child);
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + Duration::from_secs(20);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(Instant::now() < deadline, "ebb-server did not come up");
         std::thread::sleep(Duration::from_millis(20));
     }
     child
+}
+
+/// Wait until job `id` is Transferred.
+pub(crate) async fn wait_transferred(b: &dyn Backend, id: JobId, secs: u64) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while b.job(id).await.unwrap().state != JobState::Transferred {
+        assert!(Instant::now() < deadline, "{:#?}", b.job(id).await.unwrap());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 pub(crate) fn free_port() -> u16 {
@@ -152,15 +173,7 @@ async fn kill_9_of_the_daemon_goes_on_in_the_same_session() {
     kill_9(ebbd);
     let _ebbd = support::spawn_ebbd(dir.path(), &[]);
     let client = Client::connect(&socket).await.unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while client.job(id).await.unwrap().state != JobState::Transferred {
-        assert!(
-            Instant::now() < deadline,
-            "{:#?}",
-            client.job(id).await.unwrap()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_transferred(&client, id, 30).await;
     assert_eq!(std::fs::read(root.join("big.bin")).unwrap(), body);
     let log = ServerLog::read(&log);
     assert_eq!(log.count("session created"), 1, "{}", log.text);

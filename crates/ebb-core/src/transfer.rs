@@ -222,7 +222,7 @@ pub(crate) async fn upload(
             Status::Permanent,
             ErrorContext::RemoteFile,
             ErrorCode::E_INVALIDARG,
-            format!("({url}: uploads go to http, https, tus+http or tus+https URLs)"),
+            format!("({url}: uploads go to http or https URLs, or tus+http, tus+https)"),
         )
         .with_file(cx.index));
     }

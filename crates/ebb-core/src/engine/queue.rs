@@ -116,7 +116,7 @@ pub(super) fn check_additions(job: &Job, new: &[NewFile]) -> Result<()> {
         })
     {
         return Err(Error::InvalidArgument(format!(
-            "remote URL {:?}: uploads go to http, https, tus+http or tus+https URLs",
+            "remote URL {:?}: uploads go to http or https URLs (or tus+http, tus+https)",
             f.remote_url
         )));
     }

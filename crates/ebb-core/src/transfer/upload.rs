@@ -124,18 +124,7 @@ impl Upload {
         url: Url,
         wants_reply: bool,
     ) -> Result<Self, Failure> {
-        let client = cx.clients.client(cx.properties, cx.credentials)?;
-        let path = file.local_path.clone();
-        let source = tokio::task::spawn_blocking(move || Source::open(&path))
-            .await
-            .map_err(|e| Failure::local_io(&file.local_path, &std::io::Error::other(e)))??;
-        let state = file.upload.get_or_insert_with(UploadState::default);
-        if let Some(stamp) = &state.source {
-            source.check(stamp)?;
-        } else {
-            state.source = Some(source.stamp);
-            file.bytes_transferred = 0;
-        }
+        let (client, source, name) = begin(cx, file).await?;
         if source.stamp.len == 0 {
             return Err(Failure::new(
                 Status::Permanent,
@@ -147,13 +136,6 @@ impl Upload {
                 ),
             ));
         }
-        file.bytes_total = Some(source.stamp.len);
-        cx.live.show(cx.index, file);
-        let name = file
-            .local_path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
         Ok(Self {
             client,
             url,
@@ -542,6 +524,35 @@ impl Upload {
             return Ok(Some(ack));
         }
     }
+}
+
+/// What every upload run begins with, whatever its protocol: the job's HTTP client, the
+/// source opened and checked against the stamp of an upload already begun (or stamped now),
+/// and the name it goes by.
+async fn begin(
+    cx: &FileCx<'_>,
+    file: &mut JobFile,
+) -> Result<(reqwest::Client, Source, String), Failure> {
+    let client = cx.clients.client(cx.properties, cx.credentials)?;
+    let path = file.local_path.clone();
+    let source = tokio::task::spawn_blocking(move || Source::open(&path))
+        .await
+        .map_err(|e| Failure::local_io(&file.local_path, &std::io::Error::other(e)))??;
+    let state = file.upload.get_or_insert_with(UploadState::default);
+    if let Some(stamp) = &state.source {
+        source.check(stamp)?;
+    } else {
+        state.source = Some(source.stamp);
+        file.bytes_transferred = 0;
+    }
+    file.bytes_total = Some(source.stamp.len);
+    cx.live.show(cx.index, file);
+    let name = file
+        .local_path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    Ok((client, source, name))
 }
 
 /// The session, if one is open.

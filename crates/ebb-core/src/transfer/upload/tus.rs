@@ -86,25 +86,7 @@ enum Ask<'a> {
 
 impl Tus {
     async fn open(cx: &FileCx<'_>, file: &mut JobFile, url: Url) -> Result<Self, Failure> {
-        let client = cx.clients.client(cx.properties, cx.credentials)?;
-        let path = file.local_path.clone();
-        let source = tokio::task::spawn_blocking(move || Source::open(&path))
-            .await
-            .map_err(|e| Failure::local_io(&file.local_path, &std::io::Error::other(e)))??;
-        let state = file.upload.get_or_insert_with(UploadState::default);
-        if let Some(stamp) = &state.source {
-            source.check(stamp)?;
-        } else {
-            state.source = Some(source.stamp);
-            file.bytes_transferred = 0;
-        }
-        file.bytes_total = Some(source.stamp.len);
-        cx.live.show(cx.index, file);
-        let name = file
-            .local_path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
+        let (client, source, name) = super::begin(cx, file).await?;
         Ok(Self {
             client,
             url,
