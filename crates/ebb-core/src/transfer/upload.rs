@@ -234,18 +234,10 @@ impl Upload {
 
     /// The server lost the session: start over in a new one, unless that happened too often.
     fn lost(&mut self, file: &mut JobFile) -> Result<(), Failure> {
-        self.new_sessions += 1;
-        if self.new_sessions > MAX_NEW_SESSIONS {
-            return Err(invalid(
-                &self.url,
-                &format!("the server lost the upload's session {MAX_NEW_SESSIONS} times"),
-            ));
-        }
-        tracing::info!("the server does not know the session: starting over in a new one");
+        start_over(&mut self.new_sessions, &self.url, file, "session")?;
         if let Some(state) = &mut file.upload {
             state.session = None;
         }
-        file.bytes_transferred = 0;
         Ok(())
     }
 
@@ -553,6 +545,21 @@ async fn begin(
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     Ok((client, source, name))
+}
+
+/// The server lost the upload (`what`: its session, or its tus upload): it starts over from
+/// byte 0, unless that happened [`MAX_NEW_SESSIONS`] times this run (`count`).
+fn start_over(count: &mut u8, url: &Url, file: &mut JobFile, what: &str) -> Result<(), Failure> {
+    *count += 1;
+    if *count > MAX_NEW_SESSIONS {
+        return Err(invalid(
+            url,
+            &format!("the server lost the upload's {what} {MAX_NEW_SESSIONS} times"),
+        ));
+    }
+    tracing::info!("the server does not know the upload's {what}: starting over in a new one");
+    file.bytes_transferred = 0;
+    Ok(())
 }
 
 /// The session, if one is open.

@@ -17,7 +17,7 @@ use url::Url;
 
 use super::fragments::Sizer;
 use super::source::Source;
-use super::{MAX_CRL_ROUNDS, MAX_NEW_SESSIONS, PACKET_TIMEOUT, ack, drain, invalid};
+use super::{MAX_CRL_ROUNDS, PACKET_TIMEOUT, ack, drain, invalid};
 use crate::error::{ErrorCode, ErrorContext, Status};
 use crate::model::{JobFile, TusUpload, UploadState};
 use crate::transfer::checkpoint::Checkpointer;
@@ -241,18 +241,10 @@ impl Tus {
 
     /// The server lost the upload: a new one, unless that happened too often.
     fn lost(&mut self, file: &mut JobFile) -> Result<(), Failure> {
-        self.new_uploads += 1;
-        if self.new_uploads > MAX_NEW_SESSIONS {
-            return Err(invalid(
-                &self.url,
-                &format!("the server lost the upload {MAX_NEW_SESSIONS} times"),
-            ));
-        }
-        tracing::info!("the server does not know the upload: starting over in a new one");
+        super::start_over(&mut self.new_uploads, &self.url, file, "tus upload")?;
         if let Some(state) = &mut file.upload {
             state.tus = None;
         }
-        file.bytes_transferred = 0;
         Ok(())
     }
 }
