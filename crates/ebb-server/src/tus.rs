@@ -183,7 +183,13 @@ type Asker<'a> = (&'a UploadDir, Option<&'a str>);
 /// (placed whole) lately, `Err(None)` if there is none of theirs.
 async fn session(app: &App, (dir, user): Asker<'_>, key: &str) -> Result<Open, Option<u64>> {
     let id = id_of_key(key).ok_or(None)?;
-    let mine = |path: &str, who: Option<&str>| path.starts_with(&dir.prefix) && who == user;
+    // The session's own directory (not one whose prefix merely contains its URL), and user.
+    let mine = |path: &str, who: Option<&str>| {
+        app.config
+            .directory(path)
+            .is_some_and(|d| d.prefix == dir.prefix)
+            && who == user
+    };
     if let Ok(Some(open)) = app.sessions.find(&id).await {
         let s = open.lock().await;
         return if mine(&s.url_path, s.user.as_deref()) {

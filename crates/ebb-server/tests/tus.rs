@@ -185,3 +185,24 @@ async fn a_tus_upload_to_object_storage() {
     assert!(moto.object("up/a.bin").await.unwrap() == body);
     assert_eq!(moto.open_uploads().await, 0);
 }
+
+#[tokio::test]
+async fn an_upload_is_reached_only_through_its_own_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let (outer, inner) = (dir.path().join("outer"), dir.path().join("inner"));
+    std::fs::create_dir_all(&outer).unwrap();
+    std::fs::create_dir_all(&inner).unwrap();
+    let mut c = config(&outer);
+    let mut private = ebb_server::UploadDir::at(&inner);
+    private.prefix = "/private/".into();
+    c.directories.push(private);
+    c.state_dir = Some(dir.path().join("state"));
+    let server = Server::start(c).await;
+    let at = create(&server, "/private/a.bin", 4, &[]).await;
+    assert!(at.starts_with("/private/.tus/"), "{at}");
+    // The same upload through the outer directory, whose prefix holds the inner's URL.
+    let around = at.replacen("/private/", "/", 1);
+    assert_eq!(tus(&server, "HEAD", &around, &[], b"").await.status, 404);
+    assert_eq!(patch(&server, &around, 0, b"abcd", None).await.status, 404);
+    assert_eq!(tus(&server, "HEAD", &at, &[], b"").await.status, 200);
+}

@@ -18,14 +18,17 @@ pub struct Spool {
 }
 
 impl Spool {
-    /// The spool at `dir`, created, and emptied of what an earlier run left.
+    /// The spool at `dir`, created, and emptied of the parts an earlier run left (only files
+    /// named as parts are: the directory may be shared with anything).
     pub fn open(dir: &Path) -> Result<Self> {
-        match std::fs::remove_dir_all(dir) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(Error::io(dir, e)),
-        }
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        for entry in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
+            let path = entry.map_err(|e| Error::io(dir, e))?.path();
+            let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+            if name.as_deref().is_some_and(is_part) && path.is_file() {
+                std::fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
+            }
+        }
         Ok(Self {
             dir: dir.to_path_buf(),
         })
@@ -107,6 +110,16 @@ impl Spool {
             }
         }
     }
+}
+
+/// Whether a file name is a part's: `<session key>.<index>`, the key 32 hex digits.
+fn is_part(name: &str) -> bool {
+    name.split_once('.').is_some_and(|(key, index)| {
+        key.len() == 32
+            && key.bytes().all(|b| b.is_ascii_hexdigit())
+            && !index.is_empty()
+            && index.bytes().all(|b| b.is_ascii_digit())
+    })
 }
 
 /// A part's file, cut to `at` bytes (what was past them is stale) and positioned there.
