@@ -202,3 +202,33 @@ async fn a_session_whose_node_died_for_good_expires_on_another() {
         .await
         .assert_error(500, "0x8020001F");
 }
+
+#[tokio::test]
+async fn a_tail_that_lost_its_bytes_is_sent_again_never_put_with_a_hole() {
+    let moto = Moto::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(node(&moto, dir.path())).await;
+    let body = data(7 * MIB, 8);
+    let id = server.create("/up/a.bin").await;
+    send(&server, &id, &body, (0, 3 * MIB), MIB).await;
+    // The spool's part file goes behind the node's back.
+    for entry in std::fs::read_dir(dir.path().join("spool")).unwrap() {
+        std::fs::remove_file(entry.unwrap().path()).unwrap();
+    }
+    let r = server
+        .fragment(
+            "/up/a.bin",
+            &id,
+            3 * MIB as u64,
+            &body[3 * MIB..4 * MIB],
+            body.len() as u64,
+        )
+        .await;
+    assert_eq!((r.status, received(&r)), (416, 0), "{r:?}");
+    send(&server, &id, &body, (0, body.len()), MIB).await;
+    assert_eq!(server.close("/up/a.bin", &id).await.status, 200);
+    assert!(
+        moto.object("up/a.bin").await.unwrap() == body,
+        "no hole of zeros"
+    );
+}

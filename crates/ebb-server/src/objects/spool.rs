@@ -77,6 +77,19 @@ impl Spool {
         Ok(())
     }
 
+    /// Whether the spool still holds session `name`'s bytes from the start of the part that
+    /// `offset` falls in up to `offset` (nothing removed them behind the node's back).
+    pub async fn holds(&self, name: &str, part_size: u64, offset: u64) -> bool {
+        let within = offset % part_size;
+        if within == 0 {
+            return true;
+        }
+        let index = usize::try_from(offset / part_size).unwrap_or(usize::MAX);
+        tokio::fs::metadata(self.file(name, index))
+            .await
+            .is_ok_and(|m| m.len() >= within)
+    }
+
     /// The first `len` bytes of part `index` of session `name`.
     pub async fn read(&self, name: &str, index: usize, len: u64) -> Result<Bytes, Refusal> {
         let path = self.file(name, index);

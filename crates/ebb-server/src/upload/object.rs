@@ -2,6 +2,9 @@
 //! full parts are put and committed one compare-and-set each, and Close-Session completes the
 //! multipart upload.
 
+#[cfg(test)]
+mod tests;
+
 use axum::http::StatusCode;
 
 use super::body::NewBytes;
@@ -39,13 +42,22 @@ pub async fn fragment(
     if o.parts.is_empty() {
         o.part_size = objects.part_size_for(range.total);
     }
+    if o.tail > 0 && !objects.spool.holds(&name, o.part_size, held).await {
+        // The tail's file lost bytes (removed behind the node's back): never put a part with
+        // a hole; the client goes on from the committed count.
+        drop_tail(objects, s, &name).await;
+        return Ok(Some(Committed::Lost(s.received)));
+    }
     objects.spool.write(&name, o.part_size, held, body).await?;
     o.tail = range.last + 1 - s.received;
     s.total = Some(range.total);
     flush(app, objects, s, &name).await
 }
 
-/// Put and commit the parts the tail holds whole.
+/// Put and commit the parts the tail holds whole. If that fails, the tail is dropped (as if
+/// the node had died): the client, answered from the committed count, sends it again. A tail
+/// kept after a failed put would be acknowledged again without being put, and a client that
+/// heard every byte acknowledged would close an upload whose last part is not in the bucket.
 async fn flush(
     app: &App,
     objects: &Objects,
@@ -63,7 +75,13 @@ async fn flush(
             return Ok(None);
         }
         let index = o.parts.len();
-        let part = objects.put_part(name, o, index, len).await?;
+        let part = match objects.put_part(name, o, index, len).await {
+            Ok(part) => part,
+            Err(refusal) => {
+                drop_tail(objects, s, name).await;
+                return Err(refusal);
+            }
+        };
         o.parts.push(part);
         o.tail -= len;
         match commit(app, s, received + len).await {
@@ -74,15 +92,24 @@ async fn flush(
                 return Ok(Some(other));
             }
             Err(refusal) => {
-                // Not counted: the part stays in the tail, to be put again.
+                // Not counted (`commit` put the count back): neither is the part.
                 if let Target::Object(o) = &mut s.target {
                     o.parts.pop();
-                    o.tail += len;
                 }
+                drop_tail(objects, s, name).await;
                 return Err(refusal);
             }
         }
     }
+}
+
+/// Forget what this node holds past the committed count.
+async fn drop_tail(objects: &Objects, s: &mut Session, name: &str) {
+    if let Target::Object(o) = &mut s.target {
+        tracing::warn!(session = %s.id, tail = o.tail, "a part cannot be stored: the bytes held past the committed count are dropped, to be sent again");
+        o.tail = 0;
+    }
+    objects.spool.forget(name).await;
 }
 
 /// Close-Session of a whole upload to be kept: the object appears at its key. Unless
