@@ -38,6 +38,8 @@ fn binary() -> PathBuf {
 impl Moto {
     pub async fn start() -> Self {
         let _ = rustls::crypto::ring::default_provider().install_default();
+        // Everything that could panic comes before the child, which then has an owner.
+        let http = reqwest::Client::new();
         let port = super::postgres::free_port();
         let child = Command::new(binary())
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
@@ -50,7 +52,7 @@ impl Moto {
             child,
             port,
             bucket: "uploads".into(),
-            http: reqwest::Client::new(),
+            http,
         };
         let deadline = Instant::now() + Duration::from_secs(30);
         while tokio::net::TcpStream::connect(("127.0.0.1", port))
