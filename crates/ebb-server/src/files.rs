@@ -59,7 +59,7 @@ pub async fn reply(
     parts: Parts,
     body: Body,
 ) -> Response {
-    let owner = match app.sessions.reply_owner(key).await {
+    let owner = match app.sessions.owner(key).await {
         Ok(owner) => owner,
         Err(e) => {
             tracing::warn!(error = %e, "cannot read a reply's session");

@@ -301,10 +301,10 @@ impl Sessions {
         self.map().values().map(|e| e.open.clone()).collect()
     }
 
-    /// The user and URL path of the open session whose reply key is `key`, read without
-    /// waiting for the session's lock; from the store when this node does not hold it
-    /// (another node made it).
-    pub async fn reply_owner(&self, key: &str) -> Result<Option<(Option<String>, String)>> {
+    /// The user and URL path of the open session whose key is `key` (its reply's, its tus
+    /// upload's), read without waiting for the session's lock; from the store when this node
+    /// does not hold it (another node made it).
+    pub async fn owner(&self, key: &str) -> Result<Option<(Option<String>, String)>> {
         let held = self
             .map()
             .values()

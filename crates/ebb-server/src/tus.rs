@@ -190,13 +190,10 @@ async fn session(app: &App, (dir, user): Asker<'_>, key: &str) -> Result<Open, O
             .is_some_and(|d| d.prefix == dir.prefix)
             && who == user
     };
-    if let Ok(Some(open)) = app.sessions.find(&id).await {
-        let s = open.lock().await;
-        return if mine(&s.url_path, s.user.as_deref()) {
-            drop(s);
-            Ok(open)
-        } else {
-            Err(None)
+    if let Ok(Some((who, path))) = app.sessions.owner(key).await {
+        return match app.sessions.find(&id).await {
+            Ok(Some(open)) if mine(&path, who.as_deref()) => Ok(open),
+            _ => Err(None),
         };
     }
     match app.sessions.closed(&id).await {

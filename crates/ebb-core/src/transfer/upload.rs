@@ -477,11 +477,7 @@ impl Upload {
             };
             let response = match sent {
                 Ok(r) => r,
-                Err(e)
-                    if self.crl_rounds < MAX_CRL_ROUNDS
-                        && certificate_error(&e)
-                            == Some(rustls::CertificateError::UnknownRevocationStatus) =>
-                {
+                Err(e) if wants_crls(&e, self.crl_rounds) => {
                     // With revocation checks on, the handshake named CRLs it lacks.
                     cx.clients.fetch_crls(&self.client, cx.stop).await?;
                     self.crl_rounds += 1;
@@ -504,12 +500,7 @@ impl Upload {
             let ack = Ack::read(status, response.headers())
                 .map_err(|why| invalid(&target, &format!("its Ack to {}: {why}", packet.name())))?;
             drain(cx, response).await;
-            if status == 401
-                && !self.use_auth
-                && cx.credentials.server.is_some()
-                && (target.origin() == self.url.origin()
-                    || cx.properties.credentials_across_origins)
-            {
+            if status == 401 && !self.use_auth && may_answer_challenge(cx, &target, &self.url) {
                 self.use_auth = true;
                 continue;
             }
@@ -560,6 +551,20 @@ fn start_over(count: &mut u8, url: &Url, file: &mut JobFile, what: &str) -> Resu
     tracing::info!("the server does not know the upload's {what}: starting over in a new one");
     file.bytes_transferred = 0;
     Ok(())
+}
+
+/// Whether a request's failure is a handshake that lacks CRLs (with revocation checks on),
+/// and the run may fetch them once more.
+fn wants_crls(e: &reqwest::Error, rounds: u8) -> bool {
+    rounds < MAX_CRL_ROUNDS
+        && certificate_error(e) == Some(rustls::CertificateError::UnknownRevocationStatus)
+}
+
+/// Whether a 401 from `target` may be answered with the job's server credentials: there are
+/// some, and `target` is the upload URL's origin (or the job lets credentials cross).
+fn may_answer_challenge(cx: &FileCx<'_>, target: &Url, url: &Url) -> bool {
+    cx.credentials.server.is_some()
+        && (target.origin() == url.origin() || cx.properties.credentials_across_origins)
 }
 
 /// The session, if one is open.

@@ -17,11 +17,11 @@ use url::Url;
 
 use super::fragments::Sizer;
 use super::source::Source;
-use super::{MAX_CRL_ROUNDS, PACKET_TIMEOUT, ack, drain, invalid};
+use super::{PACKET_TIMEOUT, ack, drain, invalid};
 use crate::error::{ErrorCode, ErrorContext, Status};
 use crate::model::{JobFile, TusUpload, UploadState};
 use crate::transfer::checkpoint::Checkpointer;
-use crate::transfer::http::{certificate_error, transport_failure};
+use crate::transfer::http::transport_failure;
 use crate::transfer::{Failure, Fetched, FileCx};
 
 const VERSION: &str = "1.0.0";
@@ -420,11 +420,7 @@ impl Tus {
             };
             let response = match sent {
                 Ok(r) => r,
-                Err(e)
-                    if self.crl_rounds < MAX_CRL_ROUNDS
-                        && certificate_error(&e)
-                            == Some(rustls::CertificateError::UnknownRevocationStatus) =>
-                {
+                Err(e) if super::wants_crls(&e, self.crl_rounds) => {
                     cx.clients.fetch_crls(&self.client, cx.stop).await?;
                     self.crl_rounds += 1;
                     continue;
@@ -436,9 +432,7 @@ impl Tus {
             };
             if response.status() == 401
                 && !self.use_auth
-                && cx.credentials.server.is_some()
-                && (target.origin() == self.url.origin()
-                    || cx.properties.credentials_across_origins)
+                && super::may_answer_challenge(cx, &target, &self.url)
             {
                 self.use_auth = true;
                 drain(cx, response).await;
