@@ -227,7 +227,22 @@ pub fn bandwidth(b: &BandwidthStatus, daemon: bool) -> String {
     }
     if let Some(d) = i.queue_delay_ms {
         let to = i.probe_target.as_deref().unwrap_or("?");
-        kv("queue delay:", &format!("{d:.0} ms (probing {to})"));
+        let mut line = format!("{d:.1} ms");
+        if let Some(t) = i.target_delay_ms {
+            let _ = write!(line, " (target {t:.1} ms");
+            if let Some(b) = i.base_delay_ms {
+                let _ = write!(line, ", base delay {b:.1} ms");
+            }
+            line.push(')');
+        }
+        let _ = write!(line, ", probing {to}");
+        kv("queue delay:", &line);
+    }
+    if let Some(rtt) = i.connection_rtt_ms {
+        kv("connection rtt:", &format!("{rtt:.1} ms"));
+    }
+    if let Some(cc) = &i.congestion {
+        kv("uploads use:", &format!("{cc} congestion control"));
     }
     kv("background now:", &rate_of(b.background_rate as f64));
     kv(

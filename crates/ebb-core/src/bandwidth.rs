@@ -15,13 +15,16 @@
 //! are enforced by [`limiter`] buckets: one shared by all background jobs, one per priority, one
 //! per job. `docs/bandwidth.md` has the algorithm and its constants.
 
+mod controller;
 mod counters;
 mod estimator;
 mod limiter;
+mod sockets;
 mod throttle;
+mod watch;
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -35,6 +38,7 @@ use estimator::Estimate;
 pub(crate) use estimator::{Estimator, Sample, Signals};
 pub(crate) use limiter::Bucket;
 pub(crate) use throttle::{Gate, JobRate, Throttle};
+use watch::{Target, Watch};
 
 use crate::error::Result;
 use crate::model::{
@@ -44,11 +48,11 @@ use crate::model::{
 use crate::store::Store;
 
 /// How often the estimator samples and the limits are recomputed.
-pub(crate) const TICK: Duration = Duration::from_millis(100);
+pub(crate) const TICK: Duration = Duration::from_millis(50);
 /// How often the schedule is looked at while no background job runs.
 const IDLE_TICK: Duration = Duration::from_secs(1);
 /// How often a delay probe (a TCP connect to the server) is sent while background jobs run.
-const PROBE_INTERVAL: Duration = Duration::from_millis(200);
+const PROBE_INTERVAL: Duration = Duration::from_millis(100);
 /// A probe that takes longer than this counts as this much delay.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 
@@ -167,6 +171,10 @@ impl Bandwidth {
                     capacity: None,
                     queue_delay_ms: None,
                     probe_target: None,
+                    base_delay_ms: None,
+                    target_delay_ms: None,
+                    connection_rtt_ms: None,
+                    congestion: None,
                 },
                 background_rate: 0,
                 overridden: false,
@@ -391,29 +399,10 @@ impl Bandwidth {
         w.estimator.set_signals(signals);
         let active = config.idle && w.server.is_some() && !w.loopback;
         let estimate = if active {
-            let iface_rx = if config.idle_counters {
-                w.read_counter()
-            } else {
-                None
-            };
-            let rtt = lock(&self.probe_rtt).take();
-            // Bytes ebb wrote but the interface has not sent yet sit in the send queue with
-            // bytes sent but not acknowledged: no correction is read for uploads.
-            let own_queued = if config.idle_counters && !upload {
-                w.addr.and_then(counters::own_rx_queue)
-            } else {
-                None
-            };
-            let sample = Sample {
-                elapsed,
-                iface_rx,
-                own_rx: own,
-                own_queued,
-                rtt,
-            };
-            Some(w.estimator.update(sample, now))
+            Some(self.sample(w, &config, own, elapsed, now).await)
         } else {
-            w.estimator.reset();
+            w.estimator.reset(now);
+            w.kernel.sockets.reset();
             None
         };
         w.probe = if active && config.idle_delay {
@@ -421,23 +410,78 @@ impl Bandwidth {
         } else {
             None
         };
-        self.recompute(&config, estimate.and_then(|e| e.rate));
+        self.recompute(&config, estimate.as_ref().and_then(|e| e.0.rate));
+        let own = estimate.as_ref().map_or(own, |e| e.1);
         let mut s = lock(&self.status);
         s.background_rate = (own as f64 / elapsed.as_secs_f64().max(1e-3)) as u64;
         s.idle.active = active;
         s.idle.interface.clone_from(&w.iface);
         s.idle.probe_target = w.server.as_ref().map(|(h, p, _)| format!("{h}:{p}"));
-        if let Some(e) = estimate {
+        s.idle.congestion = w.kernel.sockets.congestion.map(str::to_owned);
+        let ms = |d: Option<Duration>| d.map(|d| d.as_secs_f64() * 1000.0);
+        if let Some((e, _, rtt)) = estimate {
             s.idle.reason = e.reason;
             s.idle.foreground_rate = config.idle_counters.then_some(e.foreground as u64);
             s.idle.capacity = (e.capacity > 0.0).then_some(e.capacity as u64);
-            s.idle.queue_delay_ms = e.queue_delay.map(|d| d.as_secs_f64() * 1000.0);
+            s.idle.queue_delay_ms = ms(e.queue_delay);
+            s.idle.base_delay_ms = ms(e.base_delay);
+            s.idle.target_delay_ms = ms(e.target_delay);
+            s.idle.connection_rtt_ms = ms(rtt);
             log_estimate(&e, &s);
         } else {
             s.idle.reason = IdleReason::Quiet;
             s.idle.foreground_rate = None;
             s.idle.queue_delay_ms = None;
+            s.idle.base_delay_ms = None;
+            s.idle.target_delay_ms = None;
+            s.idle.connection_rtt_ms = None;
         }
+    }
+
+    /// One sample of the signals: the kernel's figures are read on a blocking thread. Returns
+    /// the estimate, ebb's bytes this tick (on the wire where the kernel says, else as
+    /// counted at reads) and its connections' RTT.
+    async fn sample(
+        &self,
+        w: &mut Watch,
+        config: &BandwidthConfig,
+        read: u64,
+        elapsed: Duration,
+        now: Instant,
+    ) -> (Estimate, u64, Option<Duration>) {
+        let upload = w.direction() == Direction::Up;
+        let mut kernel = std::mem::take(&mut w.kernel);
+        let (iface, addr, counters) = (w.iface.clone(), w.addr, config.idle_counters);
+        let (iface_bytes, reading) = match tokio::task::spawn_blocking(move || {
+            let r = kernel.read(iface.as_deref(), addr, upload, counters);
+            (kernel, r)
+        })
+        .await
+        {
+            Ok((k, r)) => {
+                w.kernel = k;
+                r
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "reading the kernel's figures failed");
+                (None, None)
+            }
+        };
+        let own = reading
+            .filter(|r| r.connections > 0)
+            .map_or(read, |r| r.bytes);
+        // A sender's RTT includes the queue ahead of it; a receiver's estimate under-reads a
+        // limited flow, so a download's is shown but not used.
+        let socket_rtt = reading.and_then(|r| r.rtt).filter(|_| upload);
+        let shown_rtt = reading.and_then(|r| if upload { r.rtt } else { r.rcv_rtt });
+        let sample = Sample {
+            elapsed,
+            iface: iface_bytes,
+            own,
+            probe_rtt: lock(&self.probe_rtt).take(),
+            socket_rtt,
+        };
+        (w.estimator.update(sample, now), own, shown_rtt)
     }
 
     /// Count bytes a background transfer took off its connection (or, uploading, handed to it).
@@ -468,101 +512,4 @@ fn log_estimate(e: &Estimate, s: &BandwidthStatus) {
 pub(crate) enum Direction {
     Down,
     Up,
-}
-
-/// A running background job's server, and the direction of its bytes.
-type Target = (String, u16, Direction);
-
-/// The monitor's own state.
-#[derive(Debug)]
-struct Watch {
-    estimator: Estimator,
-    last: Instant,
-    server: Option<Target>,
-    /// The direction last watched (kept while no job runs).
-    last_direction: Option<Direction>,
-    addr: Option<SocketAddr>,
-    loopback: bool,
-    iface: Option<String>,
-    counter: Option<u64>,
-    probe: Option<SocketAddr>,
-}
-
-impl Watch {
-    fn new(config: &BandwidthConfig) -> Self {
-        let now = Instant::now();
-        Self {
-            estimator: Estimator::new(
-                Signals {
-                    counters: config.idle_counters,
-                    delay: config.idle_delay,
-                },
-                now,
-            ),
-            last: now,
-            server: None,
-            last_direction: None,
-            addr: None,
-            loopback: false,
-            iface: None,
-            counter: None,
-            probe: None,
-        }
-    }
-
-    /// A new server: resolve it, find the interface that routes to it.
-    async fn retarget(&mut self, server: Option<Target>, config: &BandwidthConfig) {
-        let direction = server.as_ref().map(|t| t.2);
-        if direction.is_some() && self.last_direction.is_some() && direction != self.last_direction
-        {
-            // The other direction's link is another link: nothing learnt of this one holds.
-            self.estimator = Estimator::new(
-                Signals {
-                    counters: config.idle_counters,
-                    delay: config.idle_delay,
-                },
-                Instant::now(),
-            );
-        }
-        self.last_direction = direction.or(self.last_direction);
-        self.server = server;
-        self.addr = None;
-        self.counter = None;
-        self.iface = None;
-        self.loopback = false;
-        let Some((host, port, _)) = &self.server else {
-            return;
-        };
-        self.addr = match tokio::net::lookup_host((host.as_str(), *port)).await {
-            Ok(mut addrs) => addrs.next(),
-            Err(e) => {
-                tracing::debug!(%host, error = %e, "cannot resolve server for delay probes");
-                None
-            }
-        };
-        let ip: Option<IpAddr> = self.addr.map(|a| a.ip());
-        // A server on this machine crosses no network: there is no idle capacity to share.
-        self.loopback = ip.is_some_and(|ip| ip.is_loopback());
-        self.iface = config
-            .interface
-            .clone()
-            .or_else(|| ip.and_then(counters::route_interface));
-        tracing::debug!(?self.addr, iface = ?self.iface, loopback = self.loopback, "bandwidth target");
-    }
-
-    fn direction(&self) -> Direction {
-        self.server.as_ref().map_or(Direction::Down, |t| t.2)
-    }
-
-    /// The interface's bytes in the watched direction since the last reading.
-    fn read_counter(&mut self) -> Option<u64> {
-        let iface = self.iface.as_deref()?;
-        let cur = match self.direction() {
-            Direction::Down => counters::rx_bytes(iface)?,
-            Direction::Up => counters::tx_bytes(iface)?,
-        };
-        let delta = self.counter.map(|prev| estimator::counter_delta(prev, cur));
-        self.counter = Some(cur);
-        delta
-    }
 }

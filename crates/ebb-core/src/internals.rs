@@ -94,13 +94,13 @@ impl EstimatorBench {
     /// One tick; returns the rate it settles on, in bytes/s (0 for none).
     pub fn run(&mut self) -> u64 {
         self.tick += 1;
-        self.now += Duration::from_millis(100);
+        self.now += Duration::from_millis(50);
         let sample = Sample {
-            elapsed: Duration::from_millis(100),
-            iface_rx: Some(1_200_000 + (self.tick % 7) * 10_000),
-            own_rx: 900_000,
-            own_queued: Some(64 * 1024),
-            rtt: Some(Duration::from_millis(20 + self.tick % 30)),
+            elapsed: Duration::from_millis(50),
+            iface: Some(600_000 + (self.tick % 7) * 5_000),
+            own: 450_000,
+            probe_rtt: Some(Duration::from_millis(20 + self.tick % 30)),
+            socket_rtt: None,
         };
         self.estimator
             .update(sample, self.now)

@@ -18,6 +18,10 @@ pub enum IdleReason {
     Foreground,
     /// The path went quiet again: growing back.
     Recovering,
+    /// ebb alone at what the link carries without a standing queue.
+    Capacity,
+    /// A short slowdown to the trickle, so that the base delay can be measured again.
+    Remeasuring,
 }
 
 impl std::fmt::Display for IdleReason {
@@ -27,6 +31,8 @@ impl std::fmt::Display for IdleReason {
             Self::QueueDelay => "queueing delay",
             Self::Foreground => "foreground traffic",
             Self::Recovering => "recovering",
+            Self::Capacity => "link capacity",
+            Self::Remeasuring => "re-measuring the base delay",
         })
     }
 }
@@ -114,8 +120,22 @@ pub struct IdleStatus {
     pub foreground_rate: Option<u64>,
     /// The highest total rate seen on the interface lately, bytes/s.
     pub capacity: Option<u64>,
+    /// Queueing delay now: the round-trip time over the base delay.
     pub queue_delay_ms: Option<f64>,
     pub probe_target: Option<String>,
+    /// The path's round-trip time with empty queues (the least of recent minutes).
+    #[serde(default)]
+    pub base_delay_ms: Option<f64>,
+    /// The queueing delay ebb backs off above (half the base delay, 5 to 60 ms).
+    #[serde(default)]
+    pub target_delay_ms: Option<f64>,
+    /// ebb's own connections' round-trip time as the kernel sees it (`TCP_INFO`).
+    #[serde(default)]
+    pub connection_rtt_ms: Option<f64>,
+    /// The low-priority congestion control ebb's upload connections use, where the kernel
+    /// offers one.
+    #[serde(default)]
+    pub congestion: Option<String>,
 }
 
 /// The schedule's part of the status.

@@ -1,0 +1,131 @@
+//! The monitor's view of the path: the server of the running background jobs, the interface
+//! that routes to it, and what the kernel says each tick about the interface and ebb's
+//! connections.
+
+use std::net::{IpAddr, SocketAddr};
+
+use tokio::time::Instant;
+
+use super::estimator::{self, Estimator, Signals};
+use super::sockets::{OwnSockets, Reading};
+use super::{Direction, counters};
+use crate::model::BandwidthConfig;
+
+/// A running background job's server, and the direction of its bytes.
+pub(super) type Target = (String, u16, Direction);
+
+/// The monitor's own state.
+#[derive(Debug)]
+pub(super) struct Watch {
+    pub estimator: Estimator,
+    pub last: Instant,
+    pub server: Option<Target>,
+    /// The direction last watched (kept while no job runs).
+    pub last_direction: Option<Direction>,
+    pub addr: Option<SocketAddr>,
+    pub loopback: bool,
+    pub iface: Option<String>,
+    /// What is read from the kernel each tick.
+    pub kernel: Kernel,
+    pub probe: Option<SocketAddr>,
+}
+
+impl Watch {
+    pub fn new(config: &BandwidthConfig) -> Self {
+        let now = Instant::now();
+        Self {
+            estimator: Estimator::new(
+                Signals {
+                    counters: config.idle_counters,
+                    delay: config.idle_delay,
+                },
+                now,
+            ),
+            last: now,
+            server: None,
+            last_direction: None,
+            addr: None,
+            loopback: false,
+            iface: None,
+            kernel: Kernel::default(),
+            probe: None,
+        }
+    }
+
+    /// A new server: resolve it, find the interface that routes to it.
+    pub async fn retarget(&mut self, server: Option<Target>, config: &BandwidthConfig) {
+        let direction = server.as_ref().map(|t| t.2);
+        if direction.is_some() && self.last_direction.is_some() && direction != self.last_direction
+        {
+            // The other direction's link is another link: nothing learnt of this one holds.
+            self.estimator = Estimator::new(
+                Signals {
+                    counters: config.idle_counters,
+                    delay: config.idle_delay,
+                },
+                Instant::now(),
+            );
+        }
+        self.last_direction = direction.or(self.last_direction);
+        self.server = server;
+        self.addr = None;
+        self.kernel = Kernel::default();
+        self.iface = None;
+        self.loopback = false;
+        let Some((host, port, _)) = &self.server else {
+            return;
+        };
+        self.addr = match tokio::net::lookup_host((host.as_str(), *port)).await {
+            Ok(mut addrs) => addrs.next(),
+            Err(e) => {
+                tracing::debug!(%host, error = %e, "cannot resolve server for delay probes");
+                None
+            }
+        };
+        let ip: Option<IpAddr> = self.addr.map(|a| a.ip());
+        // A server on this machine crosses no network: there is no idle capacity to share.
+        self.loopback = ip.is_some_and(|ip| ip.is_loopback());
+        self.iface = config
+            .interface
+            .clone()
+            .or_else(|| ip.and_then(counters::route_interface));
+        tracing::debug!(?self.addr, iface = ?self.iface, loopback = self.loopback, "bandwidth target");
+    }
+
+    pub fn direction(&self) -> Direction {
+        self.server.as_ref().map_or(Direction::Down, |t| t.2)
+    }
+}
+
+/// What the kernel is asked each tick; read on a blocking thread.
+#[derive(Debug, Default)]
+pub(super) struct Kernel {
+    /// The interface's byte counter at the last reading.
+    counter: Option<u64>,
+    pub sockets: OwnSockets,
+}
+
+impl Kernel {
+    /// The interface's bytes in the watched direction since the last reading (with
+    /// `counters`), and what ebb's connections to `addr` did.
+    pub fn read(
+        &mut self,
+        iface: Option<&str>,
+        addr: Option<SocketAddr>,
+        upload: bool,
+        counters: bool,
+    ) -> (Option<u64>, Option<Reading>) {
+        let bytes = iface.filter(|_| counters).and_then(|iface| {
+            let cur = if upload {
+                counters::tx_bytes(iface)?
+            } else {
+                counters::rx_bytes(iface)?
+            };
+            let delta = self.counter.map(|prev| estimator::counter_delta(prev, cur));
+            self.counter = Some(cur);
+            delta
+        });
+        let reading = addr.and_then(|a| self.sockets.read(a, upload));
+        (bytes, reading)
+    }
+}
