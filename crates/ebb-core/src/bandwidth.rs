@@ -38,6 +38,7 @@ use estimator::Estimate;
 pub(crate) use estimator::{Estimator, Sample, Signals};
 pub(crate) use limiter::Bucket;
 pub(crate) use throttle::{Gate, JobRate, Throttle};
+use sockets::Clamp;
 use watch::{Target, Watch};
 
 use crate::error::Result;
@@ -55,6 +56,8 @@ const IDLE_TICK: Duration = Duration::from_secs(1);
 const PROBE_INTERVAL: Duration = Duration::from_millis(100);
 /// A probe that takes longer than this counts as this much delay.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+/// Probes that time out in a row before that counts as delay.
+const PROBE_TIMEOUTS: u32 = 3;
 
 /// What `set` changed, stored under one key in the settings table.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -101,8 +104,12 @@ pub struct Bandwidth {
     own_rx: AtomicU64,
     own_tx: AtomicU64,
     probe_rtt: Mutex<Option<Duration>>,
+    /// Probes timed out since the last that completed.
+    probe_timeouts: std::sync::atomic::AtomicU32,
     /// Servers of running background jobs, for probes and the route's interface.
     servers: Mutex<HashMap<JobId, Target>>,
+    /// Servers of running foreground jobs: connections to them are never clamped.
+    foreground: Mutex<HashMap<JobId, (String, u16)>>,
     status: Mutex<BandwidthStatus>,
     /// Tells the scheduler that the blocked set changed.
     wake: Arc<Notify>,
@@ -151,7 +158,9 @@ impl Bandwidth {
             own_rx: AtomicU64::new(0),
             own_tx: AtomicU64::new(0),
             probe_rtt: Mutex::new(None),
+            probe_timeouts: std::sync::atomic::AtomicU32::new(0),
             servers: Mutex::new(HashMap::new()),
+            foreground: Mutex::new(HashMap::new()),
             status: Mutex::new(BandwidthStatus {
                 target_rate: Limit::Unlimited,
                 reason: LimitReason::None,
@@ -329,10 +338,40 @@ impl Bandwidth {
         if let (Some(host), Some(port)) = (url.host_str(), url.port_or_known_default()) {
             lock(&self.servers).insert(job, (host.to_owned(), port, direction));
         }
+        // A job whose priority changed while it ran is one or the other.
+        lock(&self.foreground).remove(&job);
+    }
+
+    /// A foreground job's server: ebb's connections to it are left their full windows.
+    pub(crate) fn note_foreground_server(&self, job: JobId, url: &url::Url) {
+        if let (Some(host), Some(port)) = (url.host_str(), url.port_or_known_default()) {
+            lock(&self.foreground).insert(job, (host.to_owned(), port));
+        }
+        lock(&self.servers).remove(&job);
     }
 
     pub(crate) fn forget_server(&self, job: JobId) {
         lock(&self.servers).remove(&job);
+        lock(&self.foreground).remove(&job);
+    }
+
+    /// How to clamp the windows of downloads from the watched server this tick: to the shared
+    /// rate in force, unless a foreground job shares the server (its bytes are never limited).
+    fn clamp(&self, w: &Watch) -> Clamp {
+        let Some((host, port, Direction::Down)) = &w.server else {
+            return Clamp::Leave;
+        };
+        let shared = lock(&self.foreground)
+            .values()
+            .any(|(h, p)| h == host && p == port);
+        match (self.global.rate().bytes_per_sec(), w.rtt) {
+            (Some(rate), Some(rtt)) if !shared => Clamp::To {
+                rate: rate as f64,
+                rtt,
+            },
+            (Some(_), None) => Clamp::Leave,
+            _ => Clamp::Lift,
+        }
     }
 
     /// The monitor: every tick, sample the signals, update the estimate and the buckets.
@@ -371,8 +410,18 @@ impl Bandwidth {
                     tracing::debug!(%addr, error = %e, "delay probe failed");
                     return;
                 }
-                Err(_) => PROBE_TIMEOUT,
+                Err(_) => {
+                    // A lost SYN waits out the kernel's one-second retransmission timer: one
+                    // timeout is loss, not delay. Several in a row are a queue that long.
+                    if self.probe_timeouts.fetch_add(1, Ordering::Relaxed) + 1 < PROBE_TIMEOUTS {
+                        return;
+                    }
+                    PROBE_TIMEOUT
+                }
             };
+        if rtt < PROBE_TIMEOUT {
+            self.probe_timeouts.store(0, Ordering::Relaxed);
+        }
         let mut best = lock(&self.probe_rtt);
         *best = Some(best.map_or(rtt, |b| b.min(rtt)));
     }
@@ -452,8 +501,9 @@ impl Bandwidth {
         let upload = w.direction() == Direction::Up;
         let mut kernel = std::mem::take(&mut w.kernel);
         let (iface, addr, counters) = (w.iface.clone(), w.addr, config.idle_counters);
+        let clamp = self.clamp(w);
         let (iface_bytes, reading) = match tokio::task::spawn_blocking(move || {
-            let r = kernel.read(iface.as_deref(), addr, upload, counters);
+            let r = kernel.read(iface.as_deref(), addr, upload, counters, clamp);
             (kernel, r)
         })
         .await
@@ -481,7 +531,9 @@ impl Bandwidth {
             probe_rtt: lock(&self.probe_rtt).take(),
             socket_rtt,
         };
-        (w.estimator.update(sample, now), own, shown_rtt)
+        let estimate = w.estimator.update(sample, now);
+        w.rtt = estimate.base_delay;
+        (estimate, own, shown_rtt)
     }
 
     /// Count bytes a background transfer took off its connection (or, uploading, handed to it).

@@ -18,6 +18,7 @@
 //! No clock or I/O here: the tests drive it with synthetic traces. `docs/bandwidth.md` explains
 //! the constants.
 
+use std::collections::VecDeque;
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -71,6 +72,14 @@ const HEADROOM: f64 = 0.96;
 const PROBE_AFTER: Duration = Duration::from_secs(1);
 const PROBE_STEP: f64 = 0.04;
 const PROBE_MAX: f64 = 0.15;
+/// A flow ramping up: foreground traffic that grew by more than max(FG_FLOOR, RAMP_SHARE ×
+/// capacity) over RAMP_WINDOW. For RAMP_HOLD after that, ebb leaves it RAMP_ROOM times what it
+/// takes, so that it can grow by doubling rather than into a few per cent of headroom at a
+/// time; web-like bursts, steady on average, never ramp.
+const RAMP_SHARE: f64 = 0.05;
+const RAMP_WINDOW: Duration = Duration::from_millis(500);
+const RAMP_HOLD: Duration = Duration::from_secs(1);
+const RAMP_ROOM: f64 = 2.0;
 /// Foreground traffic below max(FG_FLOOR, FG_SHARE × capacity) is noise, not a user.
 pub(super) const FG_FLOOR: f64 = 16.0 * 1024.0;
 pub(super) const FG_SHARE: f64 = 0.01;
@@ -151,6 +160,10 @@ pub(super) struct Controller {
     probe: f64,
     /// The smoothed share of ticks with a queue (see BUSY_SMOOTH).
     busy: f64,
+    /// (when, smoothed foreground) over the last RAMP_WINDOW, oldest first.
+    fg_history: VecDeque<(Instant, f64)>,
+    /// Until when a ramping flow is left room.
+    ramping_until: Option<Instant>,
     slowdown: Option<Slowdown>,
 }
 
@@ -165,6 +178,8 @@ impl Controller {
             at_budget_since: None,
             probe: 0.0,
             busy: 0.0,
+            fg_history: VecDeque::new(),
+            ramping_until: None,
             slowdown: None,
         }
     }
@@ -186,9 +201,33 @@ impl Controller {
     /// What ebb may use of what others leave, in payload bytes/s.
     fn budget(&self, o: &Observation) -> f64 {
         if o.capacity > 0.0 && o.counters {
-            (((HEADROOM + self.probe) * o.capacity - o.foreground) / OVERHEAD).max(o.trickle())
+            let room = if self.ramping_until.is_some() {
+                RAMP_ROOM
+            } else {
+                1.0
+            };
+            let others = room * o.foreground;
+            (((HEADROOM + self.probe) * o.capacity - others) / OVERHEAD).max(o.trickle())
         } else {
             f64::INFINITY
+        }
+    }
+
+    /// Whether a foreground flow is ramping up (see RAMP_SHARE).
+    fn note_ramp(&mut self, o: &Observation, now: Instant) {
+        self.fg_history.push_back((now, o.foreground));
+        while self
+            .fg_history
+            .front()
+            .is_some_and(|(t, _)| now.saturating_duration_since(*t) > RAMP_WINDOW)
+        {
+            self.fg_history.pop_front();
+        }
+        let before = self.fg_history.front().map_or(0.0, |f| f.1);
+        if o.counters && o.foreground - before > (RAMP_SHARE * o.capacity).max(FG_FLOOR) {
+            self.ramping_until = Some(now + RAMP_HOLD);
+        } else if self.ramping_until.is_some_and(|t| now >= t) {
+            self.ramping_until = None;
         }
     }
 
@@ -203,6 +242,7 @@ impl Controller {
             self.starting = true;
             self.reason = IdleReason::Recovering;
         }
+        self.note_ramp(o, now);
         let target = target(o.base_delay);
         let over = o.queue_delay.filter(|&q| q > target);
         let clear = o.queue_delay.is_none_or(|q| q < target / 2);

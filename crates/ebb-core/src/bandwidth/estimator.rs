@@ -19,6 +19,9 @@ use crate::model::IdleReason;
 const FG_WINDOW: Duration = Duration::from_millis(300);
 const FG_RISE: Duration = Duration::from_millis(200);
 const FG_FALL: Duration = Duration::from_secs(1);
+/// Foreground traffic that stayed at nothing for this long (longer than the gaps between a
+/// user's fetches) has ended: the smoothed figure drops to it at once.
+const FG_GONE: Duration = Duration::from_secs(1);
 /// ebb's own rate is smoothed with this time constant.
 const OWN_SMOOTH: Duration = Duration::from_millis(200);
 /// A queue over target for this many ticks in a row with ebb alone on the interface means the
@@ -130,6 +133,8 @@ pub struct Estimator {
     /// (seconds, interface bytes, own bytes) of the ticks in the window, newest last.
     window: VecDeque<(f64, f64, f64)>,
     total_prev: Option<f64>,
+    /// Seconds the foreground has been at nothing (noise).
+    fg_quiet: f64,
     saturated: u32,
     /// Whether the link was seen full (a queue at half the target or more): until then the
     /// highest rate seen is only a lower bound of the capacity.
@@ -167,6 +172,7 @@ impl Estimator {
             fg_smooth: 0.0,
             window: VecDeque::new(),
             total_prev: None,
+            fg_quiet: 0.0,
             saturated: 0,
             full_seen: false,
             probe: Delay::default(),
@@ -253,6 +259,15 @@ impl Estimator {
             FG_FALL
         };
         self.fg_smooth += weight(dt, tau) * (self.foreground - self.fg_smooth);
+        let noise = super::controller::FG_FLOOR.max(super::controller::FG_SHARE * self.capacity);
+        self.fg_quiet = if self.foreground <= noise {
+            self.fg_quiet + dt
+        } else {
+            0.0
+        };
+        if self.fg_quiet >= FG_GONE.as_secs_f64() {
+            self.fg_smooth = self.fg_smooth.min(self.foreground);
+        }
     }
 
     /// The capacity: the highest total rate seen (two ticks' average, so that a tick that fired

@@ -10,7 +10,7 @@
 #![cfg_attr(not(target_os = "linux"), allow(dead_code))]
 
 use std::collections::{HashMap, HashSet};
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 /// Low-priority congestion controls a background upload may use, best first: TCP-LP (Linux's
@@ -18,10 +18,39 @@ use std::time::Duration;
 const BACKGROUND_CC: &[&str] = &["lp"];
 /// How many readings a connection missing from the table is remembered.
 const GONE_READINGS: u32 = 40;
+/// A limited download's receive window is clamped to CLAMP_GAIN times what its share of the
+/// rate moves in one base delay (receiver-driven, as rLEDBAT, RFC 9840), within these bounds.
+/// Then the server sends at about that rate, not a socket buffer's worth at line rate whenever
+/// ebb reads (bursts that fill the bottleneck's queue ahead of everyone's packets); and a queue
+/// that others build slows ebb at once, since its window no longer covers the longer round
+/// trip.
+const CLAMP_GAIN: f64 = 1.25;
+const CLAMP_MIN: u32 = 16 * 1024;
+const CLAMP_MAX: u32 = 64 << 20;
+
+/// How to clamp the receive windows of ebb's downloads this tick.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) enum Clamp {
+    /// Leave the windows as they are (the kernel's own, or never clamped).
+    Leave,
+    /// All connections together take this many bytes/s over a path of this base delay.
+    To { rate: f64, rtt: Duration },
+    /// No limit now: lift any clamp set before.
+    Lift,
+}
+
+/// The window clamp of each of `n` connections sharing `rate` over `rtt`.
+pub(crate) fn window_for(rate: f64, rtt: Duration, n: usize) -> u32 {
+    let share = rate / n.max(1) as f64;
+    let window = CLAMP_GAIN * share * rtt.as_secs_f64();
+    window.clamp(f64::from(CLAMP_MIN), f64::from(CLAMP_MAX)) as u32
+}
 
 /// One connection's figures from `TCP_INFO`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct TcpFigures {
+    /// `tcpi_state` is `TCP_ESTABLISHED`.
+    pub established: bool,
     pub bytes_received: u64,
     pub bytes_acked: u64,
     /// Smoothed RTT of what this socket sent (its own data or, for a download, little more than
@@ -33,6 +62,7 @@ pub(crate) struct TcpFigures {
 
 /// `struct tcp_info` (`linux/tcp.h`) offsets of the fields read here; the kernel copies as much
 /// as the buffer holds, and `bytes_received` (Linux 4.1) is the last one needed.
+const TCP_ESTABLISHED: u8 = 1;
 const RTT: usize = 68;
 const RCV_RTT: usize = 92;
 const BYTES_ACKED: usize = 120;
@@ -44,6 +74,7 @@ pub(crate) fn parse_tcp_info(buf: &[u8]) -> Option<TcpFigures> {
     let u32_at = |at: usize| Some(u32::from_ne_bytes(buf.get(at..at + 4)?.try_into().ok()?));
     let u64_at = |at: usize| Some(u64::from_ne_bytes(buf.get(at..at + 8)?.try_into().ok()?));
     Some(TcpFigures {
+        established: *buf.first()? == TCP_ESTABLISHED,
         bytes_received: u64_at(BYTES_RECEIVED)?,
         bytes_acked: u64_at(BYTES_ACKED)?,
         rtt_us: u32_at(RTT)?,
@@ -79,6 +110,8 @@ pub(crate) struct OwnSockets {
     pub congestion: Option<&'static str>,
     /// Sockets already given (or refused) a congestion control.
     tried_cc: HashSet<u64>,
+    /// The window clamp last set on each connection.
+    clamped: HashMap<u64, u32>,
 }
 
 impl OwnSockets {
@@ -86,6 +119,7 @@ impl OwnSockets {
     pub(crate) fn reset(&mut self) {
         self.seen.clear();
         self.gone.clear();
+        self.clamped.clear();
         self.tried_cc.clear();
         self.primed = false;
     }
@@ -130,37 +164,78 @@ impl OwnSockets {
         });
         self.tried_cc
             .retain(|i| now.contains_key(i) || self.gone.contains_key(i));
+        self.clamped
+            .retain(|i, _| now.contains_key(i) || self.gone.contains_key(i));
         self.seen = now;
         self.primed = true;
         r
     }
 
     /// Read ebb's established connections to `remote` and account them. On an upload, give
-    /// connections not seen before a background congestion control, where one is available.
+    /// connections not seen before a background congestion control, where one is available;
+    /// on a download, clamp their receive windows as `clamp` says.
     #[cfg(target_os = "linux")]
-    pub(crate) fn read(&mut self, remote: SocketAddr, upload: bool) -> Option<Reading> {
-        let fds = own_socket_fds()?;
-        let table = match remote {
-            SocketAddr::V4(_) => "/proc/self/net/tcp",
-            SocketAddr::V6(_) => "/proc/self/net/tcp6",
-        };
-        let text = std::fs::read_to_string(table).ok()?;
+    pub(crate) fn read(
+        &mut self,
+        remote: SocketAddr,
+        upload: bool,
+        clamp: Clamp,
+    ) -> Option<Reading> {
+        // Each socket is asked itself (its peer, its TCP_INFO): the kernel's connection table
+        // in /proc/net/tcp is read in pieces and skips lines when it changes meanwhile.
+        let want = (remote.ip().to_canonical(), remote.port());
+        let ours: Vec<(u64, i32, TcpFigures)> = own_socket_fds()?
+            .into_iter()
+            .filter_map(|(inode, fd)| {
+                let peer = sys::peer(fd, inode)?;
+                if (peer.ip().to_canonical(), peer.port()) != want {
+                    return None;
+                }
+                let f = sys::tcp_info(fd, inode)?;
+                f.established.then_some((inode, fd, f))
+            })
+            .collect();
         let mut now = HashMap::new();
-        for inode in established_to(&text, remote) {
-            let Some(&fd) = fds.get(&inode) else { continue };
+        for &(inode, fd, f) in &ours {
             if upload && self.tried_cc.insert(inode) {
                 self.congestion = set_background_cc(fd, inode).or(self.congestion);
             }
-            if let Some(f) = sys::tcp_info(fd, inode) {
-                now.insert(inode, f);
+            if !upload {
+                self.clamp(inode, fd, clamp, ours.len());
             }
+            now.insert(inode, f);
         }
         Some(self.account(now, upload))
     }
 
     #[cfg(not(target_os = "linux"))]
-    pub(crate) fn read(&mut self, _remote: SocketAddr, _upload: bool) -> Option<Reading> {
+    pub(crate) fn read(
+        &mut self,
+        _remote: SocketAddr,
+        _upload: bool,
+        _clamp: Clamp,
+    ) -> Option<Reading> {
         None
+    }
+
+    /// Set one download connection's window clamp, if it is not that already.
+    #[cfg(target_os = "linux")]
+    fn clamp(&mut self, inode: u64, fd: i32, clamp: Clamp, n: usize) {
+        let want = match clamp {
+            Clamp::Leave => return,
+            Clamp::Lift if !self.clamped.contains_key(&inode) => return,
+            Clamp::Lift => CLAMP_MAX,
+            Clamp::To { rate, rtt } => window_for(rate, rtt, n),
+        };
+        if self.clamped.get(&inode) == Some(&want) {
+            return;
+        }
+        match sys::set_window_clamp(fd, inode, want) {
+            Ok(()) => {
+                self.clamped.insert(inode, want);
+            }
+            Err(e) => tracing::debug!(error = %e, "cannot clamp a download's window"),
+        }
     }
 }
 
@@ -214,41 +289,14 @@ fn set_background_cc(fd: i32, inode: u64) -> Option<&'static str> {
     }
 }
 
-/// `/proc/net/tcp{,6}`: the inodes of established sockets to `remote`.
-fn established_to(text: &str, remote: SocketAddr) -> Vec<u64> {
-    let want = proc_address(remote);
-    text.lines()
-        .skip(1)
-        .filter_map(|line| {
-            let f: Vec<&str> = line.split_whitespace().collect();
-            let (rem, state, inode) = (f.get(2)?, f.get(3)?, f.get(9)?);
-            (rem.eq_ignore_ascii_case(&want) && *state == "01")
-                .then(|| inode.parse().ok())
-                .flatten()
-        })
-        .collect()
-}
-
-/// An address as `/proc/net/tcp` writes it: each 32-bit word in host (little-endian) order,
-/// then the port, in hex.
-fn proc_address(a: SocketAddr) -> String {
-    let words: Vec<String> = match a.ip() {
-        IpAddr::V4(v4) => vec![format!("{:08X}", u32::from_le_bytes(v4.octets()))],
-        IpAddr::V6(v6) => v6
-            .octets()
-            .chunks(4)
-            .map(|c| format!("{:08X}", u32::from_le_bytes([c[0], c[1], c[2], c[3]])))
-            .collect(),
-    };
-    format!("{}:{:04X}", words.concat(), a.port())
-}
-
 /// The system calls, on descriptors this process holds. A descriptor found in `/proc/self/fd`
 /// may be closed and reused before it is used here, so each call first checks that it still
 /// is the socket of that inode; a reuse in the instant between the check and the call can only
 /// reach another of this process's sockets, where `TCP_INFO` is harmless.
 #[cfg(target_os = "linux")]
 mod sys {
+    use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+
     use super::{TCP_INFO_LEN, TcpFigures, parse_tcp_info};
 
     fn is_inode(fd: i32, inode: u64) -> bool {
@@ -261,6 +309,44 @@ mod sys {
         #[allow(unsafe_code)]
         let st = unsafe { st.assume_init() };
         rc == 0 && st.st_ino == inode
+    }
+
+    /// The address a socket is connected to (none for a socket that is not an Internet one,
+    /// or not connected).
+    pub(super) fn peer(fd: i32, inode: u64) -> Option<SocketAddr> {
+        if !is_inode(fd, inode) {
+            return None;
+        }
+        let mut sa = std::mem::MaybeUninit::<libc::sockaddr_storage>::zeroed();
+        let mut len = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+        // SAFETY: the kernel writes at most `len` bytes of address into the storage.
+        #[allow(unsafe_code)]
+        let rc = unsafe { libc::getpeername(fd, sa.as_mut_ptr().cast(), &raw mut len) };
+        if rc != 0 {
+            return None;
+        }
+        // SAFETY: zeroed, then partly written by the kernel: every bit pattern is a valid
+        // sockaddr_storage.
+        #[allow(unsafe_code)]
+        let sa = unsafe { sa.assume_init() };
+        match i32::from(sa.ss_family) {
+            libc::AF_INET => {
+                // SAFETY: the family says the storage holds a sockaddr_in, which it is
+                // large and aligned enough for.
+                #[allow(unsafe_code)]
+                let v4 = unsafe { &*(&raw const sa).cast::<libc::sockaddr_in>() };
+                let ip = Ipv4Addr::from(u32::from_be(v4.sin_addr.s_addr));
+                Some(SocketAddr::from((ip, u16::from_be(v4.sin_port))))
+            }
+            libc::AF_INET6 => {
+                // SAFETY: as above, for a sockaddr_in6.
+                #[allow(unsafe_code)]
+                let v6 = unsafe { &*(&raw const sa).cast::<libc::sockaddr_in6>() };
+                let ip = Ipv6Addr::from(v6.sin6_addr.s6_addr);
+                Some(SocketAddr::from((ip, u16::from_be(v6.sin6_port))))
+            }
+            _ => None,
+        }
     }
 
     pub(super) fn tcp_info(fd: i32, inode: u64) -> Option<TcpFigures> {
@@ -283,19 +369,20 @@ mod sys {
         (rc == 0).then(|| parse_tcp_info(&buf[..len as usize]))?
     }
 
-    pub(super) fn set_congestion(fd: i32, inode: u64, name: &str) -> std::io::Result<()> {
+    /// `setsockopt(fd, IPPROTO_TCP, option, value)` on the socket of `inode`.
+    fn set_tcp(fd: i32, inode: u64, option: i32, value: &[u8]) -> std::io::Result<()> {
         if !is_inode(fd, inode) {
             return Err(std::io::ErrorKind::NotFound.into());
         }
-        // SAFETY: the kernel reads `name.len()` bytes of the name.
+        // SAFETY: the kernel reads `value.len()` bytes of `value`.
         #[allow(unsafe_code)]
         let rc = unsafe {
             libc::setsockopt(
                 fd,
                 libc::IPPROTO_TCP,
-                libc::TCP_CONGESTION,
-                name.as_ptr().cast(),
-                name.len() as libc::socklen_t,
+                option,
+                value.as_ptr().cast(),
+                value.len() as libc::socklen_t,
             )
         };
         if rc == 0 {
@@ -303,6 +390,15 @@ mod sys {
         } else {
             Err(std::io::Error::last_os_error())
         }
+    }
+
+    pub(super) fn set_congestion(fd: i32, inode: u64, name: &str) -> std::io::Result<()> {
+        set_tcp(fd, inode, libc::TCP_CONGESTION, name.as_bytes())
+    }
+
+    pub(super) fn set_window_clamp(fd: i32, inode: u64, bytes: u32) -> std::io::Result<()> {
+        let value = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
+        set_tcp(fd, inode, libc::TCP_WINDOW_CLAMP, &value.to_ne_bytes())
     }
 }
 
@@ -313,6 +409,7 @@ mod tests {
     #[test]
     fn tcp_info_fields_at_their_offsets() {
         let mut buf = vec![0u8; TCP_INFO_LEN];
+        buf[0] = TCP_ESTABLISHED;
         buf[RTT..RTT + 4].copy_from_slice(&20_500u32.to_ne_bytes());
         buf[RCV_RTT..RCV_RTT + 4].copy_from_slice(&21_000u32.to_ne_bytes());
         buf[BYTES_ACKED..BYTES_ACKED + 8].copy_from_slice(&77u64.to_ne_bytes());
@@ -321,6 +418,7 @@ mod tests {
         assert_eq!(
             f,
             TcpFigures {
+                established: true,
                 bytes_received: 5 << 32,
                 bytes_acked: 77,
                 rtt_us: 20_500,
@@ -362,19 +460,17 @@ mod tests {
     }
 
     #[test]
-    fn proc_net_tcp_established_sockets_to_the_server() {
-        let tcp = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
-            0: 02004D0A:A1B2 01014D0A:1F90 01 00000000:00010000 00:00000000 00000000     0        0 111 1 0 20 4 30 10 -1
-            1: 02004D0A:A1B3 01014D0A:1F91 01 00000000:00000800 00:00000000 00000000     0        0 222 1 0 20 4 30 10 -1
-            2: 02004D0A:A1B4 01014D0A:1F90 01 00000000:00000400 00:00000000 00000000     0        0 333 1 0 20 4 30 10 -1
-            3: 02004D0A:A1B5 01014D0A:1F90 06 00000000:00000400 00:00000000 00000000     0        0 444 1 0 20 4 30 10 -1
-";
-        let server: SocketAddr = "10.77.1.1:8080".parse().unwrap();
-        assert_eq!(proc_address(server), "01014D0A:1F90");
-        // 222 goes to another port; 444 is in TIME_WAIT.
-        assert_eq!(established_to(tcp, server), [111, 333]);
-        let v6: SocketAddr = "[::1]:443".parse().unwrap();
-        assert_eq!(proc_address(v6), "00000000000000000000000001000000:01BB");
+    fn windows_are_a_base_delay_of_each_connections_share_and_a_quarter() {
+        let rtt = Duration::from_millis(20);
+        assert_eq!(window_for(10e6, rtt, 1), 250_000);
+        assert_eq!(window_for(10e6, rtt, 4), 62_500);
+        // Never below a few segments, never above what is sensible.
+        assert_eq!(window_for(1000.0, rtt, 1), CLAMP_MIN);
+        assert_eq!(window_for(1e12, rtt, 1), CLAMP_MAX);
+    }
+
+    #[test]
+    fn socket_links() {
         assert_eq!(socket_inode("socket:[4242]"), Some(4242));
         assert_eq!(socket_inode("pipe:[4242]"), None);
     }
@@ -395,20 +491,57 @@ mod linux_tests {
         let mut client = TcpStream::connect(server).unwrap();
         let (mut peer, _) = listener.accept().unwrap();
         let mut own = OwnSockets::default();
-        let first = own.read(server, false).unwrap();
+        let first = own.read(server, false, Clamp::Leave).unwrap();
         assert_eq!(first.connections, 1, "{first:?}");
         assert_eq!(first.bytes, 0);
         peer.write_all(&vec![7u8; 100_000]).unwrap();
         let mut buf = vec![0u8; 100_000];
         client.read_exact(&mut buf).unwrap();
-        let r = own.read(server, false).unwrap();
+        let r = own.read(server, false, Clamp::Leave).unwrap();
         assert_eq!(r.bytes, 100_000, "{r:?}");
         // The listener's accepted end is this process's too, but it is not a connection to
         // the server's address.
         client.write_all(&[1u8; 5000]).unwrap();
         peer.read_exact(&mut buf[..5000]).unwrap();
-        let up = own.read(server, true).unwrap();
+        let up = own.read(server, true, Clamp::Leave).unwrap();
         assert_eq!(up.connections, 1);
         assert!(up.rtt.is_some(), "{up:?}");
+    }
+
+    fn window_clamp(s: &TcpStream) -> i32 {
+        use std::os::fd::AsRawFd;
+        let mut v: libc::c_int = 0;
+        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: the kernel writes one c_int and its length.
+        #[allow(unsafe_code)]
+        let rc = unsafe {
+            libc::getsockopt(
+                s.as_raw_fd(),
+                libc::IPPROTO_TCP,
+                libc::TCP_WINDOW_CLAMP,
+                (&raw mut v).cast(),
+                &raw mut len,
+            )
+        };
+        assert_eq!(rc, 0);
+        v
+    }
+
+    #[test]
+    fn a_limited_download_has_its_window_clamped_and_lifted() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let server = listener.local_addr().unwrap();
+        let client = TcpStream::connect(server).unwrap();
+        let _peer = listener.accept().unwrap();
+        let mut own = OwnSockets::default();
+        let before = window_clamp(&client);
+        own.read(server, false, Clamp::Leave).unwrap();
+        assert_eq!(window_clamp(&client), before);
+        // 1 MB/s over 50 ms: 1.25 times 50 kB.
+        let rtt = Duration::from_millis(50);
+        own.read(server, false, Clamp::To { rate: 1e6, rtt }).unwrap();
+        assert_eq!(window_clamp(&client), 62_500);
+        own.read(server, false, Clamp::Lift).unwrap();
+        assert!(window_clamp(&client) > 1 << 20);
     }
 }

@@ -99,6 +99,8 @@ impl Throttle {
     pub(crate) fn note_server(&self, url: &url::Url) {
         if self.own.class().is_some() {
             self.bandwidth.note_server(self.job, url, self.direction);
+        } else {
+            self.bandwidth.note_foreground_server(self.job, url);
         }
     }
 }

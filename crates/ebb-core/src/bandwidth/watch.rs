@@ -3,11 +3,12 @@
 //! connections.
 
 use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
 
 use tokio::time::Instant;
 
 use super::estimator::{self, Estimator, Signals};
-use super::sockets::{OwnSockets, Reading};
+use super::sockets::{Clamp, OwnSockets, Reading};
 use super::{Direction, counters};
 use crate::model::BandwidthConfig;
 
@@ -27,6 +28,8 @@ pub(super) struct Watch {
     pub iface: Option<String>,
     /// What is read from the kernel each tick.
     pub kernel: Kernel,
+    /// The path's base delay at the last estimate.
+    pub rtt: Option<Duration>,
     pub probe: Option<SocketAddr>,
 }
 
@@ -48,6 +51,7 @@ impl Watch {
             loopback: false,
             iface: None,
             kernel: Kernel::default(),
+            rtt: None,
             probe: None,
         }
     }
@@ -114,6 +118,7 @@ impl Kernel {
         addr: Option<SocketAddr>,
         upload: bool,
         counters: bool,
+        clamp: Clamp,
     ) -> (Option<u64>, Option<Reading>) {
         let bytes = iface.filter(|_| counters).and_then(|iface| {
             let cur = if upload {
@@ -125,7 +130,7 @@ impl Kernel {
             self.counter = Some(cur);
             delta
         });
-        let reading = addr.and_then(|a| self.sockets.read(a, upload));
+        let reading = addr.and_then(|a| self.sockets.read(a, upload, clamp));
         (bytes, reading)
     }
 }

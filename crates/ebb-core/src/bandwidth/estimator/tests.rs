@@ -270,7 +270,7 @@ async fn a_paced_flow_is_left_its_rate() {
     let e = m.estimate.unwrap();
     assert_eq!(e.reason, IdleReason::Foreground, "{m:?}");
     assert!((m.fg / fg - 1.0).abs() < 0.01, "{m:?}");
-    assert!(m.ebb >= 0.85 * (net.link() - fg / OVERHEAD), "{m:?}");
+    assert!(m.ebb >= 0.8 * (net.link() - fg / OVERHEAD), "{m:?}");
     assert!((e.foreground / fg - 1.0).abs() < 0.05, "{m:?}");
 }
 
