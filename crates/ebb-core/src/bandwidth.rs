@@ -6,10 +6,12 @@
 //! - **policy**: a BITS-style schedule (work hours, non-work hours, maintenance windows) whose
 //!   limits apply in their window; a limit of 0 blocks the priority: its jobs go to
 //!   TransientError with `BG_E_BLOCKED_BY_POLICY` and are queued again when the window ends;
-//! - **idle estimate** ([`estimator`]): interface counters minus ebb's own bytes show foreground
-//!   traffic, probe round-trip times show queueing delay; ebb backs off within a second and
-//!   grows back gently, always keeping a trickle. Downloads are watched on the receive
-//!   counters, uploads on the transmit counters: each on its own direction.
+//! - **idle estimate** ([`estimator`], [`controller`]): interface counters minus ebb's own bytes
+//!   on the wire (`TCP_INFO`) show foreground traffic, probe round-trip times show queueing
+//!   delay; a delay-based controller in the spirit of LEDBAT++ keeps the queue under a target
+//!   that scales with the base delay, leaves others what they take, and always keeps a trickle.
+//!   Downloads are watched on the receive counters (and their receive windows clamped to the
+//!   rate, [`sockets`]), uploads on the transmit counters: each on its own direction.
 //!
 //! Foreground jobs are not throttled (only an explicit per-job cap applies to them). The rates
 //! are enforced by [`limiter`] buckets: one shared by all background jobs, one per priority, one

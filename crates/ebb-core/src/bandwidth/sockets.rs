@@ -218,7 +218,9 @@ impl OwnSockets {
         None
     }
 
-    /// Set one download connection's window clamp, if it is not that already.
+    /// Set one download connection's window clamp. It is set again every tick, even when it
+    /// did not change: the kernel's receive-buffer autotuning raises the clamp as it grows the
+    /// buffer of a connection that reads fast.
     #[cfg(target_os = "linux")]
     fn clamp(&mut self, inode: u64, fd: i32, clamp: Clamp, n: usize) {
         let want = match clamp {
@@ -227,7 +229,7 @@ impl OwnSockets {
             Clamp::Lift => CLAMP_MAX,
             Clamp::To { rate, rtt } => window_for(rate, rtt, n),
         };
-        if self.clamped.get(&inode) == Some(&want) {
+        if clamp == Clamp::Lift && self.clamped.get(&inode) == Some(&want) {
             return;
         }
         match sys::set_window_clamp(fd, inode, want) {
