@@ -26,8 +26,9 @@ if tool == "ebb":
 elif tool == "curl":
     cmd = ["curl", "-s", "--limit-rate", str(rate), "-o", out, url]
 elif tool == "aria2c":
-    cmd = ["aria2c", "-q", "-x1", "--file-allocation=none", f"--max-download-limit={rate}",
-           "-d", work, "-o", "out.bin", url]
+    # --disk-cache=0: else aria2c writes whole 1 MiB pieces, and the sampled size moves in steps
+    cmd = ["aria2c", "-q", "-x1", "--file-allocation=none", "--disk-cache=0",
+           f"--max-download-limit={rate}", "-d", work, "-o", "out.bin", url]
 else:
     sys.exit(f"unknown tool {tool}")
 p = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -39,8 +39,8 @@ use tokio_util::sync::CancellationToken;
 use estimator::Estimate;
 pub(crate) use estimator::{Estimator, Sample, Signals};
 pub(crate) use limiter::Bucket;
-pub(crate) use throttle::{Gate, JobRate, Throttle};
 use sockets::Clamp;
+pub(crate) use throttle::{Gate, JobRate, Throttle};
 use watch::{Target, Watch};
 
 use crate::error::Result;
@@ -370,6 +370,11 @@ impl Bandwidth {
             (Some(rate), Some(rtt)) if !shared => Clamp::To {
                 rate: rate as f64,
                 rtt,
+                gain: if w.shared {
+                    sockets::CLAMP_GAIN_SHARED
+                } else {
+                    sockets::CLAMP_GAIN_ALONE
+                },
             },
             (Some(_), None) => Clamp::Leave,
             _ => Clamp::Lift,
@@ -535,6 +540,7 @@ impl Bandwidth {
         };
         let estimate = w.estimator.update(sample, now);
         w.rtt = estimate.base_delay;
+        w.shared = estimate.shared;
         (estimate, own, shown_rtt)
     }
 

@@ -70,6 +70,8 @@ pub struct Estimate {
     pub queue_delay: Option<Duration>,
     pub base_delay: Option<Duration>,
     pub target_delay: Option<Duration>,
+    /// Whether the counters show others' traffic on the link.
+    pub shared: bool,
 }
 
 /// Base and current delay of one kind of RTT sample.
@@ -237,6 +239,7 @@ impl Estimator {
             queue_delay: o.queue_delay,
             base_delay: o.base_delay,
             target_delay: delays.map(|d| target(Some(d.1))),
+            shared: o.foreground_present(),
         }
     }
 

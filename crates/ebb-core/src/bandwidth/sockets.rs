@@ -18,14 +18,21 @@ use std::time::Duration;
 const BACKGROUND_CC: &[&str] = &["lp"];
 /// How many readings a connection missing from the table is remembered.
 const GONE_READINGS: u32 = 40;
-/// A limited download's receive window is clamped to CLAMP_GAIN times what its share of the
-/// rate moves in one base delay (receiver-driven, as rLEDBAT, RFC 9840), within these bounds.
+/// A limited download's receive window is clamped to a gain times what its share of the rate
+/// moves in one base delay (receiver-driven, as rLEDBAT, RFC 9840), within these bounds: 1.25
+/// with ebb alone on the link (the rate is reached over a little jitter), 1 with others on it
+/// (any queue they build slows ebb at once, packet by packet: their bursts find less of ebb's
+/// traffic ahead of them).
 /// Then the server sends at about that rate, not a socket buffer's worth at line rate whenever
 /// ebb reads (bursts that fill the bottleneck's queue ahead of everyone's packets); and a queue
 /// that others build slows ebb at once, since its window no longer covers the longer round
 /// trip.
-const CLAMP_GAIN: f64 = 1.25;
-const CLAMP_MIN: u32 = 16 * 1024;
+pub(crate) const CLAMP_GAIN_ALONE: f64 = 1.25;
+pub(crate) const CLAMP_GAIN_SHARED: f64 = 1.0;
+/// Three full segments: the clamp bounds the window whatever ebb has left unread (the window
+/// is the free buffer space, megabytes), so at the trickle over a long path even a few
+/// segments a round trip are more than the trickle.
+const CLAMP_MIN: u32 = 3 * 1448;
 const CLAMP_MAX: u32 = 64 << 20;
 
 /// How to clamp the receive windows of ebb's downloads this tick.
@@ -33,16 +40,17 @@ const CLAMP_MAX: u32 = 64 << 20;
 pub(crate) enum Clamp {
     /// Leave the windows as they are (the kernel's own, or never clamped).
     Leave,
-    /// All connections together take this many bytes/s over a path of this base delay.
-    To { rate: f64, rtt: Duration },
+    /// All connections together take this many bytes/s over a path of this base delay, each
+    /// window this gain times its share of a round trip.
+    To { rate: f64, rtt: Duration, gain: f64 },
     /// No limit now: lift any clamp set before.
     Lift,
 }
 
 /// The window clamp of each of `n` connections sharing `rate` over `rtt`.
-pub(crate) fn window_for(rate: f64, rtt: Duration, n: usize) -> u32 {
+pub(crate) fn window_for(rate: f64, rtt: Duration, gain: f64, n: usize) -> u32 {
     let share = rate / n.max(1) as f64;
-    let window = CLAMP_GAIN * share * rtt.as_secs_f64();
+    let window = gain * share * rtt.as_secs_f64();
     window.clamp(f64::from(CLAMP_MIN), f64::from(CLAMP_MAX)) as u32
 }
 
@@ -227,7 +235,7 @@ impl OwnSockets {
             Clamp::Leave => return,
             Clamp::Lift if !self.clamped.contains_key(&inode) => return,
             Clamp::Lift => CLAMP_MAX,
-            Clamp::To { rate, rtt } => window_for(rate, rtt, n),
+            Clamp::To { rate, rtt, gain } => window_for(rate, rtt, gain, n),
         };
         if clamp == Clamp::Lift && self.clamped.get(&inode) == Some(&want) {
             return;
@@ -464,11 +472,12 @@ mod tests {
     #[test]
     fn windows_are_a_base_delay_of_each_connections_share_and_a_quarter() {
         let rtt = Duration::from_millis(20);
-        assert_eq!(window_for(10e6, rtt, 1), 250_000);
-        assert_eq!(window_for(10e6, rtt, 4), 62_500);
+        assert_eq!(window_for(10e6, rtt, CLAMP_GAIN_ALONE, 1), 250_000);
+        assert_eq!(window_for(10e6, rtt, CLAMP_GAIN_ALONE, 4), 62_500);
+        assert_eq!(window_for(10e6, rtt, CLAMP_GAIN_SHARED, 4), 50_000);
         // Never below a few segments, never above what is sensible.
-        assert_eq!(window_for(1000.0, rtt, 1), CLAMP_MIN);
-        assert_eq!(window_for(1e12, rtt, 1), CLAMP_MAX);
+        assert_eq!(window_for(1000.0, rtt, 1.0, 1), CLAMP_MIN);
+        assert_eq!(window_for(1e12, rtt, 1.0, 1), CLAMP_MAX);
     }
 
     #[test]
@@ -513,7 +522,7 @@ mod linux_tests {
     fn window_clamp(s: &TcpStream) -> i32 {
         use std::os::fd::AsRawFd;
         let mut v: libc::c_int = 0;
-        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        let mut len = size_of::<libc::c_int>() as libc::socklen_t;
         // SAFETY: the kernel writes one c_int and its length.
         #[allow(unsafe_code)]
         let rc = unsafe {
@@ -541,7 +550,12 @@ mod linux_tests {
         assert_eq!(window_clamp(&client), before);
         // 1 MB/s over 50 ms: 1.25 times 50 kB.
         let rtt = Duration::from_millis(50);
-        own.read(server, false, Clamp::To { rate: 1e6, rtt }).unwrap();
+        let to = Clamp::To {
+            rate: 1e6,
+            rtt,
+            gain: CLAMP_GAIN_ALONE,
+        };
+        own.read(server, false, to).unwrap();
         assert_eq!(window_clamp(&client), 62_500);
         own.read(server, false, Clamp::Lift).unwrap();
         assert!(window_clamp(&client) > 1 << 20);

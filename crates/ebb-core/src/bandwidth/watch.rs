@@ -30,6 +30,8 @@ pub(super) struct Watch {
     pub kernel: Kernel,
     /// The path's base delay at the last estimate.
     pub rtt: Option<Duration>,
+    /// Whether others' traffic was on the link at the last estimate.
+    pub shared: bool,
     pub probe: Option<SocketAddr>,
 }
 
@@ -52,6 +54,7 @@ impl Watch {
             iface: None,
             kernel: Kernel::default(),
             rtt: None,
+            shared: false,
             probe: None,
         }
     }

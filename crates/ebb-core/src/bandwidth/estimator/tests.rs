@@ -328,11 +328,7 @@ fn base_delay_is_the_minimum_of_recent_minutes() {
     let now = Instant::now();
     let mut d = Delay::default();
     d.note(Duration::from_millis(20), 0, now);
-    d.note(
-        Duration::from_millis(60),
-        1,
-        now + Duration::from_secs(61),
-    );
+    d.note(Duration::from_millis(60), 1, now + Duration::from_secs(61));
     d.note(
         Duration::from_millis(70),
         1,
