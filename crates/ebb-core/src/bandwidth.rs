@@ -458,7 +458,7 @@ impl Bandwidth {
             Some(self.sample(w, &config, own, elapsed, now).await)
         } else {
             w.estimator.reset(now);
-            w.kernel.sockets.reset();
+            w.lift_clamps().await;
             None
         };
         w.probe = if active && config.idle_delay {

@@ -123,6 +123,11 @@ pub(crate) struct OwnSockets {
 }
 
 impl OwnSockets {
+    /// Whether a connection's window was clamped and not lifted since.
+    pub(crate) fn clamping(&self) -> bool {
+        self.clamped.values().any(|&c| c != CLAMP_MAX)
+    }
+
     /// Forget every connection (a new server or direction).
     pub(crate) fn reset(&mut self) {
         self.seen.clear();
@@ -489,11 +494,31 @@ mod tests {
 
 /// The kernel's figures for a real connection of this process.
 #[cfg(all(test, target_os = "linux"))]
-mod linux_tests {
+pub(super) mod linux_tests {
     use std::io::{Read, Write};
     use std::net::{TcpListener, TcpStream};
 
     use super::*;
+
+    /// A socket's `TCP_WINDOW_CLAMP`.
+    pub(crate) fn window_clamp(s: &TcpStream) -> i32 {
+        use std::os::fd::AsRawFd;
+        let mut v: libc::c_int = 0;
+        let mut len = size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: the kernel writes one c_int and its length.
+        #[allow(unsafe_code)]
+        let rc = unsafe {
+            libc::getsockopt(
+                s.as_raw_fd(),
+                libc::IPPROTO_TCP,
+                libc::TCP_WINDOW_CLAMP,
+                (&raw mut v).cast(),
+                &raw mut len,
+            )
+        };
+        assert_eq!(rc, 0);
+        v
+    }
 
     #[test]
     fn a_connection_of_this_process_is_found_and_its_bytes_counted() {
@@ -517,25 +542,6 @@ mod linux_tests {
         let up = own.read(server, true, Clamp::Leave).unwrap();
         assert_eq!(up.connections, 1);
         assert!(up.rtt.is_some(), "{up:?}");
-    }
-
-    fn window_clamp(s: &TcpStream) -> i32 {
-        use std::os::fd::AsRawFd;
-        let mut v: libc::c_int = 0;
-        let mut len = size_of::<libc::c_int>() as libc::socklen_t;
-        // SAFETY: the kernel writes one c_int and its length.
-        #[allow(unsafe_code)]
-        let rc = unsafe {
-            libc::getsockopt(
-                s.as_raw_fd(),
-                libc::IPPROTO_TCP,
-                libc::TCP_WINDOW_CLAMP,
-                (&raw mut v).cast(),
-                &raw mut len,
-            )
-        };
-        assert_eq!(rc, 0);
-        v
     }
 
     #[test]

@@ -59,8 +59,31 @@ impl Watch {
         }
     }
 
+    /// Idle control stopped watching these connections (switched off, the jobs went
+    /// foreground, another server): the windows it clamped get their full size back before
+    /// the connections are forgotten.
+    pub async fn lift_clamps(&mut self) {
+        if self.kernel.sockets.clamping()
+            && let Some(addr) = self.addr
+        {
+            let mut kernel = std::mem::take(&mut self.kernel);
+            let upload = self.direction() == Direction::Up;
+            match tokio::task::spawn_blocking(move || {
+                kernel.read(None, Some(addr), upload, false, Clamp::Lift);
+                kernel
+            })
+            .await
+            {
+                Ok(k) => self.kernel = k,
+                Err(e) => tracing::warn!(error = %e, "lifting the window clamps failed"),
+            }
+        }
+        self.kernel.sockets.reset();
+    }
+
     /// A new server: resolve it, find the interface that routes to it.
     pub async fn retarget(&mut self, server: Option<Target>, config: &BandwidthConfig) {
+        self.lift_clamps().await;
         let direction = server.as_ref().map(|t| t.2);
         if direction.is_some() && self.last_direction.is_some() && direction != self.last_direction
         {
@@ -135,5 +158,34 @@ impl Kernel {
         });
         let reading = addr.and_then(|a| self.sockets.read(a, upload, clamp));
         (bytes, reading)
+    }
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use std::net::{TcpListener, TcpStream};
+
+    use super::*;
+    use crate::bandwidth::sockets::linux_tests::window_clamp;
+
+    /// Idle control switched off mid-download must not leave the window it clamped.
+    #[tokio::test]
+    async fn clamped_windows_are_lifted_when_the_watch_stops() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let server = listener.local_addr().unwrap();
+        let client = TcpStream::connect(server).unwrap();
+        let _peer = listener.accept().unwrap();
+        let mut w = Watch::new(&BandwidthConfig::default());
+        w.addr = Some(server);
+        let to = Clamp::To {
+            rate: 1e6,
+            rtt: Duration::from_millis(20),
+            gain: 1.0,
+        };
+        w.kernel.read(None, Some(server), false, false, to);
+        assert_eq!(window_clamp(&client), 20_000);
+        w.lift_clamps().await;
+        assert!(window_clamp(&client) > 1 << 20);
+        assert!(!w.kernel.sockets.clamping());
     }
 }
