@@ -81,8 +81,8 @@ const RAMP_WINDOW: Duration = Duration::from_millis(500);
 const RAMP_HOLD: Duration = Duration::from_secs(1);
 const RAMP_ROOM: f64 = 2.0;
 /// Foreground traffic below max(FG_FLOOR, FG_SHARE × capacity) is noise, not a user.
-pub(super) const FG_FLOOR: f64 = 16.0 * 1024.0;
-pub(super) const FG_SHARE: f64 = 0.01;
+const FG_FLOOR: f64 = 16.0 * 1024.0;
+const FG_SHARE: f64 = 0.01;
 /// The trickle that always flows: max(TRICKLE_FLOOR, TRICKLE_SHARE × capacity) bytes/s.
 pub(super) const TRICKLE_FLOOR: f64 = 8.0 * 1024.0;
 pub(super) const TRICKLE_SHARE: f64 = 0.02;
@@ -122,12 +122,17 @@ impl Observation {
     }
 
     fn noise(&self) -> f64 {
-        FG_FLOOR.max(FG_SHARE * self.capacity)
+        noise(self.capacity)
     }
 
     fn trickle(&self) -> f64 {
         (TRICKLE_SHARE * self.capacity / OVERHEAD).max(TRICKLE_FLOOR)
     }
+}
+
+/// Foreground traffic at or below this, on a link of this capacity, is noise, not a user.
+pub(super) fn noise(capacity: f64) -> f64 {
+    FG_FLOOR.max(FG_SHARE * capacity)
 }
 
 /// The target queueing delay for a path of this base delay.

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::controller::{Controller, OVERHEAD, Observation, target};
+use super::controller::{Controller, OVERHEAD, Observation, noise, target};
 use crate::model::IdleReason;
 
 /// Foreground traffic is the interface's bytes less ebb's, summed over this window before it
@@ -262,7 +262,7 @@ impl Estimator {
             FG_FALL
         };
         self.fg_smooth += weight(dt, tau) * (self.foreground - self.fg_smooth);
-        let noise = super::controller::FG_FLOOR.max(super::controller::FG_SHARE * self.capacity);
+        let noise = noise(self.capacity);
         self.fg_quiet = if self.foreground <= noise {
             self.fg_quiet + dt
         } else {
@@ -284,8 +284,7 @@ impl Estimator {
         if delays.is_some_and(|(q, base)| q >= target(Some(base)) / 2) {
             self.full_seen = true;
         }
-        let alone = self.fg_smooth
-            <= super::controller::FG_FLOOR.max(super::controller::FG_SHARE * self.capacity);
+        let alone = self.fg_smooth <= noise(self.capacity);
         self.saturated = if over && alone { self.saturated + 1 } else { 0 };
         if self.saturated >= SATURATED_TICKS && smooth < self.capacity {
             self.capacity = smooth.max((1.0 - CAPACITY_STEP_DOWN) * self.capacity);
