@@ -370,11 +370,7 @@ impl Bandwidth {
             (Some(rate), Some(rtt)) if !shared => Clamp::To {
                 rate: rate as f64,
                 rtt,
-                gain: if w.shared {
-                    sockets::CLAMP_GAIN_SHARED
-                } else {
-                    sockets::CLAMP_GAIN_ALONE
-                },
+                gain: w.gain.gain(),
             },
             (Some(_), None) => Clamp::Leave,
             _ => Clamp::Lift,
@@ -540,7 +536,8 @@ impl Bandwidth {
         };
         let estimate = w.estimator.update(sample, now);
         w.rtt = estimate.base_delay;
-        w.shared = estimate.shared;
+        let limit = self.global.rate().bytes_per_sec().map(|r| r as f64);
+        w.gain.update(&estimate, limit, elapsed, now);
         (estimate, own, shown_rtt)
     }
 

@@ -84,7 +84,7 @@ const RAMP_ROOM: f64 = 2.0;
 const FG_FLOOR: f64 = 16.0 * 1024.0;
 const FG_SHARE: f64 = 0.01;
 /// The trickle that always flows: max(TRICKLE_FLOOR, TRICKLE_SHARE × capacity) bytes/s.
-pub(super) const TRICKLE_FLOOR: f64 = 8.0 * 1024.0;
+pub(super) const TRICKLE_FLOOR: f64 = 4.0 * 1024.0;
 pub(super) const TRICKLE_SHARE: f64 = 0.02;
 /// When the queue has not been under half the target for this long, ebb slows to the trickle
 /// for a couple of RTTs so that the base delay can be measured again (LEDBAT++'s periodic

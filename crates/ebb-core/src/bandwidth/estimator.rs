@@ -22,6 +22,10 @@ const FG_FALL: Duration = Duration::from_secs(1);
 /// Foreground traffic that stayed at nothing for this long (longer than the gaps between a
 /// user's fetches) has ended: the smoothed figure drops to it at once.
 const FG_GONE: Duration = Duration::from_secs(1);
+/// The capacity is the highest total rate over this window: long enough that a shaper's burst
+/// (a token bucket lets its bucket through at line rate after a quiet moment: 16 KB is a
+/// sixteenth of a second on a 2 mbit link) does not read as a faster link.
+const CAPACITY_WINDOW: Duration = Duration::from_secs(1);
 /// ebb's own rate is smoothed with this time constant.
 const OWN_SMOOTH: Duration = Duration::from_millis(200);
 /// A queue over target for this many ticks in a row with ebb alone on the interface means the
@@ -65,6 +69,8 @@ pub struct Estimate {
     /// Bytes/s for all background transfers; `None` = no idle limit.
     pub rate: Option<f64>,
     pub reason: IdleReason,
+    /// ebb's own payload bytes/s (smoothed).
+    pub own: f64,
     pub foreground: f64,
     pub capacity: f64,
     pub queue_delay: Option<Duration>,
@@ -134,7 +140,8 @@ pub struct Estimator {
     fg_smooth: f64,
     /// (seconds, interface bytes, own bytes) of the ticks in the window, newest last.
     window: VecDeque<(f64, f64, f64)>,
-    total_prev: Option<f64>,
+    /// (seconds, interface bytes) of the ticks in CAPACITY_WINDOW, newest last.
+    totals: VecDeque<(f64, f64)>,
     /// Seconds the foreground has been at nothing (noise).
     fg_quiet: f64,
     saturated: u32,
@@ -173,7 +180,7 @@ impl Estimator {
             foreground: 0.0,
             fg_smooth: 0.0,
             window: VecDeque::new(),
-            total_prev: None,
+            totals: VecDeque::new(),
             fg_quiet: 0.0,
             saturated: 0,
             full_seen: false,
@@ -210,7 +217,7 @@ impl Estimator {
         let counters = self.signals.counters && s.iface.is_some();
         if let Some(iface) = s.iface.filter(|_| counters) {
             self.count(iface, s.own, dt);
-            self.learn_capacity(iface as f64 / dt, delays);
+            self.learn_capacity(iface as f64, dt, delays);
         } else {
             self.foreground = 0.0;
             self.fg_smooth = 0.0;
@@ -234,6 +241,7 @@ impl Estimator {
         Estimate {
             rate,
             reason: self.controller.reason(),
+            own: self.own,
             foreground: self.fg_smooth,
             capacity: if counters { self.capacity } else { 0.0 },
             queue_delay: o.queue_delay,
@@ -273,30 +281,41 @@ impl Estimator {
         }
     }
 
-    /// The capacity: the highest total rate seen (two ticks' average, so that a tick that fired
-    /// late does not read as a faster link); and, when the queue stays over target with no one
-    /// but ebb on the interface, the link is full at the rate seen, so the capacity comes down
-    /// towards it (a slower link than the peak said, or traffic the counters cannot see).
-    fn learn_capacity(&mut self, total: f64, delays: Option<(Duration, Duration)>) {
-        let smooth = self.total_prev.map_or(total, |p| 0.5 * (p + total));
-        self.total_prev = Some(total);
+    /// The capacity: the highest total rate seen over CAPACITY_WINDOW (nothing until the window
+    /// is full); and, when the queue stays over target with no one but ebb on the interface, the
+    /// link is full at the rate seen, so the capacity comes down towards it (a slower link than
+    /// the peak said, or traffic the counters cannot see).
+    fn learn_capacity(&mut self, bytes: f64, dt: f64, delays: Option<(Duration, Duration)>) {
         let over = delays.is_some_and(|(q, base)| q > target(Some(base)));
         if delays.is_some_and(|(q, base)| q >= target(Some(base)) / 2) {
             self.full_seen = true;
         }
         let alone = self.fg_smooth <= noise(self.capacity);
         self.saturated = if over && alone { self.saturated + 1 } else { 0 };
-        if self.saturated >= SATURATED_TICKS && smooth < self.capacity {
-            self.capacity = smooth.max((1.0 - CAPACITY_STEP_DOWN) * self.capacity);
+        self.totals.push_back((dt, bytes));
+        let span = CAPACITY_WINDOW.as_secs_f64() - 1e-6;
+        while self.totals.iter().skip(1).map(|t| t.0).sum::<f64>() >= span {
+            self.totals.pop_front();
         }
-        self.capacity = self.capacity.max(smooth);
+        let (secs, sum) = self
+            .totals
+            .iter()
+            .fold((0.0, 0.0), |a, t| (a.0 + t.0, a.1 + t.1));
+        if secs < span {
+            return;
+        }
+        let total = sum / secs;
+        if self.saturated >= SATURATED_TICKS && total < self.capacity {
+            self.capacity = total.max((1.0 - CAPACITY_STEP_DOWN) * self.capacity);
+        }
+        self.capacity = self.capacity.max(total);
     }
 
     /// Forget the limit (idle estimation switched off, or no transfers to estimate for). The
     /// capacity and base delay are the link's and stay.
     pub fn reset(&mut self, now: Instant) {
         self.controller.reset(now);
-        self.total_prev = None;
+        self.totals.clear();
         self.window.clear();
         self.foreground = 0.0;
         self.fg_smooth = 0.0;

@@ -13,6 +13,11 @@ use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::time::Duration;
 
+mod tcp_info;
+pub(crate) use tcp_info::TcpFigures;
+#[cfg(target_os = "linux")]
+use tcp_info::{TCP_INFO_LEN, parse_tcp_info};
+
 /// Low-priority congestion controls a background upload may use, best first: TCP-LP (Linux's
 /// `tcp_lp`) yields to other flows when its one-way delay rises.
 const BACKGROUND_CC: &[&str] = &["lp"];
@@ -52,42 +57,6 @@ pub(crate) fn window_for(rate: f64, rtt: Duration, gain: f64, n: usize) -> u32 {
     let share = rate / n.max(1) as f64;
     let window = gain * share * rtt.as_secs_f64();
     window.clamp(f64::from(CLAMP_MIN), f64::from(CLAMP_MAX)) as u32
-}
-
-/// One connection's figures from `TCP_INFO`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub(crate) struct TcpFigures {
-    /// `tcpi_state` is `TCP_ESTABLISHED`.
-    pub established: bool,
-    pub bytes_received: u64,
-    pub bytes_acked: u64,
-    /// Smoothed RTT of what this socket sent (its own data or, for a download, little more than
-    /// its ACKs), µs.
-    pub rtt_us: u32,
-    /// The receiver's RTT estimate, µs (0 when it has none).
-    pub rcv_rtt_us: u32,
-}
-
-/// `struct tcp_info` (`linux/tcp.h`) offsets of the fields read here; the kernel copies as much
-/// as the buffer holds, and `bytes_received` (Linux 4.1) is the last one needed.
-const TCP_ESTABLISHED: u8 = 1;
-const RTT: usize = 68;
-const RCV_RTT: usize = 92;
-const BYTES_ACKED: usize = 120;
-const BYTES_RECEIVED: usize = 128;
-pub(crate) const TCP_INFO_LEN: usize = 136;
-
-/// The figures in a `TCP_INFO` buffer; `None` if the kernel filled too little of it.
-pub(crate) fn parse_tcp_info(buf: &[u8]) -> Option<TcpFigures> {
-    let u32_at = |at: usize| Some(u32::from_ne_bytes(buf.get(at..at + 4)?.try_into().ok()?));
-    let u64_at = |at: usize| Some(u64::from_ne_bytes(buf.get(at..at + 8)?.try_into().ok()?));
-    Some(TcpFigures {
-        established: *buf.first()? == TCP_ESTABLISHED,
-        bytes_received: u64_at(BYTES_RECEIVED)?,
-        bytes_acked: u64_at(BYTES_ACKED)?,
-        rtt_us: u32_at(RTT)?,
-        rcv_rtt_us: u32_at(RCV_RTT)?,
-    })
 }
 
 /// What ebb's connections to the server did since the last reading.
@@ -154,7 +123,7 @@ impl OwnSockets {
             r.bytes += if upload {
                 f.bytes_acked.saturating_sub(before.bytes_acked)
             } else {
-                f.bytes_received.saturating_sub(before.bytes_received)
+                f.arrived_since(&before)
             };
             let min = |a: Option<Duration>, us: u32| {
                 let d = (us > 0).then(|| Duration::from_micros(u64::from(us)));
@@ -422,29 +391,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn tcp_info_fields_at_their_offsets() {
-        let mut buf = vec![0u8; TCP_INFO_LEN];
-        buf[0] = TCP_ESTABLISHED;
-        buf[RTT..RTT + 4].copy_from_slice(&20_500u32.to_ne_bytes());
-        buf[RCV_RTT..RCV_RTT + 4].copy_from_slice(&21_000u32.to_ne_bytes());
-        buf[BYTES_ACKED..BYTES_ACKED + 8].copy_from_slice(&77u64.to_ne_bytes());
-        buf[BYTES_RECEIVED..BYTES_RECEIVED + 8].copy_from_slice(&(5u64 << 32).to_ne_bytes());
-        let f = parse_tcp_info(&buf).unwrap();
-        assert_eq!(
-            f,
-            TcpFigures {
-                established: true,
-                bytes_received: 5 << 32,
-                bytes_acked: 77,
-                rtt_us: 20_500,
-                rcv_rtt_us: 21_000,
-            }
-        );
-        // An old kernel that fills less than that: no figures rather than wrong ones.
-        assert_eq!(parse_tcp_info(&buf[..104]), None);
-    }
-
-    #[test]
     fn bytes_are_counted_per_connection_from_the_first_reading_on() {
         let fig = |rx: u64, rtt: u32| TcpFigures {
             bytes_received: rx,
@@ -534,7 +480,9 @@ pub(super) mod linux_tests {
         let mut buf = vec![0u8; 100_000];
         client.read_exact(&mut buf).unwrap();
         let r = own.read(server, false, Clamp::Leave).unwrap();
-        assert_eq!(r.bytes, 100_000, "{r:?}");
+        // Counted as segments times the segment size, and loopback's segments vary in size:
+        // within the share that still counts as full segments.
+        assert!((100_000..=111_112).contains(&r.bytes), "{r:?}");
         // The listener's accepted end is this process's too, but it is not a connection to
         // the server's address.
         client.write_all(&[1u8; 5000]).unwrap();

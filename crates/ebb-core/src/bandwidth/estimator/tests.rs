@@ -355,3 +355,37 @@ fn counters_wrap_at_32_bits_and_resets_are_not_traffic() {
     assert_eq!(counter_delta(u64::from(u32::MAX) - 9, 5), 15);
     assert_eq!(counter_delta(1 << 40, 5), 0);
 }
+
+#[test]
+fn a_shapers_burst_is_not_a_faster_link() {
+    // 2 mbit (250 kB/s on the interface) full, then a quiet moment, and a token bucket lets
+    // its 16 kB bucket through on top of one tick.
+    let now = Instant::now();
+    let mut est = Estimator::new(
+        Signals {
+            counters: true,
+            delay: true,
+        },
+        now,
+    );
+    let tick = |est: &mut Estimator, bytes: f64, i: u32| {
+        let s = Sample {
+            elapsed: TICK,
+            iface: Some(bytes as u64),
+            own: (bytes / OVERHEAD) as u64,
+            probe_rtt: Some(Duration::from_millis(100)),
+            socket_rtt: None,
+        };
+        est.update(s, now + TICK * i)
+    };
+    let full = 250_000.0 * TICK.as_secs_f64();
+    let mut e = tick(&mut est, full, 0);
+    for i in 1..60 {
+        e = tick(&mut est, if i == 30 { full + 16_000.0 } else { full }, i);
+    }
+    assert!(
+        (e.capacity / 250_000.0 - 1.0).abs() < 0.07,
+        "capacity {}",
+        e.capacity
+    );
+}
