@@ -1,6 +1,7 @@
 //! One large file of a foreground job over several connections (`connections`): ranged requests
 //! at once into one temporary file, each split resumed from its own checkpoint, a file that
-//! changes on the server fetched again whole, and background jobs left on one connection.
+//! changes on the server fetched again whole, and background jobs left on one connection
+//! unless the idle-capacity control finds one short of an idle link (never on loopback).
 
 use ebb::{Engine, JobId, JobState, JobType, NewFile, Priority, PropertyChange, Sha256Digest};
 use sha2::Digest;

@@ -79,8 +79,18 @@ bg_out, fg_out = os.path.join(work, "bg.bin"), os.path.join(work, "fg.bin")
 log = open(a.log or os.path.join(work, f"{tool}.log"), "w")
 
 
+def written(path):
+    """Bytes written into a file: its allocated blocks, not its length (a download split over
+    ranged connections writes each split at its place in a sparse file), at most its length."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return 0
+    return min(st.st_size, st.st_blocks * 512)
+
+
 def size(patterns):
-    return sum(os.path.getsize(p) for pat in patterns for p in glob.glob(pat) if os.path.isfile(p))
+    return sum(written(p) for pat in patterns for p in glob.glob(pat) if os.path.isfile(p))
 
 
 bg_patterns, env, cmd = [bg_out], None, None

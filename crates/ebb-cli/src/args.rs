@@ -280,7 +280,7 @@ pub struct TransferArgs {
     pub priority: Option<Priority>,
     /// Connections per file for a large file on a long or lossy path (as `aria2c -x`): 1 to
     /// 16, or 0 to let ebb split a slow file over 4. More than one makes the job foreground
-    /// (background jobs use one connection per file).
+    /// (a background job splits a file only when one connection is short of an idle link).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(0..=16))]
     pub connections: Option<u8>,
     /// Upload FILE to URL (one pair) over the BITS upload protocol, e.g. to `ebb-server`.

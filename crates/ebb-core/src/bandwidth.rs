@@ -108,6 +108,8 @@ pub struct Bandwidth {
     probe_rtt: Mutex<Option<Duration>>,
     /// Probes timed out since the last that completed.
     probe_timeouts: std::sync::atomic::AtomicU32,
+    /// One background download connection is short of the idle link (see WindowGain).
+    one_short: std::sync::atomic::AtomicBool,
     /// Servers of running background jobs, for probes and the route's interface.
     servers: Mutex<HashMap<JobId, Target>>,
     /// Servers of running foreground jobs: connections to them are never clamped.
@@ -161,6 +163,7 @@ impl Bandwidth {
             own_tx: AtomicU64::new(0),
             probe_rtt: Mutex::new(None),
             probe_timeouts: std::sync::atomic::AtomicU32::new(0),
+            one_short: std::sync::atomic::AtomicBool::new(false),
             servers: Mutex::new(HashMap::new()),
             foreground: Mutex::new(HashMap::new()),
             status: Mutex::new(BandwidthStatus {
@@ -453,6 +456,7 @@ impl Bandwidth {
         let estimate = if active {
             Some(self.sample(w, &config, own, elapsed, now).await)
         } else {
+            self.one_short.store(false, Ordering::Relaxed);
             w.estimator.reset(now);
             w.lift_clamps().await;
             None
@@ -538,7 +542,13 @@ impl Bandwidth {
         w.rtt = estimate.base_delay;
         let limit = self.global.rate().bytes_per_sec().map(|r| r as f64);
         w.gain.update(&estimate, limit, elapsed, now);
+        self.one_short
+            .store(!upload && w.gain.starved(now), Ordering::Relaxed);
         (estimate, own, shown_rtt)
+    }
+
+    pub(crate) fn one_connection_short(&self) -> bool {
+        self.one_short.load(Ordering::Relaxed)
     }
 
     /// Count bytes a background transfer took off its connection (or, uploading, handed to it).

@@ -88,7 +88,7 @@ fn priority(t: &TransferArgs) -> anyhow::Result<Option<ebb::Priority>> {
     match t.priority {
         None | Some(ebb::Priority::Foreground) => Ok(Some(ebb::Priority::Foreground)),
         Some(p) => Err(usage(format!(
-            "--connections is for foreground jobs; a {} job uses one connection per file",
+            "--connections is for foreground jobs; a {} job splits a file only when one connection is short of an idle link",
             crate::output::word(&p)
         ))),
     }

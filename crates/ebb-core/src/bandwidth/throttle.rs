@@ -94,6 +94,14 @@ impl Throttle {
         }
     }
 
+    /// Whether the idle-capacity control finds one connection short of the idle link (a
+    /// background download's: a file may then be split over more).
+    pub(crate) fn one_connection_short(&self) -> bool {
+        self.own.class().is_some()
+            && self.direction == Direction::Down
+            && self.bandwidth.one_connection_short()
+    }
+
     /// The server this job talks to now: the target of delay probes (background jobs only;
     /// a foreground job's bytes are foreground traffic to the estimator).
     pub(crate) fn note_server(&self, url: &url::Url) {

@@ -40,11 +40,19 @@ pub(super) struct Watch {
 /// (up to GAIN_MAX, doubling each GAIN_DOUBLING): then the window is what holds it back, as on a
 /// lossy path, where every lost segment stalls a window just one round trip long until it is
 /// sent again. A queue brings it back at once.
+///
+/// At the most gain, alone on a clear path, still moving less than half the limit for
+/// STARVED_AFTER: one connection is short of the idle link (loss-limited), and a background
+/// download may split its file over more (`transfer::http::split`).
 #[derive(Debug)]
 pub(super) struct WindowGain {
     gain: f64,
     short_since: Option<Instant>,
+    starved_since: Option<Instant>,
 }
+
+const STARVED_SHARE: f64 = 0.5;
+const STARVED_AFTER: Duration = Duration::from_secs(2);
 
 const GAIN_MAX: f64 = 4.0;
 const GAIN_DOUBLING: Duration = Duration::from_secs(1);
@@ -57,6 +65,7 @@ impl Default for WindowGain {
         Self {
             gain: CLAMP_GAIN_ALONE,
             short_since: None,
+            starved_since: None,
         }
     }
 }
@@ -66,8 +75,29 @@ impl WindowGain {
         self.gain
     }
 
+    /// Whether one connection has been short of the idle link for STARVED_AFTER.
+    pub fn starved(&self, now: Instant) -> bool {
+        self.starved_since
+            .is_some_and(|t| now.saturating_duration_since(t) >= STARVED_AFTER)
+    }
+
     /// After an estimate over `elapsed`, under the limit `rate` in force.
     pub fn update(&mut self, e: &Estimate, rate: Option<f64>, elapsed: Duration, now: Instant) {
+        self.grow(e, rate, elapsed, now);
+        // The limit offers at least half the link (it is idle), and ebb moves under half that.
+        let starved = !e.shared
+            && self.gain >= GAIN_MAX
+            && rate.is_some_and(|r| {
+                e.capacity > 0.0 && r >= STARVED_SHARE * e.capacity && e.own < STARVED_SHARE * r
+            });
+        if !starved {
+            self.starved_since = None;
+        } else if self.starved_since.is_none() {
+            self.starved_since = Some(now);
+        }
+    }
+
+    fn grow(&mut self, e: &Estimate, rate: Option<f64>, elapsed: Duration, now: Instant) {
         let clear = e
             .queue_delay
             .zip(e.target_delay)
@@ -308,6 +338,17 @@ mod gain_tests {
             run(&mut g, &estimate(1, true, 0.6e6), 0.5, &mut now),
             4.0
         ));
+        // At the most gain and still under half the limit, alone: short of the idle link.
+        assert!(!g.starved(now));
+        assert!(near(
+            run(&mut g, &estimate(1, false, 0.4e6), 1.9, &mut now),
+            4.0
+        ));
+        assert!(!g.starved(now), "not for long enough yet");
+        run(&mut g, &estimate(1, false, 0.4e6), 0.2, &mut now);
+        assert!(g.starved(now));
+        run(&mut g, &estimate(1, true, 0.4e6), 0.05, &mut now);
+        assert!(!g.starved(now), "others on the link");
         // A queue: back at once, to 1 with others on the link, 1.25 alone.
         assert!(near(
             run(&mut g, &estimate(6, true, 0.6e6), 0.05, &mut now),

@@ -5,7 +5,9 @@
 //! (with `If-Range`) into its place in the one temporary file. Each split's progress is
 //! checkpointed with the file, so that after a stop or a crash every split goes on from its own
 //! durable offset. A connection that finishes its split takes the back half of the largest one
-//! left, so that they all end together. Background jobs never split: they stay polite.
+//! left, so that they all end together. A background job splits only when the idle-capacity
+//! control finds one connection short of what the idle link offers (a lossy path): its rate
+//! limit holds all of the job's connections together, so they stay as polite as one.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -32,6 +34,9 @@ const MIN_SPLIT: u64 = 4 << 20;
 const MIN_STEAL: u64 = 1 << 20;
 /// The connections of an automatic split (`connections` = 0 on a foreground job).
 const AUTO: usize = 4;
+/// The connections of a background job's split: one loss-limited TCP stream takes a few
+/// Mbit/s (1 % loss, 20 ms), so filling an idle link of tens of Mbit/s takes this many.
+const IDLE: usize = 8;
 /// An automatic split is considered once one connection has run this long...
 pub(super) const PROBE: Duration = Duration::from_millis(500);
 /// ...and made when that connection alone would need longer than this for the rest.
@@ -45,32 +50,33 @@ const MAX_RETRIES: u8 = 3;
 pub(super) struct Plan {
     pub n: usize,
     pub automatic: bool,
+    /// A background job's: split when the idle-capacity control says one connection falls
+    /// short of the idle link.
+    pub idle: bool,
 }
 
 impl Plan {
-    /// The job's plan: several connections for a foreground job only.
+    /// The job's plan: a foreground job's as its `connections` say; a background job's only
+    /// for the idle link, and not at all with `connections` = 1.
     pub(super) fn of(cx: &FileCx<'_>) -> Option<Self> {
-        if cx.properties.priority != Priority::Foreground {
-            return None;
-        }
+        let plan = |n, automatic, idle| Some(Self { n, automatic, idle });
         match cx.properties.connections {
-            0 => Some(Self {
-                n: AUTO,
-                automatic: true,
-            }),
             1 => None,
-            n => Some(Self {
-                n: usize::from(n),
-                automatic: false,
-            }),
+            _ if cx.properties.priority != Priority::Foreground => plan(IDLE, true, true),
+            0 => plan(AUTO, true, false),
+            n => plan(usize::from(n), false, false),
         }
     }
 
     /// Whether to split now, `got` bytes into a body that began at `began`, with `left` bytes
-    /// of the file to come.
-    pub(super) fn split_now(self, began: Instant, got: u64, left: u64) -> bool {
+    /// of the file to come; `short`: the idle-capacity control finds one connection short of
+    /// the idle link.
+    pub(super) fn split_now(self, began: Instant, got: u64, left: u64, short: bool) -> bool {
         if left < 2 * MIN_SPLIT {
             return false;
+        }
+        if self.idle {
+            return short;
         }
         if !self.automatic {
             return true;
@@ -174,8 +180,8 @@ pub(super) enum SplitEnd {
 }
 
 /// The splits' fetch: `first` (if any) is the response that split 0 goes on reading. At most
-/// the plan's connections are open at once (one, for a split file whose job is no longer
-/// foreground); the other splits wait their turn.
+/// the plan's connections are open at once (one, for a split file whose job now has
+/// `connections` = 1); the other splits wait their turn.
 pub(super) async fn run(
     cx: &FileCx<'_>,
     attempt: &mut Attempt,
@@ -531,21 +537,42 @@ mod tests {
         let plan = Plan {
             n: 4,
             automatic: true,
+            idle: false,
         };
         let began = Instant::now().checked_sub(Duration::from_secs(2)).unwrap();
         // 2 s for 1 MiB: the 100 MiB left would take minutes.
-        assert!(plan.split_now(began, 1 << 20, 100 << 20));
+        assert!(plan.split_now(began, 1 << 20, 100 << 20, false));
         // 2 s for 100 MiB: the 10 MiB left take a fraction of a second.
-        assert!(!plan.split_now(began, 100 << 20, 10 << 20));
+        assert!(!plan.split_now(began, 100 << 20, 10 << 20, false));
         // Too early to tell.
-        assert!(!plan.split_now(Instant::now(), 1 << 20, 100 << 20));
+        assert!(!plan.split_now(Instant::now(), 1 << 20, 100 << 20, false));
         let asked = Plan {
             n: 4,
             automatic: false,
+            idle: false,
         };
-        assert!(asked.split_now(Instant::now(), 0, 100 << 20));
+        assert!(asked.split_now(Instant::now(), 0, 100 << 20, false));
         assert!(
-            !asked.split_now(Instant::now(), 0, 5 << 20),
+            !asked.split_now(Instant::now(), 0, 5 << 20, false),
+            "too small to split"
+        );
+    }
+
+    #[test]
+    fn a_background_split_waits_for_the_idle_control() {
+        let plan = Plan {
+            n: IDLE,
+            automatic: true,
+            idle: true,
+        };
+        let began = Instant::now().checked_sub(Duration::from_secs(2)).unwrap();
+        // Slow, but the idle control says one connection takes what the link offers (others
+        // use it, or ebb's limit binds): no split.
+        assert!(!plan.split_now(began, 1 << 20, 100 << 20, false));
+        // One connection short of the idle link: split, at once.
+        assert!(plan.split_now(Instant::now(), 0, 100 << 20, true));
+        assert!(
+            !plan.split_now(began, 0, 5 << 20, true),
             "too small to split"
         );
     }
