@@ -145,8 +145,10 @@ pub struct Estimator {
     /// Seconds the foreground has been at nothing (noise).
     fg_quiet: f64,
     saturated: u32,
-    /// Whether the link was seen full (a queue at half the target or more): until then the
-    /// highest rate seen is only a lower bound of the capacity.
+    /// Ticks in a row with a queue at half the target or more.
+    queued: u32,
+    /// Whether the link was seen full (a queue at half the target or more for SATURATED_TICKS):
+    /// until then the highest rate seen is only a lower bound of the capacity.
     full_seen: bool,
     probe: Delay,
     socket: Delay,
@@ -183,6 +185,7 @@ impl Estimator {
             totals: VecDeque::new(),
             fg_quiet: 0.0,
             saturated: 0,
+            queued: 0,
             full_seen: false,
             probe: Delay::default(),
             socket: Delay::default(),
@@ -287,7 +290,14 @@ impl Estimator {
     /// the peak said, or traffic the counters cannot see).
     fn learn_capacity(&mut self, bytes: f64, dt: f64, delays: Option<(Duration, Duration)>) {
         let over = delays.is_some_and(|(q, base)| q > target(Some(base)));
-        if delays.is_some_and(|(q, base)| q >= target(Some(base)) / 2) {
+        // A queue for a few ticks in a row, not one burst's (on a lossy path the flows never
+        // fill the link, yet their bursts queue now and then).
+        self.queued = if delays.is_some_and(|(q, base)| q >= target(Some(base)) / 2) {
+            self.queued + 1
+        } else {
+            0
+        };
+        if self.queued >= SATURATED_TICKS {
             self.full_seen = true;
         }
         let alone = self.fg_smooth <= noise(self.capacity);
@@ -320,6 +330,7 @@ impl Estimator {
         self.foreground = 0.0;
         self.fg_smooth = 0.0;
         self.saturated = 0;
+        self.queued = 0;
         self.probe.clear();
         self.socket.clear();
     }

@@ -37,7 +37,7 @@ pub(super) struct Watch {
 
 /// The window clamp's gain: CLAMP_GAIN_ALONE with ebb alone on the link, CLAMP_GAIN_SHARED with
 /// others on it; and, on a clear path, raised while ebb moves clearly less than its limit
-/// (up to GAIN_MAX, doubling each GAIN_DOUBLING): then the window is what holds it back, as on a
+/// (after GAIN_AFTER, up to GAIN_MAX, doubling each GAIN_DOUBLING): then the window is what holds it back, as on a
 /// lossy path, where every lost segment stalls a window just one round trip long until it is
 /// sent again. A queue brings it back at once.
 ///
@@ -52,13 +52,13 @@ pub(super) struct WindowGain {
 }
 
 const STARVED_SHARE: f64 = 0.5;
-const STARVED_AFTER: Duration = Duration::from_secs(2);
+const STARVED_AFTER: Duration = Duration::from_secs(1);
 
 const GAIN_MAX: f64 = 4.0;
-const GAIN_DOUBLING: Duration = Duration::from_secs(1);
+const GAIN_DOUBLING: Duration = Duration::from_millis(500);
 /// Moving less than this share of the limit for GAIN_AFTER is falling short of it.
 const SHORT_SHARE: f64 = 0.9;
-const GAIN_AFTER: Duration = Duration::from_millis(500);
+const GAIN_AFTER: Duration = Duration::from_millis(300);
 
 impl Default for WindowGain {
     fn default() -> Self {
@@ -322,15 +322,15 @@ mod gain_tests {
             run(&mut g, &estimate(1, false, 0.95e6), 3.0, &mut now),
             1.25
         ));
-        // Short of it (a lossy path): after half a second, doubling a second, up to 4.
+        // Short of it (a lossy path): after GAIN_AFTER, doubling each GAIN_DOUBLING, up to 4.
         assert!(near(
-            run(&mut g, &estimate(1, false, 0.6e6), 0.45, &mut now),
+            run(&mut g, &estimate(1, false, 0.6e6), 0.25, &mut now),
             1.25
         ));
-        let grown = run(&mut g, &estimate(1, false, 0.6e6), 1.05, &mut now);
+        let grown = run(&mut g, &estimate(1, false, 0.6e6), 0.55, &mut now);
         assert!((2.3..2.8).contains(&grown), "{grown}");
         assert!(near(
-            run(&mut g, &estimate(1, false, 0.6e6), 3.0, &mut now),
+            run(&mut g, &estimate(1, false, 0.6e6), 1.0, &mut now),
             4.0
         ));
         // Others on the link, the path still clear: it stays.
@@ -341,11 +341,11 @@ mod gain_tests {
         // At the most gain and still under half the limit, alone: short of the idle link.
         assert!(!g.starved(now));
         assert!(near(
-            run(&mut g, &estimate(1, false, 0.4e6), 1.9, &mut now),
+            run(&mut g, &estimate(1, false, 0.4e6), 0.95, &mut now),
             4.0
         ));
         assert!(!g.starved(now), "not for long enough yet");
-        run(&mut g, &estimate(1, false, 0.4e6), 0.2, &mut now);
+        run(&mut g, &estimate(1, false, 0.4e6), 0.1, &mut now);
         assert!(g.starved(now));
         run(&mut g, &estimate(1, true, 0.4e6), 0.05, &mut now);
         assert!(!g.starved(now), "others on the link");
