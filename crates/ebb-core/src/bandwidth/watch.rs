@@ -41,8 +41,9 @@ pub(super) struct Watch {
 /// lossy path, where every lost segment stalls a window just one round trip long until it is
 /// sent again. A queue brings it back at once.
 ///
-/// At the most gain, alone on a clear path, still moving less than half the limit for
-/// STARVED_AFTER: one connection is short of the idle link (loss-limited), and a background
+/// At the most gain, alone on a clear path, with a limit of at least half the link, still
+/// moving less than STARVED_SHARE of it for STARVED_AFTER: one connection is short of the idle
+/// link (loss-limited), and a background
 /// download may split its file over more (`transfer::http::split`).
 #[derive(Debug)]
 pub(super) struct WindowGain {
@@ -51,8 +52,13 @@ pub(super) struct WindowGain {
     starved_since: Option<Instant>,
 }
 
-const STARVED_SHARE: f64 = 0.5;
-const STARVED_AFTER: Duration = Duration::from_secs(1);
+/// Under this share of the limit is short of it: the controller grows its rate only while ebb
+/// moves at least half of it, so a connection that cannot go faster leaves the limit at about
+/// twice what it moves.
+const STARVED_SHARE: f64 = 0.55;
+/// A limit of at least this share of the capacity: the link is idle.
+const IDLE_LIMIT: f64 = 0.5;
+const STARVED_AFTER: Duration = Duration::from_secs(2);
 
 const GAIN_MAX: f64 = 4.0;
 const GAIN_DOUBLING: Duration = Duration::from_millis(500);
@@ -84,11 +90,10 @@ impl WindowGain {
     /// After an estimate over `elapsed`, under the limit `rate` in force.
     pub fn update(&mut self, e: &Estimate, rate: Option<f64>, elapsed: Duration, now: Instant) {
         self.grow(e, rate, elapsed, now);
-        // The limit offers at least half the link (it is idle), and ebb moves under half that.
         let starved = !e.shared
             && self.gain >= GAIN_MAX
             && rate.is_some_and(|r| {
-                e.capacity > 0.0 && r >= STARVED_SHARE * e.capacity && e.own < STARVED_SHARE * r
+                e.capacity > 0.0 && r >= IDLE_LIMIT * e.capacity && e.own < STARVED_SHARE * r
             });
         if !starved {
             self.starved_since = None;
@@ -341,7 +346,7 @@ mod gain_tests {
         // At the most gain and still under half the limit, alone: short of the idle link.
         assert!(!g.starved(now));
         assert!(near(
-            run(&mut g, &estimate(1, false, 0.4e6), 0.95, &mut now),
+            run(&mut g, &estimate(1, false, 0.4e6), 1.95, &mut now),
             4.0
         ));
         assert!(!g.starved(now), "not for long enough yet");
