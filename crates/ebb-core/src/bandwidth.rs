@@ -20,6 +20,7 @@
 mod controller;
 mod counters;
 mod estimator;
+mod gain;
 mod limiter;
 mod sockets;
 mod throttle;

@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::estimator::{self, Estimate, Estimator, Signals};
-use super::sockets::{CLAMP_GAIN_ALONE, CLAMP_GAIN_SHARED, Clamp, OwnSockets, Reading};
+use super::estimator::{self, Estimator, Signals};
+use super::gain::WindowGain;
+use super::sockets::{Clamp, OwnSockets, Reading};
 use super::{Direction, counters};
 use crate::model::BandwidthConfig;
 
@@ -33,101 +34,6 @@ pub(super) struct Watch {
     /// The window clamp's gain for the next tick.
     pub gain: WindowGain,
     pub probe: Option<SocketAddr>,
-}
-
-/// The window clamp's gain: CLAMP_GAIN_ALONE with ebb alone on the link, CLAMP_GAIN_SHARED with
-/// others on it; and, on a clear path, raised while ebb moves clearly less than its limit
-/// (after GAIN_AFTER, up to GAIN_MAX, doubling each GAIN_DOUBLING): then the window is what holds it back, as on a
-/// lossy path, where every lost segment stalls a window just one round trip long until it is
-/// sent again. A queue brings it back at once.
-///
-/// At the most gain, alone on a clear path, with a limit of at least half the link, still
-/// moving less than STARVED_SHARE of it for STARVED_AFTER: one connection is short of the idle
-/// link (loss-limited), and a background
-/// download may split its file over more (`transfer::http::split`).
-#[derive(Debug)]
-pub(super) struct WindowGain {
-    gain: f64,
-    short_since: Option<Instant>,
-    starved_since: Option<Instant>,
-}
-
-/// Under this share of the limit is short of it: the controller grows its rate only while ebb
-/// moves at least half of it, so a connection that cannot go faster leaves the limit at about
-/// twice what it moves.
-const STARVED_SHARE: f64 = 0.55;
-/// A limit of at least this share of the capacity: the link is idle.
-const IDLE_LIMIT: f64 = 0.5;
-const STARVED_AFTER: Duration = Duration::from_secs(2);
-
-const GAIN_MAX: f64 = 4.0;
-const GAIN_DOUBLING: Duration = Duration::from_millis(500);
-/// Moving less than this share of the limit for GAIN_AFTER is falling short of it.
-const SHORT_SHARE: f64 = 0.9;
-const GAIN_AFTER: Duration = Duration::from_millis(300);
-
-impl Default for WindowGain {
-    fn default() -> Self {
-        Self {
-            gain: CLAMP_GAIN_ALONE,
-            short_since: None,
-            starved_since: None,
-        }
-    }
-}
-
-impl WindowGain {
-    pub fn gain(&self) -> f64 {
-        self.gain
-    }
-
-    /// Whether one connection has been short of the idle link for STARVED_AFTER.
-    pub fn starved(&self, now: Instant) -> bool {
-        self.starved_since
-            .is_some_and(|t| now.saturating_duration_since(t) >= STARVED_AFTER)
-    }
-
-    /// After an estimate over `elapsed`, under the limit `rate` in force.
-    pub fn update(&mut self, e: &Estimate, rate: Option<f64>, elapsed: Duration, now: Instant) {
-        self.grow(e, rate, elapsed, now);
-        let starved = !e.shared
-            && self.gain >= GAIN_MAX
-            && rate.is_some_and(|r| {
-                e.capacity > 0.0 && r >= IDLE_LIMIT * e.capacity && e.own < STARVED_SHARE * r
-            });
-        if !starved {
-            self.starved_since = None;
-        } else if self.starved_since.is_none() {
-            self.starved_since = Some(now);
-        }
-    }
-
-    fn grow(&mut self, e: &Estimate, rate: Option<f64>, elapsed: Duration, now: Instant) {
-        let clear = e
-            .queue_delay
-            .zip(e.target_delay)
-            .is_some_and(|(q, t)| q < t / 2);
-        let base = if e.shared {
-            CLAMP_GAIN_SHARED
-        } else {
-            CLAMP_GAIN_ALONE
-        };
-        if !clear {
-            self.gain = base;
-            self.short_since = None;
-            return;
-        }
-        self.gain = self.gain.max(base);
-        if !rate.is_some_and(|r| e.own < SHORT_SHARE * r) {
-            self.short_since = None;
-            return;
-        }
-        let since = *self.short_since.get_or_insert(now);
-        if now.saturating_duration_since(since) >= GAIN_AFTER {
-            let dt = elapsed.as_secs_f64() / GAIN_DOUBLING.as_secs_f64();
-            self.gain = (self.gain * dt.exp2()).min(GAIN_MAX);
-        }
-    }
 }
 
 impl Watch {
@@ -192,6 +98,7 @@ impl Watch {
             );
         }
         self.last_direction = direction.or(self.last_direction);
+        self.gain = WindowGain::default();
         self.server = server;
         self.addr = None;
         self.kernel = Kernel::default();
@@ -282,86 +189,5 @@ mod tests {
         w.lift_clamps().await;
         assert!(window_clamp(&client) > 1 << 20);
         assert!(!w.kernel.sockets.clamping());
-    }
-}
-
-#[cfg(test)]
-mod gain_tests {
-    use super::*;
-    use crate::model::IdleReason;
-
-    fn estimate(queue_ms: u64, shared: bool, own: f64) -> Estimate {
-        Estimate {
-            rate: Some(1e6),
-            reason: IdleReason::Capacity,
-            own,
-            foreground: 0.0,
-            capacity: 1.2e6,
-            queue_delay: Some(Duration::from_millis(queue_ms)),
-            base_delay: Some(Duration::from_millis(20)),
-            target_delay: Some(Duration::from_millis(10)),
-            shared,
-        }
-    }
-
-    fn near(a: f64, b: f64) -> bool {
-        (a - b).abs() < 1e-9
-    }
-
-    /// Feed `secs` of ticks of one estimate; the gain at the end.
-    fn run(g: &mut WindowGain, e: &Estimate, secs: f64, now: &mut Instant) -> f64 {
-        let tick = Duration::from_millis(50);
-        for _ in 0..(secs / tick.as_secs_f64()).round() as u32 {
-            *now += tick;
-            g.update(e, Some(1e6), tick, *now);
-        }
-        g.gain()
-    }
-
-    #[test]
-    fn a_window_that_holds_ebb_below_its_limit_on_a_clear_path_grows() {
-        let mut now = Instant::now();
-        let mut g = WindowGain::default();
-        // At its limit: the window is not what binds.
-        assert!(near(
-            run(&mut g, &estimate(1, false, 0.95e6), 3.0, &mut now),
-            1.25
-        ));
-        // Short of it (a lossy path): after GAIN_AFTER, doubling each GAIN_DOUBLING, up to 4.
-        assert!(near(
-            run(&mut g, &estimate(1, false, 0.6e6), 0.25, &mut now),
-            1.25
-        ));
-        let grown = run(&mut g, &estimate(1, false, 0.6e6), 0.55, &mut now);
-        assert!((2.3..2.8).contains(&grown), "{grown}");
-        assert!(near(
-            run(&mut g, &estimate(1, false, 0.6e6), 1.0, &mut now),
-            4.0
-        ));
-        // Others on the link, the path still clear: it stays.
-        assert!(near(
-            run(&mut g, &estimate(1, true, 0.6e6), 0.5, &mut now),
-            4.0
-        ));
-        // At the most gain and still under half the limit, alone: short of the idle link.
-        assert!(!g.starved(now));
-        assert!(near(
-            run(&mut g, &estimate(1, false, 0.4e6), 1.95, &mut now),
-            4.0
-        ));
-        assert!(!g.starved(now), "not for long enough yet");
-        run(&mut g, &estimate(1, false, 0.4e6), 0.1, &mut now);
-        assert!(g.starved(now));
-        run(&mut g, &estimate(1, true, 0.4e6), 0.05, &mut now);
-        assert!(!g.starved(now), "others on the link");
-        // A queue: back at once, to 1 with others on the link, 1.25 alone.
-        assert!(near(
-            run(&mut g, &estimate(6, true, 0.6e6), 0.05, &mut now),
-            1.0
-        ));
-        assert!(near(
-            run(&mut g, &estimate(6, false, 0.6e6), 0.05, &mut now),
-            1.25
-        ));
     }
 }
