@@ -543,13 +543,18 @@ impl Bandwidth {
         w.rtt = estimate.base_delay;
         let limit = self.global.rate().bytes_per_sec().map(|r| r as f64);
         w.gain.update(&estimate, limit, elapsed, now);
-        self.one_short
-            .store(!upload && w.gain.starved(now), Ordering::Relaxed);
+        // Offered to one split at a time: the flag is taken by the first download to split.
+        if upload || !w.gain.starving() {
+            self.one_short.store(false, Ordering::Relaxed);
+        } else if w.gain.take_starved(now) {
+            self.one_short.store(true, Ordering::Relaxed);
+        }
         (estimate, own, shown_rtt)
     }
 
-    pub(crate) fn one_connection_short(&self) -> bool {
-        self.one_short.load(Ordering::Relaxed)
+    /// Take the offer of one more split, if one connection is short of the idle link.
+    pub(crate) fn take_one_short(&self) -> bool {
+        self.one_short.swap(false, Ordering::Relaxed)
     }
 
     /// Count bytes a background transfer took off its connection (or, uploading, handed to it).

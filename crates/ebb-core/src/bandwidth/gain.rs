@@ -54,10 +54,22 @@ impl WindowGain {
         self.gain
     }
 
-    /// Whether one connection has been short of the idle link for STARVED_AFTER.
-    pub fn starved(&self, now: Instant) -> bool {
-        self.starved_since
-            .is_some_and(|t| now.saturating_duration_since(t) >= STARVED_AFTER)
+    /// Whether one connection has been short of the idle link for STARVED_AFTER; if so, the
+    /// next answer takes STARVED_AFTER more of it (one more connection's worth of proof per
+    /// split offered).
+    pub fn take_starved(&mut self, now: Instant) -> bool {
+        let starved = self
+            .starved_since
+            .is_some_and(|t| now.saturating_duration_since(t) >= STARVED_AFTER);
+        if starved {
+            self.starved_since = Some(now);
+        }
+        starved
+    }
+
+    /// Whether ebb is short of the idle link now (for any time).
+    pub fn starving(&self) -> bool {
+        self.starved_since.is_some()
     }
 
     /// After an estimate over `elapsed`, under the limit `rate` in force.
@@ -162,16 +174,23 @@ mod tests {
             4.0
         ));
         // At the most gain and still under half the limit, alone: short of the idle link.
-        assert!(!g.starved(now));
+        assert!(!g.take_starved(now));
         assert!(near(
             run(&mut g, &estimate(1, false, 0.4e6), 1.95, &mut now),
             4.0
         ));
-        assert!(!g.starved(now), "not for long enough yet");
+        assert!(
+            g.starving() && !g.take_starved(now),
+            "not for long enough yet"
+        );
         run(&mut g, &estimate(1, false, 0.4e6), 0.1, &mut now);
-        assert!(g.starved(now));
+        assert!(g.take_starved(now));
+        // Once per STARVED_AFTER of it: one split offered at a time.
+        assert!(!g.take_starved(now));
+        run(&mut g, &estimate(1, false, 0.4e6), 2.0, &mut now);
+        assert!(g.take_starved(now));
         run(&mut g, &estimate(1, true, 0.4e6), 0.05, &mut now);
-        assert!(!g.starved(now), "others on the link");
+        assert!(!g.starving(), "others on the link");
         // A queue: back at once, to 1 with others on the link, 1.25 alone.
         assert!(near(
             run(&mut g, &estimate(6, true, 0.6e6), 0.05, &mut now),

@@ -95,11 +95,12 @@ impl Throttle {
     }
 
     /// Whether the idle-capacity control finds one connection short of the idle link (a
-    /// background download's: a file may then be split over more).
+    /// background download's: its file may then be split over more). A yes is taken: one
+    /// download splits on it, not every one running.
     pub(crate) fn one_connection_short(&self) -> bool {
         self.own.class().is_some()
             && self.direction == Direction::Down
-            && self.bandwidth.one_connection_short()
+            && self.bandwidth.take_one_short()
     }
 
     /// The server this job talks to now: the target of delay probes (background jobs only;

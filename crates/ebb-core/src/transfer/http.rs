@@ -417,7 +417,7 @@ impl Attempt {
                 }
             }
             if let (Some(plan), Some(e)) = (plan, expected)
-                && plan.split_now(began, got, e - got, cx.throttle.one_connection_short())
+                && plan.split_now(began, got, e - got, || cx.throttle.one_connection_short())
             {
                 return Ok(Streamed::Split(response, plan.n));
             }

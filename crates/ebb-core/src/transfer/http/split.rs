@@ -69,14 +69,20 @@ impl Plan {
     }
 
     /// Whether to split now, `got` bytes into a body that began at `began`, with `left` bytes
-    /// of the file to come; `short`: the idle-capacity control finds one connection short of
-    /// the idle link.
-    pub(super) fn split_now(self, began: Instant, got: u64, left: u64, short: bool) -> bool {
+    /// of the file to come; `short` asks (and takes the answer) whether the idle-capacity
+    /// control finds one connection short of the idle link.
+    pub(super) fn split_now(
+        self,
+        began: Instant,
+        got: u64,
+        left: u64,
+        short: impl FnOnce() -> bool,
+    ) -> bool {
         if left < 2 * MIN_SPLIT {
             return false;
         }
         if self.idle {
-            return short;
+            return short();
         }
         if !self.automatic {
             return true;
@@ -541,19 +547,19 @@ mod tests {
         };
         let began = Instant::now().checked_sub(Duration::from_secs(2)).unwrap();
         // 2 s for 1 MiB: the 100 MiB left would take minutes.
-        assert!(plan.split_now(began, 1 << 20, 100 << 20, false));
+        assert!(plan.split_now(began, 1 << 20, 100 << 20, || false));
         // 2 s for 100 MiB: the 10 MiB left take a fraction of a second.
-        assert!(!plan.split_now(began, 100 << 20, 10 << 20, false));
+        assert!(!plan.split_now(began, 100 << 20, 10 << 20, || false));
         // Too early to tell.
-        assert!(!plan.split_now(Instant::now(), 1 << 20, 100 << 20, false));
+        assert!(!plan.split_now(Instant::now(), 1 << 20, 100 << 20, || false));
         let asked = Plan {
             n: 4,
             automatic: false,
             idle: false,
         };
-        assert!(asked.split_now(Instant::now(), 0, 100 << 20, false));
+        assert!(asked.split_now(Instant::now(), 0, 100 << 20, || false));
         assert!(
-            !asked.split_now(Instant::now(), 0, 5 << 20, false),
+            !asked.split_now(Instant::now(), 0, 5 << 20, || false),
             "too small to split"
         );
     }
@@ -568,12 +574,10 @@ mod tests {
         let began = Instant::now().checked_sub(Duration::from_secs(2)).unwrap();
         // Slow, but the idle control says one connection takes what the link offers (others
         // use it, or ebb's limit binds): no split.
-        assert!(!plan.split_now(began, 1 << 20, 100 << 20, false));
+        assert!(!plan.split_now(began, 1 << 20, 100 << 20, || false));
         // One connection short of the idle link: split, at once.
-        assert!(plan.split_now(Instant::now(), 0, 100 << 20, true));
-        assert!(
-            !plan.split_now(began, 0, 5 << 20, true),
-            "too small to split"
-        );
+        assert!(plan.split_now(Instant::now(), 0, 100 << 20, || true));
+        // Too small to split: the offer is not even taken.
+        assert!(!plan.split_now(began, 0, 5 << 20, || unreachable!()));
     }
 }
