@@ -458,8 +458,7 @@ impl Bandwidth {
             Some(self.sample(w, &config, own, elapsed, now).await)
         } else {
             self.one_short.store(false, Ordering::Relaxed);
-            w.estimator.reset(now);
-            w.lift_clamps().await;
+            w.pause(now).await;
             None
         };
         w.probe = if active && config.idle_delay {
@@ -484,7 +483,7 @@ impl Bandwidth {
             s.idle.base_delay_ms = ms(e.base_delay);
             s.idle.target_delay_ms = ms(e.target_delay);
             s.idle.connection_rtt_ms = ms(rtt);
-            log_estimate(&e, &s);
+            log_estimate(&e, &s, w.gain.gain());
         } else {
             s.idle.reason = IdleReason::Quiet;
             s.idle.foreground_rate = None;
@@ -567,8 +566,9 @@ impl Bandwidth {
     }
 }
 
-fn log_estimate(e: &Estimate, s: &BandwidthStatus) {
+fn log_estimate(e: &Estimate, s: &BandwidthStatus, gain: f64) {
     tracing::debug!(
+        gain,
         target_rate = %s.target_rate,
         reason = %s.reason,
         idle_reason = %e.reason,

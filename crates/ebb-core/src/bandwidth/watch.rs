@@ -82,6 +82,14 @@ impl Watch {
         self.kernel.sockets.reset();
     }
 
+    /// Idle control is not running (switched off, no job, a loopback server): what it learnt of
+    /// the moment is stale by the time it runs again, and the windows get their full size back.
+    pub async fn pause(&mut self, now: Instant) {
+        self.estimator.reset(now);
+        self.gain = WindowGain::default();
+        self.lift_clamps().await;
+    }
+
     /// A new server: resolve it, find the interface that routes to it.
     pub async fn retarget(&mut self, server: Option<Target>, config: &BandwidthConfig) {
         self.lift_clamps().await;
@@ -168,6 +176,7 @@ mod tests {
     use std::net::{TcpListener, TcpStream};
 
     use super::*;
+    use crate::bandwidth::sockets::CLAMP_GAIN_ALONE;
     use crate::bandwidth::sockets::linux_tests::window_clamp;
 
     /// Idle control switched off mid-download must not leave the window it clamped.
@@ -189,5 +198,32 @@ mod tests {
         w.lift_clamps().await;
         assert!(window_clamp(&client) > 1 << 20);
         assert!(!w.kernel.sockets.clamping());
+    }
+
+    /// A window gain grown on a lossy path must not outlive a pause of idle control: with the
+    /// same server back, a gain of 4 would otherwise hold until the first queue.
+    #[tokio::test]
+    async fn a_pause_forgets_the_window_gain() {
+        let mut w = Watch::new(&BandwidthConfig::default());
+        let short = estimator::Estimate {
+            rate: Some(1e6),
+            reason: crate::model::IdleReason::Capacity,
+            own: 0.4e6,
+            foreground: 0.0,
+            capacity: 1.2e6,
+            queue_delay: Some(Duration::from_millis(1)),
+            base_delay: Some(Duration::from_millis(20)),
+            target_delay: Some(Duration::from_millis(10)),
+            shared: false,
+        };
+        let (mut now, tick) = (Instant::now(), Duration::from_millis(50));
+        for _ in 0..60 {
+            now += tick;
+            w.gain.update(&short, Some(1e6), tick, now);
+        }
+        assert!(w.gain.gain() > 3.9 && w.gain.starving());
+        w.pause(now).await;
+        assert!((w.gain.gain() - CLAMP_GAIN_ALONE).abs() < 1e-9);
+        assert!(!w.gain.starving());
     }
 }
