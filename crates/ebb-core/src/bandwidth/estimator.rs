@@ -22,10 +22,16 @@ const FG_FALL: Duration = Duration::from_secs(1);
 /// Foreground traffic that stayed at nothing for this long (longer than the gaps between a
 /// user's fetches) has ended: the smoothed figure drops to it at once.
 const FG_GONE: Duration = Duration::from_secs(1);
-/// The capacity is the highest total rate over this window: long enough that a shaper's burst
-/// (a token bucket lets its bucket through at line rate after a quiet moment: 16 KB is a
-/// sixteenth of a second on a 2 mbit link) does not read as a faster link.
-const CAPACITY_WINDOW: Duration = Duration::from_secs(1);
+/// The capacity is the highest total rate over a window that carries this many bytes at the
+/// capacity known: long enough that a shaper's burst (a token bucket lets its bucket through at
+/// line rate after a quiet moment; 16 KB is a sixteenth of a second on a 2 mbit link) reads as
+/// a few per cent at most, not as a faster link;
+const CAPACITY_BYTES: f64 = 500_000.0;
+/// and within these bounds: short enough on a fast link that the window just after the slow
+/// start is not mostly the ramp (on 200 mbit a second's average read 65-80 % of the link, and
+/// the budget then held ebb there while probing found the rest, for seconds).
+const CAPACITY_WINDOW_MIN: Duration = Duration::from_millis(200);
+const CAPACITY_WINDOW_MAX: Duration = Duration::from_secs(1);
 /// ebb's own rate is smoothed with this time constant.
 const OWN_SMOOTH: Duration = Duration::from_millis(200);
 /// A queue over target for this many ticks in a row with ebb alone on the interface means the
@@ -140,7 +146,7 @@ pub struct Estimator {
     fg_smooth: f64,
     /// (seconds, interface bytes, own bytes) of the ticks in the window, newest last.
     window: VecDeque<(f64, f64, f64)>,
-    /// (seconds, interface bytes) of the ticks in CAPACITY_WINDOW, newest last.
+    /// (seconds, interface bytes) of the ticks in CAPACITY_WINDOW_MAX, newest last.
     totals: VecDeque<(f64, f64)>,
     /// Seconds the foreground has been at nothing (noise).
     fg_quiet: f64,
@@ -284,7 +290,7 @@ impl Estimator {
         }
     }
 
-    /// The capacity: the highest total rate seen over CAPACITY_WINDOW (nothing until the window
+    /// The capacity: the highest total rate seen over the capacity window (nothing until the window
     /// is full); and, when the queue stays over target with no one but ebb on the interface, the
     /// link is full at the rate seen, so the capacity comes down towards it (a slower link than
     /// the peak said, or traffic the counters cannot see).
@@ -303,22 +309,34 @@ impl Estimator {
         let alone = self.fg_smooth <= noise(self.capacity);
         self.saturated = if over && alone { self.saturated + 1 } else { 0 };
         self.totals.push_back((dt, bytes));
-        let span = CAPACITY_WINDOW.as_secs_f64() - 1e-6;
-        while self.totals.iter().skip(1).map(|t| t.0).sum::<f64>() >= span {
-            self.totals.pop_front();
-        }
-        let (secs, sum) = self
-            .totals
-            .iter()
-            .fold((0.0, 0.0), |a, t| (a.0 + t.0, a.1 + t.1));
-        if secs < span {
+        let Some(total) = self.window_total() else {
             return;
-        }
-        let total = sum / secs;
+        };
         if self.saturated >= SATURATED_TICKS && total < self.capacity {
             self.capacity = total.max((1.0 - CAPACITY_STEP_DOWN) * self.capacity);
         }
         self.capacity = self.capacity.max(total);
+    }
+
+    /// The total rate over the capacity window (`CAPACITY_BYTES`), once it has that many ticks.
+    fn window_total(&mut self) -> Option<f64> {
+        let span = (CAPACITY_BYTES / self.capacity).clamp(
+            CAPACITY_WINDOW_MIN.as_secs_f64(),
+            CAPACITY_WINDOW_MAX.as_secs_f64(),
+        ) - 1e-6;
+        let max = CAPACITY_WINDOW_MAX.as_secs_f64() - 1e-6;
+        while self.totals.iter().skip(1).map(|t| t.0).sum::<f64>() >= max {
+            self.totals.pop_front();
+        }
+        let (mut secs, mut sum) = (0.0, 0.0);
+        for &(dt, bytes) in self.totals.iter().rev() {
+            secs += dt;
+            sum += bytes;
+            if secs >= span {
+                return Some(sum / secs);
+            }
+        }
+        None
     }
 
     /// Forget the limit (idle estimation switched off, or no transfers to estimate for). The

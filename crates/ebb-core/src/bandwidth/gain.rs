@@ -20,7 +20,10 @@ use super::sockets::{CLAMP_GAIN_ALONE, CLAMP_GAIN_SHARED};
 /// (`transfer::http::split`).
 #[derive(Debug)]
 pub(super) struct WindowGain {
-    gain: f64,
+    /// CLAMP_GAIN_ALONE or CLAMP_GAIN_SHARED, as the last estimate found the link.
+    base: f64,
+    /// What the gain is raised above the base (1: not at all).
+    boost: f64,
     short_since: Option<Instant>,
     starved_since: Option<Instant>,
 }
@@ -42,7 +45,8 @@ const GAIN_AFTER: Duration = Duration::from_millis(300);
 impl Default for WindowGain {
     fn default() -> Self {
         Self {
-            gain: CLAMP_GAIN_ALONE,
+            base: CLAMP_GAIN_ALONE,
+            boost: 1.0,
             short_since: None,
             starved_since: None,
         }
@@ -51,7 +55,7 @@ impl Default for WindowGain {
 
 impl WindowGain {
     pub fn gain(&self) -> f64 {
-        self.gain
+        (self.base * self.boost).min(GAIN_MAX)
     }
 
     /// Whether one connection has been short of the idle link for STARVED_AFTER; if so, the
@@ -76,7 +80,7 @@ impl WindowGain {
     pub fn update(&mut self, e: &Estimate, rate: Option<f64>, elapsed: Duration, now: Instant) {
         self.grow(e, rate, elapsed, now);
         let starved = !e.shared
-            && self.gain >= GAIN_MAX
+            && self.gain() >= GAIN_MAX
             && rate.is_some_and(|r| {
                 e.capacity > 0.0 && r >= IDLE_LIMIT * e.capacity && e.own < STARVED_SHARE * r
             });
@@ -92,17 +96,16 @@ impl WindowGain {
             .queue_delay
             .zip(e.target_delay)
             .is_some_and(|(q, t)| q < t / 2);
-        let base = if e.shared {
+        self.base = if e.shared {
             CLAMP_GAIN_SHARED
         } else {
             CLAMP_GAIN_ALONE
         };
         if !clear {
-            self.gain = base;
+            self.boost = 1.0;
             self.short_since = None;
             return;
         }
-        self.gain = self.gain.max(base);
         if !rate.is_some_and(|r| e.own < SHORT_SHARE * r) {
             self.short_since = None;
             return;
@@ -110,7 +113,7 @@ impl WindowGain {
         let since = *self.short_since.get_or_insert(now);
         if now.saturating_duration_since(since) >= GAIN_AFTER {
             let dt = elapsed.as_secs_f64() / GAIN_DOUBLING.as_secs_f64();
-            self.gain = (self.gain * dt.exp2()).min(GAIN_MAX);
+            self.boost = (self.boost * dt.exp2()).min(GAIN_MAX / self.base);
         }
     }
 }
@@ -168,7 +171,7 @@ mod tests {
             run(&mut g, &estimate(1, false, 0.6e6), 1.0, &mut now),
             4.0
         ));
-        // Others on the link, the path still clear: it stays.
+        // Others on the link, the path still clear: it stays raised.
         assert!(near(
             run(&mut g, &estimate(1, true, 0.6e6), 0.5, &mut now),
             4.0
@@ -199,6 +202,32 @@ mod tests {
         assert!(near(
             run(&mut g, &estimate(6, false, 0.6e6), 0.05, &mut now),
             1.25
+        ));
+    }
+
+    /// A web fetch on a clear path shares the link: ebb's window is its share of a round trip
+    /// (gain 1), so that the fetch's queue slows ebb at once. The alone gain of 1.25 had stayed
+    /// (each fetch then waited behind a quarter round trip more of ebb's data).
+    #[test]
+    fn others_on_a_clear_path_bring_the_gain_to_the_shared_base() {
+        let mut now = Instant::now();
+        let mut g = WindowGain::default();
+        assert!(near(
+            run(&mut g, &estimate(1, false, 0.95e6), 1.0, &mut now),
+            1.25
+        ));
+        assert!(near(
+            run(&mut g, &estimate(1, true, 0.95e6), 0.05, &mut now),
+            1.0
+        ));
+        // Raised while short, alone: others arriving keep the raise, on their base.
+        run(&mut g, &estimate(1, false, 0.6e6), 0.6, &mut now);
+        let alone = g.gain();
+        run(&mut g, &estimate(1, true, 0.95e6), 0.05, &mut now);
+        assert!(near(g.gain(), alone / 1.25), "{alone} {}", g.gain());
+        assert!(near(
+            run(&mut g, &estimate(1, false, 0.6e6), 2.0, &mut now),
+            4.0
         ));
     }
 }
