@@ -69,8 +69,8 @@ const BINDING: f64 = 0.5;
 const HEADROOM: f64 = 0.96;
 /// At the budget with a clear path for PROBE_AFTER, the budget rises by PROBE_STEP of the
 /// capacity a second, up to PROBE_MAX, until the queue shows where the link really is.
-const PROBE_AFTER: Duration = Duration::from_secs(1);
-const PROBE_STEP: f64 = 0.04;
+const PROBE_AFTER: Duration = Duration::from_millis(500);
+const PROBE_STEP: f64 = 0.08;
 const PROBE_MAX: f64 = 0.15;
 /// A flow ramping up: foreground traffic that grew by more than max(FG_FLOOR, RAMP_SHARE ×
 /// capacity) over RAMP_WINDOW. For RAMP_HOLD after that, ebb leaves it RAMP_ROOM times what it

@@ -23,7 +23,7 @@ const FG_FALL: Duration = Duration::from_secs(1);
 /// user's fetches) has ended: the smoothed figure drops to it at once.
 const FG_GONE: Duration = Duration::from_secs(1);
 /// The capacity is the highest total rate over a window that carries this many bytes at the
-/// capacity known: long enough that a shaper's burst (a token bucket lets its bucket through at
+/// capacity known (the shortest window until it is known): long enough that a shaper's burst (a token bucket lets its bucket through at
 /// line rate after a quiet moment; 16 KB is a sixteenth of a second on a 2 mbit link) reads as
 /// a few per cent at most, not as a faster link;
 const CAPACITY_BYTES: f64 = 500_000.0;
@@ -320,7 +320,13 @@ impl Estimator {
 
     /// The total rate over the capacity window (`CAPACITY_BYTES`), once it has that many ticks.
     fn window_total(&mut self) -> Option<f64> {
-        let span = (CAPACITY_BYTES / self.capacity).clamp(
+        // Not known yet: the shortest window, so that the slow start's last moments count.
+        let known = if self.capacity > 0.0 {
+            CAPACITY_BYTES / self.capacity
+        } else {
+            0.0
+        };
+        let span = known.clamp(
             CAPACITY_WINDOW_MIN.as_secs_f64(),
             CAPACITY_WINDOW_MAX.as_secs_f64(),
         ) - 1e-6;

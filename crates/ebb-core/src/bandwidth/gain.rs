@@ -9,10 +9,10 @@ use super::estimator::Estimate;
 use super::sockets::{CLAMP_GAIN_ALONE, CLAMP_GAIN_SHARED};
 
 /// The window clamp's gain: CLAMP_GAIN_ALONE with ebb alone on the link, CLAMP_GAIN_SHARED with
-/// others on it; and, on a clear path, raised while ebb moves clearly less than its limit
-/// (after GAIN_AFTER, up to GAIN_MAX, doubling each GAIN_DOUBLING): then the window is what
-/// holds it back, as on a lossy path, where every lost segment stalls a window just one round
-/// trip long until it is sent again. A queue brings it back at once.
+/// others on it; and, on a clear path with ebb alone, raised while ebb moves clearly less than
+/// its limit (after GAIN_AFTER, up to GAIN_MAX, doubling each GAIN_DOUBLING): then the window
+/// is what holds it back, as on a lossy path, where every lost segment stalls a window just one
+/// round trip long until it is sent again. A queue brings it back at once.
 ///
 /// At the most gain, alone on a clear path, with a limit of at least half the link, still
 /// moving less than STARVED_SHARE of it for STARVED_AFTER: one connection is short of the idle
@@ -106,7 +106,9 @@ impl WindowGain {
             self.short_since = None;
             return;
         }
-        if !rate.is_some_and(|r| e.own < SHORT_SHARE * r) {
+        // With others on the link ebb moving under its limit is the window doing its work: their
+        // queue slows ebb at once. Only alone is it a window too small for the path.
+        if e.shared || !rate.is_some_and(|r| e.own < SHORT_SHARE * r) {
             self.short_since = None;
             return;
         }
@@ -171,10 +173,11 @@ mod tests {
             run(&mut g, &estimate(1, false, 0.6e6), 1.0, &mut now),
             4.0
         ));
-        // Others on the link, the path still clear: it stays raised.
+        // Others on the link, the path still clear: it stays raised, on their base, and does
+        // not grow (ebb under its limit is then the window yielding to them).
         assert!(near(
             run(&mut g, &estimate(1, true, 0.6e6), 0.5, &mut now),
-            4.0
+            3.2
         ));
         // At the most gain and still under half the limit, alone: short of the idle link.
         assert!(!g.take_starved(now));
@@ -218,6 +221,11 @@ mod tests {
         ));
         assert!(near(
             run(&mut g, &estimate(1, true, 0.95e6), 0.05, &mut now),
+            1.0
+        ));
+        // Short with others on the link: their queue slowing ebb is no reason to grow.
+        assert!(near(
+            run(&mut g, &estimate(1, true, 0.6e6), 1.0, &mut now),
             1.0
         ));
         // Raised while short, alone: others arriving keep the raise, on their base.
