@@ -118,6 +118,9 @@ pub struct Bandwidth {
     status: Mutex<BandwidthStatus>,
     /// Tells the scheduler that the blocked set changed.
     wake: Arc<Notify>,
+    /// Tells the monitor that a background job started: it ticks at once rather than at the end
+    /// of its idle second, so that the transfer starts under the idle limit.
+    started: Notify,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -196,6 +199,7 @@ impl Bandwidth {
             }),
             config,
             wake,
+            started: Notify::new(),
         });
         this.recompute(&this.effective_config(), None);
         Ok(this)
@@ -342,7 +346,14 @@ impl Bandwidth {
 
     pub(crate) fn note_server(&self, job: JobId, url: &url::Url, direction: Direction) {
         if let (Some(host), Some(port)) = (url.host_str(), url.port_or_known_default()) {
-            lock(&self.servers).insert(job, (host.to_owned(), port, direction));
+            let mut servers = lock(&self.servers);
+            if servers.is_empty() {
+                // Until the monitor's next tick, up to a second away, nothing limits the
+                // transfer: on a fast link its slow start fills the queue, and the first delay
+                // probes take that queue for the path's base delay.
+                self.started.notify_one();
+            }
+            servers.insert(job, (host.to_owned(), port, direction));
         }
         // A job whose priority changed while it ran is one or the other.
         lock(&self.foreground).remove(&job);
@@ -396,6 +407,7 @@ impl Bandwidth {
             tokio::select! {
                 () = stop.cancelled() => break,
                 () = tokio::time::sleep(period) => {}
+                () = self.started.notified() => {}
             }
             self.on_tick(&mut watch).await;
             if let Some(addr) = watch.probe
@@ -483,7 +495,7 @@ impl Bandwidth {
             s.idle.base_delay_ms = ms(e.base_delay);
             s.idle.target_delay_ms = ms(e.target_delay);
             s.idle.connection_rtt_ms = ms(rtt);
-            log_estimate(&e, &s, w.gain.gain());
+            estimator::log(&e, &s, w.gain.gain());
         } else {
             s.idle.reason = IdleReason::Quiet;
             s.idle.foreground_rate = None;
@@ -566,19 +578,8 @@ impl Bandwidth {
     }
 }
 
-fn log_estimate(e: &Estimate, s: &BandwidthStatus, gain: f64) {
-    tracing::debug!(
-        gain,
-        target_rate = %s.target_rate,
-        reason = %s.reason,
-        idle_reason = %e.reason,
-        foreground = e.foreground as u64,
-        capacity = e.capacity as u64,
-        queue_delay_ms = e.queue_delay.map(|d| d.as_secs_f64() * 1000.0),
-        background = s.background_rate,
-        "bandwidth"
-    );
-}
+#[cfg(test)]
+mod tests;
 
 /// Which way a job's bytes go: the idle estimate watches that direction's counters.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -10,7 +10,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::controller::{Controller, OVERHEAD, Observation, noise, target};
-use crate::model::IdleReason;
+use crate::model::{BandwidthStatus, IdleReason};
 
 /// Foreground traffic is the interface's bytes less ebb's, summed over this window before it
 /// is clamped (the two are sampled at slightly different moments), then smoothed with this
@@ -358,6 +358,22 @@ impl Estimator {
         self.probe.clear();
         self.socket.clear();
     }
+}
+
+/// The per-tick debug line: what was estimated, the limit in force and the window gain.
+pub(super) fn log(e: &Estimate, s: &BandwidthStatus, gain: f64) {
+    tracing::debug!(
+        gain,
+        base_delay_ms = s.idle.base_delay_ms,
+        target_rate = %s.target_rate,
+        reason = %s.reason,
+        idle_reason = %e.reason,
+        foreground = e.foreground as u64,
+        capacity = e.capacity as u64,
+        queue_delay_ms = e.queue_delay.map(|d| d.as_secs_f64() * 1000.0),
+        background = s.background_rate,
+        "bandwidth"
+    );
 }
 
 #[cfg(test)]

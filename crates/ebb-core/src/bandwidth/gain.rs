@@ -177,7 +177,7 @@ mod tests {
         // not grow (ebb under its limit is then the window yielding to them).
         assert!(near(
             run(&mut g, &estimate(1, true, 0.6e6), 0.5, &mut now),
-            3.2
+            4.0 / CLAMP_GAIN_ALONE * CLAMP_GAIN_SHARED
         ));
         // At the most gain and still under half the limit, alone: short of the idle link.
         assert!(!g.take_starved(now));
@@ -197,10 +197,10 @@ mod tests {
         assert!(g.take_starved(now));
         run(&mut g, &estimate(1, true, 0.4e6), 0.05, &mut now);
         assert!(!g.starving(), "others on the link");
-        // A queue: back at once, to 1 with others on the link, 1.25 alone.
+        // A queue: back at once, to the shared base with others on the link, 1.25 alone.
         assert!(near(
             run(&mut g, &estimate(6, true, 0.6e6), 0.05, &mut now),
-            1.0
+            CLAMP_GAIN_SHARED
         ));
         assert!(near(
             run(&mut g, &estimate(6, false, 0.6e6), 0.05, &mut now),
@@ -208,9 +208,9 @@ mod tests {
         ));
     }
 
-    /// A web fetch on a clear path shares the link: ebb's window is its share of a round trip
-    /// (gain 1), so that the fetch's queue slows ebb at once. The alone gain of 1.25 had stayed
-    /// (each fetch then waited behind a quarter round trip more of ebb's data).
+    /// A web fetch on a clear path shares the link: ebb's window is about its share of a round
+    /// trip (the shared base), so that the fetch's queue slows ebb at once. The alone gain of
+    /// 1.25 had stayed (each fetch then waited behind a quarter round trip of ebb's data).
     #[test]
     fn others_on_a_clear_path_bring_the_gain_to_the_shared_base() {
         let mut now = Instant::now();
@@ -221,18 +221,22 @@ mod tests {
         ));
         assert!(near(
             run(&mut g, &estimate(1, true, 0.95e6), 0.05, &mut now),
-            1.0
+            CLAMP_GAIN_SHARED
         ));
         // Short with others on the link: their queue slowing ebb is no reason to grow.
         assert!(near(
             run(&mut g, &estimate(1, true, 0.6e6), 1.0, &mut now),
-            1.0
+            CLAMP_GAIN_SHARED
         ));
         // Raised while short, alone: others arriving keep the raise, on their base.
         run(&mut g, &estimate(1, false, 0.6e6), 0.6, &mut now);
         let alone = g.gain();
         run(&mut g, &estimate(1, true, 0.95e6), 0.05, &mut now);
-        assert!(near(g.gain(), alone / 1.25), "{alone} {}", g.gain());
+        assert!(
+            near(g.gain(), alone / CLAMP_GAIN_ALONE * CLAMP_GAIN_SHARED),
+            "{alone} {}",
+            g.gain()
+        );
         assert!(near(
             run(&mut g, &estimate(1, false, 0.6e6), 2.0, &mut now),
             4.0
