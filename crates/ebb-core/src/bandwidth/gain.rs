@@ -100,16 +100,15 @@ impl WindowGain {
             .queue_delay
             .zip(e.target_delay)
             .is_some_and(|(q, t)| q < t / 2);
-        let base = if e.shared {
+        if e.shared != (self.base < CLAMP_GAIN_ALONE) {
+            // Others came or went: a shortfall is measured again, against the new company.
+            self.short_since = None;
+        }
+        self.base = if e.shared {
             CLAMP_GAIN_SHARED
         } else {
             CLAMP_GAIN_ALONE
         };
-        if base != self.base {
-            // Others came or went: a shortfall is measured again, against the new company.
-            self.short_since = None;
-            self.base = base;
-        }
         if !clear {
             self.boost = 1.0;
             self.short_since = None;
