@@ -293,10 +293,10 @@ impl Estimator {
         }
     }
 
-    /// The capacity: the highest total rate seen over the capacity window (nothing until the window
-    /// is full); and, when the queue stays over target with no one but ebb on the interface, the
-    /// link is full at the rate seen, so the capacity comes down towards it (a slower link than
-    /// the peak said, or traffic the counters cannot see).
+    /// The capacity: the highest total rate seen over the capacity window (nothing until the
+    /// ticks span it); and, when the queue stays over target with no one but ebb on the
+    /// interface, the link is full at the rate seen, so the capacity comes down towards it (a
+    /// slower link than the peak said, or traffic the counters cannot see).
     fn learn_capacity(&mut self, bytes: f64, dt: f64, delays: Option<(Duration, Duration)>) {
         let over = delays.is_some_and(|(q, base)| q > target(Some(base)));
         // A queue for a few ticks in a row, not one burst's (on a lossy path the flows never

@@ -11,9 +11,9 @@ use super::sockets::{CLAMP_GAIN_ALONE, CLAMP_GAIN_SHARED};
 /// The window clamp's gain: CLAMP_GAIN_ALONE with ebb alone on the link, CLAMP_GAIN_SHARED with
 /// others on it; and, on a clear path, raised while ebb moves clearly less than its limit
 /// (after GAIN_AFTER, or GAIN_AFTER_SHARED with others on the link; up to GAIN_MAX, doubling
-/// each GAIN_DOUBLING): then the window
-/// is what holds it back, as on a lossy path, where every lost segment stalls a window just one
-/// round trip long until it is sent again. A queue brings it back at once.
+/// each GAIN_DOUBLING): then the window is what holds it back, as on a lossy path, where every
+/// lost segment stalls a window just one round trip long until it is sent again. A queue
+/// brings it back at once.
 ///
 /// At the most gain, alone on a clear path, with a limit of at least half the link, still
 /// moving less than STARVED_SHARE of it for STARVED_AFTER: one connection is short of the idle
