@@ -21,8 +21,8 @@ use super::sockets::{CLAMP_GAIN_ALONE, CLAMP_GAIN_SHARED};
 /// (`transfer::http::split`).
 #[derive(Debug)]
 pub(super) struct WindowGain {
-    /// CLAMP_GAIN_ALONE or CLAMP_GAIN_SHARED, as the last estimate found the link.
-    base: f64,
+    /// Whether the last estimate found others on the link.
+    shared: bool,
     /// What the gain is raised above the base (1: not at all).
     boost: f64,
     short_since: Option<Instant>,
@@ -49,7 +49,7 @@ const GAIN_AFTER_SHARED: Duration = Duration::from_secs(2);
 impl Default for WindowGain {
     fn default() -> Self {
         Self {
-            base: CLAMP_GAIN_ALONE,
+            shared: false,
             boost: 1.0,
             short_since: None,
             starved_since: None,
@@ -59,7 +59,17 @@ impl Default for WindowGain {
 
 impl WindowGain {
     pub fn gain(&self) -> f64 {
-        (self.base * self.boost).min(GAIN_MAX)
+        (self.base() * self.boost).min(GAIN_MAX)
+    }
+
+    /// The gain before any raise: CLAMP_GAIN_SHARED with others on the link, else
+    /// CLAMP_GAIN_ALONE.
+    fn base(&self) -> f64 {
+        if self.shared {
+            CLAMP_GAIN_SHARED
+        } else {
+            CLAMP_GAIN_ALONE
+        }
     }
 
     /// Whether one connection has been short of the idle link for STARVED_AFTER; if so, the
@@ -84,7 +94,7 @@ impl WindowGain {
     pub fn update(&mut self, e: &Estimate, rate: Option<f64>, elapsed: Duration, now: Instant) {
         self.grow(e, rate, elapsed, now);
         let starved = !e.shared
-            && self.boost >= GAIN_MAX / self.base
+            && self.boost >= GAIN_MAX / self.base()
             && rate.is_some_and(|r| {
                 e.capacity > 0.0 && r >= IDLE_LIMIT * e.capacity && e.own < STARVED_SHARE * r
             });
@@ -100,15 +110,11 @@ impl WindowGain {
             .queue_delay
             .zip(e.target_delay)
             .is_some_and(|(q, t)| q < t / 2);
-        if e.shared != (self.base < CLAMP_GAIN_ALONE) {
+        if e.shared != self.shared {
             // Others came or went: a shortfall is measured again, against the new company.
             self.short_since = None;
+            self.shared = e.shared;
         }
-        self.base = if e.shared {
-            CLAMP_GAIN_SHARED
-        } else {
-            CLAMP_GAIN_ALONE
-        };
         if !clear {
             self.boost = 1.0;
             self.short_since = None;
@@ -129,7 +135,7 @@ impl WindowGain {
         let since = *self.short_since.get_or_insert(now);
         if now.saturating_duration_since(since) >= after {
             let dt = elapsed.as_secs_f64() / GAIN_DOUBLING.as_secs_f64();
-            self.boost = (self.boost * dt.exp2()).min(GAIN_MAX / self.base);
+            self.boost = (self.boost * dt.exp2()).min(GAIN_MAX / self.base());
         }
     }
 }
