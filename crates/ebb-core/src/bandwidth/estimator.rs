@@ -13,15 +13,17 @@ use super::controller::{Controller, OVERHEAD, Observation, noise, target};
 use crate::model::{BandwidthStatus, IdleReason};
 
 /// Foreground traffic is the interface's bytes less ebb's, summed over this window before it
-/// is clamped (the two are sampled at slightly different moments), then smoothed with this
-/// time constants, quick to rise and slow to fall: a flow that arrives is left room at once,
-/// and a user's bursts are left what they take, not each gap between them.
+/// is clamped (the two are sampled at slightly different moments), then smoothed with these
+/// time constants, quick to rise and slower to fall: a flow that arrives is left room at once,
+/// and a user's bursts are left what they take, not each gap between them. A fall of 1 s read
+/// web fetches on 10 mbit (100 KiB every 400 ms) as 1.3 times what they take, and held ebb
+/// down for a second after a flow ended.
 const FG_WINDOW: Duration = Duration::from_millis(300);
 const FG_RISE: Duration = Duration::from_millis(200);
-const FG_FALL: Duration = Duration::from_secs(1);
+const FG_FALL: Duration = Duration::from_millis(500);
 /// Foreground traffic that stayed at nothing for this long (longer than the gaps between a
-/// user's fetches) has ended: the smoothed figure drops to it at once.
-const FG_GONE: Duration = Duration::from_secs(1);
+/// user's fetches, 100-300 ms on the bed) has ended: the smoothed figure drops to it at once.
+const FG_GONE: Duration = Duration::from_millis(500);
 /// The capacity is the highest total rate over a window that carries this many bytes at the
 /// capacity known (the shortest window until it is known): long enough that a shaper's burst
 /// (a token bucket lets its bucket through at line rate after a quiet moment; 16 KB is a

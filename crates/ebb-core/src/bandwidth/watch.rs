@@ -194,7 +194,8 @@ mod tests {
             gain: 1.0,
         };
         w.kernel.read(None, Some(server), false, false, to);
-        assert_eq!(window_clamp(&client), 20_000);
+        let clamp = window_clamp(&client);
+        assert!((20_000..20_000 + 1448).contains(&clamp), "{clamp}");
         w.lift_clamps().await;
         assert!(window_clamp(&client) > 1 << 20);
         assert!(!w.kernel.sockets.clamping());
