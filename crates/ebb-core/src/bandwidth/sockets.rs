@@ -41,8 +41,8 @@ pub(crate) const CLAMP_GAIN_SHARED: f64 = 1.1;
 /// window whatever ebb has left unread (the window is the free buffer space, megabytes), so
 /// at the trickle over a long path this floor, not the trickle, is what ebb takes. Behind a
 /// foreground flow's queue on 2 mbit / 100 ms, a floor of three took 10-15 kB/s (the flow kept
-/// 94 %), two 7-11 kB/s (95-96 %), one 4-6 kB/s (97-98 %); but a bbr server that sent one
-/// segment a round trip for seconds took 3.3 s to be back at 85 % of the link (two: 2.4-2.8 s).
+/// 94 %), two 7-11 kB/s (94.6-96.8 %), one 4-6 kB/s (97-98 %); but a bbr server that sent one
+/// segment a round trip for seconds took 3.3 s to be back at 85 % of the link (two: 2.4-2.9 s).
 const CLAMP_MIN_SEGMENTS: u32 = 2;
 /// The segment size where the kernel does not say.
 const SEGMENT: u32 = 1448;
