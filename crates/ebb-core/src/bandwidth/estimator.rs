@@ -179,7 +179,7 @@ pub fn counter_delta(prev: u64, cur: u64) -> u64 {
 }
 
 /// An exponential moving average's weight for a step of `dt` with time constant `tau`.
-fn weight(dt: f64, tau: Duration) -> f64 {
+pub(super) fn weight(dt: f64, tau: Duration) -> f64 {
     1.0 - (-dt / tau.as_secs_f64()).exp()
 }
 

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::estimator::Estimate;
+use super::estimator::{Estimate, weight};
 use super::sockets::{CLAMP_GAIN_ALONE, CLAMP_GAIN_SHARED};
 
 /// The window clamp's gain: CLAMP_GAIN_ALONE with ebb alone on the link, CLAMP_GAIN_SHARED with
@@ -103,8 +103,7 @@ impl WindowGain {
     /// After an estimate over `elapsed`, under the limit `rate` in force.
     pub fn update(&mut self, e: &Estimate, rate: Option<f64>, elapsed: Duration, now: Instant) {
         self.grow(e, rate, elapsed, now);
-        let w = 1.0 - (-elapsed.as_secs_f64() / OWN_SLOW.as_secs_f64()).exp();
-        self.own_slow += w * (e.own - self.own_slow);
+        self.own_slow += weight(elapsed.as_secs_f64(), OWN_SLOW) * (e.own - self.own_slow);
         let starved = !e.shared
             && self.boost >= GAIN_MAX / self.base()
             && self.own_slow < FILLED_SHARE * e.capacity
