@@ -550,6 +550,12 @@ impl Bandwidth {
             probe_rtt: lock(&self.probe_rtt).take(),
             socket_rtt,
         };
+        if w.offered && !self.one_short.load(Ordering::Relaxed) {
+            // The offer was taken: a download is opening more connections.
+            w.offered = false;
+            w.estimator.split_taken();
+            w.gain.split_taken();
+        }
         let estimate = w.estimator.update(sample, now);
         w.rtt = estimate.base_delay;
         let limit = self.global.rate().bytes_per_sec().map(|r| r as f64);
@@ -557,8 +563,10 @@ impl Bandwidth {
         // Offered to one split at a time: the flag is taken by the first download to split.
         if upload || !w.gain.starving() {
             self.one_short.store(false, Ordering::Relaxed);
+            w.offered = false;
         } else if w.gain.take_starved(now) {
             self.one_short.store(true, Ordering::Relaxed);
+            w.offered = true;
         }
         (estimate, own, shown_rtt)
     }

@@ -72,6 +72,8 @@ const HEADROOM: f64 = 0.96;
 const PROBE_AFTER: Duration = Duration::from_millis(500);
 const PROBE_STEP: f64 = 0.08;
 const PROBE_MAX: f64 = 0.15;
+/// ebb keeps up with a budget when it moves at least this share of it.
+const KEEPING_UP: f64 = 0.9;
 /// A flow ramping up: foreground traffic that grew by more than max(FG_FLOOR, RAMP_SHARE ×
 /// capacity) over RAMP_WINDOW. For RAMP_HOLD after that, ebb leaves it RAMP_ROOM times what it
 /// takes, so that it can grow by doubling rather than into a few per cent of headroom at a
@@ -97,8 +99,9 @@ const SLOWDOWN_MAX: Duration = Duration::from_secs(1);
 #[derive(Clone, Copy, Debug, Default)]
 pub(super) struct Observation {
     pub elapsed: Duration,
-    /// ebb's background payload bytes/s on the wire (smoothed).
+    /// ebb's background payload bytes/s on the wire (smoothed), and the same over a second.
     pub own: f64,
+    pub own_slow: f64,
     /// The link's capacity in interface bytes/s, once the link was seen full; 0 until then.
     pub capacity: f64,
     /// Foreground traffic in interface bytes/s (smoothed); 0 without counters.
@@ -196,6 +199,16 @@ impl Controller {
 
     pub fn reason(&self) -> IdleReason {
         self.reason
+    }
+
+    /// A download split its file over more connections, `own` being what the one moved over
+    /// a second: from a limit that never bound (a loss-limited connection keeps no queue), the
+    /// new ones would all grow at once into the queue; from twice what the one moved, they grow
+    /// into the link.
+    pub fn split_taken(&mut self, own: f64) {
+        if let Some(r) = self.rate {
+            self.rate = Some(r.min((2.0 * own).max(TRICKLE_FLOOR)));
+        }
     }
 
     /// Forget the limit (no transfers to control, or control switched off).
@@ -388,9 +401,14 @@ impl Controller {
             };
         }
         // Probing is for a link ebb has to itself: with others on it, its capacity shows.
-        if !clear || o.own < 0.9 * budget || o.foreground_present() {
+        if !clear || o.foreground_present() {
             self.at_budget_since = None;
             self.probe = 0.0;
+            return;
+        }
+        // It goes on while ebb keeps up with the budget, now or over a second (a lossy path's
+        // connections stall now and then), and holds while it does not.
+        if o.own.max(o.own_slow) < KEEPING_UP * budget {
             return;
         }
         let since = *self.at_budget_since.get_or_insert(now);

@@ -37,8 +37,13 @@ const CAPACITY_BYTES: f64 = 500_000.0;
 /// the budget then held ebb there while probing found the rest, for seconds).
 const CAPACITY_WINDOW_MIN: Duration = Duration::from_millis(200);
 const CAPACITY_WINDOW_MAX: Duration = Duration::from_secs(1);
-/// ebb's own rate is smoothed with this time constant.
+/// ebb's own rate is smoothed with this time constant...
 const OWN_SMOOTH: Duration = Duration::from_millis(200);
+/// ...and, to judge whether it keeps up with its limit (a lossy path's connections stall now
+/// and then), with this one too: the rate over about a second, or since the start if that is
+/// shorter (an average that starts at nothing would read a connection that fills the link as
+/// short of it for seconds).
+pub(super) const OWN_SLOW: Duration = Duration::from_secs(1);
 /// A queue over target for this many ticks in a row with ebb alone on the interface means the
 /// link is full at the rate seen: the capacity is at most that.
 const SATURATED_TICKS: u32 = 3;
@@ -82,8 +87,13 @@ pub struct Estimate {
     pub reason: IdleReason,
     /// ebb's own payload bytes/s (smoothed).
     pub own: f64,
+    /// The same over about a second (OWN_SLOW).
+    pub own_slow: f64,
     pub foreground: f64,
+    /// The link's capacity, interface bytes/s: the most seen, a lower bound until the link was
+    /// seen full (`capacity_known`).
     pub capacity: f64,
+    pub capacity_known: bool,
     pub queue_delay: Option<Duration>,
     pub base_delay: Option<Duration>,
     pub target_delay: Option<Duration>,
@@ -144,8 +154,11 @@ pub struct Estimator {
     signals: Signals,
     controller: Controller,
     capacity: f64,
-    /// Smoothed own rate, payload bytes/s.
+    /// Smoothed own rate, payload bytes/s, and the same over OWN_SLOW with the weight its
+    /// average has had so far (1 − e^(−t/OWN_SLOW)), to divide by.
     own: f64,
+    own_slow: f64,
+    own_slow_weight: f64,
     /// Foreground rate, interface bytes/s: over the window, and smoothed.
     foreground: f64,
     fg_smooth: f64,
@@ -190,6 +203,8 @@ impl Estimator {
             controller: Controller::new(now),
             capacity: 0.0,
             own: 0.0,
+            own_slow: 0.0,
+            own_slow_weight: 0.0,
             foreground: 0.0,
             fg_smooth: 0.0,
             window: VecDeque::new(),
@@ -201,6 +216,14 @@ impl Estimator {
             probe: Delay::default(),
             socket: Delay::default(),
             started: now,
+        }
+    }
+
+    /// A download split its file over more connections (`Controller::split_taken`).
+    pub fn split_taken(&mut self) {
+        if self.own_slow_weight > 0.0 {
+            self.controller
+                .split_taken(self.own_slow / self.own_slow_weight);
         }
     }
 
@@ -220,6 +243,10 @@ impl Estimator {
     pub fn update(&mut self, s: Sample, now: Instant) -> Estimate {
         let dt = s.elapsed.as_secs_f64().max(1e-3);
         self.own += weight(dt, OWN_SMOOTH) * (s.own as f64 / dt - self.own);
+        let w = weight(dt, OWN_SLOW);
+        self.own_slow += w * (s.own as f64 / dt - self.own_slow);
+        self.own_slow_weight += w * (1.0 - self.own_slow_weight);
+        let own_slow = self.own_slow / self.own_slow_weight;
         let minute = now.saturating_duration_since(self.started).as_secs() / 60;
         if let Some(rtt) = s.probe_rtt {
             self.probe.note(rtt, minute, now);
@@ -240,6 +267,7 @@ impl Estimator {
         let o = Observation {
             elapsed: s.elapsed,
             own: self.own,
+            own_slow,
             capacity: if counters && (self.full_seen || !self.signals.delay) {
                 self.capacity
             } else {
@@ -256,8 +284,10 @@ impl Estimator {
             rate,
             reason: self.controller.reason(),
             own: self.own,
+            own_slow,
             foreground: self.fg_smooth,
             capacity: if counters { self.capacity } else { 0.0 },
+            capacity_known: counters && self.full_seen,
             queue_delay: o.queue_delay,
             base_delay: o.base_delay,
             target_delay: delays.map(|d| target(Some(d.1))),
@@ -355,6 +385,9 @@ impl Estimator {
     /// capacity and base delay are the link's and stay.
     pub fn reset(&mut self, now: Instant) {
         self.controller.reset(now);
+        // ebb's rate over a second is of this run of transfers.
+        self.own_slow = 0.0;
+        self.own_slow_weight = 0.0;
         self.totals.clear();
         self.window.clear();
         self.foreground = 0.0;

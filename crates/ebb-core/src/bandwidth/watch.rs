@@ -34,6 +34,8 @@ pub(super) struct Watch {
     /// The window clamp's gain for the next tick.
     pub gain: WindowGain,
     pub probe: Option<SocketAddr>,
+    /// Whether a split is on offer (`Bandwidth::take_one_short`), as last set.
+    pub offered: bool,
 }
 
 impl Watch {
@@ -57,6 +59,7 @@ impl Watch {
             rtt: None,
             gain: WindowGain::default(),
             probe: None,
+            offered: false,
         }
     }
 
@@ -87,6 +90,7 @@ impl Watch {
     pub async fn pause(&mut self, now: Instant) {
         self.estimator.reset(now);
         self.gain = WindowGain::default();
+        self.offered = false;
         self.lift_clamps().await;
     }
 
@@ -107,6 +111,7 @@ impl Watch {
         }
         self.last_direction = direction.or(self.last_direction);
         self.gain = WindowGain::default();
+        self.offered = false;
         self.server = server;
         self.addr = None;
         self.kernel = Kernel::default();
@@ -210,8 +215,10 @@ mod tests {
             rate: Some(1e6),
             reason: crate::model::IdleReason::Capacity,
             own: 0.4e6,
+            own_slow: 0.4e6,
             foreground: 0.0,
             capacity: 1.2e6,
+            capacity_known: true,
             queue_delay: Some(Duration::from_millis(1)),
             base_delay: Some(Duration::from_millis(20)),
             target_delay: Some(Duration::from_millis(10)),

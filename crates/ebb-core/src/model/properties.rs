@@ -36,7 +36,7 @@ pub struct JobProperties {
     /// How many connections one file of a foreground job may use at once (ebb's addition, as
     /// `aria2c -x`): 0 (the default) splits a large file over up to 4 once one connection
     /// proves slow, 1 never splits, N splits at once into up to N. A background job's large
-    /// file is split (into up to 8) only when the idle-capacity control finds one connection
+    /// file is split (into up to 16) only when the idle-capacity control finds one connection
     /// short of the idle link, as on a lossy path, and never with 1; its rate limit holds all
     /// its connections together.
     #[serde(skip_serializing_if = "is_zero")]
