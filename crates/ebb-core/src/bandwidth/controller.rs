@@ -66,7 +66,7 @@ const BUSY_STOP: f64 = 0.5;
 /// gets would take long to come down when someone needs the link.
 const BINDING: f64 = 0.5;
 /// What ebb may use of the capacity others leave. Below 1, so that ebb alone keeps no queue.
-const HEADROOM: f64 = 0.96;
+pub(super) const HEADROOM: f64 = 0.96;
 /// At the budget with a clear path for PROBE_AFTER, the budget rises by PROBE_STEP of the
 /// capacity a second, up to PROBE_MAX, until the queue shows where the link really is.
 const PROBE_AFTER: Duration = Duration::from_millis(500);

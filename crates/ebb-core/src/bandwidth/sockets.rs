@@ -44,8 +44,8 @@ pub(crate) const CLAMP_GAIN_SHARED: f64 = 1.1;
 /// 94 %), two 7-11 kB/s (94.6-96.8 %), one 4-6 kB/s (97-98 %); but a bbr server that sent one
 /// segment a round trip for seconds took 3.3 s to be back at 85 % of the link (two: 2.4-2.9 s).
 /// The floor is of all the connections together, one segment each at least: a file split over
-/// 16 connections (a lossy path) took 0.96 MB/s behind a bbr foreground flow at two each, and
-/// the flow kept 84 %.
+/// 16 connections (a lossy path) took 0.96 MB/s on the wire behind a bbr foreground flow at
+/// two each, and the flow kept 84 %.
 const CLAMP_MIN_SEGMENTS: u32 = 2;
 /// The segment size where the kernel does not say.
 const SEGMENT: u32 = 1448;

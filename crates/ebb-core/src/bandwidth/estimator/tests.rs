@@ -3,7 +3,7 @@
 //! on tokio's paused clock.
 
 use super::*;
-use crate::bandwidth::controller::{TRICKLE_FLOOR, TRICKLE_SHARE};
+use crate::bandwidth::controller::{HEADROOM, TRICKLE_FLOOR, TRICKLE_SHARE};
 
 const TICK: Duration = Duration::from_millis(50);
 const PROBE_EVERY: u32 = 2;
@@ -360,7 +360,7 @@ async fn stalls_on_a_lossy_path_do_not_stop_the_probing() {
     net.stall_every = 8;
     net.run(Fg::None, 5.0).await;
     let m = net.run(Fg::None, 10.0).await;
-    let no_probe = HEADROOM_OF_LINK * (1.0 - (1.0 - STALLED) / f64::from(net.stall_every));
+    let no_probe = HEADROOM * (1.0 - (1.0 - STALLED) / f64::from(net.stall_every));
     assert!(no_probe < 0.9, "{no_probe}");
     assert!(m.ebb >= 0.91 * net.link(), "{m:?} {}", m.ebb / net.link());
     assert!(
@@ -368,9 +368,6 @@ async fn stalls_on_a_lossy_path_do_not_stop_the_probing() {
         "{m:?}"
     );
 }
-
-/// ebb's share of the link at the budget with no probing (controller::HEADROOM).
-const HEADROOM_OF_LINK: f64 = 0.96;
 
 /// One loss-limited connection leaves a limit that never bound; when a download splits its
 /// file, the many connections start from twice what the one moved, not from that limit.
