@@ -36,7 +36,8 @@ const MIN_STEAL: u64 = 1 << 20;
 const AUTO: usize = 4;
 /// The connections of a background job's split: one loss-limited TCP stream takes a few
 /// Mbit/s (1 % loss, 20 ms: 5.6-7.1), so filling an idle link of tens of Mbit/s takes this
-/// many (8 moved 84-92 % of 50 Mbit/s, short of it whenever a few stalled at once).
+/// many (8 moved 84-89 % of 50 Mbit/s once split, short of it whenever a few stalled at
+/// once; 16 move 94-95 %).
 const IDLE: usize = 16;
 /// A background split's connections open this far apart: each new one's first flight (ten
 /// segments, before its window is clamped) then lands alone, not sixteen at once into the
