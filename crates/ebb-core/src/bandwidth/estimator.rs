@@ -94,6 +94,9 @@ pub struct Estimate {
     /// seen full (`capacity_known`).
     pub capacity: f64,
     pub capacity_known: bool,
+    /// The most the link was seen to carry, interface bytes/s: the capacity before any step
+    /// down (on a lossy path, a queue over stalled connections brought it 10 % under the link).
+    pub peak: f64,
     pub queue_delay: Option<Duration>,
     pub base_delay: Option<Duration>,
     pub target_delay: Option<Duration>,
@@ -154,6 +157,7 @@ pub struct Estimator {
     signals: Signals,
     controller: Controller,
     capacity: f64,
+    peak: f64,
     /// Smoothed own rate, payload bytes/s, and the same over OWN_SLOW with the weight its
     /// average has had so far (1 − e^(−t/OWN_SLOW)), to divide by.
     own: f64,
@@ -202,6 +206,7 @@ impl Estimator {
             signals,
             controller: Controller::new(now),
             capacity: 0.0,
+            peak: 0.0,
             own: 0.0,
             own_slow: 0.0,
             own_slow_weight: 0.0,
@@ -288,6 +293,7 @@ impl Estimator {
             foreground: self.fg_smooth,
             capacity: if counters { self.capacity } else { 0.0 },
             capacity_known: counters && self.full_seen,
+            peak: if counters { self.peak } else { 0.0 },
             queue_delay: o.queue_delay,
             base_delay: o.base_delay,
             target_delay: delays.map(|d| target(Some(d.1))),
@@ -351,6 +357,7 @@ impl Estimator {
             self.capacity = total.max((1.0 - CAPACITY_STEP_DOWN) * self.capacity);
         }
         self.capacity = self.capacity.max(total);
+        self.peak = self.peak.max(total);
     }
 
     /// Drop the ticks older than CAPACITY_WINDOW_MAX; the total rate over the newest ticks that

@@ -219,6 +219,7 @@ mod tests {
             foreground: 0.0,
             capacity: 1.2e6,
             capacity_known: true,
+            peak: 1.2e6,
             queue_delay: Some(Duration::from_millis(1)),
             base_delay: Some(Duration::from_millis(20)),
             target_delay: Some(Duration::from_millis(10)),

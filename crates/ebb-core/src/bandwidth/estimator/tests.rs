@@ -438,6 +438,63 @@ async fn a_queue_that_never_clears_gets_the_base_delay_measured_again() {
     assert_eq!(slowed, 4);
 }
 
+/// Web fetches swing the smoothed foreground estimate by more than RAMP_SHARE of the link
+/// within half a second, each rising no higher than the ones before it: no flow ramping up,
+/// to be left twice what it takes (on 10 mbit, fetches read so held ebb to 0.5 of 0.85 MB/s
+/// for a second at a time). A bulk flow arriving, alone or among them, is one.
+#[test]
+fn web_fetches_never_ramp_and_a_bulk_flow_does() {
+    let capacity = 1.26e6;
+    let observe = |fg: f64| Observation {
+        elapsed: TICK,
+        own: 0.8e6,
+        own_slow: 0.8e6,
+        capacity,
+        foreground: fg,
+        foreground_now: fg,
+        counters: true,
+        queue_delay: Some(Duration::from_millis(1)),
+        base_delay: Some(Duration::from_millis(50)),
+    };
+    // A fetch's cycle of 600 ms, as the estimate reads it: two ticks at the trough, eight
+    // rising from 0.27 to 0.36 MB/s, two falling back.
+    let web = |tick: u32| {
+        let rise = f64::from((tick % 12).saturating_sub(1).min(8)) / 8.0;
+        if tick % 12 >= 10 {
+            0.27e6
+        } else {
+            0.27e6 + 0.09e6 * rise
+        }
+    };
+    let mut now = Instant::now();
+    let mut c = Controller::new(now);
+    for tick in 0..200 {
+        now += TICK;
+        c.step(&observe(web(tick)), now);
+        // The first fetch is a flow arriving (held for RAMP_HOLD); the ones after it are not.
+        assert!(tick < 40 || !c.ramping(), "tick {tick}");
+    }
+    // A bulk flow among the fetches, doubling each round trip (50 ms): ramping within 200 ms.
+    let mut bulk = 0.02e6;
+    for tick in 200..204 {
+        now += TICK;
+        bulk *= 2.0;
+        c.step(&observe(web(tick) + bulk), now);
+    }
+    assert!(c.ramping());
+    // And alone, after a quiet spell.
+    let mut c = Controller::new(now);
+    for _ in 0..40 {
+        now += TICK;
+        c.step(&observe(0.0), now);
+    }
+    for _ in 0..3 {
+        now += TICK;
+        c.step(&observe(0.1e6), now);
+    }
+    assert!(c.ramping());
+}
+
 #[test]
 fn base_delay_is_the_minimum_of_recent_minutes() {
     let now = Instant::now();
