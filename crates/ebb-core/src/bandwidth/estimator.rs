@@ -226,10 +226,15 @@ impl Estimator {
 
     /// A download split its file over more connections (`Controller::split_taken`).
     pub fn split_taken(&mut self) {
-        if self.own_slow_weight > 0.0 {
-            self.controller
-                .split_taken(self.own_slow / self.own_slow_weight);
+        if let Some(own) = self.own_slow() {
+            self.controller.split_taken(own);
         }
+    }
+
+    /// ebb's rate over about a second, or since the start if that is shorter; none before the
+    /// first tick.
+    fn own_slow(&self) -> Option<f64> {
+        (self.own_slow_weight > 0.0).then(|| self.own_slow / self.own_slow_weight)
     }
 
     pub fn set_signals(&mut self, signals: Signals) {
@@ -251,7 +256,7 @@ impl Estimator {
         let w = weight(dt, OWN_SLOW);
         self.own_slow += w * (s.own as f64 / dt - self.own_slow);
         self.own_slow_weight += w * (1.0 - self.own_slow_weight);
-        let own_slow = self.own_slow / self.own_slow_weight;
+        let own_slow = self.own_slow().unwrap_or(0.0);
         let minute = now.saturating_duration_since(self.started).as_secs() / 60;
         if let Some(rtt) = s.probe_rtt {
             self.probe.note(rtt, minute, now);

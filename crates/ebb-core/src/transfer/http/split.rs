@@ -272,7 +272,8 @@ fn start(
     file: &JobFile,
     first: Option<reqwest::Response>,
 ) -> (FuturesUnordered<BoxFuture<'static, Event>>, VecDeque<usize>) {
-    let most = Plan::of(cx).map_or(1, |p| p.n.max(1));
+    let plan = Plan::of(cx);
+    let most = plan.map_or(1, |p| p.n.max(1));
     let parts: FuturesUnordered<BoxFuture<'static, Event>> = FuturesUnordered::new();
     let mut waiting: VecDeque<usize> = (0..file.splits.len())
         .filter(|&i| file.splits[i].next < file.splits[i].end)
@@ -285,22 +286,25 @@ fn start(
             cx.clients.chunk_timeout(),
         )));
     }
-    let stagger = if Plan::of(cx).is_some_and(|p| p.idle) {
+    let stagger = if plan.is_some_and(|p| p.idle) {
         IDLE_STAGGER
     } else {
         Duration::ZERO
     };
-    let mut k = 0;
+    let mut after = Duration::ZERO;
     while parts.len() < most
         && let Some(i) = waiting.pop_front()
     {
         let open = link.open(cx, file, i, None);
-        let after = stagger * k;
-        k += 1;
-        parts.push(Box::pin(async move {
-            tokio::time::sleep(after).await;
-            open.await
-        }));
+        if after.is_zero() {
+            parts.push(open);
+        } else {
+            parts.push(Box::pin(async move {
+                tokio::time::sleep(after).await;
+                open.await
+            }));
+        }
+        after += stagger;
     }
     tracing::debug!(
         splits = file.splits.len(),
