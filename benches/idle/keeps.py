@@ -84,13 +84,17 @@ def figures(path, link_bytes):
     rows = [json.loads(line) for line in open(path)]
     rows = [r | {"conns": {int(k): v for k, v in r["conns"].items()}} for r in rows]
     fg_rows = [(r, p) for r in rows for p in r["conns"] if p in FG_PORTS]
-    if len(fg_rows) < 3:
+    if not fg_rows:
         return None
     first = fg_rows[0][0]["t"] + SKIP
     fg_rows = [(r, p) for r, p in fg_rows if r["t"] >= first]
+    if len(fg_rows) < 2:
+        return None
     (a, pa), (b, _) = fg_rows[0], fg_rows[-1]
     fa, fb = a["conns"][pa], b["conns"][pa]
-    bg = lambda r: sum(v["acked"] for p, v in r["conns"].items() if p not in FG_PORTS and p in a["conns"] and p in b["conns"])
+    # The background's connections that lasted the whole interval.
+    both = [p for p in a["conns"] if p not in FG_PORTS and p in b["conns"]]
+    bg = lambda r: sum(r["conns"][p]["acked"] for p in both)
     dt = max(b["t"] - a["t"], 1e-3)
     return {"loss": 100 * (fb["retrans"] - fa["retrans"]) / max(fb["segs"] - fa["segs"], 1),
             "rtt": statistics.mean(r["conns"][pa]["rtt"] for r, _ in fg_rows),
@@ -110,6 +114,8 @@ def run(background, n, link_bytes):
     finally:
         stop.set()
         t.join()
+    if out.returncode != 0:
+        sys.exit(f"keeps.py: {background} run {n} failed (rc {out.returncode}): {out.stderr.strip()}")
     log = os.path.join(OUT, "work", "ebb.log")
     if os.path.exists(log):
         os.replace(log, os.path.join(OUT, f"{background}-{n}.log"))
@@ -136,10 +142,15 @@ def main():
     if os.geteuid() != 0:
         sys.exit("keeps.py: run as root (the bed needs network namespaces)")
     backgrounds = sys.argv[1:] or ["ebb", "paced:8x500000", "paced:2x400000", "cpu:2"]
-    rate, delay, qlat, loss = LINK.split("/")
-    link_bytes = float(rate.removesuffix("mbit")) * 1e6 / 8
-    os.makedirs(OUT, exist_ok=True)
     os.environ.setdefault("EBB", os.path.join(ROOT, "target", "release", "ebb"))
+    rate, delay, qlat, loss = LINK.split("/")
+    m = re.fullmatch(r"([\d.]+)([kmg])bit", rate)
+    if not m:
+        sys.exit(f"keeps.py: LINK's rate {rate!r} is not like 50mbit")
+    link_bytes = float(m.group(1)) * {"k": 1e3, "m": 1e6, "g": 1e9}[m.group(2)] / 8
+    if "ebb" in backgrounds and not os.access(os.environ.get("EBB", ""), os.X_OK):
+        sys.exit(f"keeps.py: no ebb binary at {os.environ.get('EBB')!r} (cargo build --release, or EBB=)")
+    os.makedirs(OUT, exist_ok=True)
     www = os.path.join(os.environ.get("NETBED_DIR", "/tmp/netbed"), "www")
     if not all(os.path.exists(os.path.join(www, f)) for f in ("big1.bin", "big2.bin")):
         bed("files", "1G", check=True, capture_output=True)

@@ -20,6 +20,8 @@ import os, shutil, signal, subprocess, sys, time
 SETTLE = 8.0
 FG_PORTS = "45000-45099"
 
+if len(sys.argv) != 6:
+    sys.exit("usage: keeps_client.py BACKGROUND WORKDIR SECS URL_BG URL_FG")
 background, work, secs, url_bg, url_fg = sys.argv[1], sys.argv[2], int(sys.argv[3]), *sys.argv[4:6]
 shutil.rmtree(work, ignore_errors=True)
 os.makedirs(work)
