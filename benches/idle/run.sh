@@ -15,8 +15,8 @@
 #            50mbit/20ms/100ms/1%
 #            Unset MATRIX with RATE set: the one link RATE/DELAY(20ms)/QLAT(100ms)/LOSS(0).
 #   CCS      server congestion controls (default "cubic bbr"); TOOLS background downloaders
-#            (default "ebb aria2c curl"); REPEAT runs of each (default 1; more: medians, and
-#            [min-max] in ebb's cells)
+#            (default "ebb aria2c curl"; also `onoff`, onoff.py, set by its ONOFF_* variables);
+#            REPEAT runs of each (default 1; more: medians, and [min-max] in ebb's cells)
 #   CAPS     rate caps in bytes/s for the cap table (default: none with a MATRIX; "500000
 #            2000000" in the old RATE form). The cap table runs only when CAPS is set, on the
 #            first link of the matrix with the kernel's default congestion control.
@@ -86,7 +86,8 @@ for tool in $TOOLS; do
                  die2 "missing ebb: $EBB is not an executable (NO_BUILD is set; set EBB=)"
              fi ;;
         aria2c|curl) need "$tool" "in TOOLS" ;;
-        *) die2 "unknown tool '$tool' in TOOLS (ebb, aria2c, curl)" ;;
+        onoff) ;;
+        *) die2 "unknown tool '$tool' in TOOLS (ebb, aria2c, curl, onoff)" ;;
     esac
 done
 for cc in $CCS; do

@@ -4,10 +4,11 @@
     scenario.py TOOL URL_BG URL_FG WORKDIR [--link-mbit 50] [--kind bulk|web] [--log FILE]
                 [--bw-log FILE]
 
-TOOL is the background downloader: ebb, aria2c or curl (`none`: no background, the idle
-baseline). The background download starts at 0 s and runs alone until ALONE (8 s); then comes the
-foreground phase (PHASE, 12 s), then AFTER (8 s) more of the background alone. Every 100 ms the
-size of the background's output is sampled (for ebb the data lands in `.ebb-*.tmp` in WORKDIR).
+TOOL is the background downloader: ebb, aria2c or curl, or onoff.py (`none`: no background,
+the idle baseline). The background download starts at 0 s and runs alone until ALONE (8 s);
+then comes the foreground phase (PHASE, 12 s), then AFTER (8 s) more of the background alone.
+Every 100 ms the size of the background's output is sampled (for ebb the data lands in
+`.ebb-*.tmp` in WORKDIR).
 
 --kind bulk (the default): the foreground is one bulk `curl URL_FG --max-time 12`. While the
 background runs alone, from 3 s to 8 s, `ping -i 0.1` the server.
@@ -51,7 +52,7 @@ RECOVER_FRAC, RECOVER_WIN = 0.85, 0.5
 BW_EVERY = 0.5
 
 ap = argparse.ArgumentParser()
-ap.add_argument("tool", choices=["ebb", "aria2c", "curl", "none"])
+ap.add_argument("tool", choices=["ebb", "aria2c", "curl", "onoff", "none"])
 ap.add_argument("url_bg")
 ap.add_argument("url_fg")
 ap.add_argument("work")
@@ -105,6 +106,9 @@ elif tool == "aria2c":
            "--disk-cache=0", "-d", work, "-o", "bg.bin", a.url_bg]
 elif tool == "curl":
     cmd = ["curl", "-s", "-o", bg_out, a.url_bg]
+elif tool == "onoff":
+    cmd = [sys.executable, os.path.join(os.path.dirname(os.path.abspath(__file__)), "onoff.py"),
+           a.url_bg, bg_out]
 
 # Every process this scenario starts, so that all of them are stopped by PID at the end.
 children = []
